@@ -1,0 +1,155 @@
+"""The model catalog: declared structure (names, aliases, limits) and, for selected models only, resolved lanes.
+
+Endpoints and keys are `${oc.env:...}` interpolations; they are resolved only when a model is selected for a run, so an
+unset variable of a model nobody asked for never matters, and one of a selected model fails with the key's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
+
+from fleetbench.errors import ConfigError, choices_text
+from fleetbench.types import Catalog, DeploymentSpec, Lane, ModelSpec
+
+TOOL_CALLING_MODES = ("text", "native")
+
+
+def build_catalog(models: DictConfig) -> Catalog:
+    """Validate the structure of every catalog entry and return the catalog (no secrets are resolved)."""
+    specs = [_model_spec(handle, node) for handle, node in models.items()]
+    return Catalog(tuple(specs))
+
+
+def _model_spec(handle: Any, node: DictConfig) -> ModelSpec:
+    key = f"models.{handle}"
+    name = _plain_str(node, "name", key)
+    tool_calling = _plain_str(node, "tool_calling", key)
+    if tool_calling not in TOOL_CALLING_MODES:
+        raise ConfigError(f"{key}.tool_calling: {tool_calling!r} is not valid; choices: {choices_text(TOOL_CALLING_MODES)}")
+    deployments = tuple(_deployment_spec(f"{key}.deployments[{i}]", d) for i, d in enumerate(node.deployments))
+    if not deployments:
+        deployments = (DeploymentSpec(name=name),)
+    seen: set[str] = set()
+    for dep in deployments:
+        if dep.name in seen:
+            raise ConfigError(f"{key}.deployments: deployment {dep.name!r} is declared twice")
+        seen.add(dep.name)
+    aliases = tuple(str(a) for a in node.aliases)
+    return ModelSpec(
+        name=name,
+        provider=_plain_str(node, "provider", key),
+        deployments=deployments,
+        aliases=aliases,
+        route=node.route,
+        tool_calling=tool_calling,
+        handle=str(handle),
+    )
+
+
+def _deployment_spec(key: str, node: DictConfig) -> DeploymentSpec:
+    name = _plain_str(node, "name", key)
+    if node.max_concurrency < 1:
+        raise ConfigError(f"{key}.max_concurrency: must be at least 1, got {node.max_concurrency}")
+    if node.rpm is not None and node.rpm <= 0:
+        raise ConfigError(f"{key}.rpm: must be a positive number of requests per minute or null, got {node.rpm}")
+    if node.weight is not None and node.weight <= 0:
+        raise ConfigError(f"{key}.weight: must be positive or null, got {node.weight}")
+    return DeploymentSpec(
+        name=name,
+        credential_count=max(1, len(node.api_keys)),
+        max_concurrency=int(node.max_concurrency),
+        rpm=None if node.rpm is None else float(node.rpm),
+        weight=None if node.weight is None else float(node.weight),
+    )
+
+
+def _plain_str(node: DictConfig, field: str, key: str) -> str:
+    value = _resolve(node, field, f"{key}.{field}")
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}.{field}: must be a non-empty string, got {value!r}")
+    return value
+
+
+def _resolve(node: DictConfig | ListConfig, field: Any, key: str) -> Any:
+    try:
+        return node[field]
+    except InterpolationResolutionError as exc:
+        raise ConfigError(f"{key}: {_interpolation_message(exc)}") from None
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
+
+
+def _interpolation_message(exc: InterpolationResolutionError) -> str:
+    text = str(exc).splitlines()[0]
+    if "Environment variable" in text:
+        return text.replace("Environment variable", "environment variable", 1) + " (set it or override this key)"
+    return text
+
+
+def model_node(models: DictConfig, spec: ModelSpec) -> DictConfig:
+    """The config node a catalog entry came from."""
+    node = models[spec.handle]
+    assert isinstance(node, DictConfig)
+    return node
+
+
+def build_lanes(
+    models: DictConfig,
+    spec: ModelSpec,
+    model_params: Mapping[str, Any],
+    deployment_params: Mapping[str, Mapping[str, Any]],
+) -> tuple[Lane, ...]:
+    """Resolve endpoints and credentials of one selected model into lanes: one per (deployment, API key)."""
+    node = model_node(models, spec)
+    key = f"models.{spec.handle}"
+    deployments = node.deployments if len(node.deployments) else [None]
+    lanes: list[Lane] = []
+    for index, (dep_spec, dep_node) in enumerate(zip(spec.deployments, deployments, strict=True)):
+        dep_key = f"{key}.deployments[{index}]"
+        keys = _credentials(dep_node, dep_key)
+        for cred_index, api_key in enumerate(keys):
+            lanes.append(
+                Lane(
+                    lane_id=dep_spec.name if len(keys) == 1 else f"{dep_spec.name}#key{cred_index}",
+                    base_model=spec.name,
+                    deployment=dep_spec.name,
+                    provider=spec.provider,
+                    credential_id=f"key{cred_index}",
+                    max_concurrency=dep_spec.max_concurrency,
+                    rpm=dep_spec.rpm,
+                    weight=dep_spec.weight,
+                    route=spec.route,
+                    endpoint=None if dep_node is None else _resolve(dep_node, "endpoint", f"{dep_key}.endpoint"),
+                    api_version=None if dep_node is None else _resolve(dep_node, "api_version", f"{dep_key}.api_version"),
+                    api_key=api_key,
+                    params=deployment_params.get(dep_spec.name, {}),
+                    model_params=model_params,
+                )
+            )
+    return tuple(lanes)
+
+
+def _credentials(dep_node: DictConfig | None, key: str) -> list[str | None]:
+    if dep_node is None or not len(dep_node.api_keys):
+        return [None]
+    return [_resolve(dep_node.api_keys, i, f"{key}.api_keys[{i}]") for i in range(len(dep_node.api_keys))]
+
+
+def raw_params(node: DictConfig, key: str) -> dict[str, Any]:
+    """A `params` block as plain data (interpolations resolved)."""
+    try:
+        value = OmegaConf.to_container(node.params, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{key}.params: {str(exc).splitlines()[0]}") from None
+    assert isinstance(value, dict)
+    return value
+
+
+def as_dict(options: Any) -> dict[str, Any]:
+    """A validated params dataclass as a plain dict (lanes carry plain data)."""
+    return dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options)

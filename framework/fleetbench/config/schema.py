@@ -1,0 +1,97 @@
+"""Structured configs, registered in Hydra's ConfigStore and mirrored by the YAML in `conf/`.
+
+Typed sections (run, scheduler, report, the model catalog) reject unknown keys when composed. Plugin sections
+(`storage`, `suite`, `sharding`, `naming`, `providers.<name>`) are free-form here: each holds `plugin:` plus that
+plugin's options, which the registry validates against the plugin's own `Options` dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+SCHEMA_NAME = "fleetbench_schema"
+
+
+@dataclass
+class DeploymentConf:
+    """One deployment of a base model. `api_keys` holds `${oc.env:...}` references: one lane per key."""
+
+    name: str = MISSING
+    endpoint: str | None = None
+    api_version: str | None = None
+    api_keys: list[str] = field(default_factory=list)
+    max_concurrency: int = 8
+    rpm: float | None = None
+    weight: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConf:
+    """A base model: its canonical name, provider route, deployments and aliases."""
+
+    name: str = MISSING
+    provider: str = "litellm"
+    route: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    tool_calling: str = "text"
+    deployments: list[DeploymentConf] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConf:
+    """What to run: which models (any spelling), how many units per cell, the experiment seed."""
+
+    models: list[str] = field(default_factory=lambda: ["Sim-Agent"])
+    instances: int = 20
+    seed: int = 0
+    label: str = ""
+    progress: str = "auto"
+
+
+@dataclass
+class SchedulerConf:
+    """Timeouts, retries and write batching. Times are seconds."""
+
+    request_timeout_s: float = 150.0
+    episode_timeout_s: float = 900.0
+    max_attempts: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    write_batch: int = 512
+
+
+@dataclass
+class ReportConf:
+    """What `fleetbench report` shows."""
+
+    models: list[str] = field(default_factory=list)
+    by: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    format: str = "table"
+    output: str | None = None
+
+
+@dataclass
+class FleetbenchConf:
+    """The whole composed configuration."""
+
+    run: RunConf = field(default_factory=RunConf)
+    scheduler: SchedulerConf = field(default_factory=SchedulerConf)
+    report: ReportConf = field(default_factory=ReportConf)
+    models: dict[str, ModelConf] = field(default_factory=dict)
+    providers: dict[str, Any] = field(default_factory=dict)
+    storage: dict[str, Any] = field(default_factory=dict)
+    suite: dict[str, Any] = field(default_factory=dict)
+    sharding: dict[str, Any] = field(default_factory=dict)
+    naming: dict[str, Any] = field(default_factory=dict)
+
+
+def register() -> None:
+    """Store the schema so `conf/config.yaml` can name it first in its defaults list."""
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=FleetbenchConf)

@@ -1,0 +1,201 @@
+"""The plugin contracts. Each plugin kind is a small ABC; a plugin class names its options dataclass in `Options`.
+
+The registry validates the configured options against `Options` (a typo fails with the key's name) and constructs the
+plugin as `cls(options, **context)`, where the context each kind receives is documented on its ABC.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+from fleetbench.types import (
+    CallRecord,
+    Catalog,
+    Cell,
+    Completion,
+    Episode,
+    ErrorClass,
+    Lane,
+    Message,
+    MetricSpec,
+    ModelSpec,
+    ReportFilter,
+    RunRecord,
+    Unit,
+    UnitResult,
+)
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """Options dataclass of a plugin that takes none."""
+
+
+class Plugin(abc.ABC):  # noqa: B024 - a marker base with shared class attributes, no abstract methods
+    """Common base: every plugin declares its options dataclass."""
+
+    Options: ClassVar[type[Any]] = NoOptions
+
+
+class Chat(Protocol):
+    """The scheduler's callable bound to one lane: sends one request with retries, timeouts and rate limits.
+
+    It raises `fleetbench.errors.InfraFailure` when the request could not be completed (timeouts, exhausted retries,
+    auth); suites let it propagate so the unit is recorded as not done rather than as a model failure.
+    """
+
+    async def __call__(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None) -> Completion:
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeContext:
+    """What a suite may know about where an episode runs (never the credential)."""
+
+    model: ModelSpec
+    lane_id: str
+    deployment: str
+
+
+class Provider(Plugin):
+    """Talks to one kind of LLM API. Constructed as `cls(options)`.
+
+    The provider only sends and classifies: retries, backoff, timeouts and concurrency live in the scheduler.
+    `ModelParams` / `DeploymentParams` validate the free-form `params` blocks of a catalog model and its deployments.
+    """
+
+    ModelParams: ClassVar[type[Any]] = NoOptions
+    DeploymentParams: ClassVar[type[Any]] = NoOptions
+
+    @abc.abstractmethod
+    async def complete(
+        self,
+        lane: Lane,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        """Send one request to `lane.deployment` with the lane's credential and return the reply."""
+
+    @abc.abstractmethod
+    def classify(self, exc: BaseException) -> ErrorClass:
+        """Say whether an exception from `complete` is transient, rate limited (with Retry-After), auth or permanent."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
+        """Release connections. Called once when the run ends."""
+
+
+class Suite(Plugin):
+    """A benchmark: the grid of cells, and how one unit is executed and scored. Constructed as `cls(options)`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    @abc.abstractmethod
+    def cells(self, base_model: str) -> Iterator[Cell]:
+        """The grid points this suite's options define for one base model."""
+
+    def identity(self) -> Mapping[str, Any]:
+        """Settings beyond the cell that change results (dataset digest, scorer...). Part of every unit key."""
+        return {}
+
+    @abc.abstractmethod
+    async def run_episode(self, unit: Unit, chat: Chat, context: EpisodeContext) -> Episode:
+        """Execute one unit through `chat` and score it."""
+
+    @abc.abstractmethod
+    def metrics(self) -> Sequence[MetricSpec]:
+        """Every per-unit metric this suite reports, with how it aggregates."""
+
+    def factor_names(self) -> Sequence[str]:
+        """Names of the cell factors, in grid order (report columns)."""
+        return ()
+
+
+class Dispatch(abc.ABC):
+    """Answers "which unit next?" for the lanes of one base model. Called from one event loop (no locking)."""
+
+    @abc.abstractmethod
+    def next_unit(self, lane_id: str) -> Unit | None:
+        """The next unit this lane should run, or None when it has nothing left."""
+
+    @abc.abstractmethod
+    def assigned(self) -> Mapping[str, int]:
+        """How many units each lane has been handed so far."""
+
+
+class ShardingStrategy(Plugin):
+    """Spreads one base model's units over its lanes. Constructed as `cls(options)`."""
+
+    @abc.abstractmethod
+    def dispatch(self, units: Sequence[Unit], lanes: Sequence[Lane]) -> Dispatch:
+        """Build the dispatch for these units over these lanes."""
+
+
+class NamingPolicy(Plugin):
+    """Maps any spelling of a model to its canonical base model. Constructed as `cls(options, catalog=Catalog)`.
+
+    Constructing it validates the catalog: a spelling claimed by two base models raises `ConfigError` naming both.
+    """
+
+    @abc.abstractmethod
+    def base_name(self, spelling: str) -> str:
+        """The canonical base model for any spelling; raises `UnknownNameError` (or passes through, per options)."""
+
+    @abc.abstractmethod
+    def resolutions(self) -> Sequence[tuple[str, str, str]]:
+        """Every configured spelling as (spelling, canonical base model, how it resolves)."""
+
+    @property
+    @abc.abstractmethod
+    def catalog(self) -> Catalog:
+        """The catalog the policy was built from."""
+
+
+class Storage(Plugin):
+    """Durable results. Constructed as `cls(options, naming=NamingPolicy)`; applies the policy to every model name.
+
+    Writes are idempotent on the unit key and transactional: writing a unit twice never counts it twice.
+    """
+
+    @abc.abstractmethod
+    def migrate(self) -> None:
+        """Create or upgrade the schema. Safe to call on every start."""
+
+    @abc.abstractmethod
+    def stored_keys(self, suite: str, base_models: Sequence[str]) -> Iterator[str]:
+        """Keys of the units already completed (infra errors excluded: those are re-run)."""
+
+    @abc.abstractmethod
+    def begin_run(self, run: RunRecord) -> None:
+        """Record a run's start with its redacted configuration."""
+
+    @abc.abstractmethod
+    def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
+        """Record how a run ended."""
+
+    @abc.abstractmethod
+    def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:
+        """Store results and calls in one transaction; return how many units were newly completed."""
+
+    @abc.abstractmethod
+    def aggregate(self, group_by: Sequence[str], filter: ReportFilter) -> list[dict[str, Any]]:
+        """Per group: unit counts per outcome, mean/sum of every metric. `group_by` holds column or factor names."""
+
+    @abc.abstractmethod
+    def deployment_shares(self, filter: ReportFilter) -> list[dict[str, Any]]:
+        """Per (base model, deployment): units finished there and calls sent there."""
+
+    @abc.abstractmethod
+    def transcripts(self, key_prefix: str, limit: int = 2) -> list[tuple[str, Mapping[str, Any]]]:
+        """(unit key, transcript) for units whose key starts with the prefix."""
+
+    @abc.abstractmethod
+    def export_rows(self, filter: ReportFilter) -> Iterable[dict[str, Any]]:
+        """Every stored unit as a flat row (identity, outcome, metrics), for CSV/Parquet export."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,166 @@
+"""The only stevedore wrapper: find, validate and construct plugins; list the installed ones.
+
+Built-in plugins are registered in `pyproject.toml` exactly as third-party ones are, so this module never names one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from stevedore import DriverManager, ExtensionManager
+from stevedore.exception import NoMatches
+
+from fleetbench import interfaces
+from fleetbench.errors import ConfigError, PluginLoadError, PluginNotFoundError, choices_text
+
+KINDS: dict[str, type[interfaces.Plugin]] = {
+    "providers": interfaces.Provider,
+    "storage": interfaces.Storage,
+    "suites": interfaces.Suite,
+    "sharding": interfaces.ShardingStrategy,
+    "naming": interfaces.NamingPolicy,
+}
+
+P = TypeVar("P", bound=interfaces.Plugin)
+
+
+def namespace(kind: str) -> str:
+    """The entry-point group of a plugin kind, e.g. `fleetbench.storage`."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown plugin kind {kind!r}; kinds: {choices_text(KINDS)}")
+    return f"fleetbench.{kind}"
+
+
+def installed_names(kind: str) -> list[str]:
+    """Names registered in a group, read from entry-point metadata without importing anything."""
+    manager = ExtensionManager.__new__(ExtensionManager)
+    manager.namespace = namespace(kind)
+    return sorted({ep.name for ep in manager.list_entry_points()})
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginInfo:
+    """One row of `fleetbench plugins`."""
+
+    kind: str
+    name: str
+    target: str
+    error: str | None = None
+
+
+def listing() -> list[PluginInfo]:
+    """Every installed plugin of every kind; a broken one is reported with its error instead of breaking the list."""
+    rows: list[PluginInfo] = []
+    for kind in KINDS:
+        failures: dict[str, str] = {}
+
+        def on_failure(_manager: Any, entry_point: Any, exc: BaseException, failures: dict[str, str] = failures) -> None:
+            failures[entry_point.name] = f"{type(exc).__name__}: {exc}"
+
+        manager = ExtensionManager(namespace(kind), on_load_failure_callback=on_failure)
+        for entry_point in manager.list_entry_points():
+            error = failures.get(entry_point.name)
+            if error is None and entry_point.name in manager.names():
+                error = _contract_problem(kind, manager[entry_point.name].plugin)
+            rows.append(PluginInfo(kind, entry_point.name, entry_point.value, error))
+    return sorted(rows, key=lambda r: (r.kind, r.name))
+
+
+def _contract_problem(kind: str, obj: Any) -> str | None:
+    base = KINDS[kind]
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        return f"{obj!r} is not a subclass of fleetbench.interfaces.{base.__name__}"
+    missing = sorted(getattr(obj, "__abstractmethods__", ()))
+    if missing:
+        return f"{obj.__name__} does not implement {', '.join(missing)} of {base.__name__}"
+    if not dataclasses.is_dataclass(obj.Options):
+        return f"{obj.__name__}.Options is not a dataclass"
+    return None
+
+
+def plugin_class(kind: str, name: str, key: str) -> type[interfaces.Plugin]:
+    """Import the plugin `name` of `kind`; `key` is the config key that named it, for error messages."""
+    group = namespace(kind)
+    try:
+        manager = DriverManager(group, name, invoke_on_load=False, on_load_failure_callback=_raise_load_failure)
+    except NoMatches:
+        raise PluginNotFoundError(
+            f"{key}: unknown plugin {name!r} in group {group}; installed: {choices_text(installed_names(kind))}"
+        ) from None
+    except _LoadFailed as exc:
+        raise PluginLoadError(f"plugin {name!r} in group {group} failed to load: {exc.reason}") from exc.__cause__
+    cls = manager.driver
+    problem = _contract_problem(kind, cls)
+    if problem:
+        raise PluginLoadError(f"plugin {name!r} in group {group} breaks the contract: {problem}")
+    return cls  # type: ignore[no-any-return]
+
+
+class _LoadFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _raise_load_failure(_manager: Any, _entry_point: Any, exc: BaseException) -> None:
+    raise _LoadFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def validate_options(options_cls: type[Any], values: Mapping[str, Any], key: str, owner: str) -> Any:
+    """Build an `options_cls` instance from `values`; a typo or wrong type fails naming `key.<field>`."""
+    valid = [f.name for f in dataclasses.fields(options_cls)]
+    schema = OmegaConf.structured(options_cls)
+    try:
+        merged = OmegaConf.merge(schema, dict(values))
+        return OmegaConf.to_object(merged)
+    except ConfigKeyError as exc:
+        bad = str(getattr(exc, "key", "") or "").strip() or _first_unknown(values, valid)
+        raise ConfigError(f"{key}.{bad}: not an option of {owner}; valid options: {choices_text(valid)}") from None
+    except ValidationError as exc:
+        field_name = getattr(exc, "full_key", "") or "?"
+        raise ConfigError(f"{key}.{field_name}: {_first_line(exc)} (in {owner})") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{key}: {exc} (in {owner})") from None
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{key}: {_first_line(exc)} (in {owner})") from None
+
+
+def _first_unknown(values: Mapping[str, Any], valid: list[str]) -> str:
+    return next((k for k in values if k not in valid), "?")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginRef(Generic[P]):
+    """A validated, not yet constructed plugin: class plus options."""
+
+    kind: str
+    name: str
+    cls: type[P]
+    options: Any
+    key: str
+
+    def create(self, **context: Any) -> P:
+        """Construct the plugin with its options and the kind's context arguments."""
+        try:
+            return self.cls(self.options, **context)  # type: ignore[call-arg]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"{self.key}: plugin {self.name!r} rejected its configuration: {exc}") from exc
+
+
+def load(kind: str, section: Mapping[str, Any] | DictConfig, key: str) -> PluginRef[Any]:
+    """Validate a config section `{plugin: NAME, ...options}` into a `PluginRef` (nothing is constructed)."""
+    values = dict(OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else section)
+    name = values.pop("plugin", None)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{key}.plugin: missing; installed: {choices_text(installed_names(kind))}")
+    cls = plugin_class(kind, name, f"{key}.plugin")
+    options = validate_options(cls.Options, values, key, f"{kind} plugin {name!r}")
+    return PluginRef(kind, name, cls, options, key)

@@ -1,0 +1,246 @@
+"""Frozen value types shared by every stage. Stages exchange only these (and the plugin contracts)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = dict[str, Any]
+"""One chat message in the OpenAI wire shape: {"role": ..., "content": ..., ...}."""
+
+FactorValue = str | int | float | bool
+
+
+class Outcome(enum.StrEnum):
+    """How one unit ended. `INFRA_ERROR` is never a model failure: the unit counts as not done."""
+
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILURE = "failure"
+    INFRA_ERROR = "infra_error"
+
+
+class CallStatus(enum.StrEnum):
+    """How one LLM request ended, as classified by the provider and the scheduler."""
+
+    OK = "ok"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+    AUTH = "auth"
+    EMPTY = "empty"
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One API endpoint of a base model, named exactly as the provider knows it (case kept)."""
+
+    name: str
+    credential_count: int = 1
+    max_concurrency: int = 8
+    rpm: float | None = None
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A base model of the catalog: the canonical name results are counted under, and its deployments."""
+
+    name: str
+    provider: str
+    deployments: tuple[DeploymentSpec, ...]
+    aliases: tuple[str, ...] = ()
+    route: str | None = None
+    tool_calling: str = "text"
+    handle: str = ""
+
+    @property
+    def deployment_names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.deployments)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every base model the configuration declares (selected for this run or not)."""
+
+    models: tuple[ModelSpec, ...]
+
+    def get(self, name: str) -> ModelSpec:
+        """The model with this exact canonical name (use the naming policy to resolve other spellings)."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.models)
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One (deployment, credential) pair with its own limits. The provider calls `deployment` verbatim."""
+
+    lane_id: str
+    base_model: str
+    deployment: str
+    provider: str
+    credential_id: str
+    max_concurrency: int
+    rpm: float | None = None
+    weight: float | None = None
+    route: str | None = None
+    endpoint: str | None = None
+    api_version: str | None = None
+    api_key: str | None = field(default=None, repr=False, compare=False)
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    model_params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def capacity(self) -> float:
+        """Relative throughput used by weighted sharding: the declared weight, else max concurrency."""
+        return float(self.weight) if self.weight is not None else float(self.max_concurrency)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the experiment grid for one base model."""
+
+    suite: str
+    base_model: str
+    factors: tuple[tuple[str, FactorValue], ...]
+
+    def factor(self, name: str) -> FactorValue:
+        for key, value in self.factors:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, FactorValue]:
+        return dict(self.factors)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One test: (cell, instance index, seed), identified by its content-addressed key."""
+
+    key: str
+    cell: Cell
+    index: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A native (function-calling) tool call returned by the model."""
+
+    name: str
+    arguments: str = "{}"
+    call_id: str = ""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One model reply."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    reasoning: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorClass:
+    """A provider's verdict on an exception; the scheduler decides what to do with it."""
+
+    status: CallStatus
+    retry_after_s: float | None = None
+    http_status: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One LLM request inside an episode."""
+
+    unit_key: str
+    run_id: str
+    lane_id: str
+    deployment: str
+    credential_id: str
+    attempt: int
+    started_at: float
+    latency_s: float
+    status: CallStatus
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    http_status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Episode:
+    """What a suite reports for one executed unit (the scheduler adds lane, timing and identity)."""
+
+    outcome: Outcome
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    task_id: str | None = None
+    turns: int = 0
+    error_category: str | None = None
+    infra_status: str | None = None
+    transcript: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """One stored row of `units`: a unit's identity, where it ran, and its episode."""
+
+    unit: Unit
+    run_id: str
+    deployment: str
+    lane_id: str
+    started_at: float
+    duration_s: float
+    episode: Episode
+
+    @property
+    def key(self) -> str:
+        return self.unit.key
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A per-unit metric a suite reports, and how reports aggregate it (`mean` or `sum`)."""
+
+    name: str
+    description: str
+    aggregate: str = "mean"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of `runs`. `config` is the composed configuration with secrets redacted."""
+
+    run_id: str
+    started_at: float
+    suite: str
+    models: tuple[str, ...]
+    config: Mapping[str, Any]
+    version: str
+    host: str
+    planned_units: int = 0
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """Which stored units a report or a resume look-up covers. Model names are canonical (resolved)."""
+
+    suite: str | None = None
+    base_models: tuple[str, ...] = ()
+    run_id: str | None = None
+    factors: Mapping[str, tuple[FactorValue, ...]] = field(default_factory=dict)

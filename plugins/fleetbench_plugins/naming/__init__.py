@@ -1,0 +1,1 @@
+"""Naming policy plugins."""

@@ -1,0 +1,1 @@
+"""Sharding strategies: how one base model's units are spread over its lanes."""

@@ -47,8 +47,9 @@ class Chat(Protocol):
     auth); suites let it propagate so the unit is recorded as not done rather than as a model failure.
     """
 
-    async def __call__(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None) -> Completion:
-        ...
+    async def __call__(
+        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> Completion: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,8 @@ class EpisodeContext:
     model: ModelSpec
     lane_id: str
     deployment: str
+    judge: Chat | None = None
+    """A chat bound to the configured judge model's lanes, when the suite asked for one."""
 
 
 class Provider(Plugin):
@@ -84,7 +87,7 @@ class Provider(Plugin):
     def classify(self, exc: BaseException) -> ErrorClass:
         """Say whether an exception from `complete` is transient, rate limited (with Retry-After), auth or permanent."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
+    async def aclose(self) -> None:
         """Release connections. Called once when the run ends."""
 
 
@@ -113,6 +116,12 @@ class Suite(Plugin):
     def factor_names(self) -> Sequence[str]:
         """Names of the cell factors, in grid order (report columns)."""
         return ()
+
+    def render_transcript(self, transcript: Mapping[str, Any]) -> str:
+        """A stored transcript as readable text (`fleetbench show`); suites override this with their own layout."""
+        import json
+
+        return json.dumps(transcript, indent=2, ensure_ascii=False, default=str)
 
 
 class Dispatch(abc.ABC):
@@ -182,8 +191,12 @@ class Storage(Plugin):
         """Store results and calls in one transaction; return how many units were newly completed."""
 
     @abc.abstractmethod
-    def aggregate(self, group_by: Sequence[str], filter: ReportFilter) -> list[dict[str, Any]]:
-        """Per group: unit counts per outcome, mean/sum of every metric. `group_by` holds column or factor names."""
+    def aggregate(
+        self, group_by: Sequence[str], filter: ReportFilter, metrics: Sequence[MetricSpec] = ()
+    ) -> list[dict[str, Any]]:
+        """Per group: counts per outcome (`total` excludes infra errors), mean duration and turns, and each metric
+        aggregated as its spec says, over completed units. `group_by` holds column names (base_model, deployment,
+        suite, run_id, task_id) or cell factor names."""
 
     @abc.abstractmethod
     def deployment_shares(self, filter: ReportFilter) -> list[dict[str, Any]]:
@@ -197,5 +210,5 @@ class Storage(Plugin):
     def export_rows(self, filter: ReportFilter) -> Iterable[dict[str, Any]]:
         """Every stored unit as a flat row (identity, outcome, metrics), for CSV/Parquet export."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""

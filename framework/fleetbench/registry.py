@@ -58,7 +58,9 @@ def listing() -> list[PluginInfo]:
     for kind in KINDS:
         failures: dict[str, str] = {}
 
-        def on_failure(_manager: Any, entry_point: Any, exc: BaseException, failures: dict[str, str] = failures) -> None:
+        def on_failure(
+            _manager: Any, entry_point: Any, exc: BaseException, failures: dict[str, str] = failures
+        ) -> None:
             failures[entry_point.name] = f"{type(exc).__name__}: {exc}"
 
         manager = ExtensionManager(namespace(kind), on_load_failure_callback=on_failure)

@@ -30,7 +30,9 @@ def _model_spec(handle: Any, node: DictConfig) -> ModelSpec:
     name = _plain_str(node, "name", key)
     tool_calling = _plain_str(node, "tool_calling", key)
     if tool_calling not in TOOL_CALLING_MODES:
-        raise ConfigError(f"{key}.tool_calling: {tool_calling!r} is not valid; choices: {choices_text(TOOL_CALLING_MODES)}")
+        raise ConfigError(
+            f"{key}.tool_calling: {tool_calling!r} is not valid; choices: {choices_text(TOOL_CALLING_MODES)}"
+        )
     deployments = tuple(_deployment_spec(f"{key}.deployments[{i}]", d) for i, d in enumerate(node.deployments))
     if not deployments:
         deployments = (DeploymentSpec(name=name),)
@@ -125,7 +127,9 @@ def build_lanes(
                     weight=dep_spec.weight,
                     route=spec.route,
                     endpoint=None if dep_node is None else _resolve(dep_node, "endpoint", f"{dep_key}.endpoint"),
-                    api_version=None if dep_node is None else _resolve(dep_node, "api_version", f"{dep_key}.api_version"),
+                    api_version=None
+                    if dep_node is None
+                    else _resolve(dep_node, "api_version", f"{dep_key}.api_version"),
                     api_key=api_key,
                     params=deployment_params.get(dep_spec.name, {}),
                     model_params=model_params,

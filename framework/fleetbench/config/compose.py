@@ -7,7 +7,12 @@ from contextlib import contextmanager
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
@@ -71,7 +76,7 @@ def _keys_at(path: str) -> list[str]:
     node = OmegaConf.structured(FleetbenchConf)
     selected = OmegaConf.select(node, path) if path else node
     if isinstance(selected, DictConfig):
-        return [str(k) for k in selected.keys()]
+        return [str(k) for k in selected]
     return []
 
 

@@ -1,0 +1,153 @@
+"""The `simulated` provider: an in-process model, deterministic from a seed, with configurable latency and faults.
+
+Its replies depend only on the seed, the base model's profile and the conversation, never on the deployment or the
+credential, so a unit gives the same result whichever lane runs it (the unit key does not contain the lane either).
+Latency and injected faults are per deployment, so a slow or flaky deployment can be simulated next to healthy ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fleetbench.errors import choices_text
+from fleetbench.interfaces import Provider
+from fleetbench.types import CallStatus, Completion, ErrorClass, Lane, Message
+from fleetbench_plugins.providers.simulated import qa
+from fleetbench_plugins.providers.simulated.profiles import PROFILES, Profile
+
+
+@dataclasses.dataclass
+class SimulatedOptions:
+    """`seed` changes every simulated answer (but not which lane runs what)."""
+
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class SimulatedModelParams:
+    """Per base model: the competence profile, and optionally its `jsonl` accuracy."""
+
+    profile: str = "strong"
+    qa_accuracy: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile: {self.profile!r} is not a profile; choices: {choices_text(PROFILES)}")
+        if self.qa_accuracy is not None and not 0 <= self.qa_accuracy <= 1:
+            raise ValueError(f"qa_accuracy: must be within [0, 1], got {self.qa_accuracy}")
+
+
+@dataclasses.dataclass
+class SimulatedDeploymentParams:
+    """Per deployment: latency and fault injection (rates are probabilities per request)."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    transient_error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after_s: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("latency_ms", "jitter_ms", "retry_after_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        for name in ("transient_error_rate", "rate_limit_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: must be within [0, 1], got {getattr(self, name)}")
+
+
+class SimulatedTransientError(Exception):
+    """An injected transient failure (like an HTTP 503)."""
+
+
+class SimulatedRateLimitError(Exception):
+    """An injected HTTP 429 carrying a Retry-After."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"429 Too Many Requests (Retry-After: {retry_after_s}s)")
+        self.retry_after_s = retry_after_s
+
+
+class SimulatedProvider(Provider):
+    """A deterministic stand-in for an LLM API."""
+
+    Options = SimulatedOptions
+    ModelParams = SimulatedModelParams
+    DeploymentParams = SimulatedDeploymentParams
+
+    def __init__(self, options: SimulatedOptions) -> None:
+        self._options = options
+        # Faults come from a stream, not from the conversation: a retry of the same request must be able to succeed.
+        self._faults = random.Random(options.seed)
+
+    async def complete(
+        self,
+        lane: Lane,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        deployment = SimulatedDeploymentParams(**lane.params)
+        delay = deployment.latency_ms + self._faults.random() * deployment.jitter_ms
+        if delay > 0:
+            await asyncio.sleep(delay / 1000.0)
+        self._maybe_fail(deployment)
+        model = SimulatedModelParams(**lane.model_params)
+        profile = PROFILES[model.profile]
+        rng = random.Random(self._conversation_seed(lane.base_model, messages, tools))
+        return self._respond(messages, tools, profile, model, rng)
+
+    def _maybe_fail(self, deployment: SimulatedDeploymentParams) -> None:
+        draw = self._faults.random()
+        if draw < deployment.rate_limit_rate:
+            raise SimulatedRateLimitError(deployment.retry_after_s)
+        if draw < deployment.rate_limit_rate + deployment.transient_error_rate:
+            raise SimulatedTransientError("503 Service Unavailable (injected)")
+
+    def _conversation_seed(
+        self, base_model: str, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None
+    ) -> int:
+        payload = json.dumps([self._options.seed, base_model, list(messages), bool(tools)], sort_keys=True, default=str)
+        return int.from_bytes(hashlib.blake2b(payload.encode(), digest_size=8).digest(), "big")
+
+    def _respond(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None,
+        profile: Profile,
+        model: SimulatedModelParams,
+        rng: random.Random,
+    ) -> Completion:
+        system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
+        if tools or "<tool_search>" in system:
+            from fleetbench_plugins.providers.simulated import (
+                workflow_agent,  # the protocol player loads on demand
+            )
+
+            return workflow_agent.respond(messages, tools, profile, rng)
+        prompt = str(messages[-1].get("content") or "") if messages else ""
+        accuracy = profile.qa_accuracy if model.qa_accuracy is None else model.qa_accuracy
+        text = qa.answer(prompt, accuracy, rng)
+        return Completion(
+            text=text,
+            prompt_tokens=sum(len(str(m.get("content") or "").split()) for m in messages),
+            completion_tokens=len(text.split()),
+            finish_reason="stop",
+        )
+
+    def classify(self, exc: BaseException) -> ErrorClass:
+        if isinstance(exc, SimulatedRateLimitError):
+            return ErrorClass(
+                CallStatus.RATE_LIMITED, retry_after_s=exc.retry_after_s, http_status=429, detail=str(exc)
+            )
+        if isinstance(exc, SimulatedTransientError):
+            return ErrorClass(CallStatus.TRANSIENT, http_status=503, detail=str(exc))
+        if isinstance(exc, TimeoutError):
+            return ErrorClass(CallStatus.TIMEOUT, detail="request timed out")
+        return ErrorClass(CallStatus.PERMANENT, detail=f"{type(exc).__name__}: {exc}")

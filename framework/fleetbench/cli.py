@@ -1,0 +1,235 @@
+"""The `fleetbench` command: run | report | plugins | names | show.
+
+`run` goes through Hydra's app entry (so `-m` sweeps and launchers work); every other command composes the same
+configuration with Hydra's compose API. Before any job starts, every configuration of the sweep is composed and
+validated, so bad input fails with one line, exit code 2, and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from fleetbench import registry
+from fleetbench.config import compose_config, resolve_common, resolve_run, translate
+from fleetbench.errors import FleetbenchError, Interrupted, UserError
+from fleetbench.progress import make_progress
+from fleetbench.report import build_report, render
+from fleetbench.runner import RunSummary, run
+from fleetbench.types import ReportFilter
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="fleetbench", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=sorted(COMMANDS), help="what to do")
+    if not args or args[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if args else 2
+    if args[0] not in COMMANDS:
+        _error(f"error: unknown command {args[0]!r}; valid choices: {', '.join(sorted(COMMANDS))}")
+        return 2
+    try:
+        return COMMANDS[args[0]](args[1:])
+    except UserError as exc:
+        _error(f"error: {exc}")
+        return exc.exit_code
+    except Interrupted as exc:
+        _error(str(exc))
+        return exc.exit_code
+
+
+def _error(message: str) -> None:
+    """One line on stderr, never wrapped (scripts and tests read it)."""
+    print(" ".join(message.split()), file=sys.stderr, flush=True)
+
+
+def _overrides(args: Sequence[str]) -> list[str]:
+    return [a for a in args if not a.startswith("-")]
+
+
+# --- run -------------------------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: Sequence[str]) -> int:
+    """Validate every job of the (possibly swept) configuration, then hand over to Hydra."""
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    for job_overrides in _sweep_jobs(_overrides(args), multirun):
+        resolve_run(compose_config(job_overrides))
+    return _hydra_run(list(args))
+
+
+def _sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
+    if not multirun:
+        return [overrides]
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as exc:  # Hydra's parser errors carry the offending override
+        raise translate(exc) from None
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def _hydra_run(args: list[str]) -> int:
+    import hydra
+
+    from fleetbench.config import register
+
+    register()
+    app: Callable[[], None] = hydra.main(
+        config_path="pkg://fleetbench_conf", config_name="config", version_base="1.3"
+    )(_run_job)
+    saved = sys.argv
+    sys.argv = ["fleetbench", *args]
+    try:
+        app()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def _run_job(cfg: DictConfig) -> None:
+    """One Hydra job: validate, run, print the summary. Exits 2 on bad input and 130 when interrupted."""
+    try:
+        spec = resolve_run(cfg)
+        summary = run(spec, make_progress(spec.run.progress, err_console))
+    except UserError as exc:
+        _error(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except Interrupted as exc:
+        _error(str(exc))
+        sys.exit(exc.exit_code)
+    print_summary(summary)
+
+
+def print_summary(summary: RunSummary) -> None:
+    """Per deployment: the units it finished and the calls it served; then the totals."""
+    table = Table("base model", "deployment", "units", "calls", title=f"run {summary.run_id[:12]}")
+    for deployment in sorted(summary.units_by_deployment.keys() | summary.calls_by_deployment.keys()):
+        table.add_row(summary.base_model_of.get(deployment, "?"), deployment,
+                      str(summary.units_by_deployment[deployment]), str(summary.calls_by_deployment[deployment]))
+    if summary.executed:
+        console.print(table)
+    rate = summary.executed / summary.wall_s if summary.wall_s > 0 else 0.0
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "none"
+    console.print(
+        f"planned {summary.planned} units: {summary.already_stored} already stored, {summary.executed} executed "
+        f"({outcomes}), {summary.newly_completed} newly stored in {summary.wall_s:.2f}s ({rate:.0f} units/s)"
+    )
+    if summary.infra:
+        console.print("not done (infrastructure): " + ", ".join(f"{k} {v}" for k, v in summary.infra.items()))
+
+
+# --- report / names / show / plugins ---------------------------------------------------------------------------------
+
+
+def cmd_report(args: Sequence[str]) -> int:
+    """Aggregate stored units per base model (and `report.by` factors), with deployment shares beneath."""
+    cfg = compose_config(_overrides(args))
+    common = resolve_common(cfg)
+    suite = registry.load("suites", cfg.suite, "suite").create()
+    models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
+    unknown = [f for f in common.report.by if f not in suite.factor_names()]
+    if unknown:
+        raise UserError(f"report.by: {unknown[0]!r} is not a factor of suite {suite.name!r}; "
+                        f"valid choices: {', '.join(suite.factor_names()) or '(none)'}")
+    storage = common.storage.create(naming=common.naming)
+    try:
+        storage.migrate()
+        report = build_report(storage, ReportFilter(suite.name, models, common.report.run_id), suite.metrics(),
+                              common.report.by)
+    finally:
+        storage.close()
+    text = render(report, common.report.format, console)
+    if text is not None:
+        if common.report.output:
+            with open(common.report.output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            sys.stdout.write(text)
+    return 0
+
+
+def cmd_names(args: Sequence[str]) -> int:
+    """How each configured spelling resolves; with bare arguments, how those spellings resolve."""
+    spellings = [a for a in args if "=" not in a and not a.startswith("-")]
+    common = resolve_common(compose_config([a for a in args if "=" in a]))
+    table = Table("spelling", "base model", "how")
+    if spellings:
+        for spelling in spellings:
+            base = common.naming.base_name(spelling)
+            how = getattr(common.naming, "how", lambda _s: "")(spelling) or "passthrough"
+            table.add_row(spelling, base, how)
+    else:
+        for spelling, base, how in common.naming.resolutions():
+            table.add_row(spelling, base, how)
+    console.print(table)
+    return 0
+
+
+def cmd_show(args: Sequence[str]) -> int:
+    """Print the stored transcript of the unit whose key starts with the given prefix."""
+    prefixes = [a for a in args if "=" not in a and not a.startswith("-")]
+    if len(prefixes) != 1:
+        raise UserError("show: give exactly one unit-key prefix, e.g. `fleetbench show 3fa9c2`")
+    cfg = compose_config([a for a in args if "=" in a])
+    common = resolve_common(cfg)
+    suite = registry.load("suites", cfg.suite, "suite").create()
+    storage = common.storage.create(naming=common.naming)
+    try:
+        storage.migrate()
+        found = storage.transcripts(prefixes[0], limit=2)
+    finally:
+        storage.close()
+    if not found:
+        raise UserError(f"show: no stored transcript has a unit key starting with {prefixes[0]!r}")
+    if len(found) > 1:
+        raise UserError(f"show: prefix {prefixes[0]!r} is ambiguous ({found[0][0]}, {found[1][0]}, ...); give more")
+    key, transcript = found[0]
+    console.print(f"unit {key}", style="bold")
+    console.print(suite.render_transcript(transcript), markup=False, highlight=False)
+    return 0
+
+
+def cmd_plugins(args: Sequence[str]) -> int:
+    """Every installed plugin by kind; a broken one is listed with its error."""
+    table = Table("kind", "name", "target", "status")
+    broken = 0
+    for info in registry.listing():
+        broken += info.error is not None
+        table.add_row(info.kind, info.name, info.target, info.error or "ok")
+    console.print(table)
+    return 1 if broken else 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "plugins": cmd_plugins,
+    "names": cmd_names,
+    "show": cmd_show,
+}
+
+
+def entry() -> None:
+    try:
+        code = main()
+    except FleetbenchError as exc:
+        _error(f"error: {exc}")
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,124 @@
+"""The per-base-model report, with each base model's per-deployment share of units and calls beneath it.
+
+Rows come from `Storage.aggregate` (one query; nothing counted in Python) and `Storage.deployment_shares`.
+Deployments never get rows of their own: they appear only as shares under their base model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from fleetbench.interfaces import Storage
+from fleetbench.types import MetricSpec, ReportFilter
+
+HEADLINE_METRICS = 4
+"""How many of the suite's metrics the terminal and markdown tables show (csv/json carry all)."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """Aggregated rows (one per base model × `by` factors) and deployment shares per base model."""
+
+    by: tuple[str, ...]
+    metrics: tuple[MetricSpec, ...]
+    rows: list[dict[str, Any]]
+    shares: list[dict[str, Any]] = field(default_factory=list)
+
+    def shares_of(self, base_model: str) -> list[dict[str, Any]]:
+        return [share for share in self.shares if share["base_model"] == base_model]
+
+
+def build_report(storage: Storage, filter: ReportFilter, metrics: Sequence[MetricSpec], by: Sequence[str]) -> Report:
+    """Query the aggregates and shares."""
+    rows = storage.aggregate(["base_model", *by], filter, metrics)
+    return Report(tuple(by), tuple(metrics), rows, storage.deployment_shares(filter))
+
+
+def _rate(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "-"
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _headline(report: Report) -> list[MetricSpec]:
+    return [m for m in report.metrics if m.aggregate == "mean"][:HEADLINE_METRICS]
+
+
+def _columns(report: Report) -> list[str]:
+    return ["model", *report.by, "units", "success", "partial", "failure", "not done", "success rate",
+            *(m.name for m in _headline(report))]
+
+
+def _cells(report: Report, row: dict[str, Any]) -> list[str]:
+    total = int(row["total"])
+    return [
+        str(row["base_model"]),
+        *(_number(row.get(name)) for name in report.by),
+        str(total),
+        str(row["success"]),
+        str(row["partial"]),
+        str(row["failure"]),
+        str(row["infra_error"]),
+        _rate(int(row["success"]), total),
+        *(_number(row.get(m.name)) for m in _headline(report)),
+    ]
+
+
+def _share_lines(report: Report, base_model: str, width: int) -> list[list[str]]:
+    shares = report.shares_of(base_model)
+    units = sum(int(s["units"]) for s in shares)
+    calls = sum(int(s["calls"]) for s in shares)
+    lines = []
+    for share in shares:
+        text = (f"  └ {share['deployment']}: {share['units']} units ({_rate(int(share['units']), units)}), "
+                f"{share['calls']} calls ({_rate(int(share['calls']), calls)})")
+        lines.append([text] + [""] * (width - 1))
+    return lines
+
+
+def _grid(report: Report) -> list[list[str]]:
+    """Rows of the human tables: each base model, then its deployment shares (once, after its last row)."""
+    width = len(_columns(report))
+    grid: list[list[str]] = []
+    for index, row in enumerate(report.rows):
+        grid.append(_cells(report, row))
+        following = report.rows[index + 1]["base_model"] if index + 1 < len(report.rows) else None
+        if following != row["base_model"]:
+            grid.extend(_share_lines(report, str(row["base_model"]), width))
+    return grid
+
+
+def render(report: Report, fmt: str, console: Console) -> str | None:
+    """Print `table` to the console; return the text of `markdown`, `csv` and `json`."""
+    if fmt == "table":
+        table = Table(*_columns(report), title="fleetbench report")
+        for line in _grid(report):
+            table.add_row(*line)
+        console.print(table)
+        return None
+    if fmt == "markdown":
+        head = _columns(report)
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in _grid(report)]
+        return "\n".join(lines) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(report.rows[0]) if report.rows else ["base_model"])
+        writer.writeheader()
+        writer.writerows(report.rows)
+        return buffer.getvalue()
+    return json.dumps({"rows": report.rows, "deployment_shares": report.shares}, indent=2, default=str) + "\n"

@@ -1,0 +1,189 @@
+"""Wires the stages in order — plan, diff, shard, execute, persist — and owns cancellation and clean shutdown.
+
+Plugins are constructed here, after validation, suite first and storage last, so a plugin that rejects its input
+fails before the database is touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetbench import __version__
+from fleetbench.config import RunSpec
+from fleetbench.errors import Interrupted
+from fleetbench.interfaces import Provider, ShardingStrategy, Storage, Suite
+from fleetbench.plan import group_by_model, iter_units
+from fleetbench.progress import NullProgress, ProgressView
+from fleetbench.schedule import Executor, lane_workers
+from fleetbench.types import CallRecord, RunRecord, Unit, UnitResult
+from fleetbench.writer import ResultWriter
+
+
+@dataclass
+class RunSummary:
+    """What a run did. Counters are per deployment (lanes of one deployment are summed)."""
+
+    run_id: str
+    planned: int
+    already_stored: int
+    executed: int = 0
+    newly_completed: int = 0
+    status: str = "running"
+    wall_s: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    infra: Counter[str] = field(default_factory=Counter)
+    units_by_deployment: Counter[str] = field(default_factory=Counter)
+    calls_by_deployment: Counter[str] = field(default_factory=Counter)
+    base_model_of: dict[str, str] = field(default_factory=dict)
+    transactions: int = 0
+
+    def record(self, result: UnitResult, calls: Sequence[CallRecord]) -> None:
+        self.executed += 1
+        self.outcomes[result.episode.outcome.value] += 1
+        if result.episode.infra_status:
+            self.infra[result.episode.infra_status] += 1
+        self.units_by_deployment[result.deployment] += 1
+        self.base_model_of[result.deployment] = result.unit.cell.base_model
+        for call in calls:
+            self.calls_by_deployment[call.deployment] += 1
+            self.base_model_of.setdefault(call.deployment, result.unit.cell.base_model)
+
+
+@dataclass
+class Plugins:
+    suite: Suite
+    sharding: ShardingStrategy
+    providers: Mapping[str, Provider]
+    storage: Storage
+
+
+def run(spec: RunSpec, progress: ProgressView | None = None) -> RunSummary:
+    """Execute exactly the units of the spec that storage does not hold yet. Raises `Interrupted` on Ctrl-C/SIGTERM."""
+    plugins = _construct(spec)
+    try:
+        plugins.storage.migrate()
+        models = [model.name for model in spec.models]
+        stored = set(plugins.storage.stored_keys(plugins.suite.name, models))
+        planned, missing = _plan(spec, plugins.suite, stored)
+        run_id = uuid.uuid4().hex
+        summary = RunSummary(run_id, planned=planned, already_stored=planned - len(missing))
+        plugins.storage.begin_run(
+            RunRecord(
+                run_id,
+                time.time(),
+                plugins.suite.name,
+                tuple(models),
+                spec.redacted_config,
+                __version__,
+                socket.gethostname(),
+                planned,
+            )
+        )
+        started = time.perf_counter()
+        try:
+            asyncio.run(_execute(spec, plugins, missing, summary, progress or NullProgress()))
+        finally:
+            summary.wall_s = time.perf_counter() - started
+            plugins.storage.finish_run(run_id, summary.status, time.time(), summary.executed)
+    finally:
+        plugins.storage.close()
+    if summary.status == "interrupted":
+        raise Interrupted(f"interrupted: {summary.executed} units finished and kept; run again to resume")
+    return summary
+
+
+def _construct(spec: RunSpec) -> Plugins:
+    suite = spec.suite.create()
+    sharding = spec.sharding.create()
+    providers = {name: ref.create() for name, ref in spec.providers.items()}
+    storage = spec.common.storage.create(naming=spec.common.naming)
+    return Plugins(suite, sharding, providers, storage)
+
+
+def _plan(spec: RunSpec, suite: Suite, stored: set[str]) -> tuple[int, Mapping[str, list[Unit]]]:
+    planned = 0
+    missing: list[Unit] = []
+    for unit in iter_units(suite, [m.name for m in spec.models], spec.run.instances, spec.run.seed):
+        planned += 1
+        if unit.key not in stored:
+            missing.append(unit)
+    return planned, group_by_model(missing)
+
+
+async def _execute(
+    spec: RunSpec,
+    plugins: Plugins,
+    missing: Mapping[str, list[Unit]],
+    summary: RunSummary,
+    progress: ProgressView,
+) -> None:
+    writer = ResultWriter(plugins.storage, spec.scheduler.write_batch)
+    writer.start()
+    lanes = {lane.lane_id: lane for model in spec.models if model.name in missing for lane in spec.lanes[model.name]}
+
+    async def sink(result: UnitResult, calls: list[CallRecord]) -> None:
+        await writer.submit(result, calls)
+        summary.record(result, calls)
+        progress.unit_done(lanes[result.lane_id], result.episode.outcome)
+
+    workers = []
+    for model in spec.models:
+        if model.name not in missing:
+            continue
+        executor = Executor(plugins.suite, model, plugins.providers[model.provider], spec.scheduler, summary.run_id)
+        dispatch = plugins.sharding.dispatch(missing[model.name], spec.lanes[model.name])
+        workers.extend(lane_workers(executor, spec.lanes[model.name], dispatch, sink))
+    progress.start(list(lanes.values()), sum(len(units) for units in missing.values()))
+    try:
+        summary.status = "failed"
+        summary.status = await _until_done_or_signal(workers)
+    finally:
+        progress.stop()
+        await writer.close()
+        summary.newly_completed, summary.transactions = writer.newly_completed, writer.transactions
+        for provider in plugins.providers.values():
+            await provider.aclose()
+
+
+async def _until_done_or_signal(workers: list[Coroutine[Any, Any, None]]) -> str:
+    """Run every worker; on SIGINT/SIGTERM cancel them (finished results are already committed).
+
+    A worker that fails cancels the others and its exception propagates once they have stopped.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.ensure_future(worker) for worker in workers]
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        pending = set(tasks)
+        while pending and not stop.is_set():
+            done, pending = await asyncio.wait(pending | {stopper}, return_when=asyncio.FIRST_COMPLETED)
+            pending.discard(stopper)
+            failed = next((t for t in done if t is not stopper and t.exception() is not None), None)
+            if failed is not None:
+                await _cancel(tasks)
+                raise failed.exception()  # type: ignore[misc]
+        if stop.is_set():
+            await _cancel(tasks)
+            return "interrupted"
+        return "completed"
+    finally:
+        stopper.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

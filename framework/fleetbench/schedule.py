@@ -1,0 +1,221 @@
+"""Lanes and the requests sent through them: concurrency, token buckets, Retry-After, timeouts, retries.
+
+Each lane runs `max_concurrency` workers that pull units from the base model's dispatch. Every LLM request of an
+episode goes through the lane's `LaneChat`, which waits for the lane's token bucket (per request, not per task: the
+original throttled per task and multi-turn bursts broke provider limits), applies the request timeout, and retries
+what the provider classifies as transient or rate limited. A 429 pauses the whole lane for its Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetbench.config.schema import SchedulerConf
+from fleetbench.errors import InfraFailure
+from fleetbench.interfaces import Dispatch, EpisodeContext, Provider, Suite
+from fleetbench.types import (
+    CallRecord,
+    CallStatus,
+    Completion,
+    Episode,
+    Lane,
+    Message,
+    ModelSpec,
+    Outcome,
+    Unit,
+    UnitResult,
+)
+
+_jitter = random.Random()
+
+
+class TokenBucket:
+    """Requests per minute with a one-second burst; `None` means unlimited."""
+
+    def __init__(self, rpm: float | None) -> None:
+        self._rate = None if rpm is None else rpm / 60.0
+        self._capacity = 1.0 if self._rate is None else max(1.0, self._rate)
+        self._tokens = self._capacity
+        self._stamp = time.monotonic()
+
+    async def acquire(self) -> None:
+        """Wait until one request may be sent."""
+        if self._rate is None:
+            return
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return
+            await asyncio.sleep((1.0 - self._tokens) / self._rate)
+
+
+@dataclass
+class LaneState:
+    """A lane's limiter and pause (after a 429, the whole lane waits for Retry-After)."""
+
+    lane: Lane
+    bucket: TokenBucket
+    paused_until: float = 0.0
+
+    @classmethod
+    def of(cls, lane: Lane) -> LaneState:
+        return cls(lane, TokenBucket(lane.rpm))
+
+    async def ready(self) -> None:
+        """Wait out a pause, then take a token."""
+        while (wait := self.paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        await self.bucket.acquire()
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+
+def backoff_s(conf: SchedulerConf, attempt: int) -> float:
+    """Exponential backoff with ±50% jitter, capped."""
+    return float(min(conf.backoff_max_s, conf.backoff_base_s * 2 ** (attempt - 1)) * _jitter.uniform(0.5, 1.5))
+
+
+@dataclass
+class LaneChat:
+    """The `Chat` a suite gets for one unit on one lane. Records every request in `calls`."""
+
+    state: LaneState
+    provider: Provider
+    conf: SchedulerConf
+    unit_key: str
+    run_id: str
+    calls: list[CallRecord] = field(default_factory=list)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    async def __call__(
+        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> Completion:
+        for attempt in range(1, self.conf.max_attempts + 1):
+            await self.state.ready()
+            started, clock = time.time(), time.perf_counter()
+            try:
+                completion = await asyncio.wait_for(
+                    self.provider.complete(self.state.lane, list(messages), tools, self.settings),
+                    self.conf.request_timeout_s,
+                )
+            except TimeoutError:
+                # No retry on a request timeout (as the original): a hung endpoint would otherwise cost minutes each.
+                self._record(attempt, started, clock, CallStatus.TIMEOUT, error="request timed out")
+                raise InfraFailure("request_timeout", f"no reply within {self.conf.request_timeout_s:g}s") from None
+            except Exception as exc:  # the provider classifies; anything it calls permanent ends the unit
+                await self._handle_failure(exc, attempt, started, clock)
+                continue
+            if not completion.text.strip() and not completion.tool_calls:
+                self._record(attempt, started, clock, CallStatus.EMPTY, completion=completion, error="empty reply")
+                if attempt == self.conf.max_attempts:
+                    raise InfraFailure("empty_response", f"{attempt} empty replies")
+                continue
+            self._record(attempt, started, clock, CallStatus.OK, completion=completion)
+            return completion
+        raise InfraFailure("retries_exhausted", f"{self.conf.max_attempts} attempts failed")
+
+    async def _handle_failure(self, exc: Exception, attempt: int, started: float, clock: float) -> None:
+        verdict = self.provider.classify(exc)
+        self._record(attempt, started, clock, verdict.status, http_status=verdict.http_status, error=verdict.detail)
+        if verdict.status in (CallStatus.AUTH, CallStatus.PERMANENT):
+            raise InfraFailure(verdict.status.value, verdict.detail) from exc
+        if attempt == self.conf.max_attempts:
+            status = "rate_limit_exhausted" if verdict.status is CallStatus.RATE_LIMITED else "retries_exhausted"
+            raise InfraFailure(status, verdict.detail) from exc
+        if verdict.status is CallStatus.RATE_LIMITED:
+            self.state.pause(
+                verdict.retry_after_s if verdict.retry_after_s is not None else backoff_s(self.conf, attempt)
+            )
+        else:
+            await asyncio.sleep(backoff_s(self.conf, attempt))
+
+    def _record(
+        self,
+        attempt: int,
+        started: float,
+        clock: float,
+        status: CallStatus,
+        *,
+        completion: Completion | None = None,
+        http_status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        lane = self.state.lane
+        self.calls.append(
+            CallRecord(
+                unit_key=self.unit_key,
+                run_id=self.run_id,
+                lane_id=lane.lane_id,
+                deployment=lane.deployment,
+                credential_id=lane.credential_id,
+                attempt=attempt,
+                started_at=started,
+                latency_s=time.perf_counter() - clock,
+                status=status,
+                prompt_tokens=completion.prompt_tokens if completion else 0,
+                completion_tokens=completion.completion_tokens if completion else 0,
+                http_status=http_status,
+                error=error,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Everything a worker needs to run units of one base model."""
+
+    suite: Suite
+    model: ModelSpec
+    provider: Provider
+    conf: SchedulerConf
+    run_id: str
+
+
+async def run_unit(executor: Executor, state: LaneState, unit: Unit) -> tuple[UnitResult, list[CallRecord]]:
+    """Execute one unit on one lane under the episode timeout."""
+    chat = LaneChat(state, executor.provider, executor.conf, unit.key, executor.run_id)
+    lane = state.lane
+    context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment)
+    started, clock = time.time(), time.perf_counter()
+    try:
+        episode = await asyncio.wait_for(
+            executor.suite.run_episode(unit, chat, context), executor.conf.episode_timeout_s
+        )
+    except TimeoutError:
+        episode = Episode(Outcome.INFRA_ERROR, infra_status="episode_timeout")
+    except InfraFailure as exc:  # a suite that does not catch it still gets the unit recorded as not done
+        episode = Episode(Outcome.INFRA_ERROR, infra_status=exc.status)
+    result = UnitResult(
+        unit, executor.run_id, lane.deployment, lane.lane_id, started, time.perf_counter() - clock, episode
+    )
+    return result, chat.calls
+
+
+Sink = Callable[[UnitResult, list[CallRecord]], Awaitable[None]]
+
+
+async def lane_worker(executor: Executor, state: LaneState, dispatch: Dispatch, sink: Sink) -> None:
+    """Pull units for this lane until the dispatch has none; each result is durably written before the next pull."""
+    while (unit := dispatch.next_unit(state.lane.lane_id)) is not None:
+        result, calls = await run_unit(executor, state, unit)
+        await sink(result, calls)
+
+
+def lane_workers(
+    executor: Executor, lanes: Sequence[Lane], dispatch: Dispatch, sink: Sink
+) -> list[Coroutine[Any, Any, None]]:
+    """`max_concurrency` workers per lane, sharing the lane's limiter."""
+    workers: list[Coroutine[Any, Any, None]] = []
+    for lane in lanes:
+        state = LaneState.of(lane)
+        workers.extend(lane_worker(executor, state, dispatch, sink) for _ in range(lane.max_concurrency))
+    return workers

@@ -1,0 +1,78 @@
+"""Durable result writing with group commit.
+
+A worker hands over its result and waits until the transaction holding it has committed, so every acknowledged unit
+is on disk before its worker pulls the next one (a SIGKILL loses only in-flight units, which a rerun executes). Results
+that arrive while a transaction is running are committed together in the next one, which keeps SQLite fast.
+Storage calls run on one dedicated thread so the event loop never blocks on I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from fleetbench.interfaces import Storage
+from fleetbench.types import CallRecord, UnitResult
+
+Pending = tuple[UnitResult, list[CallRecord], "asyncio.Future[None]"]
+
+
+class ResultWriter:
+    """Serialises writes to one storage; `submit` returns once the result is committed."""
+
+    def __init__(self, storage: Storage, max_batch: int) -> None:
+        self._storage = storage
+        self._max_batch = max_batch
+        self._pending: list[Pending] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetbench-writer")
+        self._task: asyncio.Task[None] | None = None
+        self.newly_completed = 0
+        self.transactions = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="fleetbench-writer")
+
+    async def submit(self, result: UnitResult, calls: list[CallRecord]) -> None:
+        """Queue a result and wait for its commit (a storage failure is raised here, in the worker)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((result, calls, future))
+        self._wake.set()
+        # Shielded: a worker cancelled by Ctrl-C while waiting must not cancel the commit of its finished result.
+        await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Commit everything still queued, then stop the writer thread."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        self._thread.shutdown(wait=True)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                await self._commit(loop, batch)
+            if self._closing:
+                return
+
+    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[Pending]) -> None:
+        results = [result for result, _, _ in batch]
+        calls = [call for _, result_calls, _ in batch for call in result_calls]
+        try:
+            written = await loop.run_in_executor(self._thread, self._storage.write, results, calls)
+        except Exception as exc:  # handed to every waiting worker: the run stops loudly, nothing is dropped silently
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.newly_completed += written
+        self.transactions += 1
+        for _, _, future in batch:
+            if not future.done():
+                future.set_result(None)

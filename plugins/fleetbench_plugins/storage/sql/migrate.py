@@ -1,0 +1,81 @@
+"""Schema migrations, driven from code: no alembic.ini, safe to run on every start and from many processes at once.
+
+Every upgrade runs inside one transaction that first takes a database-wide lock (SQLite: `BEGIN IMMEDIATE`;
+PostgreSQL: a transaction-scoped advisory lock), so concurrent starters queue up and all but the first find the
+schema already at head. DDL is transactional on both back ends, so a failed upgrade leaves nothing half-done.
+
+Developers add a revision with `alembic.command.revision(alembic_config(), message=..., autogenerate=...)` from a
+Python shell (autogenerate needs `alembic_config(connection)` with a connection to a database at head).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, inspect, select, table, column, text
+
+from fleetbench.errors import StorageError
+
+from .engine import display_url, write_transaction
+from .schema import SCHEMA_REVISION, VERSION_TABLE
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+SCRIPT_LOCATION = Path(__file__).with_name("migrations")
+# Any fixed 64-bit number; it only has to be the same in every process that migrates fleetbench tables.
+_PG_LOCK_KEY = 0x666C656574626E63
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An in-memory alembic configuration pointing at our migration scripts, bound to `connection` if given."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the database to the head revision (a no-op when it is there already)."""
+    from alembic import command
+
+    with write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        command.upgrade(alembic_config(connection), "head")
+
+
+def head_revision() -> str:
+    """The newest revision among the migration scripts (tests check it equals `schema.SCHEMA_REVISION`)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise StorageError(f"no migration scripts found in {SCRIPT_LOCATION}")
+    return head
+
+
+def stored_revision(connection: Connection) -> str | None:
+    """The revision the database is at, or None when it has no fleetbench schema."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    versions = connection.execute(select(column("version_num")).select_from(table(VERSION_TABLE))).scalars()
+    return next(iter(versions), None)
+
+
+def check_revision(engine: Engine) -> None:
+    """Fail with a clear message unless the database is at the revision this code was written for."""
+    with engine.connect() as connection:
+        found = stored_revision(connection)
+    if found == SCHEMA_REVISION:
+        return
+    where = display_url(engine)
+    if found is None:
+        raise StorageError(f"{where} has no fleetbench schema; create it with the storage's migrate()")
+    raise StorageError(
+        f"{where} is at schema revision {found!r} but this fleetbench reads revision {SCHEMA_REVISION!r}; "
+        "run migrate() to upgrade it, or use the fleetbench version that wrote it"
+    )

@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the `sql` storage; run them with `SqlStorage.migrate()` (no alembic.ini needed)."""

@@ -1,0 +1,1 @@
+"""One module per schema revision; alembic loads them by path (this file is skipped)."""

@@ -1,0 +1,61 @@
+"""Options of the `sql` storage plugin. Importing this module never imports SQLAlchemy (plugin listing stays fast)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+# Back ends this plugin is tested against. A bare `postgresql://` URL means psycopg 3 here, not SQLAlchemy's default
+# psycopg2, so the one driver we test is the one users get.
+_SCHEMES = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+_SCHEME = re.compile(r"^([A-Za-z0-9+_-]+)://")
+
+
+@dataclasses.dataclass
+class SqlOptions:
+    """`url`: SQLAlchemy URL (`sqlite:///path.db` or `postgresql://user@host/db`, which uses psycopg 3);
+    `echo`: log every SQL statement; `busy_timeout_s`: how long a SQLite writer waits for another one's lock."""
+
+    url: str = "sqlite:///fleetbench.db"
+    echo: bool = False
+    busy_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.url = normalized_url(self.url)
+        if not math.isfinite(self.busy_timeout_s) or self.busy_timeout_s < 0:
+            raise ValueError(f"busy_timeout_s: must be a finite number of seconds >= 0, got {self.busy_timeout_s!r}")
+
+    @property
+    def backend(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return "sqlite" if self.url.startswith("sqlite") else "postgresql"
+
+
+def normalized_url(url: str) -> str:
+    """The URL with its scheme mapped to the driver we use; ValueError naming `url` when it is not supported."""
+    text = url.strip()
+    match = _SCHEME.match(text)
+    if match is None:
+        raise ValueError(f"url: {_masked(text)!r} is not a database URL; e.g. sqlite:///fleetbench.db")
+    scheme = match.group(1).lower()
+    if scheme not in _SCHEMES:
+        raise ValueError(
+            f"url: scheme {scheme!r} is not supported; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        )
+    rest = text[match.end() :]
+    if _SCHEMES[scheme] == "sqlite" and rest in ("", "/", "/:memory:"):
+        # Every pooled connection of an in-memory database would see its own empty database.
+        raise ValueError("url: SQLite needs a file path (sqlite:///PATH); in-memory databases are not shared")
+    return f"{_SCHEMES[scheme]}://{rest}"
+
+
+def _masked(url: str) -> str:
+    """The URL without a password, for error messages."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)

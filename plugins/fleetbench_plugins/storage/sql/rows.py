@@ -1,0 +1,125 @@
+"""Conversions between fleetbench value types and table rows, and the transcript codec."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from fleetbench.errors import StorageError
+from fleetbench.types import CallRecord, CallStatus, Outcome, RunRecord, UnitResult
+
+from .schema import INFRA_ERROR, UNIT_KEY_LENGTH
+
+TRANSCRIPT_ENCODING = "json+zlib"
+# Factor and metric names become JSON paths in SQL; keeping them to identifier-like names keeps those paths
+# portable between SQLite and PostgreSQL without quoting rules of our own.
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+def checked_name(name: str, what: str) -> str:
+    """`name` if it is usable as a factor or metric name, else ValueError naming it."""
+    if not _NAME.match(name):
+        raise ValueError(f"{what} {name!r}: names must match {_NAME.pattern}")
+    return name
+
+
+def unit_row(result: UnitResult, base_model: str) -> dict[str, Any]:
+    """The `units` row of one result; `base_model` is already canonical."""
+    unit, episode = result.unit, result.episode
+    if not unit.key or len(unit.key) > UNIT_KEY_LENGTH:
+        raise StorageError(f"unit key {unit.key!r} must have 1 to {UNIT_KEY_LENGTH} characters")
+    return {
+        "unit_key": unit.key,
+        "suite": unit.cell.suite,
+        "base_model": base_model,
+        "factors": {checked_name(k, "factor"): v for k, v in unit.cell.factors},
+        "instance_index": unit.index,
+        "seed": unit.seed,
+        "task_id": episode.task_id,
+        "outcome": Outcome(episode.outcome).value,
+        "metrics": {checked_name(k, "metric"): _finite_or_none(v) for k, v in episode.metrics.items()},
+        "turns": episode.turns,
+        "error_category": episode.error_category,
+        "infra_status": episode.infra_status,
+        "deployment": result.deployment,
+        "lane_id": result.lane_id,
+        "run_id": result.run_id,
+        "started_at": result.started_at,
+        "duration_s": result.duration_s,
+    }
+
+
+def _finite_or_none(value: float) -> float | None:
+    # NaN/inf are not JSON: SQLite's JSON functions would reject the whole column and PostgreSQL the row. A
+    # non-finite score is stored as missing, which every aggregate then skips.
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def call_row(call: CallRecord) -> dict[str, Any]:
+    """The `calls` row of one request."""
+    return {
+        "unit_key": call.unit_key,
+        "run_id": call.run_id,
+        "lane_id": call.lane_id,
+        "deployment": call.deployment,
+        "credential_id": call.credential_id,
+        "attempt": call.attempt,
+        "started_at": call.started_at,
+        "latency_s": call.latency_s,
+        "status": CallStatus(call.status).value,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "http_status": call.http_status,
+        "error": call.error,
+    }
+
+
+def run_row(run: RunRecord, canonical: Callable[[str], str]) -> dict[str, Any]:
+    """The `runs` row of a starting run, with model names made canonical."""
+    return {
+        "run_id": run.run_id,
+        "started_at": run.started_at,
+        "finished_at": None,
+        "status": "running",
+        "suite": run.suite,
+        "models": [canonical(m) for m in run.models],
+        "config": dict(run.config),
+        "version": run.version,
+        "host": run.host,
+        "planned_units": run.planned_units,
+        "executed_units": None,
+    }
+
+
+def first_per_key(results: Sequence[UnitResult]) -> list[UnitResult]:
+    """One result per unit key, sorted by key: the first completed one, else the last infra error.
+
+    Mirrors what the database would keep if the results arrived one by one, and lets one INSERT carry the batch
+    (PostgreSQL refuses an upsert that touches the same row twice). Sorting gives every writer the same lock order,
+    so concurrent PostgreSQL writers of overlapping keys queue instead of deadlocking.
+    """
+    chosen: dict[str, UnitResult] = {}
+    for result in results:
+        kept = chosen.get(result.key)
+        if kept is None or kept.episode.outcome == INFRA_ERROR:
+            chosen[result.key] = result
+    return [chosen[key] for key in sorted(chosen)]
+
+
+def encode_transcript(transcript: Mapping[str, Any]) -> bytes:
+    """Compressed JSON; values JSON cannot hold are stored as their `str()` (a transcript is for reading)."""
+    text = json.dumps(transcript, separators=(",", ":"), ensure_ascii=False, default=str)
+    return zlib.compress(text.encode("utf-8"))
+
+
+def decode_transcript(encoding: str, data: bytes) -> Mapping[str, Any]:
+    """The transcript stored as `data` in `encoding`."""
+    if encoding != TRANSCRIPT_ENCODING:
+        raise StorageError(f"transcript encoding {encoding!r} is unknown to this fleetbench")
+    decoded: Mapping[str, Any] = json.loads(zlib.decompress(data).decode("utf-8"))
+    return decoded

@@ -1,0 +1,113 @@
+"""The tables, as SQLAlchemy Core metadata. The migrations in `migrations/versions` create exactly this.
+
+A test compares this metadata with the migrated database, so the two cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+SCHEMA_REVISION = "0001"
+"""The alembic head revision this code reads and writes. `migrate()` upgrades a database to it."""
+
+VERSION_TABLE = "fleetbench_alembic_version"
+"""Alembic's bookkeeping table, named so it cannot collide with another application's `alembic_version`."""
+
+UNIT_KEY_LENGTH = 64
+INFRA_ERROR = "infra_error"
+
+# JSONB on PostgreSQL: unlike `json` it has equality, so reports can GROUP BY a factor and keep its JSON type.
+Json = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an `INTEGER PRIMARY KEY`; PostgreSQL gets a 64-bit identity for the ever-growing calls.
+CallId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("started_at", Double, nullable=False),
+    Column("finished_at", Double),
+    Column("status", String(32), nullable=False),
+    Column("suite", String(255), nullable=False),
+    Column("models", Json, nullable=False),
+    Column("config", Json, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("planned_units", Integer, nullable=False),
+    Column("executed_units", Integer),
+)
+
+units = Table(
+    "units",
+    metadata,
+    Column("unit_key", String(UNIT_KEY_LENGTH), primary_key=True),
+    Column("suite", String(255), nullable=False),
+    Column("base_model", String(255), nullable=False),
+    Column("factors", Json, nullable=False),
+    Column("instance_index", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("task_id", String(255)),
+    Column("outcome", String(16), nullable=False),
+    Column("metrics", Json, nullable=False),
+    Column("turns", Integer, nullable=False),
+    Column("error_category", String(255)),
+    Column("infra_status", String(255)),
+    Column("deployment", String(255), nullable=False),
+    Column("lane_id", String(255), nullable=False),
+    Column("run_id", String(128), ForeignKey("runs.run_id"), nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("duration_s", Double, nullable=False),
+    Index("ix_units_suite_base_model", "suite", "base_model"),
+    Index("ix_units_run_id", "run_id"),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", CallId, primary_key=True, autoincrement=True),
+    Column("unit_key", String(UNIT_KEY_LENGTH), nullable=False),
+    Column("run_id", String(128), ForeignKey("runs.run_id"), nullable=False),
+    Column("lane_id", String(255), nullable=False),
+    Column("deployment", String(255), nullable=False),
+    Column("credential_id", String(255), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("latency_s", Double, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("http_status", Integer),
+    Column("error", Text),
+    Index("ix_calls_unit_key", "unit_key"),
+    Index("ix_calls_run_id", "run_id"),
+)
+
+transcripts = Table(
+    "transcripts",
+    metadata,
+    Column(
+        "unit_key",
+        String(UNIT_KEY_LENGTH),
+        ForeignKey("units.unit_key", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("run_id", String(128), ForeignKey("runs.run_id"), nullable=False),
+    Column("encoding", String(32), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)

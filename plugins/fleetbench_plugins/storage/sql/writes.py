@@ -1,0 +1,82 @@
+"""The write path: one transaction that upserts units exactly once, their transcripts, and appends calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, insert
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fleetbench.types import CallRecord, UnitResult
+
+from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_key, unit_row
+from .schema import INFRA_ERROR, calls, transcripts, units
+
+
+def write_batch(
+    connection: Connection,
+    results: Sequence[UnitResult],
+    call_records: Sequence[CallRecord],
+    canonical: Callable[[str], str],
+) -> int:
+    """Store a batch inside the caller's transaction; return how many units it newly completed.
+
+    A unit row is inserted when its key is new and replaced only while the stored row is an infra error, so a
+    completed unit is never overwritten and never counted twice, however many writers race on the same keys.
+    """
+    chosen = first_per_key(results)
+    rows = [unit_row(r, canonical(r.unit.cell.base_model)) for r in chosen]
+    written = _upsert_units(connection, rows) if rows else set()
+    _store_transcripts(connection, [r for r in chosen if r.key in written])
+    if call_records:
+        connection.execute(insert(calls), [call_row(c) for c in call_records])
+    return sum(1 for row in rows if row["unit_key"] in written and row["outcome"] != INFRA_ERROR)
+
+
+def _upsert_units(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert-or-replace-infra-error; the keys of the rows this statement actually inserted or replaced."""
+    statement = _dialect_insert(connection, units)
+    excluded = statement.excluded
+    upsert = statement.on_conflict_do_update(
+        index_elements=[units.c.unit_key],
+        set_={c.name: excluded[c.name] for c in units.columns if c.name != "unit_key"},
+        # The WHERE is evaluated against the committed row after waiting for concurrent writers of the same key,
+        # so a unit completed by another process in the meantime is left alone and not RETURNed here.
+        where=units.c.outcome == INFRA_ERROR,
+    ).returning(units.c.unit_key)
+    # A list of parameter sets runs as "insertmanyvalues": multi-row VALUES pages, RETURNING collected across them.
+    return set(connection.execute(upsert, rows).scalars())
+
+
+def _store_transcripts(connection: Connection, written: Sequence[UnitResult]) -> None:
+    """Transcripts for the units this call wrote; a replaced infra error's old transcript never outlives it."""
+    with_transcript = [_transcript_row(r, r.episode.transcript) for r in written if r.episode.transcript is not None]
+    without = [r.key for r in written if r.episode.transcript is None]
+    if without:
+        connection.execute(delete(transcripts).where(transcripts.c.unit_key.in_(without)))
+    if not with_transcript:
+        return
+    statement = _dialect_insert(connection, transcripts)
+    excluded = statement.excluded
+    upsert = statement.on_conflict_do_update(
+        index_elements=[transcripts.c.unit_key],
+        set_={"run_id": excluded.run_id, "encoding": excluded.encoding, "data": excluded.data},
+    )
+    connection.execute(upsert, with_transcript)
+
+
+def _transcript_row(result: UnitResult, transcript: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "unit_key": result.key,
+        "run_id": result.run_id,
+        "encoding": TRANSCRIPT_ENCODING,
+        "data": encode_transcript(transcript),
+    }
+
+
+def _dialect_insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT construct, which knows ON CONFLICT (both back ends spell it the same way)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -1,0 +1,77 @@
+"""Static and dynamic sharding over lanes (the dynamic behaviour under load is tested end to end in test_runner)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetbench.types import Cell, Lane, Unit
+from fleetbench_plugins.sharding.dynamic import DynamicSharding
+from fleetbench_plugins.sharding.even import EvenSharding
+from fleetbench_plugins.sharding.static import apportion
+from fleetbench_plugins.sharding.weighted import WeightedSharding
+
+CELL = Cell("jsonl", "Sim-Agent", (("category", "arithmetic"),))
+
+
+def _units(n: int) -> list[Unit]:
+    return [Unit(f"{i:032x}", CELL, i, 0) for i in range(n)]
+
+
+def _lanes(*capacities: int) -> list[Lane]:
+    return [Lane(f"Sim-Agent-{i + 1}", "Sim-Agent", f"Sim-Agent-{i + 1}", "simulated", "key0", c)
+            for i, c in enumerate(capacities)]
+
+
+def _drain(dispatch, lanes: list[Lane]) -> dict[str, list[Unit]]:  # type: ignore[no-untyped-def]
+    taken: dict[str, list[Unit]] = {lane.lane_id: [] for lane in lanes}
+    progress = True
+    while progress:
+        progress = False
+        for lane in lanes:
+            unit = dispatch.next_unit(lane.lane_id)
+            if unit is not None:
+                taken[lane.lane_id].append(unit)
+                progress = True
+    return taken
+
+
+def test_even_splits_100_units_over_three_lanes_34_33_33() -> None:
+    lanes = _lanes(8, 8, 8)
+    taken = _drain(EvenSharding(None).dispatch(_units(100), lanes), lanes)
+    assert [len(v) for v in taken.values()] == [34, 33, 33]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 99, 101, 1000])
+def test_even_sizes_differ_by_at_most_one_and_cover_every_unit_once(n: int) -> None:
+    lanes = _lanes(1, 4, 9)
+    taken = _drain(EvenSharding(None).dispatch(_units(n), lanes), lanes)
+    sizes = [len(v) for v in taken.values()]
+    assert max(sizes) - min(sizes) <= 1
+    keys = [u.key for units in taken.values() for u in units]
+    assert sorted(keys) == sorted(u.key for u in _units(n))
+
+
+def test_weighted_follows_lane_capacity() -> None:
+    lanes = _lanes(1, 2, 7)
+    dispatch = WeightedSharding(None).dispatch(_units(100), lanes)
+    taken = _drain(dispatch, lanes)
+    assert [len(v) for v in taken.values()] == [10, 20, 70]
+    assert dispatch.assigned() == {"Sim-Agent-1": 10, "Sim-Agent-2": 20, "Sim-Agent-3": 70}
+
+
+def test_apportion_gives_remainders_to_the_largest_fractions() -> None:
+    assert apportion(10, [1, 1, 1]) == [4, 3, 3]
+    assert apportion(7, [0.5, 0.25, 0.25]) == [3, 2, 2]  # 3.5, 1.75, 1.75: the .75 remainders win
+    with pytest.raises(ValueError):
+        apportion(3, [0, 0])
+
+
+def test_dynamic_hands_each_unit_to_whichever_lane_asks() -> None:
+    lanes = _lanes(8, 8, 8)
+    dispatch = DynamicSharding(None).dispatch(_units(10), lanes)
+    first = [dispatch.next_unit("Sim-Agent-1") for _ in range(7)]
+    rest = [dispatch.next_unit("Sim-Agent-3") for _ in range(5)]
+    assert [u.index for u in first if u] == list(range(7))
+    assert [u.index for u in rest if u] == [7, 8, 9]
+    assert dispatch.next_unit("Sim-Agent-2") is None
+    assert dispatch.assigned() == {"Sim-Agent-1": 7, "Sim-Agent-2": 0, "Sim-Agent-3": 3}

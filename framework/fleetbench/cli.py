@@ -24,8 +24,14 @@ from fleetbench.report import build_report, render
 from fleetbench.runner import RunSummary, run
 from fleetbench.types import ReportFilter
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """Rich output; when piped, wide enough that tables are not squeezed to 80 columns."""
+    probe = Console(stderr=stderr)
+    return Console(stderr=stderr, soft_wrap=True, width=None if probe.is_terminal else 200)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,7 +131,8 @@ def print_summary(summary: RunSummary) -> None:
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "none"
     console.print(
         f"planned {summary.planned} units: {summary.already_stored} already stored, {summary.executed} executed "
-        f"({outcomes}), {summary.newly_completed} newly stored in {summary.wall_s:.2f}s ({rate:.0f} units/s)"
+        f"({outcomes}), {summary.newly_completed} newly stored in {summary.wall_s:.2f}s ({rate:.0f} units/s)",
+        soft_wrap=True,
     )
     if summary.infra:
         console.print("not done (infrastructure): " + ", ".join(f"{k} {v}" for k, v in summary.infra.items()))

@@ -126,6 +126,10 @@ def validate_options(options_cls: type[Any], values: Mapping[str, Any], key: str
         field_name = getattr(exc, "full_key", "") or "?"
         raise ConfigError(f"{key}.{field_name}: {_first_line(exc)} (in {owner})") from None
     except (ValueError, TypeError) as exc:
+        # Options' __post_init__ messages start with the field name ("profile: ..."): report the full key.
+        field_name, _, rest = str(exc).partition(": ")
+        if field_name in valid and rest:
+            raise ConfigError(f"{key}.{field_name}: {rest} (in {owner})") from None
         raise ConfigError(f"{key}: {exc} (in {owner})") from None
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{key}: {_first_line(exc)} (in {owner})") from None
@@ -154,7 +158,14 @@ class PluginRef(Generic[P]):
         try:
             return self.cls(self.options, **context)  # type: ignore[call-arg]
         except (ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(f"{self.key}: plugin {self.name!r} rejected its configuration: {exc}") from exc
+            field_name, _, rest = str(exc).partition(": ")
+            if rest and dataclasses.is_dataclass(self.options) and field_name in _field_names(self.options):
+                raise ConfigError(f"{self.key}.{field_name}: {rest}") from None
+            raise ConfigError(f"{self.key}: plugin {self.name!r} rejected its configuration: {exc}") from None
+
+
+def _field_names(options: Any) -> set[str]:
+    return {f.name for f in dataclasses.fields(options)}
 
 
 def load(kind: str, section: Mapping[str, Any] | DictConfig, key: str) -> PluginRef[Any]:

@@ -74,7 +74,8 @@ def run(spec: RunSpec, progress: ProgressView | None = None) -> RunSummary:
         stored = set(plugins.storage.stored_keys(plugins.suite.name, models))
         planned, missing = _plan(spec, plugins.suite, stored)
         run_id = uuid.uuid4().hex
-        summary = RunSummary(run_id, planned=planned, already_stored=planned - len(missing))
+        pending = sum(len(units) for units in missing.values())
+        summary = RunSummary(run_id, planned=planned, already_stored=planned - pending)
         plugins.storage.begin_run(
             RunRecord(
                 run_id,
@@ -101,8 +102,8 @@ def run(spec: RunSpec, progress: ProgressView | None = None) -> RunSummary:
 
 
 def _construct(spec: RunSpec) -> Plugins:
-    suite = spec.suite.create()
-    sharding = spec.sharding.create()
+    suite = spec.suite
+    sharding = spec.sharding
     providers = {name: ref.create() for name, ref in spec.providers.items()}
     storage = spec.common.storage.create(naming=spec.common.naming)
     return Plugins(suite, sharding, providers, storage)

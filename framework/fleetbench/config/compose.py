@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -14,7 +16,7 @@ from hydra.errors import (
     OverrideParseException,
 )
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from fleetbench.config.schema import register
 from fleetbench.errors import ConfigError, choices_text
@@ -38,46 +40,55 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
         try:
             cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
         except Exception as exc:  # Hydra wraps everything; translate() re-raises what it cannot explain
-            raise translate(exc) from None
+            raise translate(exc, overrides) from None
     return cfg
 
 
-def translate(exc: BaseException) -> BaseException:
+def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseException:
     """A one-line `ConfigError` for a Hydra/OmegaConf composition failure (or the exception itself if unknown)."""
     if isinstance(exc, ConfigError):
         return exc
-    if isinstance(exc, MissingConfigException) and exc.options is not None:
-        group = exc.config_name or "?"
-        missing = str(exc).split("'")[1] if "'" in str(exc) else group
-        return ConfigError(f"{group}: no config {missing!r}; valid choices: {choices_text(exc.options)}")
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(exc, ConfigCompositionException) and isinstance(cause, ConfigKeyError):
-        return ConfigError(_unknown_key_message(cause))
-    if isinstance(cause, ConfigKeyError):
-        return ConfigError(_unknown_key_message(cause))
-    if isinstance(exc, ConfigKeyError):
-        return ConfigError(_unknown_key_message(exc))
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", str(exc))
+    if isinstance(exc, MissingConfigException) and exc.options is not None and missing:
+        group, choice = missing.groups()
+        return ConfigError(f"{group}: no config {choice!r}; valid choices: {choices_text(exc.options)}")
+    keyed = _first_keyed_cause(exc)
+    if isinstance(keyed, ConfigKeyError | ConfigAttributeError):
+        return ConfigError(_unknown_key_message(keyed, overrides))
+    if keyed is not None:
+        return ConfigError(f"{keyed.full_key}: {_one_line(keyed)}")
     if isinstance(exc, OverrideParseException | HydraException | OmegaConfBaseException):
         return ConfigError(_one_line(exc))
     return exc
 
 
-def _unknown_key_message(exc: ConfigKeyError) -> str:
-    full_key = str(getattr(exc, "full_key", "") or "")
+def _first_keyed_cause(exc: BaseException) -> OmegaConfBaseException | None:
+    """The first exception in the chain that knows which config key it is about."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, OmegaConfBaseException) and getattr(current, "full_key", None):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _unknown_key_message(exc: OmegaConfBaseException, overrides: Sequence[str]) -> str:
+    full_key = str(getattr(exc, "full_key", "") or "?")
     parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
-    valid = _keys_at(parent)
-    where = full_key or "?"
-    return f"{where}: no such key; valid keys{f' under {parent}' if parent else ''}: {choices_text(valid)}"
+    valid = _keys_at(parent, [o for o in overrides if full_key not in o])
+    return f"{full_key}: no such key; valid keys{f' under {parent}' if parent else ''}: {choices_text(valid)}"
 
 
-def _keys_at(path: str) -> list[str]:
-    from fleetbench.config.schema import FleetbenchConf
+def _keys_at(path: str, overrides: list[str]) -> list[str]:
+    """Keys of the composed node at `path`, composing again without the offending override (inside Hydra's context)."""
+    try:
+        node = compose(config_name=CONFIG_NAME, overrides=overrides)
+    except Exception:  # the other overrides are broken too: fall back to the typed schema's keys
+        from fleetbench.config.schema import FleetbenchConf
 
-    node = OmegaConf.structured(FleetbenchConf)
+        node = OmegaConf.structured(FleetbenchConf)
     selected = OmegaConf.select(node, path) if path else node
-    if isinstance(selected, DictConfig):
-        return [str(k) for k in selected]
-    return []
+    return [str(k) for k in selected] if isinstance(selected, DictConfig) else []
 
 
 def _one_line(exc: BaseException) -> str:

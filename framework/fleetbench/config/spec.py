@@ -37,15 +37,19 @@ class NamingSpec:
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """Everything a run needs, validated. Models are canonical base names; lanes are resolved."""
+    """Everything a run needs, validated. Models are canonical base names; lanes are resolved.
+
+    The suite and sharding strategy are constructed (they read only packaged or named data files); providers and
+    storage stay unconstructed `PluginRef`s until the runner opens them.
+    """
 
     common: NamingSpec
     run: RunConf
     scheduler: SchedulerConf
     models: tuple[ModelSpec, ...]
     lanes: Mapping[str, tuple[Lane, ...]]
-    suite: registry.PluginRef[interfaces.Suite]
-    sharding: registry.PluginRef[interfaces.ShardingStrategy]
+    suite: interfaces.Suite
+    sharding: interfaces.ShardingStrategy
     providers: Mapping[str, registry.PluginRef[interfaces.Provider]]
     redacted_config: Mapping[str, Any]
 
@@ -83,8 +87,9 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         scheduler=scheduler,
         models=models,
         lanes=lanes,
-        suite=registry.load("suites", cfg.suite, "suite"),
-        sharding=registry.load("sharding", cfg.sharding, "sharding"),
+        # Constructed here: options that depend on data (a dataset's categories) are checked before anything runs.
+        suite=registry.load("suites", cfg.suite, "suite").create(),
+        sharding=registry.load("sharding", cfg.sharding, "sharding").create(),
         providers=providers,
         redacted_config=redact(OmegaConf.to_container(cfg, resolve=False)),
     )

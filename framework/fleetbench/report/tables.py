@@ -59,16 +59,17 @@ def _headline(report: Report) -> list[MetricSpec]:
 
 
 def _columns(report: Report) -> list[str]:
-    return ["model", *report.by, "units", "success", "partial", "failure", "not done", "success rate",
+    return ["model", *report.by, "units", "calls", "success", "partial", "failure", "not done", "success rate",
             *(m.name for m in _headline(report))]
 
 
-def _cells(report: Report, row: dict[str, Any]) -> list[str]:
+def _cells(report: Report, row: dict[str, Any], calls: int | None) -> list[str]:
     total = int(row["total"])
     return [
         str(row["base_model"]),
         *(_number(row.get(name)) for name in report.by),
         str(total),
+        "" if calls is None else str(calls),
         str(row["success"]),
         str(row["partial"]),
         str(row["failure"]),
@@ -79,14 +80,16 @@ def _cells(report: Report, row: dict[str, Any]) -> list[str]:
 
 
 def _share_lines(report: Report, base_model: str, width: int) -> list[list[str]]:
+    """One line per deployment: its share of the base model's units and calls (never a row of its own in the stats)."""
     shares = report.shares_of(base_model)
     units = sum(int(s["units"]) for s in shares)
     calls = sum(int(s["calls"]) for s in shares)
     lines = []
     for share in shares:
-        text = (f"  └ {share['deployment']}: {share['units']} units ({_rate(int(share['units']), units)}), "
-                f"{share['calls']} calls ({_rate(int(share['calls']), calls)})")
-        lines.append([text] + [""] * (width - 1))
+        line = [f"  └ {share['deployment']}", *([""] * len(report.by)),
+                f"{share['units']} ({_rate(int(share['units']), units)})",
+                f"{share['calls']} ({_rate(int(share['calls']), calls)})"]
+        lines.append(line + [""] * (width - len(line)))
     return lines
 
 
@@ -95,20 +98,24 @@ def _grid(report: Report) -> list[list[str]]:
     width = len(_columns(report))
     grid: list[list[str]] = []
     for index, row in enumerate(report.rows):
-        grid.append(_cells(report, row))
+        base = str(row["base_model"])
+        calls = sum(int(s["calls"]) for s in report.shares_of(base)) if not report.by else None
+        grid.append(_cells(report, row, calls))
         following = report.rows[index + 1]["base_model"] if index + 1 < len(report.rows) else None
-        if following != row["base_model"]:
-            grid.extend(_share_lines(report, str(row["base_model"]), width))
+        if following != base:
+            grid.extend(_share_lines(report, base, width))
     return grid
 
 
 def render(report: Report, fmt: str, console: Console) -> str | None:
     """Print `table` to the console; return the text of `markdown`, `csv` and `json`."""
     if fmt == "table":
-        table = Table(*_columns(report), title="fleetbench report")
+        table = Table(title="fleetbench report")
+        for name in _columns(report):
+            table.add_column(name, no_wrap=True)
         for line in _grid(report):
             table.add_row(*line)
-        console.print(table)
+        console.print(table, soft_wrap=True)
         return None
     if fmt == "markdown":
         head = _columns(report)

@@ -1,12 +1,13 @@
 """The text protocol between the model and the executor: `<tool_search>`, `<tool_info>`, `<tool_call>`.
 
-Parsing is deliberately lenient (reference §3.1, §10 item 9). The original required every closing tag, so a serving stack
-that strips `</tool_call>` (qwen2.5: 223 of 223 sampled calls) turned every call into a "format error". Here:
+Parsing is deliberately lenient (reference §3.1, §10 item 9). The original required every closing tag, so a serving
+stack that strips `</tool_call>` (qwen2.5: 223 of 223 sampled calls) turned every call into a "format error". Here:
 
 - a missing closing tag is tolerated: the tag's content runs to the next action tag or to the end of the message, and an
   "unclosed <tag>" parse issue is recorded (parse issues are reported apart from model errors);
-- a call may carry JSON: `<tool_call>{"tool": "x", "arguments": {...}}</tool_call>`, `<tool_call>x {"a": 1}</tool_call>`,
-  `<tool_call>{"name": "x", "parameters": {...}}</tool_call>` and the OpenAI `{"function": {...}}` shape;
+- a call may carry JSON: `<tool_call>{"tool": "x", "arguments": {...}}</tool_call>`,
+  `<tool_call>x {"a": 1}</tool_call>`, `<tool_call>{"name": "x", "parameters": {...}}</tool_call>` and the OpenAI
+  `{"function": {...}}` shape;
 - names resolve exact → case-insensitive → registry alias → (optionally) substring;
 - several actions in one message are handled by an explicit policy (`select_actions`), never silently swallowed.
 """
@@ -235,7 +236,7 @@ def _name_and_args(obj: Mapping[str, Any], kind: str, issues: list[str]) -> tupl
     if isinstance(function, Mapping):
         return _name_and_args(function, kind, issues)
     name = next((str(obj[k]) for k in _NAME_KEYS if isinstance(obj.get(k), str)), "")
-    raw = next((obj[k] for k in _ARG_KEYS if k in obj), {})
+    raw: Any = next((obj[k] for k in _ARG_KEYS if k in obj), {})
     return name.strip(), _coerce_arguments(raw, kind, issues)
 
 
@@ -257,9 +258,7 @@ def _decode_prefix(text: str) -> Any:
     return value
 
 
-def parse_native(
-    tool_calls: Sequence[ToolCall], text: str, resolver: NameResolver | None = None
-) -> ParsedTurn:
+def parse_native(tool_calls: Sequence[ToolCall], text: str, resolver: NameResolver | None = None) -> ParsedTurn:
     """Parse native function calls (the `tool_search` / `tool_info` helpers and registry tools) into actions."""
     actions: list[Action] = []
     issues: list[str] = []
@@ -312,7 +311,9 @@ def looks_like_attempted_call(text: str, tool_names: Iterable[str]) -> bool:
 def helper_function_schemas() -> list[dict[str, Any]]:
     """OpenAI function schemas of the two discovery helpers offered in native tool-calling mode."""
     return [
-        _function(SEARCH_FUNCTION, "Search the tool registry; returns the 5 most relevant tools.", "query", "What to search"),
+        _function(
+            SEARCH_FUNCTION, "Search the tool registry; returns the 5 most relevant tools.", "query", "What to search"
+        ),
         _function(INFO_FUNCTION, "Get the full specification of one tool.", "tool_name", "The exact tool name"),
     ]
 

@@ -153,25 +153,40 @@ def _file_payload(args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]
 
 def _data_payload(args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
     records = rng.randint(10, 5000)
-    return {"records": records, "records_out": rng.randint(records // 2, records), "fields": rng.randint(3, 24),
-            "valid": rng.random() < 0.9}
+    return {
+        "records": records,
+        "records_out": rng.randint(records // 2, records),
+        "fields": rng.randint(3, 24),
+        "valid": rng.random() < 0.9,
+    }
 
 
 def _network_payload(args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
     url = _arg(args, ("url", "endpoint", "destination"), DEFAULT_URL)
-    return {"status_code": rng.choice((200, 200, 200, 201, 202)), "url": url, "latency_ms": rng.randint(20, 900),
-            "bytes": rng.randint(256, 65_536)}
+    return {
+        "status_code": rng.choice((200, 200, 200, 201, 202)),
+        "url": url,
+        "latency_ms": rng.randint(20, 900),
+        "bytes": rng.randint(256, 65_536),
+    }
 
 
 def _computation_payload(args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
     precision = rng.choice((2, 4, 6))
-    return {"result": round(rng.uniform(0.0, 10_000.0), precision), "precision": precision,
-            "iterations": rng.randint(1, 200)}
+    return {
+        "result": round(rng.uniform(0.0, 10_000.0), precision),
+        "precision": precision,
+        "iterations": rng.randint(1, 200),
+    }
 
 
 def _integration_payload(args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
-    return {"connection": "established", "session_id": f"sess-{rng.getrandbits(32):08x}",
-            "token_expires_in_s": rng.choice((900, 1800, 3600)), "mapped_fields": rng.randint(2, 30)}
+    return {
+        "connection": "established",
+        "session_id": f"sess-{rng.getrandbits(32):08x}",
+        "token_expires_in_s": rng.choice((900, 1800, 3600)),
+        "mapped_fields": rng.randint(2, 30),
+    }
 
 
 def _utility_payload(args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:

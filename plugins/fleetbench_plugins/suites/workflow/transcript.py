@@ -1,8 +1,8 @@
 """What one episode recorded, the transcript stored per unit, and its readable text form.
 
-The transcript holds no timestamps or durations (the scheduler records timing in its own columns), so two runs of the same
-unit with the same seed and the same model replies store identical transcripts. `render_text` is what `fleetbench show`
-prints and what the LLM judge reads (the original's TXT log, §3.7).
+The transcript holds no timestamps or durations (the scheduler records timing in its own columns), so two runs of the
+same unit with the same seed and the same model replies store identical transcripts. `render_text` is what
+`fleetbench show` prints and what the LLM judge reads (the original's TXT log, §3.7).
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ def _header(t: Mapping[str, Any]) -> list[str]:
     lines = [
         f"=== Task {task.get('task_id')} ({task.get('task_type')}) ===",
         f"Required tools: {', '.join(task.get('required_tools', []))}",
-        f"Prompt type: {prompt.get('prompt_type')}  flaw: {prompt.get('flaw_type')}  severity: {prompt.get('severity')}",
+        f"Prompt type: {prompt.get('prompt_type')}  flaw: {prompt.get('flaw_type')}",
+        f"Severity: {prompt.get('severity')}  native tools: {prompt.get('native_tools')}",
         f"Expected sequence: {', '.join(prompt.get('expected_sequence', []))}",
         "",
         "--- System prompt ---",
@@ -190,4 +191,3 @@ def _scores_lines(scores: Mapping[str, Any] | None, label: Any, error: Mapping[s
         lines.append(f"Error message: {error.get('message')}")
         lines.append(f"Error category: {error.get('category')} (source: {error.get('source')})")
     return lines
-

@@ -1,0 +1,165 @@
+"""The SQLAlchemy side of the `sql` storage, imported on first use so that loading the plugin stays cheap."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, exc, insert, select, update
+
+from fleetbench.errors import StorageError
+from fleetbench.interfaces import NamingPolicy
+from fleetbench.types import CallRecord, MetricSpec, ReportFilter, RunRecord, UnitResult
+
+from . import migrate as migrations
+from . import queries
+from .engine import build_engine, display_url, write_transaction
+from .filters import unit_conditions
+from .options import SqlOptions
+from .rows import decode_transcript, run_row
+from .schema import runs
+from .writes import write_batch
+
+STREAM_CHUNK = 10_000
+"""Rows fetched per round trip when streaming keys or exports (a server-side cursor on PostgreSQL)."""
+
+
+class SqlDatabase:
+    """One engine per process plus the naming policy; every public method is one storage operation."""
+
+    def __init__(self, options: SqlOptions, naming: NamingPolicy) -> None:
+        self._options = options
+        self._naming = naming
+        self._engine = build_engine(options)
+        self._pid = os.getpid()
+        self._schema_checked = False
+        self._names: dict[str, str] = {}
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def canonical(self, spelling: str) -> str:
+        """The base model a spelling resolves to (cached: the pipeline writes the same few names millions of times)."""
+        name = self._names.get(spelling)
+        if name is None:
+            name = self._names[spelling] = self._naming.base_name(spelling)
+        return name
+
+    def engine(self) -> Engine:
+        """The engine, made safe to use in a forked child (which must not share its parent's connections)."""
+        if os.getpid() != self._pid:
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+        return self._engine
+
+    def ready(self) -> Engine:
+        """The engine, after checking once that the database exists and is at our schema revision."""
+        engine = self.engine()
+        if not self._schema_checked:
+            self._require_sqlite_file(engine)
+            with self.errors("reading the schema version"):
+                migrations.check_revision(engine)
+            self._schema_checked = True
+        return engine
+
+    def _require_sqlite_file(self, engine: Engine) -> None:
+        # Connecting would create an empty file; a report pointed at a mistyped path should say so instead.
+        path = engine.url.database
+        if self.dialect == "sqlite" and path and not Path(path).exists():
+            raise StorageError(f"no database at {path}; it is created by migrate() (fleetbench run does that)")
+
+    @contextlib.contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Turn driver errors into one `StorageError` naming the action and the database."""
+        try:
+            yield
+        except exc.DBAPIError as error:
+            detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
+            raise StorageError(f"{action} in {display_url(self._engine)} failed: {detail}") from error
+
+    def migrate(self) -> None:
+        with self.errors("migrating the schema"):
+            migrations.upgrade(self.engine())
+        self._schema_checked = True
+
+    def begin_run(self, run: RunRecord) -> None:
+        engine = self.ready()
+        try:
+            with self.errors(f"recording run {run.run_id!r}"), write_transaction(engine) as connection:
+                connection.execute(insert(runs), run_row(run, self.canonical))
+        except StorageError as error:
+            if isinstance(error.__cause__, exc.IntegrityError):
+                raise StorageError(f"run {run.run_id!r} is already recorded; run ids must be unique") from error
+            raise
+
+    def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
+        values = {"status": status, "finished_at": finished_at, "executed_units": executed}
+        with self.errors(f"finishing run {run_id!r}"), write_transaction(self.ready()) as connection:
+            updated = connection.execute(update(runs).where(runs.c.run_id == run_id).values(values)).rowcount
+        if updated != 1:
+            raise StorageError(f"run {run_id!r} was never begun (begin_run) in {display_url(self._engine)}")
+
+    def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:
+        if not results and not calls:
+            return 0
+        engine = self.ready()
+        try:
+            with self.errors(f"writing {len(results)} units"), write_transaction(engine) as connection:
+                return write_batch(connection, results, calls, self.canonical)
+        except StorageError as error:
+            if isinstance(error.__cause__, exc.IntegrityError):
+                self._explain_unknown_runs(results, calls, error)
+            raise
+
+    def _explain_unknown_runs(
+        self, results: Sequence[UnitResult], calls: Sequence[CallRecord], error: StorageError
+    ) -> None:
+        """Re-raise a foreign-key failure as what it almost always is: results of a run never begun."""
+        named = {r.run_id for r in results} | {c.run_id for c in calls}
+        with self.errors("looking up runs"), self.engine().connect() as connection:
+            known = set(connection.execute(select(runs.c.run_id).where(runs.c.run_id.in_(named))).scalars())
+        if named - known:
+            missing = ", ".join(sorted(named - known))
+            raise StorageError(f"results name runs that begin_run() never recorded: {missing}") from error
+
+    def stored_keys(self, suite: str, base_models: Sequence[str]) -> Iterator[str]:
+        statement = queries.completed_keys(suite, [self.canonical(m) for m in base_models])
+        for chunk in self._stream(statement, "reading stored keys"):
+            yield from (row[0] for row in chunk)
+
+    def aggregate(
+        self, group_by: Sequence[str], flt: ReportFilter, metrics: Sequence[MetricSpec]
+    ) -> list[dict[str, Any]]:
+        conditions = unit_conditions(flt, self.canonical, self.dialect)
+        with self.errors("aggregating units"), self.ready().connect() as connection:
+            return queries.aggregate(connection, group_by, conditions, metrics)
+
+    def deployment_shares(self, flt: ReportFilter) -> list[dict[str, Any]]:
+        unit_filter = unit_conditions(flt, self.canonical, self.dialect)
+        call_filter = queries.call_conditions(flt, self.canonical, self.dialect)
+        with self.errors("counting deployment shares"), self.ready().connect() as connection:
+            return queries.deployment_shares(connection, unit_filter, call_filter)
+
+    def transcripts(self, key_prefix: str, limit: int) -> list[tuple[str, Mapping[str, Any]]]:
+        with self.errors("reading transcripts"), self.ready().connect() as connection:
+            rows = connection.execute(queries.transcript_rows(key_prefix, limit)).all()
+        return [(key, decode_transcript(encoding, data)) for key, encoding, data in rows]
+
+    def export_rows(self, flt: ReportFilter) -> Iterable[dict[str, Any]]:
+        statement = queries.export_rows(unit_conditions(flt, self.canonical, self.dialect))
+        for chunk in self._stream(statement, "exporting units"):
+            yield from (queries.flat_row(row._mapping) for row in chunk)
+
+    def _stream(self, statement: Any, action: str) -> Iterator[Sequence[Any]]:
+        """Rows of `statement` in chunks, fetched lazily; the connection stays open until the caller is done."""
+        engine = self.ready()
+        with self.errors(action), engine.connect() as connection:
+            result = connection.execution_options(yield_per=STREAM_CHUNK).execute(statement)
+            yield from result.partitions()
+
+    def close(self) -> None:
+        self._engine.dispose()

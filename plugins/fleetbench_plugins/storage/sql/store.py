@@ -1,0 +1,96 @@
+"""The `sql` storage plugin: SQLite by default, PostgreSQL through psycopg 3.
+
+The class is thin on purpose: constructing it touches neither disk nor network and imports no SQLAlchemy, so listing
+plugins stays instant. The engine (in `database.py`) is built on first use, once per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from fleetbench.interfaces import NamingPolicy, Storage
+from fleetbench.types import CallRecord, MetricSpec, ReportFilter, RunRecord, UnitResult
+
+from .options import SqlOptions
+
+if TYPE_CHECKING:
+    from .database import SqlDatabase
+
+
+class SqlStorage(Storage):
+    """Results in SQL: one row per unit key (written exactly once), one per LLM call, per-unit transcripts.
+
+    Every model name written or looked up goes through the naming policy first, so `DeepSeek-V3-0324-2` and
+    `deepseek-v3-0324` are stored and counted as `DeepSeek-V3-0324`. Reports aggregate with SQL at read time;
+    nothing is ever counted by read-modify-write.
+    """
+
+    Options = SqlOptions
+
+    def __init__(self, options: SqlOptions, *, naming: NamingPolicy) -> None:
+        self._options = options
+        self._naming = naming
+        self._database: SqlDatabase | None = None
+
+    @property
+    def options(self) -> SqlOptions:
+        return self._options
+
+    def _db(self) -> SqlDatabase:
+        if self._database is None:
+            from .database import SqlDatabase
+
+            self._database = SqlDatabase(self._options, self._naming)
+        return self._database
+
+    def migrate(self) -> None:
+        """Create the schema or upgrade it to this version's head; concurrent callers wait for each other."""
+        self._db().migrate()
+
+    def stored_keys(self, suite: str, base_models: Sequence[str]) -> Iterator[str]:
+        """Keys of completed units (infra errors excluded), streamed in chunks; every model when none are given."""
+        return self._db().stored_keys(suite, base_models)
+
+    def begin_run(self, run: RunRecord) -> None:
+        """Insert the run's row (status `running`); a run id already recorded is a `StorageError`."""
+        self._db().begin_run(run)
+
+    def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
+        """Record the end of a begun run."""
+        self._db().finish_run(run_id, status, finished_at, executed)
+
+    def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:
+        """Store results, their transcripts and the calls in one transaction; return the units newly completed.
+
+        A completed unit is never replaced and never counted twice; a stored infra error is replaced by a later
+        result for its key. Calls are always appended. Runs named by results or calls must have been begun.
+        """
+        return self._db().write(results, calls)
+
+    def aggregate(
+        self, group_by: Sequence[str], filter: ReportFilter, metrics: Sequence[MetricSpec] = ()
+    ) -> list[dict[str, Any]]:
+        """Per group (sorted by group values): the group keys, `total` (completed units), `success`, `partial`,
+        `failure`, `infra_error`, `mean_duration_s`, `mean_turns` and each metric by name (mean or sum, over
+        completed units; None where a group has none). Factor values keep their JSON type (0.8 stays a float)."""
+        return self._db().aggregate(group_by, filter, metrics)
+
+    def deployment_shares(self, filter: ReportFilter) -> list[dict[str, Any]]:
+        """Per (base model, deployment), sorted: `units` completed there and `calls` sent there for that model."""
+        return self._db().deployment_shares(filter)
+
+    def transcripts(self, key_prefix: str, limit: int = 2) -> list[tuple[str, Mapping[str, Any]]]:
+        """Up to `limit` (unit key, transcript) pairs whose key starts with `key_prefix`, by key."""
+        return self._db().transcripts(key_prefix, limit)
+
+    def export_rows(self, filter: ReportFilter) -> Iterable[dict[str, Any]]:
+        """Every stored unit (infra errors included, see `outcome`) as a flat dict, streamed: columns, factors,
+        metrics; a factor or metric named like a column is prefixed `factor.` / `metric.`."""
+        return self._db().export_rows(filter)
+
+    def close(self) -> None:
+        """Dispose of the engine's connections; the storage reconnects if used again."""
+        if self._database is not None:
+            self._database.close()
+            self._database = None

@@ -1,0 +1,58 @@
+"""Bad input: one line naming the key and the valid choices, exit code 2, nothing written (real CLI subprocesses)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunCli, stderr_lines
+
+CASES = [
+    pytest.param(["run.models=[nope]"], ["run.models[0]", "unknown model 'nope'", "Sim-Agent"], id="unknown-model"),
+    pytest.param(["storage.plugin=mongo"], ["storage.plugin", "'mongo'", "fleetbench.storage", "installed: sql"],
+                 id="unknown-plugin"),
+    pytest.param(["sharding.plugin=fastest"], ["sharding.plugin", "dynamic, even, weighted"], id="unknown-sharding"),
+    pytest.param(["run.instancs=3"], ["run.instancs", "no such key", "instances"], id="typo-in-key"),
+    pytest.param(["+storage.urll=x.db"], ["storage.urll", "not an option", "url"], id="typo-in-plugin-option"),
+    pytest.param(["storage=sqlit"], ["storage", "'sqlit'", "postgres, sqlite"], id="unknown-group-choice"),
+    pytest.param(["models.gpt_5_mini.aliases=[deepseek-v3]"], ["'deepseek-v3'", "'gpt-5-mini'", "'DeepSeek-V3-0324'"],
+                 id="alias-claimed-twice"),
+    pytest.param(["models.sim_agent.deployments.1.rpm=-5"], ["models.sim_agent.deployments[1].rpm", "-5"],
+                 id="negative-rate"),
+    pytest.param(["models.sim_agent.deployments.0.max_concurrency=0"], ["max_concurrency", "at least 1"],
+                 id="zero-concurrency"),
+    pytest.param(["run.instances=many"], ["run.instances", "many"], id="wrong-type"),
+    pytest.param(["models.sim_agent.params.profile=genius"], ["models.sim_agent.params.profile", "strong"],
+                 id="unknown-provider-param"),
+    pytest.param(["suite.categories=[poetry]"], ["suite", "'poetry'", "arithmetic"], id="unknown-suite-option-value"),
+    pytest.param(["models.sim_agent.deployments.0.api_keys=[${oc.env:FLEETBENCH_TEST_UNSET_SECRET}]"],
+                 ["models.sim_agent.deployments[0].api_keys[0]", "FLEETBENCH_TEST_UNSET_SECRET"], id="missing-secret-env"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), CASES)
+def test_bad_config_fails_with_one_line_and_exit_2_writing_nothing(
+    run_cli: RunCli, tmp_path: Path, overrides: list[str], expected: list[str]
+) -> None:
+    process = run_cli("run", *overrides)
+    lines = stderr_lines(process)
+    assert process.returncode == 2, process.stderr
+    assert len(lines) == 1, process.stderr
+    for fragment in expected:
+        assert fragment in lines[0]
+    assert "Traceback" not in process.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing may be written on bad input"
+
+
+def test_bad_config_in_one_sweep_job_stops_the_whole_sweep_before_any_job(run_cli: RunCli, tmp_path: Path) -> None:
+    process = run_cli("run", "-m", "run.instances=1", "run.models=[Sim-Agent],[nope]")
+    assert process.returncode == 2
+    assert "unknown model 'nope'" in process.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_command_lists_the_commands(run_cli: RunCli) -> None:
+    process = run_cli("frobnicate")
+    assert process.returncode == 2
+    assert "names, plugins, report, run, show" in process.stderr

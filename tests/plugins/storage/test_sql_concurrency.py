@@ -1,0 +1,85 @@
+"""Four processes migrate and write overlapping units to one database at once: every key is stored and counted once.
+
+This is the failure the system we replace kept having (lost updates, double counts under parallel writers).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+
+from sqlalchemy import create_engine, func, select
+
+from fleetbench.types import Outcome
+from fleetbench_plugins.storage.sql.schema import calls, units
+
+from .builders import DEEPSEEK, SUITE, call, result, run_record, storage
+
+WORKERS = 4
+SPAN = 250  # keys per worker; worker i writes keys [i*50, i*50+250): every key is written by one to four workers
+BATCH = 25
+
+
+def worker_keys(worker: int) -> list[str]:
+    return [f"unit-{n:04d}" for n in range(worker * 50, worker * 50 + SPAN)]
+
+
+def write_overlapping(url: str, worker: int, start: Barrier, done: Queue[tuple[int, int]]) -> None:
+    """One writer process: migrate the (possibly fresh) database, then write its keys in a shuffled order.
+
+    The last worker first writes all its units as infra errors, which the others (and its own second pass) replace.
+    """
+    store = storage(url, migrate=False, run=None)
+    start.wait(timeout=60)
+    store.migrate()
+    run_id = f"run-{worker}"
+    store.begin_run(run_record(run_id))
+    names = worker_keys(worker)
+    random.Random(worker).shuffle(names)
+    passes = [Outcome.INFRA_ERROR, Outcome.SUCCESS] if worker == WORKERS - 1 else [Outcome.SUCCESS]
+    counted = written_calls = 0
+    for outcome in passes:
+        for first in range(0, len(names), BATCH):
+            batch = names[first : first + BATCH]
+            results = [result(n, outcome, run_id=run_id, deployment=f"{DEEPSEEK}-2") for n in batch]
+            counted += store.write(results, [call(n, f"{DEEPSEEK}-2", run_id=run_id) for n in batch])
+            written_calls += len(batch)
+    store.close()
+    done.put((counted, written_calls))
+
+
+def run_writers(url: str) -> tuple[int, int]:
+    """Start the writers together; the sum of what their writes returned, and how many calls they sent."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(WORKERS)
+    done: Queue[tuple[int, int]] = context.Queue()
+    processes = [
+        context.Process(target=write_overlapping, args=(url, worker, start, done)) for worker in range(WORKERS)
+    ]
+    for process in processes:
+        process.start()
+    reports = [done.get(timeout=180) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    return sum(r[0] for r in reports), sum(r[1] for r in reports)
+
+
+def test_concurrent_writers_store_and_count_each_key_once(database_url: str) -> None:
+    counted, sent_calls = run_writers(database_url)
+    distinct = {name for worker in range(WORKERS) for name in worker_keys(worker)}
+    assert counted == len(distinct) == 400
+
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(units)).scalar_one() == len(distinct)
+        outcomes = connection.execute(select(units.c.outcome, func.count()).group_by(units.c.outcome)).all()
+        assert outcomes == [("success", len(distinct))]
+        assert connection.execute(select(func.count()).select_from(calls)).scalar_one() == sent_calls
+    engine.dispose()
+
+    store = storage(database_url, run=None)
+    assert sorted(store.stored_keys(SUITE, [DEEPSEEK])) == sorted(result(n).key for n in distinct)
+    store.close()

@@ -1,0 +1,205 @@
+"""Writes of the `sql` storage: round trip, exactly-once counting, infra-error replacement, names, transcripts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zlib
+
+import pytest
+from sqlalchemy import Table, create_engine, select
+
+from fleetbench.errors import StorageError
+from fleetbench.types import Outcome, ReportFilter
+from fleetbench_plugins.storage.sql.schema import calls, runs, transcripts, units
+
+from .builders import DEEPSEEK, LLAMA, RUN, SUITE, call, key, result, run_record, storage
+
+
+def rows(url: str, table: Table) -> list[dict[str, object]]:
+    """Every row of a table, read straight from the database (not through the storage under test)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(select(table))]
+    finally:
+        engine.dispose()
+
+
+def test_round_trip(database_url: str) -> None:
+    store = storage(database_url)
+    written = store.write(
+        [result("a", factors={"prompt_type": "cot", "tool_success_rate": 0.9}, metrics={"score": 0.25})],
+        [call("a", DEEPSEEK)],
+    )
+    assert written == 1
+    (row,) = rows(database_url, units)
+    assert row["unit_key"] == key("a")
+    assert row["suite"] == SUITE and row["base_model"] == DEEPSEEK and row["deployment"] == DEEPSEEK
+    assert row["factors"] == {"prompt_type": "cot", "tool_success_rate": 0.9}
+    assert row["metrics"] == {"score": 0.25}
+    assert (row["outcome"], row["turns"], row["task_id"], row["seed"]) == ("success", 3, "task-a", 7)
+    (stored_call,) = rows(database_url, calls)
+    assert stored_call["unit_key"] == key("a") and stored_call["status"] == "ok"
+    assert stored_call["prompt_tokens"] == 100 and stored_call["http_status"] == 200
+    assert list(store.stored_keys(SUITE, [DEEPSEEK])) == [key("a")]
+    store.close()
+
+
+def test_same_unit_twice_in_one_write_counts_once(database_url: str) -> None:
+    store = storage(database_url)
+    assert store.write([result("a"), result("a", Outcome.FAILURE)], []) == 1
+    assert [r["outcome"] for r in rows(database_url, units)] == ["success"]
+
+
+def test_same_unit_in_separate_writes_counts_once(database_url: str) -> None:
+    store = storage(database_url)
+    assert store.write([result("a"), result("b")], [call("a", DEEPSEEK)]) == 2
+    assert store.write([result("a"), result("b")], [call("a", DEEPSEEK)]) == 0
+    assert len(rows(database_url, units)) == 2
+    # Calls are real requests: both batches' calls are kept.
+    assert len(rows(database_url, calls)) == 2
+
+
+def test_infra_error_is_replaced_but_completed_never(database_url: str) -> None:
+    store = storage(database_url)
+    assert store.write([result("a", Outcome.INFRA_ERROR, deployment=f"{DEEPSEEK}-2")], []) == 0
+    assert list(store.stored_keys(SUITE, [DEEPSEEK])) == []
+
+    assert store.write([result("a", Outcome.PARTIAL, deployment=DEEPSEEK, duration_s=4.0)], []) == 1
+    (row,) = rows(database_url, units)
+    assert (row["outcome"], row["deployment"], row["duration_s"]) == ("partial", DEEPSEEK, 4.0)
+
+    assert store.write([result("a", Outcome.SUCCESS)], []) == 0
+    assert store.write([result("a", Outcome.INFRA_ERROR)], []) == 0
+    assert [r["outcome"] for r in rows(database_url, units)] == ["partial"]
+    assert list(store.stored_keys(SUITE, [DEEPSEEK])) == [key("a")]
+
+
+def test_infra_error_and_success_in_one_batch_keeps_the_success(database_url: str) -> None:
+    store = storage(database_url)
+    batch = [result("a", Outcome.INFRA_ERROR), result("a", Outcome.SUCCESS), result("a", Outcome.INFRA_ERROR)]
+    assert store.write(batch, []) == 1
+    assert [r["outcome"] for r in rows(database_url, units)] == ["success"]
+
+
+def test_stored_keys_excludes_infra_errors_and_filters(database_url: str) -> None:
+    store = storage(database_url)
+    store.write(
+        [
+            result("done"),
+            result("infra", Outcome.INFRA_ERROR),
+            result("failed", Outcome.FAILURE),
+            result("llama", model=LLAMA),
+        ],
+        [],
+    )
+    assert set(store.stored_keys(SUITE, [DEEPSEEK])) == {key("done"), key("failed")}
+    assert set(store.stored_keys(SUITE, ["llama-3.3-70b"])) == {key("llama")}
+    assert set(store.stored_keys(SUITE, [])) == {key("done"), key("failed"), key("llama")}
+    assert list(store.stored_keys("another-suite", [DEEPSEEK])) == []
+
+
+def test_names_are_canonical_when_written_and_looked_up(database_url: str) -> None:
+    store = storage(database_url, run=None)
+    store.begin_run(run_record(models=("deepseek-v3-0324", "Llama-3.3-70B-Instruct")))
+    store.write(
+        [
+            result("suffix", model=f"{DEEPSEEK}-2", deployment=f"{DEEPSEEK}-2"),
+            result("lower", model="deepseek-v3-0324"),
+            result("alias", model="llama-3.3-70b", deployment=LLAMA),
+        ],
+        [],
+    )
+    by_key = {r["unit_key"]: r for r in rows(database_url, units)}
+    assert by_key[key("suffix")]["base_model"] == DEEPSEEK
+    assert by_key[key("suffix")]["deployment"] == f"{DEEPSEEK}-2"  # deployments keep their exact name
+    assert by_key[key("lower")]["base_model"] == DEEPSEEK
+    assert by_key[key("alias")]["base_model"] == LLAMA
+    assert rows(database_url, runs)[0]["models"] == [DEEPSEEK, LLAMA]
+    assert set(store.stored_keys(SUITE, ["DEEPSEEK-V3-0324-3"])) == {key("suffix"), key("lower")}
+    (group,) = store.aggregate(["base_model"], ReportFilter(base_models=("deepseek-v3-0324-2",)))
+    assert (group["base_model"], group["total"]) == (DEEPSEEK, 2)
+
+
+def test_transcripts_round_trip_compressed(database_url: str) -> None:
+    store = storage(database_url)
+    transcript = {"messages": [{"role": "user", "content": "use the tools " * 200}], "score": 0.5, "ok": True}
+    store.write([result("a", transcript=transcript), result("b")], [])
+    assert store.transcripts(key("a")[:8]) == [(key("a"), transcript)]
+    assert store.transcripts(key("b")) == []
+    (raw,) = rows(database_url, transcripts)
+    data = bytes(raw["data"])  # type: ignore[arg-type]
+    assert raw["encoding"] == "json+zlib"
+    assert json.loads(zlib.decompress(data)) == transcript
+    assert len(data) < len(json.dumps(transcript)) / 10
+
+
+def test_transcripts_follow_the_row_that_was_kept(database_url: str) -> None:
+    store = storage(database_url)
+    store.write([result("a", Outcome.INFRA_ERROR, transcript={"attempt": 1})], [])
+    assert store.transcripts(key("a")) == [(key("a"), {"attempt": 1})]
+    store.write([result("a", transcript={"attempt": 2})], [])
+    store.write([result("a", Outcome.FAILURE, transcript={"attempt": 3})], [])
+    assert store.transcripts(key("a")) == [(key("a"), {"attempt": 2})]
+    # An infra error replaced by a result without a transcript must not keep the infra error's transcript.
+    store.write([result("b", Outcome.INFRA_ERROR, transcript={"attempt": 1})], [])
+    store.write([result("b")], [])
+    assert store.transcripts(key("b")) == []
+
+
+def test_transcripts_prefix_is_literal_and_limited(database_url: str) -> None:
+    store = storage(database_url)
+    store.write([result(name, transcript={"n": name}) for name in "abcdef"], [])
+    assert len(store.transcripts("", limit=4)) == 4
+    assert store.transcripts("%") == []
+    assert store.transcripts("_") == []
+
+
+def test_non_finite_metrics_are_stored_as_missing(database_url: str) -> None:
+    store = storage(database_url)
+    store.write([result("a", metrics={"score": float("nan")}), result("b", metrics={"score": 0.5})], [])
+    assert {r["unit_key"]: r["metrics"] for r in rows(database_url, units)}[key("a")] == {"score": None}
+
+
+def test_runs_begin_and_finish(database_url: str) -> None:
+    store = storage(database_url)
+    store.finish_run(RUN, "completed", 2000.0, 5)
+    (row,) = rows(database_url, runs)
+    assert (row["status"], row["finished_at"], row["executed_units"], row["planned_units"]) == (
+        "completed",
+        2000.0,
+        5,
+        10,
+    )
+    assert row["config"] == {"storage": {"url": "***"}}
+    with pytest.raises(StorageError, match="already recorded"):
+        store.begin_run(run_record())
+    with pytest.raises(StorageError, match="never begun"):
+        store.finish_run("no-such-run", "completed", 2000.0, 0)
+
+
+def test_results_of_an_unknown_run_are_refused_whole(database_url: str) -> None:
+    store = storage(database_url)
+    with pytest.raises(StorageError, match="never recorded: ghost"):
+        store.write([result("a"), result("b", run_id="ghost")], [call("a", DEEPSEEK)])
+    assert rows(database_url, units) == [] and rows(database_url, calls) == []
+
+
+def test_unit_key_longer_than_64_is_refused(database_url: str) -> None:
+    store = storage(database_url)
+    valid = result("a")
+    too_long = dataclasses.replace(valid, unit=dataclasses.replace(valid.unit, key="k" * 65))
+    with pytest.raises(StorageError, match="unit key"):
+        store.write([too_long], [])
+
+
+def test_write_of_nothing_touches_nothing(sqlite_url: str) -> None:
+    store = storage(sqlite_url, migrate=False, run=None)
+    assert store.write([], []) == 0
+
+
+def test_empty_database_counts(database_url: str) -> None:
+    store = storage(database_url)
+    (overall,) = store.aggregate([], ReportFilter())
+    assert overall["total"] == 0 and overall["mean_duration_s"] is None

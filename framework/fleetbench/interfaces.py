@@ -39,6 +39,10 @@ class Plugin(abc.ABC):  # noqa: B024 - a marker base with shared class attribute
 
     Options: ClassVar[type[Any]] = NoOptions
 
+    def __init__(self, options: Any) -> None:
+        """Keep the validated options; kinds that receive context (naming, storage) extend the signature."""
+        self.options = options
+
 
 class Chat(Protocol):
     """The scheduler's callable bound to one lane: sends one request with retries, timeouts and rate limits.

@@ -43,7 +43,7 @@ def _upsert_units(connection: Connection, rows: list[dict[str, Any]]) -> set[str
         set_={c.name: excluded[c.name] for c in units.columns if c.name != "unit_key"},
         # The WHERE is evaluated against the committed row after waiting for concurrent writers of the same key,
         # so a unit completed by another process in the meantime is left alone and not RETURNed here.
-        where=units.c.outcome != "never",
+        where=units.c.outcome == INFRA_ERROR,
     ).returning(units.c.unit_key)
     # A list of parameter sets runs as "insertmanyvalues": multi-row VALUES pages, RETURNING collected across them.
     return set(connection.execute(upsert, rows).scalars())

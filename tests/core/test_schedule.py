@@ -1,0 +1,107 @@
+"""Retries, Retry-After, timeouts and infra outcomes, against the real simulated provider with injected faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from fleetbench.config.schema import SchedulerConf
+from fleetbench.errors import InfraFailure
+from fleetbench.interfaces import Provider
+from fleetbench.schedule import Executor, LaneChat, LaneState, TokenBucket, run_unit
+from fleetbench.types import CallStatus, Cell, Completion, ErrorClass, Lane, Message, ModelSpec, DeploymentSpec, Outcome, Unit
+from fleetbench_plugins.providers.simulated import SimulatedOptions, SimulatedProvider
+from fleetbench_plugins.suites.jsonl import JsonlOptions, JsonlSuite
+
+MESSAGES = [{"role": "user", "content": "What is 2 + 3? Answer with the number only."}]
+
+
+def _lane(**params: float) -> Lane:
+    deployment = {"latency_ms": 0.0, "jitter_ms": 0.0, "transient_error_rate": 0.0, "rate_limit_rate": 0.0,
+                  "retry_after_s": 0.01, **params}
+    return Lane("Sim-Agent-2", "Sim-Agent", "Sim-Agent-2", "simulated", "key0", 4, params=deployment,
+                model_params={"profile": "strong", "qa_accuracy": 1.0})
+
+
+def _chat(lane: Lane, provider: Provider | None = None, **conf: Any) -> LaneChat:
+    settings = SchedulerConf(backoff_base_s=0.001, backoff_max_s=0.01, **conf)
+    return LaneChat(LaneState.of(lane), provider or SimulatedProvider(SimulatedOptions(seed=3)), settings, "k" * 32, "r")
+
+
+def test_transient_failures_are_retried_and_every_attempt_is_recorded() -> None:
+    chat = _chat(_lane(transient_error_rate=0.6), max_attempts=50)
+    completion = asyncio.run(chat(MESSAGES))
+    assert completion.text == "5"
+    statuses = [call.status for call in chat.calls]
+    assert statuses[-1] is CallStatus.OK
+    assert CallStatus.TRANSIENT in statuses
+    assert [call.attempt for call in chat.calls] == list(range(1, len(chat.calls) + 1))
+    assert all(call.deployment == "Sim-Agent-2" and call.credential_id == "key0" for call in chat.calls)
+
+
+def test_rate_limits_pause_the_lane_for_retry_after_and_exhaust_into_an_infra_failure() -> None:
+    chat = _chat(_lane(rate_limit_rate=1.0, retry_after_s=0.02), max_attempts=3)
+    before = time.monotonic()
+    with pytest.raises(InfraFailure) as failure:
+        asyncio.run(chat(MESSAGES))
+    assert failure.value.status == "rate_limit_exhausted"
+    assert [call.status for call in chat.calls] == [CallStatus.RATE_LIMITED] * 3
+    assert all(call.http_status == 429 for call in chat.calls)
+    # Two pauses of Retry-After were waited out between the three attempts.
+    assert chat.state.paused_until > before + 0.02
+
+
+def test_a_request_timeout_is_an_infra_failure_and_is_not_retried() -> None:
+    chat = _chat(_lane(latency_ms=2000), request_timeout_s=0.02, max_attempts=5)
+    with pytest.raises(InfraFailure) as failure:
+        asyncio.run(chat(MESSAGES))
+    assert failure.value.status == "request_timeout"
+    assert [call.status for call in chat.calls] == [CallStatus.TIMEOUT]
+
+
+class RejectingProvider(Provider):
+    """Stands in for an external API that refuses the credential."""
+
+    async def complete(self, lane: Lane, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None,
+                       settings: Mapping[str, Any] | None = None) -> Completion:
+        raise PermissionError("401 invalid api key")
+
+    def classify(self, exc: BaseException) -> ErrorClass:
+        return ErrorClass(CallStatus.AUTH, http_status=401, detail=str(exc))
+
+
+def test_auth_failures_stop_at_once() -> None:
+    chat = _chat(_lane(), RejectingProvider(None), max_attempts=5)
+    with pytest.raises(InfraFailure) as failure:
+        asyncio.run(chat(MESSAGES))
+    assert failure.value.status == "auth"
+    assert len(chat.calls) == 1
+
+
+def test_an_episode_over_its_timeout_is_recorded_as_not_done() -> None:
+    suite = JsonlSuite(JsonlOptions())
+    model = ModelSpec("Sim-Agent", "simulated", (DeploymentSpec("Sim-Agent-2"),))
+    executor = Executor(suite, model, SimulatedProvider(SimulatedOptions()),
+                        SchedulerConf(episode_timeout_s=0.02), "run")
+    unit = Unit("a" * 32, Cell("jsonl", "Sim-Agent", (("category", "arithmetic"),)), 0, 0)
+    result, _ = asyncio.run(run_unit(executor, LaneState.of(_lane(latency_ms=2000)), unit))
+    assert result.episode.outcome is Outcome.INFRA_ERROR
+    assert result.episode.infra_status == "episode_timeout"
+    assert result.deployment == "Sim-Agent-2"
+
+
+def test_token_bucket_spaces_requests_beyond_the_burst() -> None:
+    async def stamps() -> list[float]:
+        bucket = TokenBucket(rpm=1200)  # 20 per second, burst of 20
+        times = []
+        for _ in range(24):
+            await bucket.acquire()
+            times.append(time.monotonic())
+        return times
+
+    times = asyncio.run(stamps())
+    assert times[19] - times[0] < times[23] - times[19]  # the burst is immediate; the next four wait for refills

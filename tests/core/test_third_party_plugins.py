@@ -1,0 +1,92 @@
+"""A third-party package registers plugins through entry points exactly as the built-ins do (real subprocesses).
+
+The package is written to a temporary directory with its own dist-info, so discovery goes through the same
+importlib.metadata / stevedore path as an installed distribution.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunCli
+
+PLUGIN_SOURCE = '''
+from fleetbench.interfaces import Dispatch, ShardingStrategy
+
+
+class Reversed(Dispatch):
+    """Hands units out last-first, to any lane."""
+
+    def __init__(self, units, lanes):
+        self._units = list(units)
+        self._assigned = {lane.lane_id: 0 for lane in lanes}
+
+    def next_unit(self, lane_id):
+        if not self._units:
+            return None
+        self._assigned[lane_id] += 1
+        return self._units.pop()
+
+    def assigned(self):
+        return dict(self._assigned)
+
+
+class ReversedSharding(ShardingStrategy):
+    def __init__(self, options):
+        self.options = options
+
+    def dispatch(self, units, lanes):
+        return Reversed(units, lanes)
+'''
+
+
+@pytest.fixture
+def third_party(tmp_path: Path) -> dict[str, str]:
+    site = tmp_path / "site"
+    (site / "fbtp_sharding").mkdir(parents=True)
+    (site / "fbtp_sharding" / "__init__.py").write_text(PLUGIN_SOURCE)
+    (site / "fbtp_broken").mkdir()
+    (site / "fbtp_broken" / "__init__.py").write_text("import a_module_that_does_not_exist\n")
+    dist = site / "fbtp-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fbtp\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent("""
+        [fleetbench.sharding]
+        reversed = fbtp_sharding:ReversedSharding
+
+        [fleetbench.suites]
+        broken = fbtp_broken:BrokenSuite
+    """))
+    return {"PYTHONPATH": str(site)}
+
+
+def test_listing_shows_third_party_plugins_and_names_the_broken_one(run_cli: RunCli, third_party: dict[str, str]) -> None:
+    process = run_cli("plugins", env=third_party)
+    rows = {tuple(cell.strip() for cell in line.split("│")[1:3]): line for line in process.stdout.splitlines()
+            if line.startswith("│")}
+    assert "ok" in rows[("sharding", "reversed")]
+    assert "ModuleNotFoundError" in rows[("suites", "broken")]
+    assert "ok" in rows[("suites", "jsonl")], "one broken plugin must not break the others"
+    assert process.returncode == 1
+
+
+def test_a_third_party_sharding_plugin_runs_end_to_end(run_cli: RunCli, third_party: dict[str, str]) -> None:
+    process = run_cli("run", "sharding.plugin=reversed", "run.instances=2", env=third_party)
+    assert process.returncode == 0, process.stderr
+    assert "10 executed" in process.stdout
+
+
+def test_unknown_plugin_lists_installed_third_party_choices(run_cli: RunCli, third_party: dict[str, str]) -> None:
+    process = run_cli("run", "sharding.plugin=nope", env=third_party)
+    assert process.returncode == 2
+    assert "installed: dynamic, even, reversed, weighted" in process.stderr
+
+
+def test_loading_a_broken_plugin_names_it(run_cli: RunCli, third_party: dict[str, str]) -> None:
+    process = run_cli("run", "suite.plugin=broken", env=third_party)
+    assert process.returncode != 0
+    assert "plugin 'broken' in group fleetbench.suites failed to load" in process.stderr
+    assert "a_module_that_does_not_exist" in process.stderr

@@ -26,8 +26,9 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def run_cli(tmp_path: Path) -> RunCli:
     """`run_cli("run", "run.instances=3")` runs fleetbench in `tmp_path` and returns the finished process."""
 
-    def _run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def _run(
+        *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*CLI, *args], cwd=cwd or tmp_path, env=cli_env(env), capture_output=True, text=True, timeout=timeout
         )

@@ -24,6 +24,7 @@ from fleetbench.report import build_report, render
 from fleetbench.runner import RunSummary, run
 from fleetbench.types import ReportFilter
 
+
 def _console(stderr: bool = False) -> Console:
     """Rich output; when piped, wide enough that tables are not squeezed to 80 columns."""
     probe = Console(stderr=stderr)
@@ -93,9 +94,9 @@ def _hydra_run(args: list[str]) -> int:
     from fleetbench.config import register
 
     register()
-    app: Callable[[], None] = hydra.main(
-        config_path="pkg://fleetbench_conf", config_name="config", version_base="1.3"
-    )(_run_job)
+    app: Callable[[], None] = hydra.main(config_path="pkg://fleetbench_conf", config_name="config", version_base="1.3")(
+        _run_job
+    )
     saved = sys.argv
     sys.argv = ["fleetbench", *args]
     try:
@@ -123,8 +124,12 @@ def print_summary(summary: RunSummary) -> None:
     """Per deployment: the units it finished and the calls it served; then the totals."""
     table = Table("base model", "deployment", "units", "calls", title=f"run {summary.run_id[:12]}")
     for deployment in sorted(summary.units_by_deployment.keys() | summary.calls_by_deployment.keys()):
-        table.add_row(summary.base_model_of.get(deployment, "?"), deployment,
-                      str(summary.units_by_deployment[deployment]), str(summary.calls_by_deployment[deployment]))
+        table.add_row(
+            summary.base_model_of.get(deployment, "?"),
+            deployment,
+            str(summary.units_by_deployment[deployment]),
+            str(summary.calls_by_deployment[deployment]),
+        )
     if summary.executed:
         console.print(table)
     rate = summary.executed / summary.wall_s if summary.wall_s > 0 else 0.0
@@ -149,13 +154,16 @@ def cmd_report(args: Sequence[str]) -> int:
     models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
     unknown = [f for f in common.report.by if f not in suite.factor_names()]
     if unknown:
-        raise UserError(f"report.by: {unknown[0]!r} is not a factor of suite {suite.name!r}; "
-                        f"valid choices: {', '.join(suite.factor_names()) or '(none)'}")
+        raise UserError(
+            f"report.by: {unknown[0]!r} is not a factor of suite {suite.name!r}; "
+            f"valid choices: {', '.join(suite.factor_names()) or '(none)'}"
+        )
     storage = common.storage.create(naming=common.naming)
     try:
         storage.migrate()
-        report = build_report(storage, ReportFilter(suite.name, models, common.report.run_id), suite.metrics(),
-                              common.report.by)
+        report = build_report(
+            storage, ReportFilter(suite.name, models, common.report.run_id), suite.metrics(), common.report.by
+        )
     finally:
         storage.close()
     text = render(report, common.report.format, console)

@@ -95,11 +95,12 @@ def plugin_class(kind: str, name: str, key: str) -> type[interfaces.Plugin]:
         ) from None
     except _LoadFailed as exc:
         raise PluginLoadError(f"plugin {name!r} in group {group} failed to load: {exc.reason}") from exc.__cause__
-    cls = manager.driver
+    cls: Any = manager.driver
     problem = _contract_problem(kind, cls)
     if problem:
         raise PluginLoadError(f"plugin {name!r} in group {group} breaks the contract: {problem}")
-    return cls  # type: ignore[no-any-return]
+    plugin: type[interfaces.Plugin] = cls
+    return plugin
 
 
 class _LoadFailed(Exception):
@@ -156,12 +157,21 @@ class PluginRef(Generic[P]):
     def create(self, **context: Any) -> P:
         """Construct the plugin with its options and the kind's context arguments."""
         try:
-            return self.cls(self.options, **context)  # type: ignore[call-arg]
+            return self.cls(self.options, **context)
         except (ValueError, TypeError, KeyError) as exc:
             field_name, _, rest = str(exc).partition(": ")
             if rest and dataclasses.is_dataclass(self.options) and field_name in _field_names(self.options):
                 raise ConfigError(f"{self.key}.{field_name}: {rest}") from None
             raise ConfigError(f"{self.key}: plugin {self.name!r} rejected its configuration: {exc}") from None
+
+
+def plain_dict(section: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
+    """A config section as a plain dict with interpolations resolved."""
+    if isinstance(section, DictConfig):
+        container = OmegaConf.to_container(section, resolve=True)
+        assert isinstance(container, dict)
+        return {str(k): v for k, v in container.items()}
+    return dict(section)
 
 
 def _field_names(options: Any) -> set[str]:
@@ -170,7 +180,7 @@ def _field_names(options: Any) -> set[str]:
 
 def load(kind: str, section: Mapping[str, Any] | DictConfig, key: str) -> PluginRef[Any]:
     """Validate a config section `{plugin: NAME, ...options}` into a `PluginRef` (nothing is constructed)."""
-    values = dict(OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else section)
+    values = plain_dict(section)
     name = values.pop("plugin", None)
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{key}.plugin: missing; installed: {choices_text(installed_names(kind))}")

@@ -163,10 +163,10 @@ async def _until_done_or_signal(workers: list[Coroutine[Any, Any, None]]) -> str
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.ensure_future(worker) for worker in workers]
-    stopper = asyncio.ensure_future(stop.wait())
+    tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(worker) for worker in workers]
+    stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     try:
-        pending = set(tasks)
+        pending: set[asyncio.Future[Any]] = set(tasks)
         while pending and not stop.is_set():
             done, pending = await asyncio.wait(pending | {stopper}, return_when=asyncio.FIRST_COMPLETED)
             pending.discard(stopper)
@@ -184,7 +184,7 @@ async def _until_done_or_signal(workers: list[Coroutine[Any, Any, None]]) -> str
             loop.remove_signal_handler(sig)
 
 
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+async def _cancel(tasks: list[asyncio.Future[Any]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

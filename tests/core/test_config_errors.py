@@ -10,24 +10,38 @@ from tests.conftest import RunCli, stderr_lines
 
 CASES = [
     pytest.param(["run.models=[nope]"], ["run.models[0]", "unknown model 'nope'", "Sim-Agent"], id="unknown-model"),
-    pytest.param(["storage.plugin=mongo"], ["storage.plugin", "'mongo'", "fleetbench.storage", "installed: sql"],
-                 id="unknown-plugin"),
+    pytest.param(
+        ["storage.plugin=mongo"],
+        ["storage.plugin", "'mongo'", "fleetbench.storage", "installed: sql"],
+        id="unknown-plugin",
+    ),
     pytest.param(["sharding.plugin=fastest"], ["sharding.plugin", "dynamic, even, weighted"], id="unknown-sharding"),
     pytest.param(["run.instancs=3"], ["run.instancs", "no such key", "instances"], id="typo-in-key"),
     pytest.param(["+storage.urll=x.db"], ["storage.urll", "not an option", "url"], id="typo-in-plugin-option"),
     pytest.param(["storage=sqlit"], ["storage", "'sqlit'", "postgres, sqlite"], id="unknown-group-choice"),
-    pytest.param(["models.gpt_5_mini.aliases=[deepseek-v3]"], ["'deepseek-v3'", "'gpt-5-mini'", "'DeepSeek-V3-0324'"],
-                 id="alias-claimed-twice"),
-    pytest.param(["models.sim_agent.deployments.1.rpm=-5"], ["models.sim_agent.deployments[1].rpm", "-5"],
-                 id="negative-rate"),
-    pytest.param(["models.sim_agent.deployments.0.max_concurrency=0"], ["max_concurrency", "at least 1"],
-                 id="zero-concurrency"),
+    pytest.param(
+        ["models.gpt_5_mini.aliases=[deepseek-v3]"],
+        ["'deepseek-v3'", "'gpt-5-mini'", "'DeepSeek-V3-0324'"],
+        id="alias-claimed-twice",
+    ),
+    pytest.param(
+        ["models.sim_agent.deployments.1.rpm=-5"], ["models.sim_agent.deployments[1].rpm", "-5"], id="negative-rate"
+    ),
+    pytest.param(
+        ["models.sim_agent.deployments.0.max_concurrency=0"], ["max_concurrency", "at least 1"], id="zero-concurrency"
+    ),
     pytest.param(["run.instances=many"], ["run.instances", "many"], id="wrong-type"),
-    pytest.param(["models.sim_agent.params.profile=genius"], ["models.sim_agent.params.profile", "strong"],
-                 id="unknown-provider-param"),
+    pytest.param(
+        ["models.sim_agent.params.profile=genius"],
+        ["models.sim_agent.params.profile", "strong"],
+        id="unknown-provider-param",
+    ),
     pytest.param(["suite.categories=[poetry]"], ["suite", "'poetry'", "arithmetic"], id="unknown-suite-option-value"),
-    pytest.param(["models.sim_agent.deployments.0.api_keys=[${oc.env:FLEETBENCH_TEST_UNSET_SECRET}]"],
-                 ["models.sim_agent.deployments[0].api_keys[0]", "FLEETBENCH_TEST_UNSET_SECRET"], id="missing-secret-env"),
+    pytest.param(
+        ["models.sim_agent.deployments.0.api_keys=[${oc.env:FLEETBENCH_TEST_UNSET_SECRET}]"],
+        ["models.sim_agent.deployments[0].api_keys[0]", "FLEETBENCH_TEST_UNSET_SECRET"],
+        id="missing-secret-env",
+    ),
 ]
 
 

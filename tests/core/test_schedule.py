@@ -13,7 +13,18 @@ from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import Provider
 from fleetbench.schedule import Executor, LaneChat, LaneState, TokenBucket, run_unit
-from fleetbench.types import CallStatus, Cell, Completion, ErrorClass, Lane, Message, ModelSpec, DeploymentSpec, Outcome, Unit
+from fleetbench.types import (
+    CallStatus,
+    Cell,
+    Completion,
+    DeploymentSpec,
+    ErrorClass,
+    Lane,
+    Message,
+    ModelSpec,
+    Outcome,
+    Unit,
+)
 from fleetbench_plugins.providers.simulated import SimulatedOptions, SimulatedProvider
 from fleetbench_plugins.suites.jsonl import JsonlOptions, JsonlSuite
 
@@ -21,15 +32,31 @@ MESSAGES = [{"role": "user", "content": "What is 2 + 3? Answer with the number o
 
 
 def _lane(**params: float) -> Lane:
-    deployment = {"latency_ms": 0.0, "jitter_ms": 0.0, "transient_error_rate": 0.0, "rate_limit_rate": 0.0,
-                  "retry_after_s": 0.01, **params}
-    return Lane("Sim-Agent-2", "Sim-Agent", "Sim-Agent-2", "simulated", "key0", 4, params=deployment,
-                model_params={"profile": "strong", "qa_accuracy": 1.0})
+    deployment = {
+        "latency_ms": 0.0,
+        "jitter_ms": 0.0,
+        "transient_error_rate": 0.0,
+        "rate_limit_rate": 0.0,
+        "retry_after_s": 0.01,
+        **params,
+    }
+    return Lane(
+        "Sim-Agent-2",
+        "Sim-Agent",
+        "Sim-Agent-2",
+        "simulated",
+        "key0",
+        4,
+        params=deployment,
+        model_params={"profile": "strong", "qa_accuracy": 1.0},
+    )
 
 
 def _chat(lane: Lane, provider: Provider | None = None, **conf: Any) -> LaneChat:
     settings = SchedulerConf(backoff_base_s=0.001, backoff_max_s=0.01, **conf)
-    return LaneChat(LaneState.of(lane), provider or SimulatedProvider(SimulatedOptions(seed=3)), settings, "k" * 32, "r")
+    return LaneChat(
+        LaneState.of(lane), provider or SimulatedProvider(SimulatedOptions(seed=3)), settings, "k" * 32, "r"
+    )
 
 
 def test_transient_failures_are_retried_and_every_attempt_is_recorded() -> None:
@@ -66,8 +93,13 @@ def test_a_request_timeout_is_an_infra_failure_and_is_not_retried() -> None:
 class RejectingProvider(Provider):
     """Stands in for an external API that refuses the credential."""
 
-    async def complete(self, lane: Lane, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None,
-                       settings: Mapping[str, Any] | None = None) -> Completion:
+    async def complete(
+        self,
+        lane: Lane,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Completion:
         raise PermissionError("401 invalid api key")
 
     def classify(self, exc: BaseException) -> ErrorClass:
@@ -85,8 +117,9 @@ def test_auth_failures_stop_at_once() -> None:
 def test_an_episode_over_its_timeout_is_recorded_as_not_done() -> None:
     suite = JsonlSuite(JsonlOptions())
     model = ModelSpec("Sim-Agent", "simulated", (DeploymentSpec("Sim-Agent-2"),))
-    executor = Executor(suite, model, SimulatedProvider(SimulatedOptions()),
-                        SchedulerConf(episode_timeout_s=0.02), "run")
+    executor = Executor(
+        suite, model, SimulatedProvider(SimulatedOptions()), SchedulerConf(episode_timeout_s=0.02), "run"
+    )
     unit = Unit("a" * 32, Cell("jsonl", "Sim-Agent", (("category", "arithmetic"),)), 0, 0)
     result, _ = asyncio.run(run_unit(executor, LaneState.of(_lane(latency_ms=2000)), unit))
     assert result.episode.outcome is Outcome.INFRA_ERROR

@@ -53,20 +53,27 @@ def third_party(tmp_path: Path) -> dict[str, str]:
     dist = site / "fbtp-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fbtp\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""
+    (dist / "entry_points.txt").write_text(
+        textwrap.dedent("""
         [fleetbench.sharding]
         reversed = fbtp_sharding:ReversedSharding
 
         [fleetbench.suites]
         broken = fbtp_broken:BrokenSuite
-    """))
+    """)
+    )
     return {"PYTHONPATH": str(site)}
 
 
-def test_listing_shows_third_party_plugins_and_names_the_broken_one(run_cli: RunCli, third_party: dict[str, str]) -> None:
+def test_listing_shows_third_party_plugins_and_names_the_broken_one(
+    run_cli: RunCli, third_party: dict[str, str]
+) -> None:
     process = run_cli("plugins", env=third_party)
-    rows = {tuple(cell.strip() for cell in line.split("│")[1:3]): line for line in process.stdout.splitlines()
-            if line.startswith("│")}
+    rows = {
+        tuple(cell.strip() for cell in line.split("│")[1:3]): line
+        for line in process.stdout.splitlines()
+        if line.startswith("│")
+    }
     assert "ok" in rows[("sharding", "reversed")]
     assert "ModuleNotFoundError" in rows[("suites", "broken")]
     assert "ok" in rows[("suites", "jsonl")], "one broken plugin must not break the others"

@@ -47,8 +47,18 @@ def test_qwen_sizes_are_never_merged() -> None:
 
 def test_shipped_catalog_declares_the_models_the_original_ran() -> None:
     names = set(SHIPPED.names)
-    assert {"DeepSeek-V3-0324", "DeepSeek-R1-0528", "Llama-3.3-70B-Instruct", "gpt-4o-mini", "gpt-5-mini",
-            "o3-0416-global", "gemini-2.5-flash-06-17", "kimi-k2", "claude_sonnet4", "Sim-Agent"} <= names
+    assert {
+        "DeepSeek-V3-0324",
+        "DeepSeek-R1-0528",
+        "Llama-3.3-70B-Instruct",
+        "gpt-4o-mini",
+        "gpt-5-mini",
+        "o3-0416-global",
+        "gemini-2.5-flash-06-17",
+        "kimi-k2",
+        "claude_sonnet4",
+        "Sim-Agent",
+    } <= names
     assert {f"qwen2.5-{s}b-instruct" for s in (3, 7, 14, 32, 72)} <= names
     for base in ("DeepSeek-V3-0324", "DeepSeek-R1-0528", "Llama-3.3-70B-Instruct", "Sim-Agent"):
         assert SHIPPED.get(base).deployment_names == (base, f"{base}-2", f"{base}-3")

@@ -18,8 +18,10 @@ def _units(n: int) -> list[Unit]:
 
 
 def _lanes(*capacities: int) -> list[Lane]:
-    return [Lane(f"Sim-Agent-{i + 1}", "Sim-Agent", f"Sim-Agent-{i + 1}", "simulated", "key0", c)
-            for i, c in enumerate(capacities)]
+    return [
+        Lane(f"Sim-Agent-{i + 1}", "Sim-Agent", f"Sim-Agent-{i + 1}", "simulated", "key0", c)
+        for i, c in enumerate(capacities)
+    ]
 
 
 def _drain(dispatch, lanes: list[Lane]) -> dict[str, list[Unit]]:  # type: ignore[no-untyped-def]

@@ -151,9 +151,11 @@ def raw_params(node: DictConfig, key: str) -> dict[str, Any]:
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{key}.params: {str(exc).splitlines()[0]}") from None
     assert isinstance(value, dict)
-    return value
+    return {str(k): v for k, v in value.items()}
 
 
 def as_dict(options: Any) -> dict[str, Any]:
     """A validated params dataclass as a plain dict (lanes carry plain data)."""
-    return dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options)
+    if dataclasses.is_dataclass(options) and not isinstance(options, type):
+        return dataclasses.asdict(options)
+    return dict(options)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import (
-    ConfigCompositionException,
     HydraException,
     MissingConfigException,
     OverrideParseException,

@@ -77,7 +77,8 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     lanes: dict[str, tuple[Lane, ...]] = {}
     for model in models:
         if model.provider not in providers:
-            section = dict(OmegaConf.to_container(cfg.providers.get(model.provider, {}), resolve=True) or {})
+            node = cfg.providers.get(model.provider)
+            section = registry.plain_dict(node) if isinstance(node, DictConfig) else {}
             section.setdefault("plugin", model.provider)
             providers[model.provider] = registry.load("providers", section, f"providers.{model.provider}")
         lanes[model.name] = _lanes(cfg.models, model, providers[model.provider])

@@ -59,8 +59,18 @@ def _headline(report: Report) -> list[MetricSpec]:
 
 
 def _columns(report: Report) -> list[str]:
-    return ["model", *report.by, "units", "calls", "success", "partial", "failure", "not done", "success rate",
-            *(m.name for m in _headline(report))]
+    return [
+        "model",
+        *report.by,
+        "units",
+        "calls",
+        "success",
+        "partial",
+        "failure",
+        "not done",
+        "success rate",
+        *(m.name for m in _headline(report)),
+    ]
 
 
 def _cells(report: Report, row: dict[str, Any], calls: int | None) -> list[str]:
@@ -86,9 +96,12 @@ def _share_lines(report: Report, base_model: str, width: int) -> list[list[str]]
     calls = sum(int(s["calls"]) for s in shares)
     lines = []
     for share in shares:
-        line = [f"  └ {share['deployment']}", *([""] * len(report.by)),
-                f"{share['units']} ({_rate(int(share['units']), units)})",
-                f"{share['calls']} ({_rate(int(share['calls']), calls)})"]
+        line = [
+            f"  └ {share['deployment']}",
+            *([""] * len(report.by)),
+            f"{share['units']} ({_rate(int(share['units']), units)})",
+            f"{share['calls']} ({_rate(int(share['calls']), calls)})",
+        ]
         lines.append(line + [""] * (width - len(line)))
     return lines
 

@@ -126,11 +126,11 @@ class SimulatedProvider(Provider):
     ) -> Completion:
         system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
         if tools or "<tool_search>" in system:
-            from fleetbench_plugins.providers.simulated import (
-                workflow_agent,  # the protocol player loads on demand
-            )
+            # The protocol player is imported on demand: the jsonl path never pays for loading the tool registry.
+            from fleetbench_plugins.providers.simulated.workflow_agent import respond
 
-            return workflow_agent.respond(messages, tools, profile, rng)
+            reply: Completion = respond(messages, tools, profile, rng)
+            return reply
         prompt = str(messages[-1].get("content") or "") if messages else ""
         accuracy = profile.qa_accuracy if model.qa_accuracy is None else model.qa_accuracy
         text = qa.answer(prompt, accuracy, rng)

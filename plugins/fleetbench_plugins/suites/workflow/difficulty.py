@@ -93,8 +93,8 @@ _MISLEADING_HARD = (
     "The ticket was originally labelled {term}.",
 )
 _MISLEADING_VERY_HARD = (
-    "People upstream keep calling it a {term} effort, though that label is loose.",
-    "There may be a {term} angle to it as well.",
+    "People upstream keep calling it the {term} effort, though that label is loose.",
+    "There may be an angle involving {term} as well.",
     "Someone mentioned {term} in passing.",
 )
 

@@ -59,6 +59,8 @@ def stem(word: str) -> str:
             break
     if word.endswith("y") and len(word) > 3:
         word = word[:-1] + "i"  # notify/notifier -> notifi
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "sl":
+        word = word[:-1]  # logger -> logg -> log, mapper -> mapp -> map
     return word
 
 
@@ -72,8 +74,8 @@ def _stems_match(query: str, token: str) -> bool:
     if query == token:
         return True
     short, long = sorted((query, token), key=len)
-    # A prefix match must cover most of the longer stem, so `log` matches `logg` but `ana` does not match `analyz`.
-    return len(short) >= 3 and long.startswith(short) and len(short) >= 0.6 * len(long)
+    # A prefix match must be long and cover most of the longer stem: `valid` ~ `validat`, but `fil` !~ `filt`.
+    return len(short) >= 4 and long.startswith(short) and len(short) >= 0.6 * len(long)
 
 
 class ToolRegistry:

@@ -138,6 +138,12 @@ def _error_context(code: str, tool: Tool, args: Mapping[str, Any], rng: random.R
         return f"(parameter: {rng.choice(required)})"
     if code in ("CALCULATION_ERROR", "OVERFLOW"):
         return f"(operation: {tool.operation}, magnitude: 1e{rng.randint(300, 308)})"
+    if code in ("PARSE_ERROR", "SCHEMA_MISMATCH", "MAPPING_ERROR"):
+        return f"(line: {rng.randint(1, 400)}, field: {rng.choice(('id', 'name', 'value', 'timestamp', 'type'))})"
+    if code == "AUTH_FAILED":
+        return f"(status: {rng.choice((401, 403))})"
+    if code in ("RESOURCE_UNAVAILABLE", "QUOTA_EXCEEDED"):
+        return f"(retry after {rng.randint(1, 30)} seconds)"
     return f"(tool: {tool.name}, attempt step: {rng.randint(1, 5)})"
 
 

@@ -1,0 +1,135 @@
+"""How the simulated agent reads a task prompt: the plan if there is one, otherwise the steps the description implies.
+
+Only the prompt text is used (the task's answer key is never consulted). A prompt is read once and cached, since every
+turn of an episode, and every episode of the same task and condition, starts from the same prompt.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from fleetbench_plugins.providers.simulated.agent_knowledge import Knowledge, knowledge
+
+# A description fragment must evoke a tool at least this strongly to count as a step on its own: an operation word
+# (weight 3) does, a lone category or description word does not.
+STEP_EVIDENCE = 3.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step the agent believes the task has.
+
+    `tool` is the tool the prompt names for it (a plan step, or a tool written in the description), else None and the
+    agent must find one. `text` is the description fragment the step is about; `named` says whether the description
+    itself writes the tool's name (which makes a plan step trustworthy).
+    """
+
+    tool: str | None
+    text: str
+    named: bool = False
+    tentative: bool = False
+    """Inferred from a side remark rather than the description's list of steps (possibly a misleading term)."""
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """Everything the agent takes from the prompt."""
+
+    description: str
+    steps: tuple[Step, ...]
+    has_plan: bool
+    cot: bool
+    mentioned: tuple[str, ...]
+    """Tools the description writes by name, in order."""
+
+
+_TASK_LINE_RE = re.compile(r"^\s*\**Task\**:\s*(.+)$", re.MULTILINE)
+_GOALS_RE = re.compile(r"Task Goals:?\s*\n((?:[ \t]*[-*\d].*\n?)+)", re.IGNORECASE)
+_PLAN_HEADER = "Workflow Execution Plan"
+_PLAN_STEP_RE = re.compile(r"^\s*\d+\.\s+(?:Execute\s+)?`?([A-Za-z_][\w-]*)`?", re.MULTILINE)
+_COT_RE = re.compile(r"Reasoning:|step by step", re.IGNORECASE)
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
+# List separators inside one sentence: ", then", "; next,", ", and finally", " and then", "; finally,".
+_LIST_SPLIT_RE = re.compile(
+    r"\s*;\s*(?:next|after that|then|finally)?,?\s*|,\s*(?:and\s+)?(?:then|finally|next)\s+|\s+and\s+(?:then|finally)\s+"
+    r"|,\s+",
+    re.IGNORECASE,
+)
+# A sentence lists steps when it uses list separators between them.
+_LISTING_RE = re.compile(r";|,\s*(?:and\s+)?(?:then|finally|next)\b|\band then\b", re.IGNORECASE)
+# Hedges that read like list items but ask for nothing.
+_HEDGE_RE = re.compile(r"^(?:ideally|if possible|as needed|where needed|in a sensible order)\b", re.IGNORECASE)
+_LEAD_RE = re.compile(r"^(?:first|next|then|finally|after that|and)\s*,?\s*", re.IGNORECASE)
+# Where a sentence starts listing its steps: after a colon, after "covers", after "The task is to".
+_REGION_RE = re.compile(r":\s+|\bcovers\s+|\btask is to\s+", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=8192)
+def read_task(user: str) -> TaskView:
+    """The agent's reading of a user prompt (cached: prompts repeat across turns and episodes)."""
+    vocab = knowledge()
+    description = _description(user)
+    goals = _goals(user)
+    mentioned = tuple(vocab.mentioned(f"{description}\n{goals}"))
+    plan = plan_steps(user, vocab)
+    if plan:
+        steps = tuple(Step(tool, _fragment_for(tool, description), tool in mentioned) for tool in plan)
+    else:
+        steps = _description_steps(description, vocab) or tuple(Step(tool, tool, True) for tool in mentioned)
+    return TaskView(description, steps, bool(plan), bool(_COT_RE.search(user)), mentioned)
+
+
+def plan_steps(user: str, vocab: Knowledge) -> list[str]:
+    """The tool names of a rendered "Workflow Execution Plan", in order (empty when the prompt has no plan)."""
+    start = user.find(_PLAN_HEADER)
+    if start < 0:
+        return []
+    block = user[start:]
+    end = re.search(r"\n#{1,3} |\nExecution Summary|\nAnalysis Results|\nExecution Strategy", block[1:])
+    block = block[: end.start() + 1] if end else block
+    known = set(vocab.names)
+    return [name for name in _PLAN_STEP_RE.findall(block) if name in known]
+
+
+def _description(user: str) -> str:
+    match = _TASK_LINE_RE.search(user)
+    return match.group(1).strip() if match else user
+
+
+def _goals(user: str) -> str:
+    match = _GOALS_RE.search(user)
+    return match.group(1) if match else ""
+
+
+def _description_steps(description: str, vocab: Knowledge) -> tuple[Step, ...]:
+    """One step per operation the description asks for, in order; a named tool fixes its step's tool."""
+    steps: list[Step] = []
+    for sentence in _SENTENCE_RE.split(description):
+        region = _REGION_RE.split(sentence, maxsplit=1)
+        listed = len(region) == 2 or bool(_LISTING_RE.search(sentence))
+        for fragment in _fragments(region[-1]):
+            names = vocab.mentioned(fragment)
+            if names:
+                steps.extend(Step(name, fragment, True) for name in names)
+                continue
+            best = vocab.best(fragment)
+            # A fragment of a step list is a step even when it evokes nothing; elsewhere it must evoke a tool.
+            if listed or (best is not None and best[1] >= STEP_EVIDENCE):
+                steps.append(Step(None, fragment, tentative=not listed))
+    return tuple(steps)
+
+
+def _fragments(text: str) -> list[str]:
+    text = text.strip().rstrip(".!?")
+    parts = (_LEAD_RE.sub("", part).strip() for part in _LIST_SPLIT_RE.split(text))
+    return [part for part in parts if len(part) > 2 and not _HEDGE_RE.match(part)]
+
+
+def _fragment_for(tool: str, description: str) -> str:
+    """The part of the description about `tool`, or the tool's own name when the description does not name it."""
+    at = description.find(tool)
+    if at < 0:
+        return tool
+    return description[max(0, at - 60) : at + len(tool) + 60]

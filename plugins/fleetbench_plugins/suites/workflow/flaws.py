@@ -1,0 +1,248 @@
+"""Flaw injection into a reference plan (§2.4): 7 flaw types x 3 severities, deterministic from a seed.
+
+Every flaw changes what the agent reads: either the plan's tool order (`FlawedPlan.sequence`, which the scorer
+compares against) or per-step notes rendered under the steps (`FlawedPlan.step_notes`, keyed by 0-based step index).
+The original rendered three flaw types exactly like the optimal plan (§2.4 [BUG]); here:
+
+- parameter_error renders explicit wrong parameter values on the affected steps;
+- logical_inconsistency renders contradicting formats between steps (step k writes CSV, step k+1 reads XML);
+- semantic_drift replaces later steps with a registry neighbour of the step before (same category, different
+  operation), falling back to search and then to any other tool, so it can never be a no-op.
+
+Severity sets how many steps are affected (light: one; severe: the original's method; medium: in between):
+
+| flaw | severe (as the original where sound) | single-step plans |
+|---|---|---|
+| sequence_disorder | tools with dependencies moved to the front; reversed if that changes nothing | a prerequisite appended after the step |
+| tool_misuse | floor(n/2)+1 steps replaced by the most similar tool of another operation | the step replaced |
+| parameter_error | every step gets two wrong values | as severe |
+| missing_step | only the first and last steps kept | the plan becomes empty |
+| redundant_operations | every step duplicated | the step duplicated |
+| logical_inconsistency | every consecutive pair contradicts on format | the step contradicts its own paths |
+| semantic_drift | every step from the second on drifts | a drifted step appended |
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fleetbench_plugins.suites.workflow.model import FLAW_TYPES, SEVERITIES, ToolParameter
+from fleetbench_plugins.suites.workflow.registry import ToolRegistry
+
+FORMATS = ("csv", "json", "xml", "yaml", "parquet")
+# Values that look plausible in a plan but are wrong for the suite's defaults (§2.1) or for the parameter's type.
+WRONG_VALUES: Mapping[str, tuple[Any, ...]] = {
+    "source": ("data/input.xml", "data/inputs/input_v0.json", "/tmp/missing/input.json"),
+    "destination": ("data/input.json", "/readonly/output.json", "data/output.xml"),
+    "data": (None, "", []),
+    "schema": ("schema_v0.json", {}, None),
+    "options": ({"mode": "unknown"}, []),
+    "input_format": ("xml", "yaml", "binary"),
+    "output_format": ("yaml", "xml", "binary"),
+    "timeout": (0, -5),
+    "retry_count": (-1, 100),
+    "precision": (-3, "high"),
+    "url": ("htp://api.example.com/data", "https://api.example.invalid/data"),
+}
+_WRONG_BY_TYPE: Mapping[str, tuple[Any, ...]] = {
+    "string": ("",),
+    "integer": (-1,),
+    "number": (-1.0,),
+    "boolean": ("maybe",),
+    "object": ([],),
+    "array": ({},),
+}
+_INPUT_TOOLS = ("file_operations_reader", "file_operations_scanner")
+
+Steps = tuple[str, ...]
+Notes = dict[int, str]
+
+
+@dataclass(frozen=True)
+class FlawedPlan:
+    """A flawed plan: the tool order the agent is told to follow, per-step notes, and an internal description.
+
+    `description` is for logs and analysis only; it is never rendered (the prompt gives no hint of the flaw).
+    """
+
+    sequence: Steps
+    step_notes: Mapping[int, str]
+    description: str
+    flaw_type: str
+    severity: str
+
+
+def _count(severity: str, light: int, severe: int) -> int:
+    """How many steps a severity affects: light..severe, medium in between."""
+    severe = max(light, severe)
+    return {"light": light, "medium": max(light, (light + severe) // 2), "severe": severe}[severity]
+
+
+def _predecessor(name: str, registry: ToolRegistry) -> str:
+    """A tool that belongs before `name`: its first dependency, else an input tool, else any other tool."""
+    deps = registry.get(name).dependencies
+    candidates = [*deps, *_INPUT_TOOLS, *registry.names]
+    return next(c for c in candidates if c != name and c in registry)
+
+
+def _disorder(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
+    if severity == "light":
+        pairs = [i for i in range(len(seq) - 1) if seq[i] != seq[i + 1]] or [0]
+        i = rng.choice(pairs)
+        first: Steps = (*seq[:i], *seq[i + 1 : i + 2], seq[i], *seq[i + 2 :])
+    elif severity == "medium":
+        first = (*seq[-1:], *seq[:-1])  # the final (output) step comes first
+    else:  # the original's `dependency` method: every tool with dependencies goes to the front
+        has_deps = [t for t in seq if registry.get(t).dependencies]
+        first = (*has_deps, *(t for t in seq if not registry.get(t).dependencies))
+    for candidate in (first, tuple(reversed(seq)), (*seq[1:], *seq[:1])):
+        if candidate != seq:
+            return candidate, {}, f"order changed: {list(seq)} -> {list(candidate)}"
+    extra = _predecessor(seq[0], registry)  # one step (or all steps equal): nothing to permute
+    return (*seq, extra), {}, f"prerequisite {extra} placed after {seq[-1]}"
+
+
+def _other_function(name: str, used: Sequence[str], registry: ToolRegistry) -> str:
+    """The tool most similar to `name` that does something else; same category and unused preferred."""
+    tool = registry.get(name)
+    ranked = registry.search(f"{tool.description} {' '.join(tool.usage_keywords)}", k=len(registry))
+    ranked += [t for t in registry.same_category(name) if t not in ranked]
+    others = [t for t in ranked if t.name != name and t.operation != tool.operation] or [
+        t for t in registry if t.name != name
+    ]
+    for wanted in (
+        lambda t: t.category == tool.category and t.name not in used,
+        lambda t: t.category == tool.category,
+        lambda t: t.name not in used,
+    ):
+        match = next((t for t in others if wanted(t)), None)
+        if match is not None:
+            return match.name
+    return others[0].name
+
+
+def _misuse(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
+    count = min(len(seq), _count(severity, 1, len(seq) // 2 + 1))
+    new = list(seq)
+    for i in sorted(rng.sample(range(len(seq)), count)):
+        new[i] = _other_function(seq[i], new, registry)
+    return tuple(new), {}, f"tools replaced: {list(seq)} -> {new}"
+
+
+def _wrong_value(param: ToolParameter, rng: random.Random) -> Any:
+    choices = WRONG_VALUES.get(param.name) or _WRONG_BY_TYPE.get(param.type.lower(), ("",))
+    return rng.choice(choices)
+
+
+def _parameter_note(name: str, per_step: int, registry: ToolRegistry, rng: random.Random) -> str:
+    params = list(registry.get(name).parameters) or [ToolParameter("options", "object", "", False, {})]
+    required = [p for p in params if p.required]
+    optional = [p for p in params if not p.required]
+    rng.shuffle(required)
+    rng.shuffle(optional)
+    chosen = (required + optional)[:per_step]
+    values = ", ".join(f"{p.name}={json.dumps(_wrong_value(p, rng))}" for p in chosen)
+    return f"Parameters: {values}"
+
+
+def _parameters(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
+    count = _count(severity, 1, len(seq))
+    per_step = 2 if severity == "severe" else 1
+    notes = {i: _parameter_note(seq[i], per_step, registry, rng) for i in sorted(rng.sample(range(len(seq)), count))}
+    return seq, notes, f"wrong parameters on steps {[i + 1 for i in notes]}"
+
+
+def _missing(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
+    n = len(seq)
+    if n == 1:
+        return (), {}, f"the only step ({seq[0]}) removed"
+    count = _count(severity, 1, max(1, n - 2))
+    if severity == "severe":  # the original's `critical` method: keep the first and last steps
+        removed = set(range(1, n - 1)) if n >= 3 else {0}
+    else:  # validation steps first (the original's `validation` method), then other middle steps
+        candidates = list(range(1, n - 1)) if n >= 3 else list(range(n))
+        rng.shuffle(candidates)
+        candidates.sort(key=lambda i: registry.get(seq[i]).operation != "validator")
+        removed = set(candidates[:count])
+    kept = tuple(t for i, t in enumerate(seq) if i not in removed)
+    return kept, {}, f"steps removed: {[seq[i] for i in sorted(removed)]}"
+
+
+def _redundant(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
+    doubled = set(rng.sample(range(len(seq)), _count(severity, 1, len(seq))))
+    new = tuple(t for i, step in enumerate(seq) for t in ((step, step) if i in doubled else (step,)))
+    return new, {}, f"steps duplicated: {[seq[i] for i in sorted(doubled)]}"
+
+
+def _add(notes: Notes, index: int, note: str) -> None:
+    notes[index] = f"{notes[index]}\n{note}" if index in notes else note
+
+
+def _logic(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
+    notes: Notes = {}
+    if len(seq) == 1:  # contradict the step's own paths: JSON files read and written as other formats
+        read, write = (rng.choice([f for f in FORMATS if f != "json"]) for _ in range(2))
+        _add(notes, 0, f"Input: read data/input.json as {read.upper()}")
+        _add(notes, 0, f"Output: write the result to data/output.json as {write.upper()}")
+        return seq, notes, "single step reads and writes formats that contradict its paths"
+    pairs = sorted(rng.sample(range(len(seq) - 1), _count(severity, 1, len(seq) - 1)))
+    for i in pairs:
+        written, read = rng.sample(FORMATS, 2)
+        _add(notes, i, f"Output: save the result as {written.upper()}")
+        _add(notes, i + 1, f"Input: read the {read.upper()} produced by step {i + 1}")
+    return seq, notes, f"format contradictions between steps {[(i + 1, i + 2) for i in pairs]}"
+
+
+def _neighbour(previous: str, exclude: set[str], used: Sequence[str], registry: ToolRegistry, rng: random.Random) -> str:
+    """A same-category tool of `previous` with another operation; else a search neighbour; else any other tool."""
+    operation = registry.get(previous).operation
+    peers = sorted(t.name for t in registry.same_category(previous) if t.operation != operation and t.name not in exclude)
+    pool = [p for p in peers if p not in used] or peers
+    if pool:
+        return rng.choice(pool)
+    tool = registry.get(previous)
+    searched = [t.name for t in registry.search(tool.description, k=len(registry)) if t.name not in exclude]
+    return (searched or [name for name in registry.names if name not in exclude])[0]
+
+
+def _drift(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
+    if len(seq) == 1:
+        extra = _neighbour(seq[0], {seq[0]}, seq, registry, rng)
+        return (*seq, extra), {}, f"drifted step {extra} appended"
+    count = _count(severity, 1, len(seq) - 1)
+    new = list(seq)
+    for i in range(len(seq) - count, len(seq)):  # the original drifted from step 2 on, each from the one before
+        new[i] = _neighbour(new[i - 1], {seq[i], new[i - 1]}, new[:i], registry, rng)
+    return tuple(new), {}, f"drift: {list(seq)} -> {new}"
+
+
+_Injector = Callable[[Steps, str, ToolRegistry, random.Random], tuple[Steps, Notes, str]]
+_INJECTORS: Mapping[str, _Injector] = {
+    "sequence_disorder": _disorder,
+    "tool_misuse": _misuse,
+    "parameter_error": _parameters,
+    "missing_step": _missing,
+    "redundant_operations": _redundant,
+    "logical_inconsistency": _logic,
+    "semantic_drift": _drift,
+}
+
+
+def inject_flaw(
+    sequence: tuple[str, ...], flaw_type: str, severity: str, registry: ToolRegistry, seed: int
+) -> FlawedPlan:
+    """`sequence` (a reference plan) with one flaw of `flaw_type` at `severity`; deterministic for a seed."""
+    if flaw_type not in _INJECTORS:
+        raise ValueError(f"flaw type {flaw_type!r} is not one of {', '.join(FLAW_TYPES)}")
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    if not sequence:
+        raise ValueError("cannot inject a flaw into an empty plan")
+    steps = tuple(registry.resolve(name) for name in sequence)
+    rng = random.Random(f"{flaw_type}:{severity}:{seed}:{','.join(steps)}")
+    flawed, notes, what = _INJECTORS[flaw_type](steps, severity, registry, rng)
+    return FlawedPlan(flawed, dict(sorted(notes.items())), f"{flaw_type} ({severity}): {what}", flaw_type, severity)

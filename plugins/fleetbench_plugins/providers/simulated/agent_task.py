@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from fleetbench_plugins.providers.simulated.agent_knowledge import Knowledge, knowledge
+from fleetbench_plugins.suites.workflow.prompts import PLAN_END, PLAN_HEADER, plan_tools
 
 # A description fragment must evoke a tool at least this strongly to count as a step on its own: an operation word
 # (weight 3) does, a lone category or description word does not.
@@ -43,12 +44,13 @@ class TaskView:
     cot: bool
     mentioned: tuple[str, ...]
     """Tools the description writes by name, in order."""
+    requires: dict[str, tuple[str, ...]]
+    """Dependencies the plan's "Requires:" lines state, per plan tool."""
 
 
 _TASK_LINE_RE = re.compile(r"^\s*\**Task\**:\s*(.+)$", re.MULTILINE)
 _GOALS_RE = re.compile(r"Task Goals:?\s*\n((?:[ \t]*[-*\d].*\n?)+)", re.IGNORECASE)
-_PLAN_HEADER = "Workflow Execution Plan"
-_PLAN_STEP_RE = re.compile(r"^\s*\d+\.\s+(?:Execute\s+)?`?([A-Za-z_][\w-]*)`?", re.MULTILINE)
+_PLAN_STEP_RE = re.compile(r"^\s*\d+\.\s+Execute\s+([A-Za-z_][\w-]*)")
 _COT_RE = re.compile(r"Reasoning:|step by step", re.IGNORECASE)
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 # List separators inside one sentence: ", then", "; next,", ", and finally", " and then", "; finally,".
@@ -73,24 +75,30 @@ def read_task(user: str) -> TaskView:
     description = _description(user)
     goals = _goals(user)
     mentioned = tuple(vocab.mentioned(f"{description}\n{goals}"))
-    plan = plan_steps(user, vocab)
+    plan = [name for name in plan_tools(user) if name in vocab.operations]
     if plan:
         steps = tuple(Step(tool, _fragment_for(tool, description), tool in mentioned) for tool in plan)
     else:
         steps = _description_steps(description, vocab) or tuple(Step(tool, tool, True) for tool in mentioned)
-    return TaskView(description, steps, bool(plan), bool(_COT_RE.search(user)), mentioned)
+    return TaskView(description, steps, bool(plan), bool(_COT_RE.search(user)), mentioned, plan_requirements(user))
 
 
-def plan_steps(user: str, vocab: Knowledge) -> list[str]:
-    """The tool names of a rendered "Workflow Execution Plan", in order (empty when the prompt has no plan)."""
-    start = user.find(_PLAN_HEADER)
+def plan_requirements(user: str) -> dict[str, tuple[str, ...]]:
+    """What the plan's "- Requires:" lines say each plan tool depends on."""
+    start = user.find(PLAN_HEADER)
     if start < 0:
-        return []
-    block = user[start:]
-    end = re.search(r"\n#{1,3} |\nExecution Summary|\nAnalysis Results|\nExecution Strategy", block[1:])
-    block = block[: end.start() + 1] if end else block
-    known = set(vocab.names)
-    return [name for name in _PLAN_STEP_RE.findall(block) if name in known]
+        return {}
+    requires: dict[str, tuple[str, ...]] = {}
+    current = ""
+    for line in user[start:].splitlines():
+        step = _PLAN_STEP_RE.match(line)
+        if step is not None:
+            current = step.group(1)
+        elif current and line.strip().startswith("- Requires:"):
+            requires[current] = tuple(knowledge().mentioned(line))
+        elif line.startswith(PLAN_END):
+            break
+    return requires
 
 
 def _description(user: str) -> str:

@@ -1,0 +1,261 @@
+"""The WorkflowBench workload as a fleetbench suite: interactive, simulated tool-use workflows (reference §1-§4).
+
+A cell is (prompt_type, difficulty, tool_success_rate, task_type). One unit samples a task with a seed derived from its
+unit key, renders the prompt, plays the episode against the model, scores it, and classifies every non-full outcome.
+Everything random is seeded from the unit key, so a rerun of a unit with the same model replies stores the same
+transcript and scores. Infrastructure failures end the unit as `INFRA_ERROR`, never as a model error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fleetbench.errors import choices_text
+from fleetbench.interfaces import Chat, EpisodeContext, Suite
+from fleetbench.types import Cell, Episode, MetricSpec, Outcome, Unit
+from fleetbench_plugins.suites.workflow.classify import CLASSIFIERS, Diagnosis, ErrorVerdict, classify
+from fleetbench_plugins.suites.workflow.executor import ExecutorConfig, WorkflowExecutor
+from fleetbench_plugins.suites.workflow.metrics import WORKFLOW_METRICS, activity_metrics, episode_metrics
+from fleetbench_plugins.suites.workflow.model import (
+    DIFFICULTIES,
+    FLAW_TYPES,
+    PROMPT_TYPES,
+    SEVERITIES,
+    TASK_TYPES,
+    Task,
+)
+from fleetbench_plugins.suites.workflow.prompts import PromptBundle, build_prompt
+from fleetbench_plugins.suites.workflow.protocol import MULTI_CALL_POLICIES
+from fleetbench_plugins.suites.workflow.reference import reference_workflow
+from fleetbench_plugins.suites.workflow.registry import DEFAULT_REGISTRY_PATH, load_registry
+from fleetbench_plugins.suites.workflow.scoring import (
+    SCORE_AGAINST,
+    SCORING_VARIANTS,
+    ScoreInputs,
+    Scores,
+    expected_for,
+    score,
+)
+from fleetbench_plugins.suites.workflow.simulator import ToolSimulator
+from fleetbench_plugins.suites.workflow.tasks import DEFAULT_TASKS_PATH, load_tasks
+from fleetbench_plugins.suites.workflow.transcript import EpisodeLog, build_transcript, render_text
+
+FACTORS = ("prompt_type", "difficulty", "tool_success_rate", "task_type")
+# The original's shorthands (§2): `flawed` = the seven flaw types, `all` = baseline/cot/optimal, `all_with_flawed` = ten.
+PROMPT_TYPE_GROUPS = {
+    "flawed": tuple(f"flawed_{flaw}" for flaw in FLAW_TYPES),
+    "all": ("baseline", "cot", "optimal"),
+    "all_with_flawed": PROMPT_TYPES,
+}
+
+
+def _expand_prompt_types(values: Sequence[str]) -> list[str]:
+    expanded = [name for value in values for name in PROMPT_TYPE_GROUPS.get(value, (value,))]
+    return list(dict.fromkeys(expanded))
+
+
+def _check_choices(field: str, values: Sequence[str], choices: Sequence[str]) -> None:
+    if not values:
+        raise ValueError(f"{field}: must not be empty; valid choices: {choices_text(choices)}")
+    for value in values:
+        if value not in choices:
+            raise ValueError(f"{field}: unknown value {value!r}; valid choices: {choices_text(choices)}")
+
+
+@dataclasses.dataclass
+class WorkflowOptions:
+    """Options of the workflow suite. Grid lists define the cells; the rest change how every unit runs."""
+
+    prompt_types: list[str] = dataclasses.field(default_factory=lambda: ["optimal"])
+    difficulties: list[str] = dataclasses.field(default_factory=lambda: ["easy"])
+    tool_success_rates: list[float] = dataclasses.field(default_factory=lambda: [0.8])
+    task_types: list[str] = dataclasses.field(default_factory=lambda: list(TASK_TYPES))
+    severity: str = "severe"
+    max_turns: int = 10
+    scoring: str = "corrected"
+    score_against: str = "prompt_plan"
+    multi_call: str = "first"
+    help_reveals_required_tools: bool = False
+    substring_match: bool = True
+    classifier: str = "rules"
+    tool_registry: str | None = None
+    task_file: str | None = None
+
+    def __post_init__(self) -> None:
+        self.prompt_types = _expand_prompt_types(list(self.prompt_types))
+        self.difficulties, self.task_types = list(self.difficulties), list(self.task_types)
+        self.tool_success_rates = [float(rate) for rate in self.tool_success_rates]
+        _check_choices("prompt_types", self.prompt_types, (*PROMPT_TYPES, *PROMPT_TYPE_GROUPS))
+        _check_choices("difficulties", self.difficulties, DIFFICULTIES)
+        _check_choices("task_types", self.task_types, TASK_TYPES)
+        for field, value, choices in (
+            ("severity", self.severity, SEVERITIES),
+            ("scoring", self.scoring, SCORING_VARIANTS),
+            ("score_against", self.score_against, SCORE_AGAINST),
+            ("multi_call", self.multi_call, MULTI_CALL_POLICIES),
+            ("classifier", self.classifier, CLASSIFIERS),
+        ):
+            _check_choices(field, [value], choices)
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        if not self.tool_success_rates:
+            raise ValueError("tool_success_rates: must not be empty; give rates within [0, 1]")
+        for rate in self.tool_success_rates:
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"tool_success_rates: {rate} is outside [0, 1]")
+        if self.max_turns < 1:
+            raise ValueError(f"max_turns: must be at least 1, got {self.max_turns}")
+
+
+def unit_seed(key: str, purpose: str) -> int:
+    """A 64-bit seed derived from the unit key, distinct per purpose (task choice, prompt, simulator)."""
+    return int(hashlib.sha256(f"{key}:{purpose}".encode()).hexdigest()[:16], 16)
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class WorkflowSuite(Suite):
+    """The WorkflowBench workload. Loads its registry and task library once per instance (shared, read-only)."""
+
+    name: ClassVar[str] = "workflow"
+    version: ClassVar[str] = "1"
+    Options: ClassVar[type[Any]] = WorkflowOptions
+
+    def __init__(self, options: WorkflowOptions | None = None) -> None:
+        self.options = options or WorkflowOptions()
+        self._registry_path = Path(self.options.tool_registry or DEFAULT_REGISTRY_PATH)
+        self._tasks_path = Path(self.options.task_file or DEFAULT_TASKS_PATH)
+        self.registry = load_registry(self._registry_path)
+        self.library = load_tasks(self._tasks_path, registry=self.registry)
+        self._config = ExecutorConfig(
+            max_turns=self.options.max_turns,
+            multi_call=self.options.multi_call,
+            help_reveals_required_tools=self.options.help_reveals_required_tools,
+            substring_match=self.options.substring_match,
+        )
+
+    @property
+    def needs_judge(self) -> bool:
+        """Whether episodes should get a judge chat in their context (`classifier: llm`)."""
+        return self.options.classifier == "llm"
+
+    def cells(self, base_model: str) -> Iterator[Cell]:
+        """prompt_type × difficulty × tool_success_rate × task_type, in that order."""
+        o = self.options
+        for prompt_type in o.prompt_types:
+            for difficulty in o.difficulties:
+                for rate in o.tool_success_rates:
+                    for task_type in o.task_types:
+                        factors = (prompt_type, difficulty, round(rate, 4), task_type)
+                        yield Cell(self.name, base_model, tuple(zip(FACTORS, factors, strict=True)))
+
+    def identity(self) -> Mapping[str, Any]:
+        """Everything beyond the cell that changes results, including digests of the data files."""
+        o = self.options
+        return {
+            "severity": o.severity,
+            "max_turns": o.max_turns,
+            "scoring": o.scoring,
+            "score_against": o.score_against,
+            "multi_call": o.multi_call,
+            "help_reveals_required_tools": o.help_reveals_required_tools,
+            "substring_match": o.substring_match,
+            "classifier": o.classifier,
+            "tool_registry_sha256": _file_digest(self._registry_path),
+            "task_file_sha256": _file_digest(self._tasks_path),
+        }
+
+    def metrics(self) -> Sequence[MetricSpec]:
+        return WORKFLOW_METRICS
+
+    def factor_names(self) -> Sequence[str]:
+        return FACTORS
+
+    async def run_episode(self, unit: Unit, chat: Chat, context: EpisodeContext) -> Episode:
+        """Sample the task, play the episode, score and classify it."""
+        cell = unit.cell
+        task = self.library.sample(str(cell.factor("task_type")), unit_seed(unit.key, "task"))
+        native = context.model.tool_calling == "native"
+        bundle = build_prompt(
+            task, str(cell.factor("prompt_type")), str(cell.factor("difficulty")), self.registry,
+            severity=self.options.severity, seed=unit_seed(unit.key, "prompt"), native_tools=native,
+        )  # fmt: skip
+        rate = float(cell.factor("tool_success_rate"))
+        simulator = ToolSimulator(self.registry, rate, random.Random(unit_seed(unit.key, "simulator")))
+        executor = WorkflowExecutor(
+            self.registry, task, bundle.system, bundle.user, simulator, self._config, native=native
+        )
+        log = await executor.run(chat)
+        record = _Record(task, bundle, log, self._settings(cell, native))
+        if log.infra_status is not None:
+            return record.infra_episode()
+        scores = self._score(task, bundle, log)
+        verdict = None
+        if scores.label is not Outcome.SUCCESS:
+            diagnosis = Diagnosis.from_log(task, log, self.options.max_turns)
+            verdict = await classify(diagnosis, self.options.classifier, context.judge, render_text(record.build()))
+        return record.scored_episode(scores, verdict)
+
+    def _score(self, task: Task, bundle: PromptBundle, log: EpisodeLog) -> Scores:
+        expected = expected_for(bundle.expected_sequence, reference_workflow(task), self.options.score_against)
+        attempts = tuple((a.tool, a.success) for a in log.attempts)
+        inputs = ScoreInputs(
+            task.task_type,
+            tuple(task.required_tools),
+            expected,
+            log.executed_tools,
+            attempts,
+            log.completion_signal_seen,
+        )
+        return score(inputs, self.options.scoring)
+
+    def _settings(self, cell: Cell, native: bool) -> dict[str, Any]:
+        return {**cell.as_dict(), **dataclasses.asdict(self._config), "scoring": self.options.scoring,
+                "score_against": self.options.score_against, "classifier": self.options.classifier,
+                "native_tools": native}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _Record:
+    """One episode's material, turned into its transcript and `Episode`."""
+
+    task: Task
+    bundle: PromptBundle
+    log: EpisodeLog
+    settings: Mapping[str, Any]
+
+    def build(self, scores: Scores | None = None, verdict: ErrorVerdict | None = None) -> dict[str, Any]:
+        b, t = self.bundle, self.task
+        return build_transcript(
+            task={"task_id": t.task_id, "task_type": t.task_type, "description": t.description,
+                  "required_tools": list(t.required_tools), "complexity": t.complexity},
+            prompt={"system": b.system, "user": b.user, "expected_sequence": list(b.expected_sequence),
+                    "prompt_type": b.prompt_type, "flaw_type": b.flaw_type, "severity": b.severity,
+                    "native_tools": self.settings.get("native_tools")},
+            log=self.log,
+            scores=scores.as_dict() if scores is not None else None,
+            label=scores.label.value if scores is not None else Outcome.INFRA_ERROR.value,
+            error=verdict.as_dict() if verdict is not None else None,
+            settings=self.settings,
+        )  # fmt: skip
+
+    def infra_episode(self) -> Episode:
+        """Not a model outcome: no scores, no error category, the partial transcript kept."""
+        return Episode(
+            Outcome.INFRA_ERROR, activity_metrics(self.log), self.task.task_id, len(self.log.turns), None,
+            self.log.infra_status, self.build(),
+        )  # fmt: skip
+
+    def scored_episode(self, scores: Scores, verdict: ErrorVerdict | None) -> Episode:
+        return Episode(
+            scores.label, episode_metrics(self.log, scores, verdict), self.task.task_id, len(self.log.turns),
+            verdict.category if verdict is not None else None, None, self.build(scores, verdict),
+        )  # fmt: skip

@@ -197,10 +197,14 @@ def _logic(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random
     return seq, notes, f"format contradictions between steps {[(i + 1, i + 2) for i in pairs]}"
 
 
-def _neighbour(previous: str, exclude: set[str], used: Sequence[str], registry: ToolRegistry, rng: random.Random) -> str:
+def _neighbour(
+    previous: str, exclude: set[str], used: Sequence[str], registry: ToolRegistry, rng: random.Random
+) -> str:
     """A same-category tool of `previous` with another operation; else a search neighbour; else any other tool."""
     operation = registry.get(previous).operation
-    peers = sorted(t.name for t in registry.same_category(previous) if t.operation != operation and t.name not in exclude)
+    peers = sorted(
+        t.name for t in registry.same_category(previous) if t.operation != operation and t.name not in exclude
+    )
     pool = [p for p in peers if p not in used] or peers
     if pool:
         return rng.choice(pool)

@@ -292,7 +292,10 @@ def dependency_order(tools: Sequence[str], registry: ToolRegistry) -> list[str]:
 
 def _description(tools: Sequence[str], subject: str, registry: ToolRegistry) -> str:
     bank = phrase_bank()
-    phrases = [bank.phrase(registry.get(name), "direct", f"the {subject}" if i == 0 else "them") for i, name in enumerate(tools)]
+    phrases = [
+        bank.phrase(registry.get(name), "direct", f"the {subject}" if i == 0 else "them")
+        for i, name in enumerate(tools)
+    ]
     if len(phrases) == 1:
         text = phrases[0]
     else:
@@ -300,7 +303,9 @@ def _description(tools: Sequence[str], subject: str, registry: ToolRegistry) -> 
     return text[:1].upper() + text[1:] + "."
 
 
-def _task(task_type: str, index: int, length: int, registry: ToolRegistry, rng: random.Random, seed: int) -> dict[str, Any]:
+def _task(
+    task_type: str, index: int, length: int, registry: ToolRegistry, rng: random.Random, seed: int
+) -> dict[str, Any]:
     stages = _STAGES[task_type]
     picked: list[str] = []
     for stage in sorted(rng.sample(range(len(stages)), length)):

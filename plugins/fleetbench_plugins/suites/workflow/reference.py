@@ -48,9 +48,7 @@ def confidence_level(pct: int) -> str:
     return "Medium" if pct >= MEDIUM_CONFIDENCE else "Low"
 
 
-def step_annotations(
-    task: Task, registry: ToolRegistry, sequence: Sequence[str] | None = None
-) -> list[StepAnnotation]:
+def step_annotations(task: Task, registry: ToolRegistry, sequence: Sequence[str] | None = None) -> list[StepAnnotation]:
     """Annotations for each step of `sequence` (default: the reference plan of `task`).
 
     Confidence is a deterministic pseudo-percentage (65-97%) from the task id, position and tool. It deliberately does

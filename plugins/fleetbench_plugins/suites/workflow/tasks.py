@@ -53,9 +53,7 @@ class TaskLibrary:
         self.source = source
         self.metadata: Mapping[str, Any] = MappingProxyType(dict(metadata or {}))
         self._by_id = MappingProxyType(by_id)
-        self._by_type = MappingProxyType(
-            {kind: tuple(t for t in tasks if t.task_type == kind) for kind in TASK_TYPES}
-        )
+        self._by_type = MappingProxyType({kind: tuple(t for t in tasks if t.task_type == kind) for kind in TASK_TYPES})
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -46,7 +46,8 @@ from fleetbench_plugins.suites.workflow.tasks import DEFAULT_TASKS_PATH, load_ta
 from fleetbench_plugins.suites.workflow.transcript import EpisodeLog, build_transcript, render_text
 
 FACTORS = ("prompt_type", "difficulty", "tool_success_rate", "task_type")
-# The original's shorthands (§2): `flawed` = the seven flaw types, `all` = baseline/cot/optimal, `all_with_flawed` = ten.
+# The original's shorthands (§2): `flawed` = the seven flaw types, `all` = baseline/cot/optimal,
+# `all_with_flawed` = all ten.
 PROMPT_TYPE_GROUPS = {
     "flawed": tuple(f"flawed_{flaw}" for flaw in FLAW_TYPES),
     "all": ("baseline", "cot", "optimal"),
@@ -130,7 +131,7 @@ class WorkflowSuite(Suite):
     Options: ClassVar[type[Any]] = WorkflowOptions
 
     def __init__(self, options: WorkflowOptions | None = None) -> None:
-        self.options = options or WorkflowOptions()
+        self.options: WorkflowOptions = options if options is not None else WorkflowOptions()
         self._registry_path = Path(self.options.tool_registry or DEFAULT_REGISTRY_PATH)
         self._tasks_path = Path(self.options.task_file or DEFAULT_TASKS_PATH)
         self.registry = load_registry(self._registry_path)

@@ -63,59 +63,166 @@ _COMMON_ERRORS = (
     ("TIMEOUT", "The operation timed out"),
 )
 _CATEGORY_ERRORS = {
-    "file_operations": (("FILE_NOT_FOUND", "The file or directory does not exist"), ("PERMISSION_DENIED", "Access to the path is not allowed")),
-    "data_processing": (("PARSE_ERROR", "The input could not be parsed in the given format"), ("SCHEMA_MISMATCH", "The data does not match the expected schema")),
-    "network": (("NETWORK_ERROR", "The remote host could not be reached"), ("INVALID_RESPONSE", "The remote service returned an invalid response")),
-    "computation": (("CALCULATION_ERROR", "The computation failed on the given data"), ("OVERFLOW", "A numeric result exceeded the supported range")),
-    "integration": (("AUTH_FAILED", "Authentication with the external service failed"), ("MAPPING_ERROR", "Fields could not be mapped between the schemas")),
-    "utility": (("RESOURCE_UNAVAILABLE", "The cache, channel or store is unavailable"), ("QUOTA_EXCEEDED", "The utility's quota or rate limit was exceeded")),
-}  # fmt: skip
-# operation -> (description, parameters ('?' = optional), returns, usage keywords); category order as in §1.3.
-_Spec = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
-_TOOLS: dict[str, dict[str, _Spec]] = {
+    "file_operations": (
+        ("FILE_NOT_FOUND", "The file or directory does not exist"),
+        ("PERMISSION_DENIED", "Access to the path is not allowed"),
+    ),
+    "data_processing": (
+        ("PARSE_ERROR", "The input could not be parsed in the given format"),
+        ("SCHEMA_MISMATCH", "The data does not match the expected schema"),
+    ),
+    "network": (
+        ("NETWORK_ERROR", "The remote host could not be reached"),
+        ("INVALID_RESPONSE", "The remote service returned an invalid response"),
+    ),
+    "computation": (
+        ("CALCULATION_ERROR", "The computation failed on the given data"),
+        ("OVERFLOW", "A numeric result exceeded the supported range"),
+    ),
+    "integration": (
+        ("AUTH_FAILED", "Authentication with the external service failed"),
+        ("MAPPING_ERROR", "Fields could not be mapped between the schemas"),
+    ),
+    "utility": (
+        ("RESOURCE_UNAVAILABLE", "The cache, channel or store is unavailable"),
+        ("QUOTA_EXCEEDED", "The utility's quota or rate limit was exceeded"),
+    ),
+}
+# category -> operation -> (description, "parameters ('?' = optional) | returns | usage keywords"), order as in §1.3.
+_TOOLS: dict[str, dict[str, tuple[str, str]]] = {
     "file_operations": {
-        "reader": ("Reads a file from local or remote storage and returns its contents with basic metadata.", ("source", "input_format?", "options?"), ("success", "data", "metadata"), ("read", "load", "open", "file", "input", "import")),
-        "writer": ("Writes data to a file at the given destination in the requested format.", ("destination", "data", "output_format?", "options?"), ("success", "path", "metadata"), ("write", "save", "store", "export", "output", "file")),
-        "scanner": ("Scans a directory or storage location and lists the files that match a pattern.", ("source", "options?"), ("success", "files", "metadata"), ("scan", "list", "find", "directory", "folder", "discover")),
-        "compressor": ("Compresses files or data into an archive, or extracts an existing archive.", ("source", "destination", "options?"), ("success", "path", "metadata"), ("compress", "archive", "zip", "shrink", "pack", "extract")),
-        "converter": ("Converts a file from one format to another, for example CSV to JSON.", ("source", "input_format", "output_format", "destination?"), ("success", "data", "metadata"), ("convert", "format", "csv", "json", "xml", "change")),
+        "reader": (
+            "Reads a file from local or remote storage and returns its contents with basic metadata.",
+            "source input_format? options? | success data metadata | read load open file input import",
+        ),
+        "writer": (
+            "Writes data to a file at the given destination in the requested format.",
+            "destination data output_format? options? | success path metadata | write save store export output file",
+        ),
+        "scanner": (
+            "Scans a directory or storage location and lists the files that match a pattern.",
+            "source options? | success files metadata | scan list find directory folder discover",
+        ),
+        "compressor": (
+            "Compresses files or data into an archive, or extracts an existing archive.",
+            "source destination options? | success path metadata | compress archive zip shrink pack extract",
+        ),
+        "converter": (
+            "Converts a file from one format to another, for example CSV to JSON.",
+            "source input_format output_format destination? | success data metadata | convert format csv xml change",
+        ),
     },
     "data_processing": {
-        "parser": ("Parses raw text or bytes into structured records according to the input format.", ("data", "input_format?", "schema?"), ("success", "data", "errors"), ("parse", "structure", "records", "decode", "syntax", "tokens")),
-        "transformer": ("Transforms structured data into a target layout: renames, reshapes and enriches fields.", ("data", "schema", "output_format?"), ("success", "transformed_data", "metadata"), ("transform", "reshape", "normalize", "restructure", "enrich", "layout")),
-        "validator": ("Validates structured data against a schema and reports every violation.", ("data", "schema"), ("valid", "errors", "metadata"), ("validate", "check", "verify", "schema", "quality", "rules")),
-        "aggregator": ("Aggregates records into summaries such as counts, sums and averages per group.", ("data", "options?"), ("success", "result", "metadata"), ("aggregate", "summarize", "group", "total", "sum", "statistics")),
-        "filter": ("Filters records by criteria and keeps only the matching entries.", ("data", "options"), ("success", "data", "metadata"), ("filter", "select", "exclude", "criteria", "subset", "remove")),
+        "parser": (
+            "Parses raw text or bytes into structured records according to the input format.",
+            "data input_format? schema? | success data errors | parse structure records decode syntax tokens",
+        ),
+        "transformer": (
+            "Transforms structured data into a target layout: renames, reshapes and enriches fields.",
+            "data schema output_format? | success transformed_data metadata | transform reshape normalize enrich",
+        ),
+        "validator": (
+            "Validates structured data against a schema and reports every violation.",
+            "data schema | valid errors metadata | validate check verify schema quality rules",
+        ),
+        "aggregator": (
+            "Aggregates records into summaries such as counts, sums and averages per group.",
+            "data options? | success result metadata | aggregate summarize group total sum statistics",
+        ),
+        "filter": (
+            "Filters records by criteria and keeps only the matching entries.",
+            "data options | success data metadata | filter select exclude criteria subset remove",
+        ),
     },
     "network": {
-        "fetcher": ("Fetches data from a remote URL or API endpoint.", ("source", "timeout?", "retry_count?"), ("success", "data", "metadata"), ("fetch", "download", "get", "api", "http", "retrieve")),
-        "poster": ("Sends data to a remote URL or API endpoint with an HTTP POST request.", ("destination", "data", "timeout?", "retry_count?"), ("success", "response", "metadata"), ("post", "send", "upload", "submit", "api", "publish")),
-        "monitor": ("Monitors a remote service or endpoint and reports its availability and latency.", ("source", "options?", "timeout?"), ("success", "status", "metadata"), ("monitor", "watch", "health", "uptime", "latency", "availability")),
-        "validator": ("Validates a remote API response: status, headers and payload structure.", ("data", "schema?"), ("valid", "errors", "response"), ("validate", "response", "api", "verify", "status", "payload")),
-        "router": ("Routes a payload to one of several endpoints according to routing rules.", ("data", "destination", "options?"), ("success", "response", "metadata"), ("route", "dispatch", "forward", "direct", "endpoint", "traffic")),
+        "fetcher": (
+            "Fetches data from a remote URL or API endpoint.",
+            "source timeout? retry_count? | success data metadata | fetch download get api http retrieve",
+        ),
+        "poster": (
+            "Sends data to a remote URL or API endpoint with an HTTP POST request.",
+            "destination data timeout? retry_count? | success response metadata | post send upload submit api publish",
+        ),
+        "monitor": (
+            "Monitors a remote service or endpoint and reports its availability and latency.",
+            "source options? timeout? | success status metadata | monitor watch health uptime latency availability",
+        ),
+        "validator": (
+            "Validates a remote API response: status, headers and payload structure.",
+            "data schema? | valid errors response | validate response api verify status payload",
+        ),
+        "router": (
+            "Routes a payload to one of several endpoints according to routing rules.",
+            "data destination options? | success response metadata | route dispatch forward direct endpoint traffic",
+        ),
     },
     "computation": {
-        "calculator": ("Calculates metrics and formulas over numeric data.", ("data", "options?", "precision?"), ("success", "result", "metadata"), ("calculate", "compute", "math", "formula", "metric", "number")),
-        "analyzer": ("Analyzes data for trends, patterns and anomalies and summarizes the findings.", ("data", "options?", "precision?"), ("success", "result", "metadata"), ("analyze", "analysis", "insight", "pattern", "trend", "anomaly")),
-        "optimizer": ("Optimizes parameters against an objective under the given constraints.", ("data", "options", "precision?"), ("success", "result", "metadata"), ("optimize", "tune", "improve", "objective", "best", "minimize")),
-        "simulator": ("Simulates scenarios over a model of the data and reports the outcomes.", ("data", "options?"), ("success", "result", "metadata"), ("simulate", "scenario", "model", "what-if", "monte", "carlo")),
-        "predictor": ("Predicts future values from historical data.", ("data", "options?", "precision?"), ("success", "result", "metadata"), ("predict", "forecast", "future", "estimate", "projection", "history")),
+        "calculator": (
+            "Calculates metrics and formulas over numeric data.",
+            "data options? precision? | success result metadata | calculate compute math formula metric number",
+        ),
+        "analyzer": (
+            "Analyzes data for trends, patterns and anomalies and summarizes the findings.",
+            "data options? precision? | success result metadata | analyze analysis insight pattern trend anomaly",
+        ),
+        "optimizer": (
+            "Optimizes parameters against an objective under the given constraints.",
+            "data options precision? | success result metadata | optimize tune improve objective best minimize",
+        ),
+        "simulator": (
+            "Simulates scenarios over a model of the data and reports the outcomes.",
+            "data options? | success result metadata | simulate scenario model what-if monte carlo",
+        ),
+        "predictor": (
+            "Predicts future values from historical data.",
+            "data options? precision? | success result metadata | predict forecast future estimate projection history",
+        ),
     },
     "integration": {
-        "connector": ("Opens a connection to an external service or database.", ("source", "options?", "timeout?"), ("success", "status", "metadata"), ("connect", "link", "service", "database", "session", "external")),
-        "authenticator": ("Authenticates with an external service and returns a credential token.", ("source", "options"), ("success", "token", "metadata"), ("authenticate", "login", "credentials", "token", "auth", "identity")),
-        "mapper": ("Maps fields from one schema to another.", ("data", "schema"), ("success", "data", "errors"), ("map", "mapping", "fields", "align", "translate", "correspond")),
-        "queue": ("Puts items on a message queue for asynchronous processing.", ("data", "destination", "options?"), ("success", "job_id", "metadata"), ("queue", "enqueue", "message", "asynchronous", "buffer", "backlog")),
-        "scheduler": ("Schedules a job to run at a given time or on a recurring cadence.", ("data", "options"), ("success", "job_id", "metadata"), ("schedule", "cron", "recurring", "timing", "job", "later")),
+        "connector": (
+            "Opens a connection to an external service or database.",
+            "source options? timeout? | success status metadata | connect link service database session external",
+        ),
+        "authenticator": (
+            "Authenticates with an external service and returns a credential token.",
+            "source options | success token metadata | authenticate login credentials token auth identity",
+        ),
+        "mapper": (
+            "Maps fields from one schema to another.",
+            "data schema | success data errors | map mapping fields align translate correspond",
+        ),
+        "queue": (
+            "Puts items on a message queue for asynchronous processing.",
+            "data destination options? | success job_id metadata | queue enqueue message asynchronous buffer backlog",
+        ),
+        "scheduler": (
+            "Schedules a job to run at a given time or on a recurring cadence.",
+            "data options | success job_id metadata | schedule cron recurring timing job later",
+        ),
     },
     "utility": {
-        "logger": ("Logs messages and events with a severity level for auditing.", ("data", "options?"), ("success", "metadata"), ("log", "record", "audit", "event", "trace", "journal")),
-        "cache": ("Stores data in a fast cache, or reads it back, for quick reuse.", ("data", "options?"), ("success", "data", "metadata"), ("cache", "reuse", "memory", "fast", "temporary", "memoize")),
-        "notifier": ("Sends a notification about an outcome to people or channels.", ("data", "destination?", "options?"), ("success", "status", "metadata"), ("notify", "alert", "message", "email", "inform", "team")),
-        "tracker": ("Tracks progress metrics and state changes over time.", ("data", "options?"), ("success", "status", "metadata"), ("track", "progress", "metrics", "state", "follow", "milestone")),
-        "helper": ("General-purpose helper for small jobs such as formatting, renaming or cleaning values.", ("data", "options?"), ("success", "data", "metadata"), ("help", "utility", "tidy", "clean", "misc", "general")),
+        "logger": (
+            "Logs messages and events with a severity level for auditing.",
+            "data options? | success metadata | log record audit event trace journal",
+        ),
+        "cache": (
+            "Stores data in a fast cache, or reads it back, for quick reuse.",
+            "data options? | success data metadata | cache reuse memory fast temporary memoize",
+        ),
+        "notifier": (
+            "Sends a notification about an outcome to people or channels.",
+            "data destination? options? | success status metadata | notify alert message email inform team",
+        ),
+        "tracker": (
+            "Tracks progress metrics and state changes over time.",
+            "data options? | success status metadata | track progress metrics state follow milestone",
+        ),
+        "helper": (
+            "General-purpose helper for small jobs such as formatting, renaming or cleaning values.",
+            "data options? | success data metadata | help utility tidy clean misc general",
+        ),
     },
-}  # fmt: skip
+}
 # The §1.3 pairs, plus three more so that 9 of 30 tools have dependencies, as in the original.
 _DEPENDENCIES = {
     "data_processing_transformer": ("data_processing_parser",),
@@ -131,41 +238,45 @@ _DEPENDENCIES = {
 _FIXED_ALIASES = ("file_operations_reader_8", "utility_cache_6")  # the examples named in §1.3
 ALIAS_COUNT = 20  # the original merged 20 numbered duplicates into canonical names
 
-# Per task type: ordered pipeline stages; a task of length n uses n stages (in order), one tool from each.
-_STAGES: dict[str, tuple[tuple[str, ...], ...]] = {
+# Per task type: ordered pipeline stages (space-separated tool names); a task of length n uses n of them, in order,
+# with one tool from each.
+_STAGES: dict[str, tuple[str, ...]] = {
     "simple_task": (
-        ("file_operations_reader", "network_fetcher", "file_operations_scanner"),
-        ("data_processing_parser", "data_processing_transformer", "data_processing_filter", "computation_calculator", "file_operations_converter"),
-        ("file_operations_writer", "utility_cache", "utility_logger", "file_operations_compressor"),
+        "file_operations_reader network_fetcher file_operations_scanner",
+        "data_processing_parser data_processing_transformer data_processing_filter computation_calculator "
+        "file_operations_converter",
+        "file_operations_writer utility_cache utility_logger file_operations_compressor",
     ),
     "basic_task": (
-        ("file_operations_reader", "file_operations_scanner"),
-        ("file_operations_converter", "data_processing_parser", "data_processing_filter", "file_operations_compressor", "utility_helper"),
-        ("file_operations_writer", "utility_logger", "utility_tracker"),
+        "file_operations_reader file_operations_scanner",
+        "file_operations_converter data_processing_parser data_processing_filter file_operations_compressor "
+        "utility_helper",
+        "file_operations_writer utility_logger utility_tracker",
     ),
     "data_pipeline": (
-        ("file_operations_reader", "network_fetcher", "file_operations_scanner", "integration_connector"),
-        ("data_processing_parser", "file_operations_converter"),
-        ("data_processing_transformer", "data_processing_filter", "data_processing_aggregator"),
-        ("data_processing_validator", "network_validator", "computation_calculator"),
-        ("file_operations_writer", "utility_cache", "network_poster", "file_operations_compressor"),
+        "file_operations_reader network_fetcher file_operations_scanner integration_connector",
+        "data_processing_parser file_operations_converter",
+        "data_processing_transformer data_processing_filter data_processing_aggregator",
+        "data_processing_validator network_validator computation_calculator",
+        "file_operations_writer utility_cache network_poster file_operations_compressor",
     ),
     "api_integration": (
-        ("integration_authenticator", "integration_connector"),
-        ("network_fetcher", "network_monitor", "network_router"),
-        ("network_validator", "data_processing_parser", "integration_mapper", "data_processing_transformer"),
-        ("network_poster", "utility_cache", "integration_queue", "file_operations_writer", "utility_notifier"),
+        "integration_authenticator integration_connector",
+        "network_fetcher network_monitor network_router",
+        "network_validator data_processing_parser integration_mapper data_processing_transformer",
+        "network_poster utility_cache integration_queue file_operations_writer utility_notifier",
     ),
     "multi_stage_pipeline": (
-        ("file_operations_reader", "network_fetcher", "integration_connector", "file_operations_scanner"),
-        ("data_processing_parser", "file_operations_converter", "integration_authenticator"),
-        ("data_processing_transformer", "data_processing_filter", "integration_mapper"),
-        ("data_processing_aggregator", "computation_calculator", "computation_analyzer", "computation_predictor", "computation_optimizer", "computation_simulator"),
-        ("data_processing_validator", "network_validator"),
-        ("utility_cache", "integration_queue", "integration_scheduler", "network_router", "utility_tracker"),
-        ("file_operations_writer", "network_poster", "utility_notifier", "utility_logger", "file_operations_compressor"),
+        "file_operations_reader network_fetcher integration_connector file_operations_scanner",
+        "data_processing_parser file_operations_converter integration_authenticator",
+        "data_processing_transformer data_processing_filter integration_mapper",
+        "data_processing_aggregator computation_calculator computation_analyzer computation_predictor "
+        "computation_optimizer computation_simulator",
+        "data_processing_validator network_validator",
+        "utility_cache integration_queue integration_scheduler network_router utility_tracker",
+        "file_operations_writer network_poster utility_notifier utility_logger file_operations_compressor",
     ),
-}  # fmt: skip
+}
 # Share of tasks per number of required tools: min-max and means as in the §1.2 table.
 _LENGTH_SHARES = {
     "simple_task": {1: 0.45, 2: 0.44, 3: 0.11},
@@ -189,28 +300,33 @@ _SUBJECTS = (
 )  # fmt: skip
 
 
-def _tool_entry(category: str, operation: str, spec: _Spec) -> dict[str, Any]:
-    description, params, returns, keywords = spec
+def _parameter(raw: str) -> dict[str, Any]:
+    name = raw.rstrip("?")
+    kind, text, default = _PARAMS[name]
+    optional = raw.endswith("?")
+    return {
+        "name": name,
+        "type": kind,
+        "description": text,
+        "required": not optional,
+        "default": default if optional else None,
+    }
+
+
+def _tool_entry(category: str, operation: str, description: str, spec: str) -> dict[str, Any]:
+    params, returns, keywords = (part.split() for part in spec.split("|"))
     name = f"{category}_{operation}"
-    parameters = []
-    for raw in params:
-        param = raw.rstrip("?")
-        kind, text, default = _PARAMS[param]
-        optional = raw.endswith("?")
-        parameters.append(
-            {"name": param, "type": kind, "description": text, "required": not optional, "default": default if optional else None}
-        )  # fmt: skip
     return {
         "name": name,
         "canonical_name": name,
         "description": description,
-        "parameters": parameters,
+        "parameters": [_parameter(raw) for raw in params],
         "returns": [{"name": r, "type": _RETURNS[r][0], "description": _RETURNS[r][1]} for r in returns],
         "errors": [{"code": code, "description": text} for code, text in _COMMON_ERRORS + _CATEGORY_ERRORS[category]],
         "dependencies": list(_DEPENDENCIES.get(name, ())),
         "aliases": [],
         "metadata": {"category": category, "operation": operation, "version": "1.0.0"},
-        "differentiation": {"unique_purpose": description, "usage_keywords": list(keywords)},
+        "differentiation": {"unique_purpose": description, "usage_keywords": keywords},
     }
 
 
@@ -232,7 +348,7 @@ def _execution_order(entries: Sequence[dict[str, Any]]) -> list[str]:
 
 def build_registry_document(seed: int = SEED) -> dict[str, Any]:
     """The shipped tool registry as a JSON-ready document (deterministic for a seed)."""
-    entries = [_tool_entry(cat, op, spec) for cat in TOOL_CATEGORIES for op, spec in _TOOLS[cat].items()]
+    entries = [_tool_entry(cat, op, *spec) for cat in TOOL_CATEGORIES for op, spec in _TOOLS[cat].items()]
     by_name = {entry["name"]: entry for entry in entries}
     order = _execution_order(entries)
     for position, name in enumerate(order):  # dependencies first, so their levels are known
@@ -309,7 +425,7 @@ def _task(
     stages = _STAGES[task_type]
     picked: list[str] = []
     for stage in sorted(rng.sample(range(len(stages)), length)):
-        picked.append(_pick(stages[stage], picked, registry, rng))
+        picked.append(_pick(stages[stage].split(), picked, registry, rng))
     tools = dependency_order(picked, registry)
     subject = rng.choice(_SUBJECTS)
     return {

@@ -33,6 +33,9 @@ from fleetbench.types import (
 
 _jitter = random.Random()
 
+PROGRAMMING_ERRORS = (ImportError, NameError, AttributeError, TypeError, AssertionError, SyntaxError)
+"""Exceptions that mean a bug, never an API outcome: they propagate and stop the run loudly."""
+
 
 class TokenBucket:
     """Requests per minute with a one-second burst; `None` means unlimited."""
@@ -111,6 +114,8 @@ class LaneChat:
                 # No retry on a request timeout (as the original): a hung endpoint would otherwise cost minutes each.
                 self._record(attempt, started, clock, CallStatus.TIMEOUT, error="request timed out")
                 raise InfraFailure("request_timeout", f"no reply within {self.conf.request_timeout_s:g}s") from None
+            except PROGRAMMING_ERRORS:
+                raise  # a bug in a provider or our code must stop the run, not be recorded as an API failure
             except Exception as exc:  # the provider classifies; anything it calls permanent ends the unit
                 await self._handle_failure(exc, attempt, started, clock)
                 continue

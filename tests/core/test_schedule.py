@@ -138,3 +138,25 @@ def test_token_bucket_spaces_requests_beyond_the_burst() -> None:
 
     times = asyncio.run(stamps())
     assert times[19] - times[0] < times[23] - times[19]  # the burst is immediate; the next four wait for refills
+
+
+class BrokenProvider(Provider):
+    """A provider with a bug: it must stop the run, not be recorded as an API failure."""
+
+    async def complete(
+        self,
+        lane: Lane,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        raise AttributeError("'NoneType' object has no attribute 'text'")
+
+    def classify(self, exc: BaseException) -> ErrorClass:
+        return ErrorClass(CallStatus.PERMANENT, detail=str(exc))
+
+
+def test_a_bug_in_a_provider_propagates_instead_of_becoming_an_infra_outcome() -> None:
+    chat = _chat(_lane(), BrokenProvider(None))
+    with pytest.raises(AttributeError):
+        asyncio.run(chat(MESSAGES))

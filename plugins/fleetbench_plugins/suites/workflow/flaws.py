@@ -9,17 +9,17 @@ The original rendered three flaw types exactly like the optimal plan (§2.4 [BUG
 - semantic_drift replaces later steps with a registry neighbour of the step before (same category, different
   operation), falling back to search and then to any other tool, so it can never be a no-op.
 
-Severity sets how many steps are affected (light: one; severe: the original's method; medium: in between):
+Severity sets how many steps are affected (light: one; medium: in between; severe: the original's method where it
+was sound):
 
-| flaw | severe (as the original where sound) | single-step plans |
-|---|---|---|
-| sequence_disorder | tools with dependencies moved to the front; reversed if that changes nothing | a prerequisite appended after the step |
-| tool_misuse | floor(n/2)+1 steps replaced by the most similar tool of another operation | the step replaced |
-| parameter_error | every step gets two wrong values | as severe |
-| missing_step | only the first and last steps kept | the plan becomes empty |
-| redundant_operations | every step duplicated | the step duplicated |
-| logical_inconsistency | every consecutive pair contradicts on format | the step contradicts its own paths |
-| semantic_drift | every step from the second on drifts | a drifted step appended |
+- sequence_disorder: tools with dependencies moved to the front, reversed if that changes nothing (one step: a
+  prerequisite appended after it);
+- tool_misuse: floor(n/2)+1 steps replaced by the most similar tool of another operation;
+- parameter_error: two wrong values on every step;
+- missing_step: only the first and last steps kept (one step: the plan becomes empty);
+- redundant_operations: every step duplicated;
+- logical_inconsistency: every consecutive pair contradicts on format (one step: it contradicts its own paths);
+- semantic_drift: every step from the second on drifts (one step: a drifted step is appended).
 """
 
 from __future__ import annotations
@@ -114,15 +114,8 @@ def _other_function(name: str, used: Sequence[str], registry: ToolRegistry) -> s
     others = [t for t in ranked if t.name != name and t.operation != tool.operation] or [
         t for t in registry if t.name != name
     ]
-    for wanted in (
-        lambda t: t.category == tool.category and t.name not in used,
-        lambda t: t.category == tool.category,
-        lambda t: t.name not in used,
-    ):
-        match = next((t for t in others if wanted(t)), None)
-        if match is not None:
-            return match.name
-    return others[0].name
+    # sorted() is stable: within each preference class the search ranking decides
+    return sorted(others, key=lambda t: (t.category != tool.category, t.name in used))[0].name
 
 
 def _misuse(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:

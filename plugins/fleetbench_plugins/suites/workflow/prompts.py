@@ -56,7 +56,8 @@ _GUIDELINES = """GUIDELINES:
 8. Do not execute tools the task does not need.
 9. When every step is done, reply with TASK_COMPLETED."""
 
-SYSTEM_PROMPT = f"""You are an AI assistant that completes workflow tasks by executing tools in a simulated test environment.
+SYSTEM_PROMPT = f"""You are an AI assistant that completes workflow tasks by executing tools in a simulated test
+environment.
 
 TEST ENVIRONMENT RULES:
 - Every tool is simulated; no real files, services or people are affected.
@@ -85,7 +86,8 @@ TOOL CATEGORIES:
 
 COMPLETION: when the task is finished, include the exact word {COMPLETION_SIGNAL} in your reply."""
 
-SYSTEM_PROMPT_NATIVE = f"""You are an AI assistant that completes workflow tasks by executing tools in a simulated test environment.
+SYSTEM_PROMPT_NATIVE = f"""You are an AI assistant that completes workflow tasks by executing tools in a simulated test
+environment.
 
 TEST ENVIRONMENT RULES:
 - Every tool is simulated; no real files, services or people are affected.

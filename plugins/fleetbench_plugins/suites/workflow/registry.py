@@ -28,7 +28,8 @@ DEFAULT_REGISTRY_PATH = DATA_DIR / "tool_registry.json"
 # Field weights for search: the operation word is the strongest signal of what a tool does.
 _FIELD_WEIGHTS = {"operation": 3.0, "category": 2.0, "keyword": 2.0, "description": 1.0}
 _STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "for", "from", "how", "i", "in", "into", "is", "it", "its", "me", "my", "need", "of", "on", "or", "please", "the", "this", "to", "tool", "tools", "use", "using", "want", "with"]
+    "a an and are as at be by can do for from how i in into is it its me my need of on or please the this to "
+    "tool tools use using want with".split()  # noqa: SIM905 - a word list reads better as one string
 )
 _SUFFIXES = ("ations", "ation", "ions", "ion", "ings", "ing", "ers", "ors", "er", "or", "es", "ed", "s", "e")
 _JSON_TYPES = {
@@ -191,7 +192,7 @@ class ToolRegistry:
         return score, matched
 
     def search(self, query: str, k: int = 5) -> list[Tool]:
-        """The (at most) `k` tools best matching `query`; best first, ties by name; tools matching nothing are left out."""
+        """Up to `k` tools best matching `query`, best first, ties by name; tools matching nothing are omitted."""
         query_tokens = list(dict.fromkeys(tokenize(query)))
         scored = [(self._score(query_tokens, name)[0], name) for name in self.names]
         ranked = sorted((item for item in scored if item[0] > 0), key=lambda item: (-item[0], item[1]))

@@ -149,7 +149,7 @@ def _workflow(raw: Mapping[str, Any], where: _TaskWhere, registry: ToolRegistry)
 
 
 def _object(raw: Mapping[str, Any], keys: tuple[str, str]) -> dict[str, Any]:
-    value = next((raw[key] for key in keys if key in raw), {})
+    value: Any = next((raw[key] for key in keys if key in raw), {})
     return dict(value) if isinstance(value, Mapping) else {"value": value}
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+
+from fleetbench.testing.databases import fresh_postgres_database
 
 CLI = [sys.executable, "-m", "fleetbench.cli"]
 
@@ -39,3 +41,11 @@ def run_cli(tmp_path: Path) -> RunCli:
 def stderr_lines(process: subprocess.CompletedProcess[str]) -> Sequence[str]:
     """Non-empty stderr lines."""
     return [line for line in process.stderr.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database, dropped after the test (skips when no server answers, unless
+    FLEETBENCH_REQUIRE_POSTGRES=1, which CI sets)."""
+    with fresh_postgres_database() as url:
+        yield url

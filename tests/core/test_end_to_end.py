@@ -136,3 +136,17 @@ def test_show_prints_a_stored_transcript(run_cli: RunCli, tmp_path: Path) -> Non
     assert key in shown.stdout and '"reference"' in shown.stdout
     missing = run_cli("show", "zzzz")
     assert missing.returncode == 2 and "no stored transcript" in missing.stderr
+
+
+@pytest.mark.postgres
+def test_the_pipeline_on_postgresql_resumes_and_reports(run_cli: RunCli, postgres_url: str) -> None:
+    url = f"storage.url={postgres_url}"
+    first = run_cli("run", url, "run.instances=10")
+    assert first.returncode == 0, first.stderr
+    assert "planned 50 units: 0 already stored, 50 executed" in first.stdout
+    again = run_cli("run", url, "run.instances=12")
+    assert "planned 60 units: 50 already stored, 10 executed" in again.stdout
+    report = _report(run_cli, url)
+    assert [row["base_model"] for row in report["rows"]] == ["Sim-Agent"]
+    assert report["rows"][0]["total"] == 60
+    assert {share["deployment"] for share in report["deployment_shares"]} == {"Sim-Agent", "Sim-Agent-2", "Sim-Agent-3"}

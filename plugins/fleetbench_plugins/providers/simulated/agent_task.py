@@ -46,6 +46,9 @@ class TaskView:
     """Tools the description writes by name, in order."""
     requires: dict[str, tuple[str, ...]]
     """Dependencies the plan's "Requires:" lines state, per plan tool."""
+    repaired: tuple[Step, ...] | None = None
+    """The description's own steps when they contradict the plan (a tool the plan lacks, a repeated or reordered
+    step); None when they agree or the description names no tools to compare with."""
 
 
 _TASK_LINE_RE = re.compile(r"^\s*\**Task\**:\s*(.+)$", re.MULTILINE)
@@ -76,11 +79,36 @@ def read_task(user: str) -> TaskView:
     goals = _goals(user)
     mentioned = tuple(vocab.mentioned(f"{description}\n{goals}"))
     plan = [name for name in plan_tools(user) if name in vocab.operations]
-    if plan:
-        steps = tuple(Step(tool, _fragment_for(tool, description), tool in mentioned) for tool in plan)
-    else:
-        steps = _description_steps(description, vocab) or tuple(Step(tool, tool, True) for tool in mentioned)
-    return TaskView(description, steps, bool(plan), bool(_COT_RE.search(user)), mentioned, plan_requirements(user))
+    described = _description_steps(description, vocab) or tuple(Step(tool, tool, True) for tool in mentioned)
+    cot = bool(_COT_RE.search(user))
+    if not plan:
+        return TaskView(description, described, False, cot, mentioned, {})
+    steps = tuple(Step(tool, _fragment_for(tool, description), tool in mentioned) for tool in plan)
+    repaired = _reconcile(plan, described, vocab)
+    return TaskView(description, steps, True, cot, mentioned, plan_requirements(user), repaired)
+
+
+def _reconcile(plan: list[str], described: tuple[Step, ...], vocab: Knowledge) -> tuple[Step, ...] | None:
+    """The description's steps, completed with the plan's tools, if they contradict the plan; else None."""
+    listed = [step for step in described if not step.tentative]
+    named = [step.tool for step in listed if step.tool is not None]
+    if not named:
+        return None
+    merged = tuple(step if step.tool is not None else _plan_tool_for(step, plan, vocab) for step in listed)
+    tools = [step.tool for step in merged if step.tool is not None]
+    conflict = (
+        any(name not in plan for name in named)
+        or len(set(plan)) < len(plan)
+        or any(name not in tools for name in plan)
+        or [name for name in plan if name in named] != named
+    )
+    return merged if conflict else None
+
+
+def _plan_tool_for(step: Step, plan: list[str], vocab: Knowledge) -> Step:
+    """An unnamed description step, matched to the plan tool its wording evokes (if any)."""
+    evoked = [name for name, _ in vocab.match(step.text) if name in plan]
+    return Step(evoked[0], step.text, False) if evoked else step
 
 
 def plan_requirements(user: str) -> dict[str, tuple[str, ...]]:

@@ -27,10 +27,11 @@ DEFAULT_REGISTRY_PATH = DATA_DIR / "tool_registry.json"
 
 # Field weights for search: the operation word is the strongest signal of what a tool does.
 _FIELD_WEIGHTS = {"operation": 3.0, "category": 2.0, "keyword": 2.0, "description": 1.0}
-_STOPWORDS = frozenset(
+_STOPWORD_TEXT = (
     "a an and are as at be by can do for from how i in into is it its me my need of on or please the this to "
-    "tool tools use using want with".split()  # noqa: SIM905 - a word list reads better as one string
+    "tool tools use using want with"
 )
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _SUFFIXES = ("ations", "ation", "ions", "ion", "ings", "ing", "ers", "ors", "er", "or", "es", "ed", "s", "e")
 _JSON_TYPES = {
     "string": "string",

@@ -144,7 +144,7 @@ def _error_context(code: str, tool: Tool, args: Mapping[str, Any], rng: random.R
         return f"(status: {rng.choice((401, 403))})"
     if code in ("RESOURCE_UNAVAILABLE", "QUOTA_EXCEEDED"):
         return f"(retry after {rng.randint(1, 30)} seconds)"
-    return f"(tool: {tool.name}, attempt step: {rng.randint(1, 5)})"
+    return f"(tool: {tool.name})"
 
 
 def _success_payload(tool: Tool, args: Mapping[str, Any], step: int, rng: random.Random) -> dict[str, Any]:

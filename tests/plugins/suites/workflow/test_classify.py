@@ -57,9 +57,7 @@ def category(d: Diagnosis) -> str:
 
 def test_no_tool_calls_with_format_issues_is_a_format_error() -> None:
     d = diagnose(format_issues=3)
-    assert d.message == (
-        "Tool call format errors detected (3 times) - Model unable to use correct <tool_call> format"
-    )
+    assert d.message == ("Tool call format errors detected (3 times) - Model unable to use correct <tool_call> format")
     assert category(d) == "tool_call_format_errors"
     assert category(diagnose(parse_issues=["unclosed <tool_call>"])) == "tool_call_format_errors"
 
@@ -136,7 +134,9 @@ class JudgeChat:
         self.reply = reply
         self.seen: list[list[Message]] = []
 
-    async def __call__(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None) -> Completion:
+    async def __call__(
+        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> Completion:
         self.seen.append(list(messages))
         if isinstance(self.reply, BaseException):
             raise self.reply
@@ -150,7 +150,9 @@ def judge(reply: str | BaseException, classifier: str = "llm") -> tuple[ErrorVer
 
 
 def test_judge_verdict_is_used_when_it_parses() -> None:
-    reply = 'Here you go:\n```json\n{"error_type": "Tool selection", "reasoning": "used logger", "confidence": 0.8}\n```'
+    reply = (
+        'Here you go:\n```json\n{"error_type": "Tool selection", "reasoning": "used logger", "confidence": 0.8}\n```'
+    )
     verdict, chat = judge(reply)
     assert (verdict.category, verdict.source, verdict.reasoning, verdict.confidence) == (
         "tool_selection_errors", "llm", "used logger", 0.8

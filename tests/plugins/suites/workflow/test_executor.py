@@ -143,7 +143,7 @@ def test_multi_call_reject_executes_nothing() -> None:
 
 def test_search_no_longer_swallows_a_call_silently() -> None:
     text = "<tool_search>write</tool_search>" + READER
-    first, chat, _ = run([text], max_turns=1)
+    first, _, _ = run([text], max_turns=1)
     assert first.attempts == [] and first.turns[0].feedback[-1].startswith("Note: 1 further action")
     every, _, _ = run([text], max_turns=1, multi_call="all")
     assert every.executed_tools == ("file_operations_reader",) and len(every.searches) == 1
@@ -154,7 +154,7 @@ def test_long_reply_without_action_gets_no_action_feedback_without_leaking_tools
     log, chat, _ = run([essay, READER], max_turns=2)
     assert log.format_issues == [{"turn": 1, "kind": "no_action"}] and log.format_error_count == 1
     assert "NO ACTION DETECTED" in last_user(chat, 1) and "file_operations_reader" not in last_user(chat, 1)
-    revealing, chat2, _ = run([essay, READER], max_turns=2, help_reveals_required_tools=True)
+    _, chat2, _ = run([essay, READER], max_turns=2, help_reveals_required_tools=True)
     assert "<tool_call>file_operations_reader</tool_call>" in last_user(chat2, 1)
 
 
@@ -182,7 +182,7 @@ def test_parse_issue_without_action_gets_format_help_from_turn_one() -> None:
 
 
 def test_unknown_tool_fails_with_tool_not_found() -> None:
-    log, chat, _ = run(["<tool_call>quantum_teleporter</tool_call>"], max_turns=1)
+    log, _, _ = run(["<tool_call>quantum_teleporter</tool_call>"], max_turns=1)
     (attempt,) = log.attempts
     assert (attempt.tool, attempt.success, attempt.known, attempt.error_code) == (
         "quantum_teleporter", False, False, "TOOL_NOT_FOUND"
@@ -245,7 +245,11 @@ def test_native_round_trip() -> None:
     assert messages[3]["role"] == "tool" and messages[3]["tool_call_id"] == "s1"
     assert "Search results" in messages[3]["content"]
     assert messages[4]["tool_calls"][0]["id"] == "call_2_0"  # a missing id gets a deterministic one
-    assert messages[5] == {"role": "tool", "tool_call_id": "call_2_0", "content": REGISTRY.describe("file_operations_reader")}
+    assert messages[5] == {
+        "role": "tool",
+        "tool_call_id": "call_2_0",
+        "content": REGISTRY.describe("file_operations_reader"),
+    }
     # two calls under `first`: both get a tool reply (OpenAI requires one per id), the second one says it was ignored
     replies = messages[7:9]
     assert [m["tool_call_id"] for m in replies] == ["c1", "call_3_1"]

@@ -63,7 +63,9 @@ def test_json_arguments_inside_the_call_tag(body: str) -> None:
 
 
 def test_unclosed_json_call_with_trailing_text() -> None:
-    parsed = parse_turn('<tool_call>\n{"name": "data_processing_parser", "arguments": {}}\nThen I will validate.', RESOLVER)
+    parsed = parse_turn(
+        '<tool_call>\n{"name": "data_processing_parser", "arguments": {}}\nThen I will validate.', RESOLVER
+    )
     assert [a.tool for a in parsed.actions] == ["data_processing_parser"]
     assert parsed.issues == ("unclosed <tool_call>",)
 
@@ -107,7 +109,11 @@ def test_several_calls_under_each_policy() -> None:
     text = "".join(f"<tool_call>{t.name}</tool_call>" for t in TOOLS[:3])
     actions = parse_turn(text, RESOLVER).actions
     first = select_actions(actions, "first")
-    assert ([a.tool for a in first.execute], len(first.ignored), first.rejected) == (["file_operations_reader"], 2, False)
+    assert ([a.tool for a in first.execute], len(first.ignored), first.rejected) == (
+        ["file_operations_reader"],
+        2,
+        False,
+    )
     every = select_actions(actions, "all")
     assert ([a.tool for a in every.execute], every.ignored, every.rejected) == ([t.name for t in TOOLS[:3]], (), False)
     reject = select_actions(actions, "reject")

@@ -74,7 +74,8 @@ def result(
     index: int = 0,
 ) -> UnitResult:
     """The result of unit `name` (its key is `key(name)`)."""
-    cell_factors = factors if factors is not None else {"prompt_type": "optimal", "tool_success_rate": 0.8}
+    default: dict[str, FactorValue] = {"prompt_type": "optimal", "tool_success_rate": 0.8}
+    cell_factors = factors if factors is not None else default
     cell = Cell(SUITE, model, tuple(cell_factors.items()))
     episode = Episode(
         Outcome(outcome),
@@ -96,7 +97,9 @@ def result(
     )
 
 
-def call(name: str, deployment: str, *, attempt: int = 1, status: CallStatus = CallStatus.OK, run_id: str = RUN) -> CallRecord:
+def call(
+    name: str, deployment: str, *, attempt: int = 1, status: CallStatus = CallStatus.OK, run_id: str = RUN
+) -> CallRecord:
     """One request made for unit `name` on `deployment`."""
     return CallRecord(
         unit_key=key(name),

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fleetbench.testing.databases import fresh_postgres_database, sqlite_url as make_sqlite_url
+from fleetbench.testing.databases import fresh_postgres_database
+from fleetbench.testing.databases import sqlite_url as make_sqlite_url
 
 
 @pytest.fixture

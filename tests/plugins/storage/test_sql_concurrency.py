@@ -5,8 +5,11 @@ This is the failure the system we replace kept having (lost updates, double coun
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import queue
 import random
+import time
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
@@ -60,7 +63,14 @@ def run_writers(url: str) -> tuple[int, int]:
     ]
     for process in processes:
         process.start()
-    reports = [done.get(timeout=180) for _ in processes]
+    reports: list[tuple[int, int]] = []
+    deadline = time.monotonic() + 180
+    while len(reports) < WORKERS:
+        # Fail as soon as a writer dies (a deadlock or lock timeout raises in it) instead of waiting out the deadline.
+        crashed = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+        assert not crashed and time.monotonic() < deadline, f"writer exit codes {[p.exitcode for p in processes]}"
+        with contextlib.suppress(queue.Empty):
+            reports.append(done.get(timeout=0.5))
     for process in processes:
         process.join(timeout=60)
         assert process.exitcode == 0

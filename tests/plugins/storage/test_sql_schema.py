@@ -120,7 +120,7 @@ def test_registry_builds_it_from_config(sqlite_url: str) -> None:
     ref = registry.load("storage", {"plugin": "sql", "url": sqlite_url, "busy_timeout_s": 5}, "storage")
     store = ref.create(naming=naming())
     assert isinstance(store, SqlStorage) and store.options.busy_timeout_s == 5
-    with pytest.raises(ConfigError, match="storage.urll"):
+    with pytest.raises(ConfigError, match=r"storage\.urll"):
         registry.load("storage", {"plugin": "sql", "urll": sqlite_url}, "storage")
     with pytest.raises(ConfigError, match="url: scheme 'mysql'"):
         registry.load("storage", {"plugin": "sql", "url": "mysql://x/y"}, "storage")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zlib
+from typing import Any
 
 import pytest
 from sqlalchemy import Table, create_engine, select
@@ -16,7 +17,7 @@ from fleetbench_plugins.storage.sql.schema import calls, runs, transcripts, unit
 from .builders import DEEPSEEK, LLAMA, RUN, SUITE, call, key, result, run_record, storage
 
 
-def rows(url: str, table: Table) -> list[dict[str, object]]:
+def rows(url: str, table: Table) -> list[dict[str, Any]]:
     """Every row of a table, read straight from the database (not through the storage under test)."""
     engine = create_engine(url)
     try:
@@ -129,7 +130,7 @@ def test_transcripts_round_trip_compressed(database_url: str) -> None:
     assert store.transcripts(key("a")[:8]) == [(key("a"), transcript)]
     assert store.transcripts(key("b")) == []
     (raw,) = rows(database_url, transcripts)
-    data = bytes(raw["data"])  # type: ignore[arg-type]
+    data = bytes(raw["data"])
     assert raw["encoding"] == "json+zlib"
     assert json.loads(zlib.decompress(data)) == transcript
     assert len(data) < len(json.dumps(transcript)) / 10

@@ -30,6 +30,8 @@ NO_ACTION = "no_action"
 FORMAT_HELP = "format_help"
 NUDGE = "nudge"
 OTHER = "other"
+ADOPT_MARKER = "I will follow the task description's steps"
+"""Said once, when the agent decides the description's steps replace a plan that contradicts them."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Exchange:
     results: tuple[str, ...] = ()
     dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
     revealed: tuple[str, ...] = ()
+    follows_description: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -59,6 +62,7 @@ class _Reply:
     step: int | None
     skipped: tuple[int, ...]
     completion: bool
+    adopts: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def read_history(messages: Sequence[Mapping[str, Any]]) -> tuple[Exchange, ...]:
         fed = _read_feedback("\n\n".join(answers))
         exchanges.append(
             Exchange(reply.kind, reply.target, reply.step, reply.skipped, reply.completion, fed.kind, fed.results,
-                     fed.dependencies, fed.revealed)
+                     fed.dependencies, fed.revealed, reply.adopts)
         )  # fmt: skip
     return tuple(exchanges)
 
@@ -128,7 +132,8 @@ def _read_text_reply(text: str) -> _Reply:
 def _annotated(text: str, kind: str, target: str) -> _Reply:
     step = _STEP_RE.search(text)
     skipped = tuple(int(s) - 1 for s in _SKIP_RE.findall(text))
-    return _Reply(kind, target, int(step.group(1)) - 1 if step else None, skipped, bool(_COMPLETION_RE.search(text)))
+    number = int(step.group(1)) - 1 if step else None
+    return _Reply(kind, target, number, skipped, bool(_COMPLETION_RE.search(text)), ADOPT_MARKER in text)
 
 
 def _native_action(call: Any) -> tuple[str, str]:

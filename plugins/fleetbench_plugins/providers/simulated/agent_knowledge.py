@@ -16,6 +16,7 @@ from fleetbench_plugins.suites.workflow.registry import load_registry, tokenize
 
 # How strongly a word of a request points at a tool, by where the tool carries that word.
 _WEIGHTS = (("operation", 3.0), ("keyword", 2.0), ("category", 1.0), ("description", 0.5))
+CATEGORY_HINT_WEIGHT = 2.0
 _GENERIC = frozenset(tokenize("data file input output result records information task step workflow process"))
 
 
@@ -29,6 +30,8 @@ class Knowledge:
     words: dict[str, dict[str, float]]
     """stem -> {tool: weight}."""
     name_re: re.Pattern[str]
+    category_res: tuple[tuple[str, re.Pattern[str]], ...]
+    """(category, pattern of its plain-words name, e.g. "data processing")."""
 
     def mentioned(self, text: str) -> list[str]:
         """The tool names written in `text`, in order of first appearance."""
@@ -42,6 +45,10 @@ class Knowledge:
         """The tool `text` evokes most strongly, or None when it evokes none."""
         ranked = self.match(text)
         return ranked[0] if ranked else None
+
+    def category_hint(self, text: str) -> str | None:
+        """The tool category `text` names in plain words ("a data processing step"), if any."""
+        return next((category for category, pattern in self.category_res if pattern.search(text)), None)
 
     def similar(self, tool: str) -> list[str]:
         """Tools a model might confuse with `tool`: the same operation elsewhere, then the same category."""
@@ -64,11 +71,13 @@ class Knowledge:
 
 
 _WORD_RE = re.compile(r"[a-z][a-z\-]+")
-_QUERY_STOPWORDS = frozenset(
-    "a an and are as at be by can do for from how i in into is it its me my need of on or please the this that then "
-    "to use using want with after before first finally next them they their these those each all any our we so "
-    "also while once when which will should must".split()
-)
+_QUERY_STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "for", "from", "how", "i", "in", "into", "is",
+    "it", "its", "me", "my", "need", "of", "on", "or", "please", "the", "this", "that", "then", "to", "use", "using",
+    "want", "with", "after", "before", "first", "finally", "next", "them", "they", "their", "these", "those", "each",
+    "all", "any", "our", "we", "so", "also", "while", "once", "when", "which", "will", "should", "must", "step",
+    "steps", "stage",
+))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=4096)
@@ -79,6 +88,11 @@ def _match(knowledge: Knowledge, text: str) -> tuple[tuple[str, float], ...]:
             continue
         for tool, weight in _associated(knowledge, token).items():
             scores[tool] = scores.get(tool, 0.0) + weight
+    hint = knowledge.category_hint(text)
+    if hint is not None:  # "(a file operation)": the text says which family of tools it means
+        for name in knowledge.names:
+            if name.startswith(hint + "_"):
+                scores[name] = scores.get(name, 0.0) + CATEGORY_HINT_WEIGHT
     order = {name: index for index, name in enumerate(knowledge.names)}
     ranked = sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
     return tuple(ranked)
@@ -130,12 +144,17 @@ def knowledge() -> Knowledge:
         )
     ]
     names = tuple(t.name for t in tools)
+    categories = tuple(dict.fromkeys(t.category for t in tools))
+    category_res = tuple(
+        (c, re.compile(rf"\b{re.escape(c.replace('_', ' ').rstrip('s'))}", re.IGNORECASE)) for c in categories
+    )
     # Longest names first, so that a name containing another is found whole.
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
     return Knowledge(
         names=names,
-        categories=tuple(dict.fromkeys(t.category for t in tools)),
+        categories=categories,
         operations={t.name: t.operation for t in tools},
         words=_associations(fields),
         name_re=re.compile(rf"(?<![A-Za-z0-9_])(?:{alternatives})(?![A-Za-z0-9_])"),
+        category_res=category_res,
     )

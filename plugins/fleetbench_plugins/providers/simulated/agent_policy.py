@@ -8,6 +8,7 @@ comes from the per-turn `rng`, so a reply is a pure function of (messages, profi
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -29,7 +30,8 @@ COMPLETE = "complete"
 WAIT = "wait"  # believes it is done but does not say the completion word
 EXPLAIN = "explain"  # reasoning without an action
 PROSE = "prose"  # a native-only model describing calls it cannot make in text
-CONFIRMED_BOOST = 0.8  # share of a deviation risk that disappears when the description names the plan's tool
+CONFIRMED_BOOST = 0.9  # share of the deviation risk that goes when the description names the plan's tool
+LURE_DOUBT = 0.5  # extra deviation risk per misleading term in the description
 # Where a model's guess lands when nothing in the description or the search results helps.
 _FIRST_GUESS = "file_operations_reader"
 _LAST_GUESS = "file_operations_writer"
@@ -48,6 +50,8 @@ class Decision:
     reason: str = ""
     finish: bool = False
     """Also say TASK_COMPLETED (the model is confident this call is the last one)."""
+    adopt: bool = False
+    """Announce that the description's steps replace the plan's (read back on later turns)."""
 
 
 @dataclass
@@ -60,6 +64,8 @@ class State:
     profile: Profile
     rng: random.Random
     native: bool
+    can_search: bool = True
+    can_inspect: bool = True
     settled: set[int] = field(default_factory=set)
     calls: dict[int, list[Exchange]] = field(default_factory=dict)
     searches: dict[int, list[Exchange]] = field(default_factory=dict)
@@ -81,29 +87,40 @@ class State:
 
 
 def build_state(
-    task: TaskView, history: tuple[Exchange, ...], profile: Profile, rng: random.Random, native: bool
+    task: TaskView,
+    history: tuple[Exchange, ...],
+    profile: Profile,
+    rng: random.Random,
+    native: bool,
+    helpers: tuple[bool, bool] = (True, True),
 ) -> State:
-    """Replay the history onto the task's steps."""
-    revealed = next((e.revealed for e in reversed(history) if e.revealed), ())
+    """Replay the history onto the task's steps. `helpers` says whether searching and tool details are offered."""
     steps = task.steps
+    revealed = next((e.revealed for e in reversed(history) if e.revealed), ())
     if revealed and not task.has_plan:
-        steps = tuple(Step(name, name, True) for name in revealed)  # format help named the tools: use them
-    state = State(task, steps, history, profile, rng, native, dependencies=dict(task.requires))
-    rejected = any(e.completion and e.feedback == NUDGE for e in history)
+        steps = tuple(Step(name, name, 1.0) for name in revealed)  # format help named the tools: use them
+    elif task.repaired is not None and any(e.follows_description for e in history):
+        steps = task.repaired
+    state = State(task, steps, history, profile, rng, native, *helpers, dependencies=dict(task.requires))
     for exchange in history:
-        _replay(state, exchange, keep_skips=not rejected)
+        _replay(state, exchange)
     if revealed and not task.has_plan:
         state.settled = {i for i, s in enumerate(steps) if s.tool in state.succeeded}
     return state
 
 
-def _replay(state: State, exchange: Exchange, keep_skips: bool) -> None:
+def _replay(state: State, exchange: Exchange) -> None:
     for name, deps in exchange.dependencies:
         state.dependencies[name] = deps
-    if keep_skips:
-        state.settled.update(i for i in exchange.skipped if 0 <= i < len(state.steps))
+    state.settled.update(i for i in exchange.skipped if 0 <= i < len(state.steps))
     if exchange.succeeded:
         state.succeeded.append(exchange.target)
+    if exchange.completion and exchange.feedback == NUDGE:
+        # The executor did not accept "done": steps given up on, and tools picked from search results, deserve
+        # another look.
+        state.settled = {
+            i for i, calls in state.calls.items() if calls[-1].succeeded and state.steps[i].tool is not None
+        }
     step = exchange.step
     if step is None or not 0 <= step < len(state.steps):
         return
@@ -122,9 +139,22 @@ def decide(state: State) -> Decision:
         return Decision(PROSE)
     if not state.history and state.task.cot and rng.random() < profile.explains_first:
         return Decision(EXPLAIN)
-    if not state.history and state.task.has_plan and state.steps and rng.random() < profile.checks_plan:
-        return Decision(INFO, state.steps[0].tool or "", 0, len(state.steps), reason="check")
-    return _next_step(state, ())
+    adopt = False
+    if not state.history and state.task.repaired is not None and rng.random() < profile.repairs_plan:
+        # The plan contradicts the description (which names the tools): follow the description instead.
+        state.steps, adopt = state.task.repaired, True
+    first_tool = state.steps[0].tool if state.steps else None
+    if (
+        not state.history
+        and state.task.has_plan
+        and first_tool
+        and state.can_inspect
+        and rng.random() < profile.checks_plan
+    ):
+        decision = Decision(INFO, first_tool, 0, len(state.steps), reason="check")
+    else:
+        decision = _next_step(state, ())
+    return dataclasses.replace(decision, adopt=adopt) if adopt else decision
 
 
 def _next_step(state: State, skipping: tuple[int, ...]) -> Decision:
@@ -139,7 +169,7 @@ def _next_step(state: State, skipping: tuple[int, ...]) -> Decision:
     step = state.steps[index]
     if step.tentative and state.rng.random() < state.profile.picks_right_tool:
         return _next_step(state, (*skipping, index))  # a side remark, not a step: leave it out
-    if state.task.has_plan:
+    if state.task.has_plan and step.tool is not None:
         return _plan_step(state, index, skipping)
     return _free_step(state, index, skipping)
 
@@ -163,44 +193,30 @@ def _plan_step(state: State, index: int, skipping: tuple[int, ...]) -> Decision:
     repair = _repair(state, index, tool, skipping)
     if repair is not None:
         return repair
-    follow = profile.follows_plan
-    if step.named:  # the description corroborates this step
-        follow += (1.0 - follow) * CONFIRMED_BOOST
-    if rng.random() < follow:
-        return _call(state, tool, index, skipping, "plan")
+    # A step the description corroborates is followed more reliably than one the plan alone asks for; misleading
+    # terms in the description (tools the plan does not use) make the whole plan look less certain.
+    risk = (1.0 - profile.follows_plan) * (1.0 - CONFIRMED_BOOST * step.support)
+    risk *= 1.0 + LURE_DOUBT * len(state.task.lures)
+    if rng.random() >= risk:
+        return _call(state, tool, index, skipping, "task" if state.steps is state.task.repaired else "plan")
     return _deviate(state, index, tool, skipping)
 
 
 def _repair(state: State, index: int, tool: str, skipping: tuple[int, ...]) -> Decision | None:
     """A strong model's fix of an obviously broken plan step, when it has the evidence (else None)."""
     if tool in state.succeeded:
-        evidence: Decision | None = _next_step(state, (*skipping, index))  # a repeated step: already done
-    elif later := _later_dependency(state, index, tool, skipping):
-        evidence = _call(state, state.steps[later].tool or "", later, skipping, "dependency")
-    elif (named := _contradicting_name(state, tool)) is not None:
-        evidence = _call(state, named, index, skipping, "description")
+        fixed = _next_step(state, (*skipping, index))  # a repeated step: its tool already ran
+    elif (later := _later_dependency(state, index, tool, skipping)) is not None:
+        fixed = _call(state, state.steps[later].tool or "", later, skipping, "dependency")
     else:
         return None
-    return evidence if state.rng.random() < state.profile.repairs_plan else None
+    return fixed if state.rng.random() < state.profile.repairs_plan else None
 
 
-def _later_dependency(state: State, index: int, tool: str, skipping: tuple[int, ...]) -> int:
-    """The first later open plan step that `tool` depends on (0 when there is none)."""
+def _later_dependency(state: State, index: int, tool: str, skipping: tuple[int, ...]) -> int | None:
+    """The first later open plan step that `tool` depends on, if any."""
     deps = state.dependencies.get(tool, ())
-    for later in state.open_steps(after=index, skipping=skipping):
-        if state.steps[later].tool in deps:
-            return later
-    return 0
-
-
-def _contradicting_name(state: State, tool: str) -> str | None:
-    """A tool the description names for this kind of work while the plan uses another one it never mentions."""
-    mentioned = state.task.mentioned
-    if not mentioned or tool in mentioned:
-        return None
-    planned = {s.tool for s in state.steps}
-    missing = [name for name in mentioned if name not in planned and name not in state.succeeded]
-    return missing[0] if missing else None
+    return next((i for i in state.open_steps(after=index, skipping=skipping) if state.steps[i].tool in deps), None)
 
 
 def _deviate(state: State, index: int, tool: str, skipping: tuple[int, ...]) -> Decision:
@@ -215,10 +231,8 @@ def _deviate(state: State, index: int, tool: str, skipping: tuple[int, ...]) -> 
 
 
 def _similar(state: State, tool: str) -> str:
-    vocab = knowledge()
     # A misleading term in the description pulls the slip towards the tool it evokes.
-    lure = [name for name, _ in vocab.match(state.task.description) if name not in {s.tool for s in state.steps}]
-    options = lure[:1] or vocab.similar(tool) or [tool]
+    options = list(state.task.lures) or knowledge().similar(tool) or [tool]
     return state.rng.choice(options)
 
 
@@ -226,18 +240,37 @@ def _free_step(state: State, index: int, skipping: tuple[int, ...]) -> Decision:
     """A step without a plan: call the tool the description names, or search for one and pick from the results."""
     step, rng, profile = state.steps[index], state.rng, state.profile
     searches = state.searches.get(index, [])
+    may_search = state.can_search and state.slack(skipping) >= 1
     if step.tool is not None:
-        if not searches and state.slack(skipping) >= 2 and rng.random() >= profile.skips_search:
+        if not searches and may_search and state.slack(skipping) >= 2 and rng.random() >= profile.skips_search:
             return _search(state, index, skipping, step.text)
         return _call(state, step.tool, index, skipping, "named")
+    tried = [call.target for call in state.calls.get(index, [])]
     if searches and searches[-1].results:
-        return _call(state, _pick(state, step, searches[-1].results), index, skipping, "picked")
-    if len(searches) >= 2 or state.slack(skipping) < 1:
-        return _call(state, _guess(state, index), index, skipping, "guess")
-    query_words = knowledge().query_words(step.text, 4)
-    if searches:  # the first search found nothing: try the words it did not lead with
-        query_words = query_words[-2:] or query_words
-    return _search(state, index, skipping, " ".join(query_words) or step.text)
+        fresh = tuple(name for name in searches[-1].results if name not in tried)
+        if not fresh:  # every candidate ran and the task is still not done: give this step up
+            return _next_step(state, (*skipping, index))
+        return _call(state, _pick(state, step, fresh), index, skipping, "picked")
+    query = _query(step.text, retry=bool(searches))
+    if len(searches) >= 2 or not may_search or any(search.target == query for search in searches):
+        guess = _guess(state, index, tried)
+        if guess is None:
+            return _next_step(state, (*skipping, index))
+        return _call(state, guess, index, skipping, "guess")
+    return _search(state, index, skipping, query)
+
+
+def _query(text: str, retry: bool) -> str:
+    """What a model types into the search box: the step's content words, plus the tool family it names."""
+    vocab = knowledge()
+    words = vocab.query_words(text, 4)
+    if retry:  # the first search found nothing: try the words it did not lead with
+        words = words[-2:] or words
+    hint = vocab.category_hint(text)
+    hint_words = hint.split("_") if hint is not None else []
+    if hint_words and hint_words[0] not in words:
+        words += hint_words
+    return " ".join(words) or text
 
 
 def _search(state: State, index: int, skipping: tuple[int, ...], query: str) -> Decision:
@@ -259,17 +292,24 @@ def _pick(state: State, step: Step, results: tuple[str, ...]) -> str:
     return state.rng.choice(others)
 
 
-def _guess(state: State, index: int) -> str:
-    """A call without evidence: the tool the wording evokes, else the usual tool for that position."""
-    best = knowledge().best(state.steps[index].text)
-    if best is not None and state.rng.random() < state.profile.picks_right_tool:
-        return best[0]
-    if index == 0:
-        return _FIRST_GUESS
-    return _LAST_GUESS if index == len(state.steps) - 1 else _MIDDLE_GUESS
+def _guess(state: State, index: int, tried: list[str]) -> str | None:
+    """A call without evidence: the tool the wording evokes, else the usual tool for that position (None when
+    every such guess has been tried)."""
+    evoked = [name for name, _ in knowledge().match(state.steps[index].text) if name not in tried]
+    if evoked and state.rng.random() < state.profile.picks_right_tool:
+        return evoked[0]
+    last = index == len(state.steps) - 1
+    usual = [_FIRST_GUESS if index == 0 else _LAST_GUESS if last else _MIDDLE_GUESS, *evoked[1:2]]
+    return next((name for name in usual if name not in tried), None)
 
 
 def _finish(state: State, skipping: tuple[int, ...]) -> Decision:
+    """Every step is done (or given up): say so, unless the executor already refused that and a tool the
+    description names never ran."""
+    rejected = any(e.completion and e.feedback == NUDGE for e in state.history)
+    extras = [name for name in state.task.mentioned if name not in state.succeeded]
+    if rejected and extras and state.rng.random() < state.profile.repairs_plan:
+        return Decision(CALL, extras[0], None, len(state.steps), skipping, "extra")
     if state.rng.random() < state.profile.declares_completion:
         return Decision(COMPLETE, skipped=skipping, total=len(state.steps))
     return Decision(WAIT, skipped=skipping, total=len(state.steps))

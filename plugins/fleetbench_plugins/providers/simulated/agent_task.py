@@ -23,13 +23,13 @@ class Step:
     """One step the agent believes the task has.
 
     `tool` is the tool the prompt names for it (a plan step, or a tool written in the description), else None and the
-    agent must find one. `text` is the description fragment the step is about; `named` says whether the description
-    itself writes the tool's name (which makes a plan step trustworthy).
+    agent must find one. `text` is the description fragment the step is about; `support` says how clearly the
+    description backs a plan step: 1.0 when it writes the tool's name, 0.5 when its wording evokes the tool, else 0.
     """
 
     tool: str | None
     text: str
-    named: bool = False
+    support: float = 0.0
     tentative: bool = False
     """Inferred from a side remark rather than the description's list of steps (possibly a misleading term)."""
 
@@ -46,6 +46,8 @@ class TaskView:
     """Tools the description writes by name, in order."""
     requires: dict[str, tuple[str, ...]]
     """Dependencies the plan's "Requires:" lines state, per plan tool."""
+    lures: tuple[str, ...] = ()
+    """Tools that side remarks of the description evoke although the plan does not use them (misleading terms)."""
     repaired: tuple[Step, ...] | None = None
     """The description's own steps when they contradict the plan (a tool the plan lacks, a repeated or reordered
     step); None when they agree or the description names no tools to compare with."""
@@ -58,7 +60,9 @@ _COT_RE = re.compile(r"Reasoning:|step by step", re.IGNORECASE)
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 # List separators inside one sentence: ", then", "; next,", ", and finally", " and then", "; finally,".
 _LIST_SPLIT_RE = re.compile(
-    r"\s*;\s*(?:next|after that|then|finally)?,?\s*|,\s*(?:and\s+)?(?:then|finally|next)\s+|\s+and\s+(?:then|finally)\s+"
+    r"\s*;\s*(?:next|after that|then|finally)?,?\s*"
+    r"|,\s*(?:and\s+)?(?:then|finally|next)\s+"
+    r"|\s+and\s+(?:then|finally)\s+"
     r"|,\s+",
     re.IGNORECASE,
 )
@@ -79,13 +83,21 @@ def read_task(user: str) -> TaskView:
     goals = _goals(user)
     mentioned = tuple(vocab.mentioned(f"{description}\n{goals}"))
     plan = [name for name in plan_tools(user) if name in vocab.operations]
-    described = _description_steps(description, vocab) or tuple(Step(tool, tool, True) for tool in mentioned)
+    described = _description_steps(description, vocab) or tuple(Step(tool, tool, 1.0) for tool in mentioned)
     cot = bool(_COT_RE.search(user))
     if not plan:
         return TaskView(description, described, False, cot, mentioned, {})
-    steps = tuple(Step(tool, _fragment_for(tool, description), tool in mentioned) for tool in plan)
+    evoked = {best[0] for step in described if (best := vocab.best(step.text)) is not None}
+    steps = tuple(Step(tool, tool, 1.0 if tool in mentioned else 0.5 if tool in evoked else 0.0) for tool in plan)
+    lures = tuple(
+        dict.fromkeys(
+            best[0]
+            for step in described
+            if step.tentative and (best := vocab.best(step.text)) is not None and best[0] not in plan
+        )
+    )
     repaired = _reconcile(plan, described, vocab)
-    return TaskView(description, steps, True, cot, mentioned, plan_requirements(user), repaired)
+    return TaskView(description, steps, True, cot, mentioned, plan_requirements(user), lures, repaired)
 
 
 def _reconcile(plan: list[str], described: tuple[Step, ...], vocab: Knowledge) -> tuple[Step, ...] | None:
@@ -108,7 +120,7 @@ def _reconcile(plan: list[str], described: tuple[Step, ...], vocab: Knowledge) -
 def _plan_tool_for(step: Step, plan: list[str], vocab: Knowledge) -> Step:
     """An unnamed description step, matched to the plan tool its wording evokes (if any)."""
     evoked = [name for name, _ in vocab.match(step.text) if name in plan]
-    return Step(evoked[0], step.text, False) if evoked else step
+    return Step(evoked[0], step.text) if evoked else step
 
 
 def plan_requirements(user: str) -> dict[str, tuple[str, ...]]:
@@ -148,7 +160,7 @@ def _description_steps(description: str, vocab: Knowledge) -> tuple[Step, ...]:
         for fragment in _fragments(region[-1]):
             names = vocab.mentioned(fragment)
             if names:
-                steps.extend(Step(name, fragment, True) for name in names)
+                steps.extend(Step(name, fragment, 1.0) for name in names)
                 continue
             best = vocab.best(fragment)
             # A fragment of a step list is a step even when it evokes nothing; elsewhere it must evoke a tool.
@@ -161,11 +173,3 @@ def _fragments(text: str) -> list[str]:
     text = text.strip().rstrip(".!?")
     parts = (_LEAD_RE.sub("", part).strip() for part in _LIST_SPLIT_RE.split(text))
     return [part for part in parts if len(part) > 2 and not _HEDGE_RE.match(part)]
-
-
-def _fragment_for(tool: str, description: str) -> str:
-    """The part of the description about `tool`, or the tool's own name when the description does not name it."""
-    at = description.find(tool)
-    if at < 0:
-        return tool
-    return description[max(0, at - 60) : at + len(tool) + 60]

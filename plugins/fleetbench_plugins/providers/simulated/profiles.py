@@ -42,7 +42,7 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "strong": Profile("strong", qa_accuracy=0.92, checks_plan=0.5, repairs_plan=0.7),
+    "strong": Profile("strong", qa_accuracy=0.92, follows_plan=0.9, checks_plan=0.25, repairs_plan=0.35),
     "weak": Profile(
         "weak",
         qa_accuracy=0.55,

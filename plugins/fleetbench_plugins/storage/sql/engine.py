@@ -20,7 +20,9 @@ def build_engine(options: SqlOptions) -> Engine:
     """A new engine for `options.url`; connects to nothing until first used."""
     if options.backend == "postgresql":
         _require_psycopg()
-        return create_engine(options.url, echo=options.echo, pool_pre_ping=True)
+        # Positional parameters: psycopg re-parses every multi-row INSERT (too long for its statement cache), and
+        # splitting `%s` is much cheaper than `%(name_123)s`; measured ~1.8x more units/s at batches of 512.
+        return create_engine(options.url, echo=options.echo, pool_pre_ping=True, paramstyle="format")
     engine = create_engine(options.url, echo=options.echo)
     _configure_sqlite(engine, options.busy_timeout_s)
     return engine

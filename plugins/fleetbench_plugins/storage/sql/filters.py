@@ -13,7 +13,7 @@ from .rows import checked_name
 from .schema import INFRA_ERROR, units
 
 # What each back end's JSON type function answers for the three kinds of factor values.
-_JSON_TYPES = {
+_JSON_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
     "sqlite": {"bool": ("true", "false"), "number": ("integer", "real"), "string": ("text",)},
     "postgresql": {"bool": ("boolean",), "number": ("number",), "string": ("string",)},
 }

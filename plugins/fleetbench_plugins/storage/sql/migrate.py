@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, inspect, select, table, column, text
+from sqlalchemy import Connection, Engine, column, inspect, select, table, text
 
 from fleetbench.errors import StorageError
 
@@ -62,8 +62,9 @@ def stored_revision(connection: Connection) -> str | None:
     """The revision the database is at, or None when it has no fleetbench schema."""
     if not inspect(connection).has_table(VERSION_TABLE):
         return None
-    versions = connection.execute(select(column("version_num")).select_from(table(VERSION_TABLE))).scalars()
-    return next(iter(versions), None)
+    # One row unless someone branched the migrations, which this project does not do.
+    found: str | None = connection.execute(select(column("version_num")).select_from(table(VERSION_TABLE))).scalar()
+    return found
 
 
 def check_revision(engine: Engine) -> None:

@@ -122,9 +122,7 @@ def deployment_shares(
     return [shares[key] for key in sorted(shares)]
 
 
-def call_conditions(
-    flt: ReportFilter, canonical: Callable[[str], str], dialect: str
-) -> list[ColumnElement[bool]]:
+def call_conditions(flt: ReportFilter, canonical: Callable[[str], str], dialect: str) -> list[ColumnElement[bool]]:
     """Which calls a filter covers: those of the filtered units, sent during the filtered run (if any)."""
     conditions = unit_conditions(flt, canonical, dialect, with_run=False)
     if flt.run_id is not None:

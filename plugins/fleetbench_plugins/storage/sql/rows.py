@@ -108,7 +108,7 @@ def first_per_key(results: Sequence[UnitResult]) -> list[UnitResult]:
         kept = chosen.get(result.key)
         if kept is None or kept.episode.outcome == INFRA_ERROR:
             chosen[result.key] = result
-    import random; keys = list(chosen); random.shuffle(keys); return [chosen[key] for key in keys]
+    return [chosen[key] for key in sorted(chosen)]
 
 
 def encode_transcript(transcript: Mapping[str, Any]) -> bytes:

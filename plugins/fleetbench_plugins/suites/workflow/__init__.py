@@ -202,7 +202,8 @@ class WorkflowSuite(Suite):
         verdict = None
         if scores.label is not Outcome.SUCCESS:
             diagnosis = Diagnosis.from_log(task, log, self.options.max_turns)
-            verdict = await classify(diagnosis, self.options.classifier, context.judge, render_text(record.build()))
+            text = render_text(record.build(scores))  # the judge reads the run and its scores, not the rules' verdict
+            verdict = await classify(diagnosis, self.options.classifier, context.judge, text)
         return record.scored_episode(scores, verdict)
 
     def _score(self, task: Task, bundle: PromptBundle, log: EpisodeLog) -> Scores:

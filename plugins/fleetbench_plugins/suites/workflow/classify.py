@@ -51,7 +51,8 @@ class Diagnosis:
     required_tools: tuple[str, ...]
     executed_tools: tuple[str, ...]
     attempts: tuple[Attempt, ...]
-    format_issue_count: int
+    format_error_count: int
+    parse_issue_count: int
     turns: int
     max_turns: int
     out_of_turns: bool
@@ -63,7 +64,7 @@ class Diagnosis:
         """Build the diagnosis of an episode, with its §4.5 error message."""
         base = cls(
             tuple(task.required_tools), log.executed_tools, tuple(log.attempts),
-            log.format_error_count + log.parse_issue_count, len(log.turns), max_turns,
+            log.format_error_count, log.parse_issue_count, len(log.turns), max_turns,
             log.stop_reason == STOP_MAX_TURNS, log.completed,
         )  # fmt: skip
         return replace(base, message=error_message(base))
@@ -87,8 +88,8 @@ class ErrorVerdict:
 def error_message(d: Diagnosis) -> str | None:
     """The original's error message (§4.5), in its priority order."""
     if not d.attempts:
-        if d.format_issue_count:
-            return (f"Tool call format errors detected ({d.format_issue_count} times) - "
+        if d.format_error_count or d.parse_issue_count:
+            return (f"Tool call format errors detected ({d.format_error_count + d.parse_issue_count} times) - "
                     "Model unable to use correct <tool_call> format")  # fmt: skip
         if d.out_of_turns:
             return f"Max turns reached ({d.turns}) with no tool calls"
@@ -153,7 +154,7 @@ def _unrecovered_failures(d: Diagnosis) -> list[Attempt]:
 
 
 def _is_format(d: Diagnosis) -> bool:
-    return not d.attempts and (d.format_issue_count > 0 or _has(d.message, _FORMAT_WORDS))
+    return not d.attempts and (d.format_error_count + d.parse_issue_count > 0 or _has(d.message, _FORMAT_WORDS))
 
 
 def _is_idle_out_of_turns(d: Diagnosis) -> bool:

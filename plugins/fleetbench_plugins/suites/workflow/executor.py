@@ -199,9 +199,9 @@ class WorkflowExecutor:
             return
         replies = [(a, self._perform(record.turn, a)) for a in selection.execute]
         replies += [(a, IGNORED) for a in selection.ignored]
-        notes = [f"Note: {len(selection.ignored)} further action(s) in your response were ignored."] * bool(
-            selection.ignored
-        )
+        notes: list[str] = []
+        if selection.ignored:
+            notes.append(f"Note: {len(selection.ignored)} further action(s) in your response were ignored.")
         if any(a.kind == CALL for a in selection.execute):
             notes.append(PROGRESS.format(n=len(self._log.executed_tools)))
         kind = "+".join(sorted({a.kind for a in selection.execute}))

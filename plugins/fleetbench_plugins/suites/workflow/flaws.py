@@ -109,11 +109,9 @@ def _disorder(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Ran
 def _other_function(name: str, used: Sequence[str], registry: ToolRegistry) -> str:
     """The tool most similar to `name` that does something else; same category and unused preferred."""
     tool = registry.get(name)
-    ranked = registry.search(f"{tool.description} {' '.join(tool.usage_keywords)}", k=len(registry))
-    ranked += [t for t in registry.same_category(name) if t not in ranked]
-    others = [t for t in ranked if t.name != name and t.operation != tool.operation] or [
-        t for t in registry if t.name != name
-    ]
+    others = [t for t in registry.similar(name) if t.operation != tool.operation] or list(registry.similar(name))
+    if not others:
+        raise ValueError(f"tool misuse needs a tool other than {name!r} in the registry")
     # sorted() is stable: within each preference class the search ranking decides
     return sorted(others, key=lambda t: (t.category != tool.category, t.name in used))[0].name
 
@@ -190,30 +188,31 @@ def _logic(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random
     return seq, notes, f"format contradictions between steps {[(i + 1, i + 2) for i in pairs]}"
 
 
-def _neighbour(
-    previous: str, exclude: set[str], used: Sequence[str], registry: ToolRegistry, rng: random.Random
-) -> str:
-    """A same-category tool of `previous` with another operation; else a search neighbour; else any other tool."""
-    operation = registry.get(previous).operation
-    peers = sorted(
-        t.name for t in registry.same_category(previous) if t.operation != operation and t.name not in exclude
-    )
-    pool = [p for p in peers if p not in used] or peers
+def _neighbour(previous: str, original: str, used: Sequence[str], registry: ToolRegistry, rng: random.Random) -> str:
+    """What drift puts where `original` was: a same-category tool of `previous` with another operation (unused
+    preferred); else `previous`'s closest search match; else any tool other than `original`, so never a no-op."""
+    tool = registry.get(previous)
+    banned = {original, previous}
+    peers = sorted(t.name for t in registry.same_category(previous) if t.operation != tool.operation)
+    peers = [name for name in peers if name not in banned]
+    pool = [name for name in peers if name not in used] or peers
     if pool:
         return rng.choice(pool)
-    tool = registry.get(previous)
-    searched = [t.name for t in registry.search(tool.description, k=len(registry)) if t.name not in exclude]
-    return (searched or [name for name in registry.names if name not in exclude])[0]
+    searched = [t.name for t in registry.search(tool.description, k=len(registry)) if t.name not in banned]
+    anything = [name for name in registry.names if name != original]
+    if not searched and not anything:
+        raise ValueError(f"semantic drift needs a tool other than {original!r} in the registry")
+    return (searched or anything)[0]
 
 
 def _drift(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
     if len(seq) == 1:
-        extra = _neighbour(seq[0], {seq[0]}, seq, registry, rng)
+        extra = _neighbour(seq[0], seq[0], seq, registry, rng)
         return (*seq, extra), {}, f"drifted step {extra} appended"
     count = _count(severity, 1, len(seq) - 1)
     new = list(seq)
     for i in range(len(seq) - count, len(seq)):  # the original drifted from step 2 on, each from the one before
-        new[i] = _neighbour(new[i - 1], {seq[i], new[i - 1]}, new[:i], registry, rng)
+        new[i] = _neighbour(new[i - 1], seq[i], new[:i], registry, rng)
     return tuple(new), {}, f"drift: {list(seq)} -> {new}"
 
 

@@ -213,6 +213,9 @@ def _parse_named(body: str, kind: str, issues: list[str]) -> tuple[str, dict[str
         issues.append(f"invalid JSON in <tool_{kind}>")
         found = re.search(r'"(?:tool|name|tool_name)"\s*:\s*"([^"]+)"', body)
         return (found.group(1) if found else ""), {}
+    if body.startswith("<"):
+        # Nested markup such as `<name>x</name><arguments>{...}</arguments>`: keep the text, drop the tags.
+        body = re.sub(r"<[^>]*>", " ", body).strip()
     stripped = body.lstrip("`'\"")
     match = _NAME_RE.match(stripped)
     if match is None:

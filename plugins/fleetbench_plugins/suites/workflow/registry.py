@@ -95,6 +95,7 @@ class ToolRegistry:
         self._check_dependencies(source)
         self._index = {name: self._tool_tokens(tool) for name, tool in by_name.items()}
         self._idf = self._inverse_document_frequency()
+        self._similar: dict[str, tuple[Tool, ...]] = {}  # memo for similar(); derived data only
 
     # -- construction -------------------------------------------------------------------------------------------
 
@@ -198,6 +199,16 @@ class ToolRegistry:
         scored = [(self._score(query_tokens, name)[0], name) for name in self.names]
         ranked = sorted((item for item in scored if item[0] > 0), key=lambda item: (-item[0], item[1]))
         return [self.tools[name] for _, name in ranked[: max(0, k)]]
+
+    def similar(self, name: str) -> tuple[Tool, ...]:
+        """The other tools ranked by keyword similarity to `name`'s description and usage keywords (memoized)."""
+        canonical = self.resolve(name)
+        if canonical not in self._similar:
+            tool = self.tools[canonical]
+            ranked = self.search(f"{tool.description} {' '.join(tool.usage_keywords)}", k=len(self.tools))
+            unranked = [t for t in self.tools.values() if t not in ranked]
+            self._similar[canonical] = tuple(t for t in [*ranked, *unranked] if t.name != canonical)
+        return self._similar[canonical]
 
     def relevance(self, query: str, tool: Tool) -> float:
         """The share of the query's words that `tool` matches (0..1), shown to the agent with search results."""
@@ -348,10 +359,10 @@ def _category_and_operation(name: str, spec: Mapping[str, Any], where: _Where) -
     category = category or prefix
     if not isinstance(category, str) or not category:
         raise where.error("category", "is missing and the name does not start with a known category")
-    if not operation and name.startswith(category + "_"):
-        operation = name[len(category) + 1 :]
+    if not operation:  # `{category}_{operation}`, else the name's last word (`x_reader` -> `reader`)
+        operation = name[len(category) + 1 :] if name.startswith(category + "_") else name.rsplit("_", 1)[-1]
     if not isinstance(operation, str) or not operation:
-        raise where.error("operation", "is missing and cannot be derived from the name")
+        raise where.error("operation", "must be a non-empty string")
     return category, operation
 
 

@@ -76,7 +76,7 @@ def test_a_tool_returned_timeout_is_not_a_timeout_error() -> None:
 
 
 def test_model_side_timeout_message_would_be_a_timeout_error() -> None:
-    d = Diagnosis((READER,), (), (), 0, 1, 10, False, False, message="Test timeout after 600 seconds")
+    d = Diagnosis((READER,), (), (), 0, 0, 1, 10, False, False, message="Test timeout after 600 seconds")
     assert category(d) == "timeout_errors"
 
 

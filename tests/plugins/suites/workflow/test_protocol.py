@@ -52,6 +52,7 @@ def test_unclosed_call_runs_to_the_next_tag_and_ignores_trailing_prose() -> None
         '{"function": {"name": "file_operations_reader", "arguments": {"source": "data/in.json"}}}',
         '```json\n{"tool": "file_operations_reader", "arguments": {"source": "data/in.json"}}\n```',
         'file_operations_reader({"source": "data/in.json"})',
+        '<name>file_operations_reader</name><arguments>{"source": "data/in.json"}</arguments>',
     ],
 )
 def test_json_arguments_inside_the_call_tag(body: str) -> None:

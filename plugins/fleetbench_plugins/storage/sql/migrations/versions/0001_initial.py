@@ -81,9 +81,7 @@ def upgrade() -> None:
     op.create_index("ix_calls_run_id", "calls", ["run_id"])
     op.create_table(
         "transcripts",
-        sa.Column(
-            "unit_key", sa.String(64), sa.ForeignKey("units.unit_key", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("unit_key", sa.String(64), sa.ForeignKey("units.unit_key", ondelete="CASCADE"), primary_key=True),
         sa.Column("run_id", sa.String(128), sa.ForeignKey("runs.run_id"), nullable=False),
         sa.Column("encoding", sa.String(32), nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),

@@ -1,0 +1,141 @@
+"""Throughput of the `sql` storage on a SQLite file: write rate, and streaming a million stored keys.
+
+    .venv/bin/python benchmarks/bench_storage.py [--units 20000] [--keys 1000000] [--batch 512]
+
+Prints figures only; never part of the test run's pass/fail. Writes go through `SqlStorage.write` exactly as the
+pipeline calls it (one call record and a small transcript per unit). The million keys are then topped up with one
+bulk INSERT ... SELECT (not the storage's write path), and streamed by `stored_keys` in a fresh process so that its
+peak RSS is the streaming's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from fleetbench.types import (
+    CallRecord,
+    CallStatus,
+    Catalog,
+    Cell,
+    DeploymentSpec,
+    Episode,
+    ModelSpec,
+    Outcome,
+    RunRecord,
+    Unit,
+    UnitResult,
+)
+from fleetbench_plugins.naming.catalog import CatalogNaming, CatalogNamingOptions
+from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage
+
+MODEL = "DeepSeek-V3-0324"
+SUITE = "workflow"
+RUN = "bench"
+
+
+def make_storage(url: str) -> SqlStorage:
+    catalog = Catalog((ModelSpec(MODEL, "simulated", (DeploymentSpec(MODEL), DeploymentSpec(f"{MODEL}-2"))),))
+    return SqlStorage(SqlOptions(url=url), naming=CatalogNaming(CatalogNamingOptions(), catalog=catalog))
+
+
+def unit_result(n: int) -> tuple[UnitResult, CallRecord]:
+    key = hashlib.sha256(f"unit-{n}".encode()).hexdigest()
+    factors = (("prompt_type", "optimal"), ("difficulty", "easy"), ("tool_success_rate", 0.8), ("task_type", "x"))
+    deployment = f"{MODEL}-{1 + n % 2}" if n % 2 else MODEL
+    episode = Episode(
+        Outcome.SUCCESS if n % 3 else Outcome.FAILURE,
+        {"workflow_score": 0.5, "phase2_score": 0.7, "quality_score": 0.6, "final_score": 0.65},
+        task_id=f"task-{n % 500}",
+        turns=5,
+        transcript={"messages": [{"role": "user", "content": f"task {n}"}, {"role": "assistant", "content": "ok"}]},
+    )
+    result = UnitResult(Unit(key, Cell(SUITE, MODEL, factors), n, n), RUN, deployment, "lane-0", 1.0, 2.0, episode)
+    call = CallRecord(key, RUN, "lane-0", deployment, "cred-0", 1, 1.0, 0.5, CallStatus.OK, 100, 20, 200)
+    return result, call
+
+
+def bench_writes(store: SqlStorage, units: int, batch: int) -> None:
+    pairs = [unit_result(n) for n in range(units)]
+    started = time.perf_counter()
+    written = 0
+    for first in range(0, units, batch):
+        chunk = pairs[first : first + batch]
+        written += store.write([r for r, _ in chunk], [c for _, c in chunk])
+    elapsed = time.perf_counter() - started
+    print(
+        f"write: {written} units (+1 call, +transcript each) in {elapsed:.2f} s = {written / elapsed:,.0f} units/s "
+        f"(batches of {batch})"
+    )
+    again = time.perf_counter()
+    repeated = sum(store.write([r for r, _ in pairs[i : i + batch]], []) for i in range(0, units, batch))
+    elapsed = time.perf_counter() - again
+    print(f"rewrite of the same units (all already stored, returns {repeated}): {units / elapsed:,.0f} units/s")
+
+
+def top_up(url: str, existing: int, wanted: int) -> None:
+    """Copy the first stored unit under new keys until `wanted` rows exist (a bulk fill, not the write path)."""
+    started = time.perf_counter()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "WITH RECURSIVE n(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM n WHERE i < :last) "
+                "INSERT INTO units (unit_key, suite, base_model, factors, instance_index, seed, task_id, outcome, "
+                "metrics, turns, error_category, infra_status, deployment, lane_id, run_id, started_at, duration_s) "
+                "SELECT printf('%064x', n.i), u.suite, u.base_model, u.factors, n.i, n.i, u.task_id, u.outcome, "
+                "u.metrics, u.turns, u.error_category, u.infra_status, u.deployment, u.lane_id, u.run_id, "
+                "u.started_at, u.duration_s FROM n, (SELECT * FROM units LIMIT 1) AS u"
+            ),
+            {"first": existing, "last": wanted - 1},
+        )
+    engine.dispose()
+    print(f"(bulk fill to {wanted:,} units: {time.perf_counter() - started:.1f} s)")
+
+
+def stream_keys(url: str) -> None:
+    """Runs in a fresh process: stream every stored key, report time and peak RSS."""
+    store = make_storage(url)
+    store.migrate()
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    count = sum(1 for _ in store.stored_keys(SUITE, [MODEL]))
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    store.close()
+    print(
+        f"stored_keys: {count:,} keys in {elapsed:.2f} s = {count / elapsed:,.0f} keys/s; "
+        f"peak RSS {peak / 1024:.0f} MiB (before streaming {baseline / 1024:.0f} MiB)"
+    )
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=20_000)
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=512)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as directory:
+        url = f"sqlite:///{Path(directory) / 'bench.db'}"
+        store = make_storage(url)
+        store.migrate()
+        store.begin_run(RunRecord(RUN, 0.0, SUITE, (MODEL,), {}, "bench", "bench"))
+        bench_writes(store, args.units, args.batch)
+        store.close()
+        # Two thirds of the written units succeeded and a third failed: all of them count as completed keys.
+        top_up(url, args.units, args.keys)
+        child = multiprocessing.get_context("spawn").Process(target=stream_keys, args=(url,))
+        child.start()
+        child.join()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
-import json
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -60,6 +60,16 @@ class SimulatedDeploymentParams:
         for name in ("transient_error_rate", "rate_limit_rate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be within [0, 1], got {getattr(self, name)}")
+
+
+def _message_text(message: Message) -> str:
+    return f"{message.get('role')}\x1e{message.get('content') or ''}\x1e{message.get('tool_calls') or ''}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _opening_digest(*texts: str) -> bytes:
+    """Digest of a conversation's first messages (system + task prompt), computed once per episode, not per turn."""
+    return hashlib.blake2b("\x1d".join(texts).encode(), digest_size=16).digest()
 
 
 class SimulatedTransientError(Exception):
@@ -113,8 +123,18 @@ class SimulatedProvider(Provider):
     def _conversation_seed(
         self, base_model: str, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None
     ) -> int:
-        payload = json.dumps([self._options.seed, base_model, list(messages), bool(tools)], sort_keys=True, default=str)
-        return int.from_bytes(hashlib.blake2b(payload.encode(), digest_size=8).digest(), "big")
+        """A seed fixed by the conversation: its opening (the task), its length and its last message.
+
+        Hashing only these keeps each call O(1) in the conversation length (hashing the whole history made long
+        episodes quadratic) while two different points of any conversation still get different seeds.
+        """
+        hasher = hashlib.blake2b(digest_size=8)
+        header = f"{self._options.seed}\x1f{base_model}\x1f{len(messages)}\x1f{bool(tools)}\x1f"
+        hasher.update(header.encode())
+        if messages:
+            hasher.update(_opening_digest(*(_message_text(m) for m in messages[:2])))
+            hasher.update(_message_text(messages[-1]).encode())
+        return int.from_bytes(hasher.digest(), "big")
 
     def _respond(
         self,

@@ -243,7 +243,7 @@ def _free_step(state: State, index: int, skipping: tuple[int, ...]) -> Decision:
     may_search = state.can_search and state.slack(skipping) >= 1
     if step.tool is not None:
         if not searches and may_search and state.slack(skipping) >= 2 and rng.random() >= profile.skips_search:
-            return _search(state, index, skipping, step.text)
+            return _search(state, index, skipping, _query(step.text, retry=False))
         return _call(state, step.tool, index, skipping, "named")
     tried = [call.target for call in state.calls.get(index, [])]
     if searches and searches[-1].results:

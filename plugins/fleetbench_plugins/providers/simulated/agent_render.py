@@ -77,6 +77,9 @@ def _lead(decision: Decision, state: State) -> str:
     parts = []
     if state.task.cot:
         parts.append("Reasoning:")
+        if decision.step is not None and decision.kind in (SEARCH, CALL):
+            about = state.steps[decision.step].text.rstrip(".")
+            parts.append(f"the task has {decision.total} steps, and this one is to {about}.")
     if decision.adopt:
         parts.append(f"The plan does not match the task description, so {ADOPT_MARKER}.")
     parts += [f"Skipping step {index + 1}." for index in decision.skipped]

@@ -6,6 +6,7 @@ plugins stays instant. The engine (in `database.py`) is built on first use, once
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,22 +28,22 @@ class SqlStorage(Storage):
     """
 
     Options = SqlOptions
+    options: SqlOptions
 
     def __init__(self, options: SqlOptions, *, naming: NamingPolicy) -> None:
-        self._options = options
+        super().__init__(options)
         self._naming = naming
         self._database: SqlDatabase | None = None
-
-    @property
-    def options(self) -> SqlOptions:
-        return self._options
+        # The runner writes from a dedicated thread while its main thread may read: build the engine only once.
+        self._lock = threading.Lock()
 
     def _db(self) -> SqlDatabase:
-        if self._database is None:
-            from .database import SqlDatabase
+        with self._lock:
+            if self._database is None:
+                from .database import SqlDatabase
 
-            self._database = SqlDatabase(self._options, self._naming)
-        return self._database
+                self._database = SqlDatabase(self.options, self._naming)
+            return self._database
 
     def migrate(self) -> None:
         """Create the schema or upgrade it to this version's head; concurrent callers wait for each other."""
@@ -91,6 +92,7 @@ class SqlStorage(Storage):
 
     def close(self) -> None:
         """Dispose of the engine's connections; the storage reconnects if used again."""
-        if self._database is not None:
-            self._database.close()
-            self._database = None
+        with self._lock:
+            if self._database is not None:
+                self._database.close()
+                self._database = None

@@ -14,6 +14,8 @@ from fleetbench_plugins.suites.workflow.scoring import LEVEL_FULL, LEVEL_PARTIAL
 from fleetbench_plugins.suites.workflow.transcript import EpisodeLog
 
 _MEAN = (
+    ("success_rate", "1 if full or partial success: its mean is the original's overall success rate (总体成功率)"),
+    ("weighted_success", "1 for full, 0.5 for partial, 0 for failure"),
     ("workflow_score", "Adherence to the expected sequence (§4.2)"),
     ("phase2_score", "Task achievement and execution quality, 0.5/0.5 (§4.3)"),
     ("final_score", "Equal to phase2_score, as in the original"),
@@ -32,11 +34,9 @@ _MEAN = (
     ("infos", "Tool info requests"),
     ("prompt_tokens", "Prompt tokens over the episode"),
     ("completion_tokens", "Completion tokens over the episode"),
-    ("success", "1 if full or partial success (the original's success)"),
     ("full_success", "1 if the stored label is full success"),
     ("partial_success", "1 if the stored label is partial success"),
-    ("failure", "1 if the stored label is failure"),
-    ("weighted_success", "1 for full, 0.5 for partial, 0 for failure"),
+    ("failure_rate", "1 if the stored label is failure"),
     ("executor_full", "1 if the executor-level evaluation is full (§3.5)"),
     ("executor_partial", "1 if the executor-level evaluation is partial (§3.5)"),
     ("executor_level_score", "Executor level as 1 / 0.5 / 0"),
@@ -94,10 +94,10 @@ def episode_metrics(log: EpisodeLog, scores: Scores, verdict: ErrorVerdict | Non
             "tool_coverage_rate", "order_similarity", "exec_success_rate", "error_recovery")}
     )  # fmt: skip
     values.update({
-        "success": float(succeeded),
+        "success_rate": float(succeeded),
         "full_success": float(label == Outcome.SUCCESS),
         "partial_success": float(label == Outcome.PARTIAL),
-        "failure": float(label == Outcome.FAILURE),
+        "failure_rate": float(label == Outcome.FAILURE),
         "weighted_success": _LABEL_WEIGHT[label],
         "executor_full": float(scores.executor_level == LEVEL_FULL),
         "executor_partial": float(scores.executor_level == LEVEL_PARTIAL),

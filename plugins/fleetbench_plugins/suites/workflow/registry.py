@@ -83,6 +83,7 @@ class ToolRegistry:
     """An immutable set of tools with alias resolution, keyword search and agent-facing descriptions."""
 
     def __init__(self, tools: Iterable[Tool], source: str = "<memory>") -> None:
+        self._ranked: dict[str, tuple[str, ...]] = {}
         by_name: dict[str, Tool] = {}
         for tool in tools:
             if tool.name in by_name:
@@ -195,10 +196,14 @@ class ToolRegistry:
 
     def search(self, query: str, k: int = 5) -> list[Tool]:
         """Up to `k` tools best matching `query`, best first, ties by name; tools matching nothing are omitted."""
-        query_tokens = list(dict.fromkeys(tokenize(query)))
-        scored = [(self._score(query_tokens, name)[0], name) for name in self.names]
-        ranked = sorted((item for item in scored if item[0] > 0), key=lambda item: (-item[0], item[1]))
-        return [self.tools[name] for _, name in ranked[: max(0, k)]]
+        # The registry is immutable and agents repeat queries across units: rank each distinct query once.
+        ranked = self._ranked.get(query)
+        if ranked is None:
+            query_tokens = list(dict.fromkeys(tokenize(query)))
+            scored = [(self._score(query_tokens, name)[0], name) for name in self.names]
+            ordered = sorted((item for item in scored if item[0] > 0), key=lambda item: (-item[0], item[1]))
+            ranked = self._ranked[query] = tuple(name for _, name in ordered)
+        return [self.tools[name] for name in ranked[: max(0, k)]]
 
     def similar(self, name: str) -> tuple[Tool, ...]:
         """The other tools ranked by keyword similarity to `name`'s description and usage keywords (memoized)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 TRANSCRIPT_VERSION = 1
@@ -107,8 +107,8 @@ def build_transcript(
         "task": dict(task),
         "prompt": dict(prompt),
         "settings": dict(settings),
-        "turns": [asdict(t) for t in log.turns],
-        "execution_history": [asdict(a) for a in log.attempts],
+        "turns": list(log.turns),
+        "execution_history": list(log.attempts),
         "executed_tools": list(log.executed_tools),
         "search_history": list(log.searches),
         "info_history": list(log.infos),
@@ -122,9 +122,16 @@ def build_transcript(
         "label": label,
         "error": dict(error) if error is not None else None,
     }
-    # A JSON round trip turns tuples into lists, so the stored form equals the in-memory one.
-    result: dict[str, Any] = json.loads(json.dumps(transcript))
+    # A JSON round trip turns tuples into lists, so the stored form equals the in-memory one; dataclasses are
+    # encoded field by field as JSON meets them (dataclasses.asdict would deep-copy everything first).
+    result: dict[str, Any] = json.loads(json.dumps(transcript, default=_fields))
     return result
+
+
+def _fields(value: object) -> dict[str, Any]:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def render_text(transcript: Mapping[str, Any]) -> str:

@@ -160,7 +160,6 @@ def cmd_report(args: Sequence[str]) -> int:
         )
     storage = common.storage.create(naming=common.naming)
     try:
-        storage.migrate()
         report = build_report(
             storage, ReportFilter(suite.name, models, common.report.run_id), suite.metrics(), common.report.by
         )
@@ -203,7 +202,6 @@ def cmd_show(args: Sequence[str]) -> int:
     suite = registry.load("suites", cfg.suite, "suite").create()
     storage = common.storage.create(naming=common.naming)
     try:
-        storage.migrate()
         found = storage.transcripts(prefixes[0], limit=2)
     finally:
         storage.close()

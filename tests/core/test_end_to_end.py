@@ -150,3 +150,12 @@ def test_the_pipeline_on_postgresql_resumes_and_reports(run_cli: RunCli, postgre
     assert [row["base_model"] for row in report["rows"]] == ["Sim-Agent"]
     assert report["rows"][0]["total"] == 60
     assert {share["deployment"] for share in report["deployment_shares"]} == {"Sim-Agent", "Sim-Agent-2", "Sim-Agent-3"}
+
+
+def test_report_on_a_missing_database_says_so_and_creates_nothing(run_cli: RunCli, tmp_path: Path) -> None:
+    process = run_cli("report")
+    assert process.returncode != 0
+    assert [line for line in process.stderr.splitlines() if line.strip()] == [
+        "error: no database at fleetbench.db; it is created by migrate() (fleetbench run does that)"
+    ]
+    assert list(tmp_path.iterdir()) == []

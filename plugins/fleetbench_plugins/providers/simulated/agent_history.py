@@ -117,7 +117,7 @@ def _read_reply(message: Mapping[str, Any]) -> _Reply:
     return _read_text_reply(text)
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=4096)
 def _read_text_reply(text: str) -> _Reply:
     match = _TAG_RE.search(text)
     if match is None:
@@ -157,7 +157,7 @@ def _json_object(raw: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=4096)
 def _read_feedback(text: str) -> _Feedback:
     outcome = _OUTCOME_RE.search(text)
     if outcome is not None:

@@ -75,7 +75,7 @@ _LEAD_RE = re.compile(r"^(?:first|next|then|finally|after that|and)\s*,?\s*", re
 _REGION_RE = re.compile(r":\s+|\bcovers\s+|\btask is to\s+", re.IGNORECASE)
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=1024)  # prompts repeat across the turns of an episode, rarely beyond
 def read_task(user: str) -> TaskView:
     """The agent's reading of a user prompt (cached: prompts repeat across turns and episodes)."""
     vocab = knowledge()

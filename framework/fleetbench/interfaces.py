@@ -121,6 +121,11 @@ class Suite(Plugin):
         """Names of the cell factors, in grid order (report columns)."""
         return ()
 
+    @property
+    def needs_judge(self) -> bool:
+        """True when episodes need `EpisodeContext.judge` (a chat bound to `run.judge`'s lanes)."""
+        return False
+
     def render_transcript(self, transcript: Mapping[str, Any]) -> str:
         """A stored transcript as readable text (`fleetbench show`); suites override this with their own layout."""
         import json

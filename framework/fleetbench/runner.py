@@ -22,7 +22,7 @@ from fleetbench.errors import Interrupted
 from fleetbench.interfaces import Provider, ShardingStrategy, Storage, Suite
 from fleetbench.plan import group_by_model, iter_units
 from fleetbench.progress import NullProgress, ProgressView
-from fleetbench.schedule import Executor, lane_workers
+from fleetbench.schedule import Executor, JudgePool, LaneState, lane_workers
 from fleetbench.types import CallRecord, RunRecord, Unit, UnitResult
 from fleetbench.writer import ResultWriter
 
@@ -51,10 +51,8 @@ class RunSummary:
         if result.episode.infra_status:
             self.infra[result.episode.infra_status] += 1
         self.units_by_deployment[result.deployment] += 1
-        self.base_model_of[result.deployment] = result.unit.cell.base_model
         for call in calls:
             self.calls_by_deployment[call.deployment] += 1
-            self.base_model_of.setdefault(call.deployment, result.unit.cell.base_model)
 
 
 @dataclass
@@ -76,6 +74,9 @@ def run(spec: RunSpec, progress: ProgressView | None = None) -> RunSummary:
         run_id = uuid.uuid4().hex
         pending = sum(len(units) for units in missing.values())
         summary = RunSummary(run_id, planned=planned, already_stored=planned - pending)
+        summary.base_model_of.update(
+            {lane.deployment: lane.base_model for model_lanes in spec.lanes.values() for lane in model_lanes}
+        )
         plugins.storage.begin_run(
             RunRecord(
                 run_id,
@@ -135,13 +136,21 @@ async def _execute(
         summary.record(result, calls)
         progress.unit_done(lanes[result.lane_id], result.episode.outcome)
 
+    # One limiter per lane for the whole run, shared by its workers and by judge requests sent to it.
+    states = {lane.lane_id: LaneState.of(lane) for model_lanes in spec.lanes.values() for lane in model_lanes}
+    judge = None
+    if spec.judge is not None:
+        judge_states = [states[lane.lane_id] for lane in spec.lanes[spec.judge.name]]
+        judge = JudgePool(plugins.providers[spec.judge.provider], judge_states)
     workers = []
     for model in spec.models:
         if model.name not in missing:
             continue
-        executor = Executor(plugins.suite, model, plugins.providers[model.provider], spec.scheduler, summary.run_id)
+        provider = plugins.providers[model.provider]
+        executor = Executor(plugins.suite, model, provider, spec.scheduler, summary.run_id, judge)
         dispatch = plugins.sharding.dispatch(missing[model.name], spec.lanes[model.name])
-        workers.extend(lane_workers(executor, spec.lanes[model.name], dispatch, sink))
+        model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
+        workers.extend(lane_workers(executor, model_states, dispatch, sink))
     progress.start(list(lanes.values()), sum(len(units) for units in missing.values()))
     try:
         summary.status = "failed"

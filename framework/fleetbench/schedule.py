@@ -174,6 +174,36 @@ class LaneChat:
         )
 
 
+@dataclass
+class SlottedChat:
+    """A `LaneChat` that also takes one of its lane's concurrency slots (judge requests have no worker of their own)."""
+
+    chat: LaneChat
+    slot: asyncio.Semaphore
+
+    async def __call__(
+        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> Completion:
+        async with self.slot:
+            return await self.chat(messages, tools)
+
+
+class JudgePool:
+    """Chats on the judge model's lanes, handed out round robin. Judge requests are recorded with the judged unit."""
+
+    def __init__(self, provider: Provider, states: Sequence[LaneState]) -> None:
+        self._provider = provider
+        self._states = list(states)
+        self._slots = [asyncio.Semaphore(state.lane.max_concurrency) for state in self._states]
+        self._turn = 0
+
+    def bind(self, conf: SchedulerConf, unit_key: str, run_id: str, calls: list[CallRecord]) -> SlottedChat:
+        index = self._turn % len(self._states)
+        self._turn += 1
+        chat = LaneChat(self._states[index], self._provider, conf, unit_key, run_id, calls)
+        return SlottedChat(chat, self._slots[index])
+
+
 @dataclass(frozen=True)
 class Executor:
     """Everything a worker needs to run units of one base model."""
@@ -183,13 +213,15 @@ class Executor:
     provider: Provider
     conf: SchedulerConf
     run_id: str
+    judge: JudgePool | None = None
 
 
 async def run_unit(executor: Executor, state: LaneState, unit: Unit) -> tuple[UnitResult, list[CallRecord]]:
     """Execute one unit on one lane under the episode timeout."""
     chat = LaneChat(state, executor.provider, executor.conf, unit.key, executor.run_id)
     lane = state.lane
-    context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment)
+    judge = executor.judge.bind(executor.conf, unit.key, executor.run_id, chat.calls) if executor.judge else None
+    context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment, judge=judge)
     started, clock = time.time(), time.perf_counter()
     try:
         episode = await asyncio.wait_for(
@@ -216,11 +248,10 @@ async def lane_worker(executor: Executor, state: LaneState, dispatch: Dispatch, 
 
 
 def lane_workers(
-    executor: Executor, lanes: Sequence[Lane], dispatch: Dispatch, sink: Sink
+    executor: Executor, states: Sequence[LaneState], dispatch: Dispatch, sink: Sink
 ) -> list[Coroutine[Any, Any, None]]:
     """`max_concurrency` workers per lane, sharing the lane's limiter."""
     workers: list[Coroutine[Any, Any, None]] = []
-    for lane in lanes:
-        state = LaneState.of(lane)
-        workers.extend(lane_worker(executor, state, dispatch, sink) for _ in range(lane.max_concurrency))
+    for state in states:
+        workers.extend(lane_worker(executor, state, dispatch, sink) for _ in range(state.lane.max_concurrency))
     return workers

@@ -31,6 +31,12 @@ CASES = [
         ["models.sim_agent.deployments.0.max_concurrency=0"], ["max_concurrency", "at least 1"], id="zero-concurrency"
     ),
     pytest.param(["run.instances=many"], ["run.instances", "many"], id="wrong-type"),
+    pytest.param(["suite=workflow", "suite.classifier=llm"], ["run.judge", "Sim-Agent"], id="judge-missing"),
+    pytest.param(
+        ["suite=workflow", "suite.prompt_types=[optimal,flawless]"],
+        ["suite.prompt_types", "'flawless'"],
+        id="unknown-prompt-type",
+    ),
     pytest.param(
         ["models.sim_agent.params.profile=genius"],
         ["models.sim_agent.params.profile", "strong"],

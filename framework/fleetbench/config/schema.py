@@ -52,6 +52,8 @@ class RunConf:
     seed: int = 0
     label: str = ""
     progress: str = "auto"
+    judge: str | None = None
+    """The model that judges episodes when the suite asks for one (e.g. `suite.classifier=llm`); any spelling."""
 
 
 @dataclass

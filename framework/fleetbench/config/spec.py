@@ -52,6 +52,8 @@ class RunSpec:
     sharding: interfaces.ShardingStrategy
     providers: Mapping[str, registry.PluginRef[interfaces.Provider]]
     redacted_config: Mapping[str, Any]
+    judge: ModelSpec | None = None
+    """The judge model when the suite asks for one; its lanes are in `lanes` too."""
 
 
 def resolve_common(cfg: DictConfig) -> NamingSpec:
@@ -73,9 +75,12 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     scheduler = _typed(SchedulerConf, cfg.scheduler)
     _check_run(run, scheduler)
     models = _selected_models(common, run)
+    # Constructed here: options that depend on data (a dataset's categories) are checked before anything runs.
+    suite = registry.load("suites", cfg.suite, "suite").create()
+    judge = _judge(common, run, suite)
     providers: dict[str, registry.PluginRef[interfaces.Provider]] = {}
     lanes: dict[str, tuple[Lane, ...]] = {}
-    for model in models:
+    for model in (*models, *([judge] if judge is not None and judge not in models else [])):
         if model.provider not in providers:
             node = cfg.providers.get(model.provider)
             section = registry.plain_dict(node) if isinstance(node, DictConfig) else {}
@@ -88,11 +93,11 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         scheduler=scheduler,
         models=models,
         lanes=lanes,
-        # Constructed here: options that depend on data (a dataset's categories) are checked before anything runs.
-        suite=registry.load("suites", cfg.suite, "suite").create(),
+        suite=suite,
         sharding=registry.load("sharding", cfg.sharding, "sharding").create(),
         providers=providers,
         redacted_config=redact(OmegaConf.to_container(cfg, resolve=False)),
+        judge=judge,
     )
 
 
@@ -117,20 +122,35 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
 def _selected_models(common: NamingSpec, run: RunConf) -> tuple[ModelSpec, ...]:
     selected: list[ModelSpec] = []
     for index, spelling in enumerate(run.models):
-        try:
-            base = common.naming.base_name(str(spelling))
-        except UnknownNameError as exc:
-            raise ConfigError(f"run.models[{index}]: {exc}") from None
-        try:
-            model = common.catalog.get(base)
-        except KeyError:
-            raise ConfigError(
-                f"run.models[{index}]: {spelling!r} resolves to {base!r}, which the catalog does not declare; "
-                f"declared: {choices_text(common.catalog.names)}"
-            ) from None
+        model = _catalog_model(common, str(spelling), f"run.models[{index}]")
         if model not in selected:
             selected.append(model)
     return tuple(selected)
+
+
+def _catalog_model(common: NamingSpec, spelling: str, key: str) -> ModelSpec:
+    try:
+        base = common.naming.base_name(spelling)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    try:
+        return common.catalog.get(base)
+    except KeyError:
+        raise ConfigError(
+            f"{key}: {spelling!r} resolves to {base!r}, which the catalog does not declare; "
+            f"declared: {choices_text(common.catalog.names)}"
+        ) from None
+
+
+def _judge(common: NamingSpec, run: RunConf, suite: interfaces.Suite) -> ModelSpec | None:
+    if not suite.needs_judge:
+        return None
+    if not run.judge:
+        raise ConfigError(
+            f"run.judge: suite {suite.name!r} asks for a judge model (e.g. suite.classifier=llm); "
+            f"name one of: {choices_text(common.catalog.names)}"
+        )
+    return _catalog_model(common, run.judge, "run.judge")
 
 
 def _lanes(models: DictConfig, model: ModelSpec, provider: registry.PluginRef[Any]) -> tuple[Lane, ...]:

@@ -18,7 +18,7 @@ from typing import Any
 from fleetbench.errors import choices_text
 from fleetbench.interfaces import Provider
 from fleetbench.types import CallStatus, Completion, ErrorClass, Lane, Message
-from fleetbench_plugins.providers.simulated import qa
+from fleetbench_plugins.providers.simulated import judge, qa
 from fleetbench_plugins.providers.simulated.profiles import PROFILES, Profile
 
 
@@ -60,6 +60,11 @@ class SimulatedDeploymentParams:
         for name in ("transient_error_rate", "rate_limit_rate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be within [0, 1], got {getattr(self, name)}")
+
+
+def _words(messages: Sequence[Message]) -> int:
+    """A rough token count: words of every message."""
+    return sum(len(str(m.get("content") or "").split()) for m in messages)
 
 
 def _message_text(message: Message) -> str:
@@ -145,6 +150,9 @@ class SimulatedProvider(Provider):
         rng: random.Random,
     ) -> Completion:
         system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
+        if judge.is_judge_request(system):
+            text = judge.verdict(str(messages[-1].get("content") or ""), profile, rng)
+            return Completion(text=text, prompt_tokens=_words(messages), completion_tokens=len(text.split()))
         if tools or "<tool_search>" in system:
             # The protocol player is imported on demand: the jsonl path never pays for loading the tool registry.
             from fleetbench_plugins.providers.simulated.workflow_agent import respond
@@ -156,7 +164,7 @@ class SimulatedProvider(Provider):
         text = qa.answer(prompt, accuracy, rng)
         return Completion(
             text=text,
-            prompt_tokens=sum(len(str(m.get("content") or "").split()) for m in messages),
+            prompt_tokens=_words(messages),
             completion_tokens=len(text.split()),
             finish_reason="stop",
         )

@@ -59,10 +59,13 @@ PROFILES: dict[str, Profile] = {
     "unclosed-tags": Profile(
         "unclosed-tags",
         qa_accuracy=0.8,
+        follows_plan=0.9,
         picks_right_tool=0.8,
         drops_closing_tags=True,
         checks_plan=0.2,
         repairs_plan=0.3,
     ),
-    "native-only": Profile("native-only", qa_accuracy=0.85, native_only=True, checks_plan=0.3, repairs_plan=0.5),
+    "native-only": Profile(
+        "native-only", qa_accuracy=0.85, follows_plan=0.9, native_only=True, checks_plan=0.25, repairs_plan=0.35
+    ),
 }

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from fleetbench.errors import UnknownNameError
 from fleetbench.interfaces import NamingPolicy, Storage
 from fleetbench.types import CallRecord, MetricSpec, ReportFilter, RunRecord, UnitResult
 
@@ -78,8 +79,18 @@ class SqlStorage(Storage):
         return self._db().aggregate(group_by, filter, metrics)
 
     def deployment_shares(self, filter: ReportFilter) -> list[dict[str, Any]]:
-        """Per (base model, deployment), sorted: `units` completed there and `calls` sent there for that model."""
-        return self._db().deployment_shares(filter)
+        """Per (base model, deployment), sorted: `units` completed there and `calls` sent there for that model.
+
+        Calls a unit sent to another model's deployment (a judge) stay in `calls` for cost accounting but are not
+        a share of the judged model: a deployment is only ever listed under its own base model.
+        """
+        return [share for share in self._db().deployment_shares(filter) if self._belongs(share)]
+
+    def _belongs(self, share: Mapping[str, Any]) -> bool:
+        try:
+            return bool(self._naming.base_name(str(share["deployment"])) == share["base_model"])
+        except UnknownNameError:  # a deployment no longer in the catalog: keep what the data says
+            return True
 
     def transcripts(self, key_prefix: str, limit: int = 2) -> list[tuple[str, Mapping[str, Any]]]:
         """Up to `limit` (unit key, transcript) pairs whose key starts with `key_prefix`, by key."""

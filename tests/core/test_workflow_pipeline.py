@@ -68,7 +68,8 @@ def test_less_reliable_tools_give_lower_success(two_runs: Any) -> None:
 def test_every_prompt_type_is_a_distinct_condition(two_runs: Any) -> None:
     rows, _ = two_runs
     prompts: dict[str, set[str]] = {}
-    for outcome, metrics, task_id, turns, category, factors, transcript in rows.values():
+    for row in rows.values():
+        factors, transcript = row[5], row[6]
         prompts.setdefault(factors["prompt_type"], set()).add(json.dumps(transcript["prompt"], sort_keys=True))
     assert len(prompts) == 10
     optimal = prompts.pop("optimal")

@@ -149,6 +149,27 @@ def test_retries_a_failed_tool_or_moves_on(task: Task, registry: ToolRegistry) -
     assert "Skipping step 1" in moving_on[1]
 
 
+def test_passes_a_flawed_plans_parameters_unless_it_notices(task: Task, registry: ToolRegistry) -> None:
+    messages = conversation(task, registry, "flawed_parameter_error", "easy")
+    written = re.search(r"- Parameters: (\w+)=", str(messages[1]["content"]))
+    assert written is not None
+    follower = reply(messages, EXACT).text
+    assert follower.startswith("Step 1 of") and f'"{written.group(1)}"' in follower
+    noticing = reply(messages, dataclasses.replace(EXACT, repairs_plan=1.0)).text
+    assert "default parameters" in noticing and "{" not in noticing
+
+
+def test_uses_the_tool_a_no_action_message_names(task: Task, registry: ToolRegistry) -> None:
+    messages = conversation(task, registry, "baseline", "hard")
+    hint = task.required_tools[0]
+    nudge = f"NO ACTION DETECTED.\nExecute the first required tool NOW: <tool_call>{hint}</tool_call>"
+    messages += [
+        {"role": "assistant", "content": "Reasoning: I should think about which tools fit before doing anything."},
+        {"role": "user", "content": nudge},
+    ]
+    assert called([reply(messages, STRONG).text]) == [hint]
+
+
 def test_unclosed_tags_profile_omits_the_closing_tag(task: Task, registry: ToolRegistry) -> None:
     texts = play(conversation(task, registry, "optimal", "easy"), registry, PROFILES["unclosed-tags"])
     calls = [t for t in texts if "<tool_call>" in t]

@@ -1,16 +1,14 @@
 """Database fixtures for the storage tests: real SQLite files and real, freshly created PostgreSQL databases.
 
-(`tests/conftest.py` already existed, so they live here; `fleetbench.testing.databases` does the work.)
+`postgres_url` comes from `tests/conftest.py`; `fleetbench.testing.databases` does the work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fleetbench.testing.databases import fresh_postgres_database
 from fleetbench.testing.databases import sqlite_url as make_sqlite_url
 
 
@@ -18,13 +16,6 @@ from fleetbench.testing.databases import sqlite_url as make_sqlite_url
 def sqlite_url(tmp_path: Path) -> str:
     """URL of a SQLite file (not created yet) in the test's temporary directory."""
     return make_sqlite_url(tmp_path)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """URL of a new, empty PostgreSQL database, dropped after the test (skips when no server runs)."""
-    with fresh_postgres_database() as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -24,6 +24,7 @@ NONE = "none"
 # What the executor's feedback was, as the agent understands it.
 OK = "ok"
 FAILED = "failed"
+UNKNOWN_TOOL = "unknown_tool"
 RESULTS = "results"
 DETAILS = "details"
 NO_ACTION = "no_action"
@@ -47,6 +48,9 @@ class Exchange:
     results: tuple[str, ...] = ()
     dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
     revealed: tuple[str, ...] = ()
+    """Every required tool, when format help listed them."""
+    hinted: str = ""
+    """The first required tool, when a no-action message named it."""
     follows_description: bool = False
 
     @property
@@ -71,6 +75,7 @@ class _Feedback:
     results: tuple[str, ...] = ()
     dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
     revealed: tuple[str, ...] = ()
+    hinted: str = ""
 
 
 _TAG_RE = re.compile(r"<\s*(tool_search|tool_info|tool_call)\s*>\s*([^<\n]*)", re.IGNORECASE)
@@ -103,7 +108,7 @@ def read_history(messages: Sequence[Mapping[str, Any]]) -> tuple[Exchange, ...]:
         fed = _read_feedback("\n\n".join(answers))
         exchanges.append(
             Exchange(reply.kind, reply.target, reply.step, reply.skipped, reply.completion, fed.kind, fed.results,
-                     fed.dependencies, fed.revealed, reply.adopts)
+                     fed.dependencies, fed.revealed, fed.hinted, reply.adopts)
         )  # fmt: skip
     return tuple(exchanges)
 
@@ -161,7 +166,9 @@ def _json_object(raw: Any) -> dict[str, Any]:
 def _read_feedback(text: str) -> _Feedback:
     outcome = _OUTCOME_RE.search(text)
     if outcome is not None:
-        return _Feedback(OK if outcome.group(1) == "✅" else FAILED)
+        if outcome.group(1) == "✅":
+            return _Feedback(OK)
+        return _Feedback(UNKNOWN_TOOL if "TOOL_NOT_FOUND" in text else FAILED)
     if text.startswith("Search results for"):
         return _search_feedback(text)
     info = _INFO_TOOL_RE.search(text)
@@ -169,10 +176,12 @@ def _read_feedback(text: str) -> _Feedback:
         deps = _dependencies_line(text)
         return _Feedback(DETAILS, (info.group(1),), ((info.group(1), deps),))
     revealed = _revealed(text)
+    first = _FIRST_TOOL_RE.search(text)
+    hinted = first.group(1) if first else ""
     if "NO ACTION DETECTED" in text:
-        return _Feedback(NO_ACTION, revealed=revealed)
+        return _Feedback(NO_ACTION, revealed=revealed, hinted=hinted)
     if "FORMAT HELP" in text:
-        return _Feedback(FORMAT_HELP, revealed=revealed)
+        return _Feedback(FORMAT_HELP, revealed=revealed, hinted=hinted)
     if "No tool was executed" in text:
         return _Feedback(NUDGE)
     if text.startswith("No tools matched"):
@@ -201,7 +210,4 @@ def _dependencies_line(text: str) -> tuple[str, ...]:
 
 def _revealed(text: str) -> tuple[str, ...]:
     listed = _REVEALED_RE.search(text)
-    if listed is not None:
-        return tuple(knowledge().mentioned(listed.group(1)))
-    first = _FIRST_TOOL_RE.search(text)
-    return (first.group(1),) if first else ()
+    return tuple(knowledge().mentioned(listed.group(1))) if listed else ()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from fleetbench_plugins.providers.simulated.agent_history import (
     CALL,
@@ -19,6 +21,7 @@ from fleetbench_plugins.providers.simulated.agent_history import (
     NUDGE,
     OK,
     SEARCH,
+    UNKNOWN_TOOL,
     Exchange,
 )
 from fleetbench_plugins.providers.simulated.agent_knowledge import knowledge
@@ -52,6 +55,8 @@ class Decision:
     """Also say TASK_COMPLETED (the model is confident this call is the last one)."""
     adopt: bool = False
     """Announce that the description's steps replace the plan's (read back on later turns)."""
+    arguments: Mapping[str, Any] | None = None
+    """Arguments to pass as written (the plan's); None lets the reply choose the prompt's defaults."""
 
 
 @dataclass
@@ -95,18 +100,28 @@ def build_state(
     helpers: tuple[bool, bool] = (True, True),
 ) -> State:
     """Replay the history onto the task's steps. `helpers` says whether searching and tool details are offered."""
-    steps = task.steps
-    revealed = next((e.revealed for e in reversed(history) if e.revealed), ())
-    if revealed and not task.has_plan:
-        steps = tuple(Step(name, name, 1.0) for name in revealed)  # format help named the tools: use them
-    elif task.repaired is not None and any(e.follows_description for e in history):
-        steps = task.repaired
+    steps = _steps(task, history)
     state = State(task, steps, history, profile, rng, native, *helpers, dependencies=dict(task.requires))
     for exchange in history:
         _replay(state, exchange)
-    if revealed and not task.has_plan:
+    if not task.has_plan and any(e.revealed for e in history):
+        # The executor's help listed the tools: a step is done when its tool has run.
         state.settled = {i for i, s in enumerate(steps) if s.tool in state.succeeded}
     return state
+
+
+def _steps(task: TaskView, history: tuple[Exchange, ...]) -> tuple[Step, ...]:
+    """The steps the agent works through: the task's, unless the conversation has since told it better."""
+    revealed = next((e.revealed for e in reversed(history) if e.revealed), ())
+    hinted = next((e.hinted for e in reversed(history) if e.hinted), "")
+    if task.has_plan:
+        followed = task.repaired is not None and any(e.follows_description for e in history)
+        return task.repaired if followed and task.repaired is not None else task.steps
+    if revealed:
+        return tuple(Step(name, name, 1.0, told=True) for name in revealed)
+    if hinted and task.steps and task.steps[0].tool != hinted:
+        return (Step(hinted, task.steps[0].text, 1.0, told=True), *task.steps[1:])
+    return task.steps
 
 
 def _replay(state: State, exchange: Exchange) -> None:
@@ -175,6 +190,9 @@ def _next_step(state: State, skipping: tuple[int, ...]) -> Decision:
 
 
 def _after_failure(state: State, index: int, last: Exchange, skipping: tuple[int, ...]) -> Decision:
+    """Retry the step's last call (a failure, or a reply that did not say), or give the step up."""
+    if last.feedback == UNKNOWN_TOOL:
+        return _next_step(state, (*skipping, index))  # no such tool: retrying cannot help
     if last.feedback != FAILED or state.rng.random() < state.profile.retries_failed_tool:
         return _call(state, last.target, index, skipping, "retry")
     return _next_step(state, (*skipping, index))
@@ -198,8 +216,20 @@ def _plan_step(state: State, index: int, skipping: tuple[int, ...]) -> Decision:
     risk = (1.0 - profile.follows_plan) * (1.0 - CONFIRMED_BOOST * step.support)
     risk *= 1.0 + LURE_DOUBT * len(state.task.lures)
     if rng.random() >= risk:
-        return _call(state, tool, index, skipping, "task" if state.steps is state.task.repaired else "plan")
+        if state.steps is state.task.repaired:
+            return _call(state, tool, index, skipping, "task")
+        return _with_plan_arguments(state, _call(state, tool, index, skipping, "plan"))
     return _deviate(state, index, tool, skipping)
+
+
+def _with_plan_arguments(state: State, decision: Decision) -> Decision:
+    """Pass the arguments the plan's notes give for this step, unless the model notices they are wrong."""
+    given = state.task.arguments.get(decision.step) if decision.step is not None else None
+    if not given:
+        return decision
+    if state.rng.random() < state.profile.repairs_plan:
+        return dataclasses.replace(decision, reason="defaults")
+    return dataclasses.replace(decision, arguments=given)
 
 
 def _repair(state: State, index: int, tool: str, skipping: tuple[int, ...]) -> Decision | None:
@@ -242,7 +272,8 @@ def _free_step(state: State, index: int, skipping: tuple[int, ...]) -> Decision:
     searches = state.searches.get(index, [])
     may_search = state.can_search and state.slack(skipping) >= 1
     if step.tool is not None:
-        if not searches and may_search and state.slack(skipping) >= 2 and rng.random() >= profile.skips_search:
+        wants_search = not step.told and rng.random() >= profile.skips_search
+        if not searches and may_search and state.slack(skipping) >= 2 and wants_search:
             return _search(state, index, skipping, _query(step.text, retry=False))
         return _call(state, step.tool, index, skipping, "named")
     tried = [call.target for call in state.calls.get(index, [])]

@@ -25,6 +25,7 @@ _REMOTE_DESTINATION_OPS = ("poster", "router")
 
 _REASONS = {
     "plan": "Following the plan, I'll run {tool}.",
+    "defaults": "Following the plan, I'll run {tool}, with the default parameters: the plan's values look wrong.",
     "task": "As the task describes, I'll run {tool}.",
     "retry": "{tool} failed; retrying it.",
     "dependency": "{tool} has to run before an earlier step that depends on it, so I'll run it first.",
@@ -101,7 +102,9 @@ def _tag(decision: Decision, profile: Profile, rng: random.Random) -> str:
     if decision.kind == INFO:
         return f"<tool_info>{decision.target}</tool_info>"
     body = decision.target
-    if rng.random() < profile.uses_arguments:
+    if decision.arguments is not None:
+        body += " " + json.dumps(dict(decision.arguments))
+    elif rng.random() < profile.uses_arguments:
         body += " " + json.dumps(default_arguments(decision.target))
     # The qwen serving stack stripped `</tool_call>` as a special token; this profile reproduces that.
     return f"<tool_call>{body}" if profile.drops_closing_tags else f"<tool_call>{body}</tool_call>"
@@ -113,7 +116,8 @@ def _function_call(decision: Decision, profile: Profile, rng: random.Random) -> 
     if decision.kind == INFO:
         return INFO_FUNCTION, json.dumps({"tool_name": decision.target})
     assert decision.kind == CALL
-    return decision.target, json.dumps(default_arguments(decision.target))
+    arguments = decision.arguments if decision.arguments is not None else default_arguments(decision.target)
+    return decision.target, json.dumps(dict(arguments))
 
 
 def default_arguments(tool: str) -> dict[str, str]:

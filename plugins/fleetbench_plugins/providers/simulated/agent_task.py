@@ -1,14 +1,16 @@
 """How the simulated agent reads a task prompt: the plan if there is one, otherwise the steps the description implies.
 
 Only the prompt text is used (the task's answer key is never consulted). A prompt is read once and cached, since every
-turn of an episode, and every episode of the same task and condition, starts from the same prompt.
+turn of an episode starts from the same prompt.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from fleetbench_plugins.providers.simulated.agent_knowledge import Knowledge, knowledge
 from fleetbench_plugins.suites.workflow.prompts import PLAN_END, PLAN_HEADER, plan_tools
@@ -32,6 +34,8 @@ class Step:
     support: float = 0.0
     tentative: bool = False
     """Inferred from a side remark rather than the description's list of steps (possibly a misleading term)."""
+    told: bool = False
+    """The executor's help named this tool: no reason to search for it."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,16 @@ class TaskView:
     repaired: tuple[Step, ...] | None = None
     """The description's own steps when they contradict the plan (a tool the plan lacks, a repeated or reordered
     step); None when they agree or the description names no tools to compare with."""
+    arguments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Arguments the plan's notes give per step (0-based), e.g. a wrong `source` or a contradicting format."""
 
 
 _TASK_LINE_RE = re.compile(r"^\s*\**Task\**:\s*(.+)$", re.MULTILINE)
 _GOALS_RE = re.compile(r"Task Goals:?\s*\n((?:[ \t]*[-*\d].*\n?)+)", re.IGNORECASE)
 _PLAN_STEP_RE = re.compile(r"^\s*\d+\.\s+Execute\s+([A-Za-z_][\w-]*)")
+_PARAM_RE = re.compile(r"\b([A-Za-z_]\w*)=")
+_FORMAT_RE = re.compile(r"\b(CSV|JSON|XML|YAML|PARQUET)\b")
+_JSON = json.JSONDecoder()
 _COT_RE = re.compile(r"Reasoning:|step by step", re.IGNORECASE)
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 # List separators inside one sentence: ", then", "; next,", ", and finally", " and then", "; finally,".
@@ -75,14 +84,14 @@ _LEAD_RE = re.compile(r"^(?:first|next|then|finally|after that|and)\s*,?\s*", re
 _REGION_RE = re.compile(r":\s+|\bcovers\s+|\btask is to\s+", re.IGNORECASE)
 
 
-@functools.lru_cache(maxsize=1024)  # prompts repeat across the turns of an episode, rarely beyond
+@functools.lru_cache(maxsize=1024)
 def read_task(user: str) -> TaskView:
-    """The agent's reading of a user prompt (cached: prompts repeat across turns and episodes)."""
+    """The agent's reading of a user prompt (cached: every turn of an episode starts from the same prompt)."""
     vocab = knowledge()
     description = _description(user)
     goals = _goals(user)
     mentioned = tuple(vocab.mentioned(f"{description}\n{goals}"))
-    plan = [name for name in plan_tools(user) if name in vocab.operations]
+    plan = plan_tools(user)
     described = _description_steps(description, vocab) or tuple(Step(tool, tool, 1.0) for tool in mentioned)
     cot = bool(_COT_RE.search(user))
     if not plan:
@@ -97,7 +106,8 @@ def read_task(user: str) -> TaskView:
         )
     )
     repaired = _reconcile(plan, described, vocab)
-    return TaskView(description, steps, True, cot, mentioned, plan_requirements(user), lures, repaired)
+    requires, arguments = plan_notes(user)
+    return TaskView(description, steps, True, cot, mentioned, requires, lures, repaired, arguments)
 
 
 def _reconcile(plan: list[str], described: tuple[Step, ...], vocab: Knowledge) -> tuple[Step, ...] | None:
@@ -123,22 +133,43 @@ def _plan_tool_for(step: Step, plan: list[str], vocab: Knowledge) -> Step:
     return Step(evoked[0], step.text) if evoked else step
 
 
-def plan_requirements(user: str) -> dict[str, tuple[str, ...]]:
-    """What the plan's "- Requires:" lines say each plan tool depends on."""
+def plan_notes(user: str) -> tuple[dict[str, tuple[str, ...]], dict[int, dict[str, Any]]]:
+    """What the plan's step notes say: each tool's "Requires:" dependencies, and per step (0-based) the arguments
+    its "Parameters:", "Input:" and "Output:" notes ask for."""
     start = user.find(PLAN_HEADER)
-    if start < 0:
-        return {}
     requires: dict[str, tuple[str, ...]] = {}
-    current = ""
+    arguments: dict[int, dict[str, Any]] = {}
+    if start < 0:
+        return requires, arguments
+    current, index = "", -1
     for line in user[start:].splitlines():
-        step = _PLAN_STEP_RE.match(line)
+        step, note = _PLAN_STEP_RE.match(line), line.strip()
         if step is not None:
-            current = step.group(1)
-        elif current and line.strip().startswith("- Requires:"):
-            requires[current] = tuple(knowledge().mentioned(line))
+            current, index = step.group(1), index + 1
         elif line.startswith(PLAN_END):
             break
-    return requires
+        elif current and note.startswith("- Requires:"):
+            requires[current] = tuple(knowledge().mentioned(note))
+        elif current and (found := _note_arguments(note)):
+            arguments.setdefault(index, {}).update(found)
+    return requires, arguments
+
+
+def _note_arguments(note: str) -> dict[str, Any]:
+    """Arguments a plan note asks for: `Parameters: a="x", b=1`, or the format of `Input:` / `Output:`."""
+    if note.startswith("- Parameters:"):
+        body, found = note.removeprefix("- Parameters:"), {}
+        for match in _PARAM_RE.finditer(body):
+            try:
+                found[match.group(1)], _ = _JSON.raw_decode(body, match.end())
+            except ValueError:
+                continue  # not a JSON value: the note is unreadable here, as it would be to a model
+        return found
+    fmt = _FORMAT_RE.search(note)
+    if fmt is not None and note.startswith(("- Input:", "- Output:")):
+        key = "input_format" if note.startswith("- Input:") else "output_format"
+        return {key: fmt.group(1).lower()}
+    return {}
 
 
 def _description(user: str) -> str:

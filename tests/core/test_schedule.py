@@ -90,8 +90,12 @@ def test_a_request_timeout_is_an_infra_failure_and_is_not_retried() -> None:
     assert [call.status for call in chat.calls] == [CallStatus.TIMEOUT]
 
 
-class RejectingProvider(Provider):
-    """Stands in for an external API that refuses the credential."""
+class RaisingProvider(Provider):
+    """Stands in for an external API (or a buggy provider) that raises on every request."""
+
+    def __init__(self, error: Exception, status: CallStatus) -> None:
+        super().__init__(None)
+        self.error, self.status = error, status
 
     async def complete(
         self,
@@ -100,14 +104,14 @@ class RejectingProvider(Provider):
         tools: Sequence[Mapping[str, Any]] | None = None,
         settings: Mapping[str, Any] | None = None,
     ) -> Completion:
-        raise PermissionError("401 invalid api key")
+        raise self.error
 
     def classify(self, exc: BaseException) -> ErrorClass:
-        return ErrorClass(CallStatus.AUTH, http_status=401, detail=str(exc))
+        return ErrorClass(self.status, http_status=401 if self.status is CallStatus.AUTH else None, detail=str(exc))
 
 
 def test_auth_failures_stop_at_once() -> None:
-    chat = _chat(_lane(), RejectingProvider(None), max_attempts=5)
+    chat = _chat(_lane(), RaisingProvider(PermissionError("401 invalid api key"), CallStatus.AUTH), max_attempts=5)
     with pytest.raises(InfraFailure) as failure:
         asyncio.run(chat(MESSAGES))
     assert failure.value.status == "auth"
@@ -140,23 +144,7 @@ def test_token_bucket_spaces_requests_beyond_the_burst() -> None:
     assert times[19] - times[0] < times[23] - times[19]  # the burst is immediate; the next four wait for refills
 
 
-class BrokenProvider(Provider):
-    """A provider with a bug: it must stop the run, not be recorded as an API failure."""
-
-    async def complete(
-        self,
-        lane: Lane,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> Completion:
-        raise AttributeError("'NoneType' object has no attribute 'text'")
-
-    def classify(self, exc: BaseException) -> ErrorClass:
-        return ErrorClass(CallStatus.PERMANENT, detail=str(exc))
-
-
 def test_a_bug_in_a_provider_propagates_instead_of_becoming_an_infra_outcome() -> None:
-    chat = _chat(_lane(), BrokenProvider(None))
+    chat = _chat(_lane(), RaisingProvider(AttributeError("no attribute 'text'"), CallStatus.PERMANENT))
     with pytest.raises(AttributeError):
         asyncio.run(chat(MESSAGES))

@@ -68,7 +68,7 @@ def _columns(report: Report) -> list[str]:
         "partial",
         "failure",
         "not done",
-        "success rate",
+        "success %",
         *(m.name for m in _headline(report)),
     ]
 

@@ -56,14 +56,16 @@ _GUIDELINES = """GUIDELINES:
 8. Do not execute tools the task does not need.
 9. When every step is done, reply with TASK_COMPLETED."""
 
-SYSTEM_PROMPT = f"""You are an AI assistant that completes workflow tasks by executing tools in a simulated test
+_ENVIRONMENT = """You are an AI assistant that completes workflow tasks by executing tools in a simulated test
 environment.
 
 TEST ENVIRONMENT RULES:
 - Every tool is simulated; no real files, services or people are affected.
 - Nobody will answer questions: do not ask for clarification. Use the default parameters given in the task.
 - Tool results are reported back to you after each call.
+"""
 
+SYSTEM_PROMPT = f"""{_ENVIRONMENT}
 CRITICAL EXECUTION MODE: ONE tool at a time.
 - Each response may contain at most ONE <tool_call>.
 - After each call, wait for its result before choosing the next step.
@@ -86,14 +88,7 @@ TOOL CATEGORIES:
 
 COMPLETION: when the task is finished, include the exact word {COMPLETION_SIGNAL} in your reply."""
 
-SYSTEM_PROMPT_NATIVE = f"""You are an AI assistant that completes workflow tasks by executing tools in a simulated test
-environment.
-
-TEST ENVIRONMENT RULES:
-- Every tool is simulated; no real files, services or people are affected.
-- Nobody will answer questions: do not ask for clarification. Use the default parameters given in the task.
-- Tool results are reported back to you after each call.
-
+SYSTEM_PROMPT_NATIVE = f"""{_ENVIRONMENT}
 CRITICAL EXECUTION MODE: ONE tool at a time.
 - The tools are provided as functions; their descriptions list parameters and dependencies.
 - Call at most ONE function per response, then wait for its result before choosing the next step.

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from fleetbench_plugins.suites.workflow.files import read_json
 from fleetbench_plugins.suites.workflow.model import TOOL_CATEGORIES, Tool, ToolError, ToolParameter
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -453,13 +454,7 @@ def registry_from_document(document: Any, source: str = "<memory>") -> ToolRegis
 @functools.lru_cache(maxsize=16)
 def _load_cached(path: str) -> ToolRegistry:
     source = Path(path)
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{source.name}: tool registry file not found: {source}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{source.name}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
-    return registry_from_document(document, source.name)
+    return registry_from_document(read_json(source, "tool registry file"), source.name)
 
 
 def load_registry(path: str | Path | None = None) -> ToolRegistry:

@@ -16,13 +16,13 @@ Required tools (and workflow tools) must exist in the tool registry; legacy alia
 from __future__ import annotations
 
 import functools
-import json
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from fleetbench_plugins.suites.workflow.files import read_json
 from fleetbench_plugins.suites.workflow.model import DIFFICULTIES, TASK_TYPES, Task
 from fleetbench_plugins.suites.workflow.registry import DATA_DIR, ToolRegistry, load_registry
 
@@ -210,13 +210,7 @@ def library_from_document(document: Any, source: str, registry: ToolRegistry) ->
 @functools.lru_cache(maxsize=16)
 def _load_cached(path: str, registry: ToolRegistry) -> TaskLibrary:
     source = Path(path)
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{source.name}: task file not found: {source}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{source.name}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
-    return library_from_document(document, source.name, registry)
+    return library_from_document(read_json(source, "task file"), source.name, registry)
 
 
 def load_tasks(path: str | Path | None = None, *, registry: ToolRegistry | None = None) -> TaskLibrary:

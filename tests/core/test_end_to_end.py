@@ -159,3 +159,14 @@ def test_report_on_a_missing_database_says_so_and_creates_nothing(run_cli: RunCl
         "error: no database at fleetbench.db; it is created by migrate() (fleetbench run does that)"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_show_renders_a_workflow_transcript_as_readable_turns(run_cli: RunCli, tmp_path: Path) -> None:
+    assert run_cli("run", "experiment=workflow_demo", "run.instances=1").returncode == 0
+    with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
+        key = connection.execute("select unit_key from units where outcome = 'partial' limit 1").fetchone()[0]
+    shown = run_cli("show", key[:12], "experiment=workflow_demo")
+    assert shown.returncode == 0, shown.stderr
+    assert "Turn 1" in shown.stdout or "TURN 1" in shown.stdout.upper()
+    assert "<tool_call>" in shown.stdout
+    assert not shown.stdout.lstrip().split("\n", 1)[1].startswith("{"), "workflow transcripts render as text"

@@ -174,6 +174,10 @@ class WorkflowSuite(Suite):
             "task_file_sha256": _file_digest(self._tasks_path),
         }
 
+    def render_transcript(self, transcript: Mapping[str, Any]) -> str:
+        """The stored transcript as readable text grouped by turn (what `fleetbench show` prints)."""
+        return render_text(transcript)
+
     def metrics(self) -> Sequence[MetricSpec]:
         return WORKFLOW_METRICS
 

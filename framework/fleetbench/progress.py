@@ -55,7 +55,8 @@ class RichProgress:
     def start(self, lanes: Sequence[Lane], total: int) -> None:
         self._overall = self._progress.add_task("all units", total=total, detail="")
         for deployment in dict.fromkeys(lane.deployment for lane in lanes):
-            self._tasks[deployment] = self._progress.add_task(f"  {deployment}", total=total, detail="")
+            # A deployment's share is not known in advance (dynamic sharding): count without a total.
+            self._tasks[deployment] = self._progress.add_task(f"  {deployment}", total=None, detail="")
         self._progress.start()
 
     def unit_done(self, lane: Lane, outcome: Outcome) -> None:

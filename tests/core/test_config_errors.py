@@ -33,6 +33,14 @@ CASES = [
     pytest.param(["run.instances=many"], ["run.instances", "many"], id="wrong-type"),
     pytest.param(["suite=workflow", "suite.classifier=llm"], ["run.judge", "Sim-Agent"], id="judge-missing"),
     pytest.param(
+        ["suite=workflow", "suite.tool_registry=/nonexistent/registry.json"],
+        ["suite", "registry.json", "not found"],
+        id="missing-tool-registry",
+    ),
+    pytest.param(
+        ["suite=workflow", "suite.severity=extreme"], ["suite.severity", "light, medium, severe"], id="unknown-severity"
+    ),
+    pytest.param(
         ["suite=workflow", "suite.prompt_types=[optimal,flawless]"],
         ["suite.prompt_types", "'flawless'"],
         id="unknown-prompt-type",

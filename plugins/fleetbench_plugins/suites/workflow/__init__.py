@@ -206,7 +206,8 @@ class WorkflowSuite(Suite):
         verdict = None
         if scores.label is not Outcome.SUCCESS:
             diagnosis = Diagnosis.from_log(task, log, self.options.max_turns)
-            text = render_text(record.build(scores))  # the judge reads the run and its scores, not the rules' verdict
+            # The judge reads the run and its scores, not the rules' verdict; the rules need no text at all.
+            text = render_text(record.build(scores)) if self.needs_judge else ""
             verdict = await classify(diagnosis, self.options.classifier, context.judge, text)
         return record.scored_episode(scores, verdict)
 

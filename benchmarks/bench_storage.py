@@ -1,6 +1,6 @@
 """Throughput of the `sql` storage on a SQLite file: write rate, and streaming a million stored keys.
 
-    .venv/bin/python benchmarks/bench_storage.py [--units 20000] [--keys 1000000] [--batch 512]
+    .venv/bin/python benchmarks/bench_storage.py [--units 20000] [--keys 1000000] [--batch 512] [--postgres]
 
 Prints figures only; never part of the test run's pass/fail. Writes go through `SqlStorage.write` exactly as the
 pipeline calls it (one call record and a small transcript per unit). The million keys are then topped up with one
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from fleetbench.testing.databases import fresh_postgres_database
 from fleetbench.types import (
     CallRecord,
     CallStatus,
@@ -117,19 +118,30 @@ def stream_keys(url: str) -> None:
     )
 
 
+def write_only(url: str, units: int, batch: int) -> None:
+    """The write benchmark alone, on any database URL."""
+    store = make_storage(url)
+    store.migrate()
+    store.begin_run(RunRecord(RUN, 0.0, SUITE, (MODEL,), {}, "bench", "bench"))
+    bench_writes(store, units, batch)
+    store.close()
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=20_000)
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--postgres", action="store_true", help="also time writes to a fresh PostgreSQL database")
     args = parser.parse_args(argv)
+    if args.postgres:
+        with fresh_postgres_database(prefix="fleetbench_bench") as url:
+            print("PostgreSQL", end=" ")
+            write_only(url, args.units, args.batch)
+        print("SQLite", end=" ")
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{Path(directory) / 'bench.db'}"
-        store = make_storage(url)
-        store.migrate()
-        store.begin_run(RunRecord(RUN, 0.0, SUITE, (MODEL,), {}, "bench", "bench"))
-        bench_writes(store, args.units, args.batch)
-        store.close()
+        write_only(url, args.units, args.batch)
         # Two thirds of the written units succeeded and a third failed: all of them count as completed keys.
         top_up(url, args.units, args.keys)
         child = multiprocessing.get_context("spawn").Process(target=stream_keys, args=(url,))

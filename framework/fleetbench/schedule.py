@@ -62,15 +62,17 @@ class TokenBucket:
 
 @dataclass
 class LaneState:
-    """A lane's limiter and pause (after a 429, the whole lane waits for Retry-After)."""
+    """A lane's limits for the whole run: requests in flight (slots), requests per minute (bucket), and the pause
+    after a 429 (the whole lane waits for Retry-After). Every request to the lane goes through it, whoever sends it."""
 
     lane: Lane
     bucket: TokenBucket
+    slots: asyncio.Semaphore
     paused_until: float = 0.0
 
     @classmethod
     def of(cls, lane: Lane) -> LaneState:
-        return cls(lane, TokenBucket(lane.rpm))
+        return cls(lane, TokenBucket(lane.rpm), asyncio.Semaphore(lane.max_concurrency))
 
     async def ready(self) -> None:
         """Wait out a pause, then take a token."""
@@ -98,39 +100,47 @@ class LaneChat:
     run_id: str
     calls: list[CallRecord] = field(default_factory=list)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    _started: float = field(default=0.0, init=False, repr=False)
+    _clock: float = field(default=0.0, init=False, repr=False)
 
     async def __call__(
         self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
     ) -> Completion:
         for attempt in range(1, self.conf.max_attempts + 1):
-            await self.state.ready()
-            started, clock = time.time(), time.perf_counter()
             try:
-                completion = await asyncio.wait_for(
-                    self.provider.complete(self.state.lane, list(messages), tools, self.settings),
-                    self.conf.request_timeout_s,
-                )
+                completion = await self._send(messages, tools)
             except TimeoutError:
                 # No retry on a request timeout (as the original): a hung endpoint would otherwise cost minutes each.
-                self._record(attempt, started, clock, CallStatus.TIMEOUT, error="request timed out")
+                self._record(attempt, CallStatus.TIMEOUT, error="request timed out")
                 raise InfraFailure("request_timeout", f"no reply within {self.conf.request_timeout_s:g}s") from None
             except PROGRAMMING_ERRORS:
                 raise  # a bug in a provider or our code must stop the run, not be recorded as an API failure
             except Exception as exc:  # the provider classifies; anything it calls permanent ends the unit
-                await self._handle_failure(exc, attempt, started, clock)
+                await self._handle_failure(exc, attempt)
                 continue
             if not completion.text.strip() and not completion.tool_calls:
-                self._record(attempt, started, clock, CallStatus.EMPTY, completion=completion, error="empty reply")
+                self._record(attempt, CallStatus.EMPTY, completion=completion, error="empty reply")
                 if attempt == self.conf.max_attempts:
                     raise InfraFailure("empty_response", f"{attempt} empty replies")
                 continue
-            self._record(attempt, started, clock, CallStatus.OK, completion=completion)
+            self._record(attempt, CallStatus.OK, completion=completion)
             return completion
         raise InfraFailure("retries_exhausted", f"{self.conf.max_attempts} attempts failed")
 
-    async def _handle_failure(self, exc: Exception, attempt: int, started: float, clock: float) -> None:
+    async def _send(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None) -> Completion:
+        """One request within the lane's limits. Its recorded latency and timeout cover the request only, not the
+        wait for a slot or a token; a backoff after it happens outside the slot."""
+        async with self.state.slots:
+            await self.state.ready()
+            self._started, self._clock = time.time(), time.perf_counter()
+            return await asyncio.wait_for(
+                self.provider.complete(self.state.lane, list(messages), tools, self.settings),
+                self.conf.request_timeout_s,
+            )
+
+    async def _handle_failure(self, exc: Exception, attempt: int) -> None:
         verdict = self.provider.classify(exc)
-        self._record(attempt, started, clock, verdict.status, http_status=verdict.http_status, error=verdict.detail)
+        self._record(attempt, verdict.status, http_status=verdict.http_status, error=verdict.detail)
         if verdict.status in (CallStatus.AUTH, CallStatus.PERMANENT):
             raise InfraFailure(verdict.status.value, verdict.detail) from exc
         if attempt == self.conf.max_attempts:
@@ -146,8 +156,6 @@ class LaneChat:
     def _record(
         self,
         attempt: int,
-        started: float,
-        clock: float,
         status: CallStatus,
         *,
         completion: Completion | None = None,
@@ -163,8 +171,8 @@ class LaneChat:
                 deployment=lane.deployment,
                 credential_id=lane.credential_id,
                 attempt=attempt,
-                started_at=started,
-                latency_s=time.perf_counter() - clock,
+                started_at=self._started,
+                latency_s=time.perf_counter() - self._clock,
                 status=status,
                 prompt_tokens=completion.prompt_tokens if completion else 0,
                 completion_tokens=completion.completion_tokens if completion else 0,
@@ -174,34 +182,19 @@ class LaneChat:
         )
 
 
-@dataclass
-class SlottedChat:
-    """A `LaneChat` that also takes one of its lane's concurrency slots (judge requests have no worker of their own)."""
-
-    chat: LaneChat
-    slot: asyncio.Semaphore
-
-    async def __call__(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
-    ) -> Completion:
-        async with self.slot:
-            return await self.chat(messages, tools)
-
-
 class JudgePool:
     """Chats on the judge model's lanes, handed out round robin. Judge requests are recorded with the judged unit."""
 
     def __init__(self, provider: Provider, states: Sequence[LaneState]) -> None:
         self._provider = provider
         self._states = list(states)
-        self._slots = [asyncio.Semaphore(state.lane.max_concurrency) for state in self._states]
         self._turn = 0
 
-    def bind(self, conf: SchedulerConf, unit_key: str, run_id: str, calls: list[CallRecord]) -> SlottedChat:
-        index = self._turn % len(self._states)
+    def bind(self, conf: SchedulerConf, unit_key: str, run_id: str, calls: list[CallRecord]) -> LaneChat:
+        """A chat on the next judge lane; it shares that lane's slots and limiter with everything else sent there."""
+        state = self._states[self._turn % len(self._states)]
         self._turn += 1
-        chat = LaneChat(self._states[index], self._provider, conf, unit_key, run_id, calls)
-        return SlottedChat(chat, self._slots[index])
+        return LaneChat(state, self._provider, conf, unit_key, run_id, calls)
 
 
 @dataclass(frozen=True)

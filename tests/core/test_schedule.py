@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -148,3 +149,40 @@ def test_a_bug_in_a_provider_propagates_instead_of_becoming_an_infra_outcome() -
     chat = _chat(_lane(), RaisingProvider(AttributeError("no attribute 'text'"), CallStatus.PERMANENT))
     with pytest.raises(AttributeError):
         asyncio.run(chat(MESSAGES))
+
+
+class CountingProvider(Provider):
+    """Stands in for an API and records how many requests were in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.in_flight = self.peak = 0
+
+    async def complete(
+        self,
+        lane: Lane,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        await asyncio.sleep(0.005)
+        self.in_flight -= 1
+        return Completion("ok")
+
+    def classify(self, exc: BaseException) -> ErrorClass:
+        return ErrorClass(CallStatus.PERMANENT, detail=str(exc))
+
+
+def test_every_chat_on_a_lane_shares_its_max_concurrency() -> None:
+    """A worker's chats and a judge's chats on the same lane together stay within the lane's slots."""
+    provider = CountingProvider()
+    state = LaneState.of(dataclasses.replace(_lane(), max_concurrency=2))
+
+    async def burst() -> None:
+        chats = [LaneChat(state, provider, SchedulerConf(), f"{i:032x}", "r") for i in range(8)]
+        await asyncio.gather(*(chat(MESSAGES) for chat in chats for _ in range(3)))
+
+    asyncio.run(burst())
+    assert provider.peak == 2

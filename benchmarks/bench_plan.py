@@ -3,7 +3,7 @@
 Targets (issue 2): under 10 s and 500 MB on a 2-core machine. The stored keys live in a real SQLite file written
 through the `sql` storage plugin's schema; half of them belong to the plan (so half the plan is missing), half are
 other experiments' units. Setup runs in a child process so the measured process's peak RSS covers only the measured
-work: `set(storage.stored_keys(...))` then `missing_units(iter_units(...))`, exactly what the runner does.
+work: `set(storage.stored_keys(...))` then `diff(iter_units(...), stored)`, exactly what the runner does.
 
 Run: `python benchmarks/bench_plan.py` (about a minute, most of it setup).
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from fleetbench.config import compose_config, resolve_common
-from fleetbench.plan import iter_units, missing_units
+from fleetbench.plan import diff, iter_units
 from fleetbench_plugins.suites.jsonl import JsonlOptions, JsonlSuite
 
 UNITS = 1_000_000
@@ -56,12 +56,12 @@ def measure(db: Path) -> None:
     start = time.perf_counter()
     stored = set(storage.stored_keys("jsonl", ["Sim-Agent"]))
     loaded = time.perf_counter()
-    missing = list(missing_units(iter_units(suite, ["Sim-Agent"], INSTANCES, 0), stored))
+    missing = diff(iter_units(suite, ["Sim-Agent"], INSTANCES, 0), stored).missing_count
     done = time.perf_counter()
     storage.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"stored keys loaded:  {len(stored):,} in {loaded - start:.2f} s")
-    print(f"planned and diffed:  {UNITS:,} units -> {len(missing):,} missing in {done - loaded:.2f} s")
+    print(f"planned and diffed:  {UNITS:,} units -> {missing:,} missing in {done - loaded:.2f} s")
     print(f"total:               {done - start:.2f} s (target < 10 s)")
     print(f"peak RSS:            {peak_mb:.0f} MB (target < 500 MB; includes the interpreter and imports)")
 

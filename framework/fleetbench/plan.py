@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fleetbench.interfaces import Suite
@@ -54,14 +55,24 @@ def iter_units(suite: Suite, base_models: Sequence[str], instances: int, seed: i
                 yield Unit(unit_key(state, index), cell, index, seed)
 
 
-def missing_units(planned: Iterable[Unit], stored: Container[str]) -> Iterator[Unit]:
-    """The planned units whose keys are not stored yet (what a resumed run executes)."""
-    return (unit for unit in planned if unit.key not in stored)
+@dataclass(frozen=True)
+class PlanDiff:
+    """The plan against storage: how many units it holds, and the missing ones per base model in plan order."""
+
+    planned: int
+    missing: Mapping[str, list[Unit]]
+
+    @property
+    def missing_count(self) -> int:
+        return sum(len(units) for units in self.missing.values())
 
 
-def group_by_model(units: Iterable[Unit]) -> Mapping[str, list[Unit]]:
-    """Units per base model, in plan order (sharding works one base model at a time)."""
-    groups: dict[str, list[Unit]] = {}
-    for unit in units:
-        groups.setdefault(unit.cell.base_model, []).append(unit)
-    return groups
+def diff(planned: Iterable[Unit], stored: Container[str]) -> PlanDiff:
+    """Stream the plan once, keeping only units whose keys are not stored (what a run or a resume executes)."""
+    count = 0
+    missing: dict[str, list[Unit]] = {}
+    for unit in planned:
+        count += 1
+        if unit.key not in stored:
+            missing.setdefault(unit.cell.base_model, []).append(unit)
+    return PlanDiff(count, missing)

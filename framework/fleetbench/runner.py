@@ -1,7 +1,7 @@
 """Wires the stages in order — plan, diff, shard, execute, persist — and owns cancellation and clean shutdown.
 
-Plugins are constructed here, after validation, suite first and storage last, so a plugin that rejects its input
-fails before the database is touched.
+Validation already constructed the suite and sharding strategy; the runner constructs the providers and opens the
+storage, so nothing is written before the whole configuration has been checked.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 from fleetbench import __version__
 from fleetbench.config import RunSpec
 from fleetbench.errors import Interrupted
-from fleetbench.interfaces import Provider, ShardingStrategy, Storage, Suite
-from fleetbench.plan import group_by_model, iter_units
+from fleetbench.interfaces import Provider, Storage
+from fleetbench.plan import diff, iter_units
 from fleetbench.progress import NullProgress, ProgressView
 from fleetbench.schedule import Executor, JudgePool, LaneState, lane_workers
 from fleetbench.types import CallRecord, RunRecord, Unit, UnitResult
@@ -55,79 +55,54 @@ class RunSummary:
             self.calls_by_deployment[call.deployment] += 1
 
 
-@dataclass
-class Plugins:
-    suite: Suite
-    sharding: ShardingStrategy
-    providers: Mapping[str, Provider]
-    storage: Storage
-
-
 def run(spec: RunSpec, progress: ProgressView | None = None) -> RunSummary:
     """Execute exactly the units of the spec that storage does not hold yet. Raises `Interrupted` on Ctrl-C/SIGTERM."""
-    plugins = _construct(spec)
+    providers = {name: ref.create() for name, ref in spec.providers.items()}
+    storage = spec.common.storage.create(naming=spec.common.naming)
     try:
-        plugins.storage.migrate()
+        storage.migrate()
         models = [model.name for model in spec.models]
-        stored = set(plugins.storage.stored_keys(plugins.suite.name, models))
-        planned, missing = _plan(spec, plugins.suite, stored)
+        stored = set(storage.stored_keys(spec.suite.name, models))
+        plan = diff(iter_units(spec.suite, models, spec.run.instances, spec.run.seed), stored)
         run_id = uuid.uuid4().hex
-        pending = sum(len(units) for units in missing.values())
-        summary = RunSummary(run_id, planned=planned, already_stored=planned - pending)
+        summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
         summary.base_model_of.update(
             {lane.deployment: lane.base_model for model_lanes in spec.lanes.values() for lane in model_lanes}
         )
-        plugins.storage.begin_run(
+        storage.begin_run(
             RunRecord(
                 run_id,
                 time.time(),
-                plugins.suite.name,
+                spec.suite.name,
                 tuple(models),
                 spec.redacted_config,
                 __version__,
                 socket.gethostname(),
-                planned,
+                plan.planned,
             )
         )
         started = time.perf_counter()
         try:
-            asyncio.run(_execute(spec, plugins, missing, summary, progress or NullProgress()))
+            asyncio.run(_execute(spec, providers, storage, plan.missing, summary, progress or NullProgress()))
         finally:
             summary.wall_s = time.perf_counter() - started
-            plugins.storage.finish_run(run_id, summary.status, time.time(), summary.executed)
+            storage.finish_run(run_id, summary.status, time.time(), summary.executed)
     finally:
-        plugins.storage.close()
+        storage.close()
     if summary.status == "interrupted":
         raise Interrupted(f"interrupted: {summary.executed} units finished and kept; run again to resume")
     return summary
 
 
-def _construct(spec: RunSpec) -> Plugins:
-    suite = spec.suite
-    sharding = spec.sharding
-    providers = {name: ref.create() for name, ref in spec.providers.items()}
-    storage = spec.common.storage.create(naming=spec.common.naming)
-    return Plugins(suite, sharding, providers, storage)
-
-
-def _plan(spec: RunSpec, suite: Suite, stored: set[str]) -> tuple[int, Mapping[str, list[Unit]]]:
-    planned = 0
-    missing: list[Unit] = []
-    for unit in iter_units(suite, [m.name for m in spec.models], spec.run.instances, spec.run.seed):
-        planned += 1
-        if unit.key not in stored:
-            missing.append(unit)
-    return planned, group_by_model(missing)
-
-
 async def _execute(
     spec: RunSpec,
-    plugins: Plugins,
+    providers: Mapping[str, Provider],
+    storage: Storage,
     missing: Mapping[str, list[Unit]],
     summary: RunSummary,
     progress: ProgressView,
 ) -> None:
-    writer = ResultWriter(plugins.storage, spec.scheduler.write_batch)
+    writer = ResultWriter(storage, spec.scheduler.write_batch)
     writer.start()
     lanes = {lane.lane_id: lane for model in spec.models if model.name in missing for lane in spec.lanes[model.name]}
 
@@ -141,25 +116,25 @@ async def _execute(
     judge = None
     if spec.judge is not None:
         judge_states = [states[lane.lane_id] for lane in spec.lanes[spec.judge.name]]
-        judge = JudgePool(plugins.providers[spec.judge.provider], judge_states)
+        judge = JudgePool(providers[spec.judge.provider], judge_states)
     workers = []
     for model in spec.models:
         if model.name not in missing:
             continue
-        provider = plugins.providers[model.provider]
-        executor = Executor(plugins.suite, model, provider, spec.scheduler, summary.run_id, judge)
-        dispatch = plugins.sharding.dispatch(missing[model.name], spec.lanes[model.name])
+        provider = providers[model.provider]
+        executor = Executor(spec.suite, model, provider, spec.scheduler, summary.run_id, judge)
+        dispatch = spec.sharding.dispatch(missing[model.name], spec.lanes[model.name])
         model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
         workers.extend(lane_workers(executor, model_states, dispatch, sink))
     progress.start(list(lanes.values()), sum(len(units) for units in missing.values()))
     try:
-        summary.status = "failed"
+        summary.status = "failed"  # what finish_run records if a worker's exception propagates
         summary.status = await _until_done_or_signal(workers)
     finally:
         progress.stop()
         await writer.close()
         summary.newly_completed, summary.transactions = writer.newly_completed, writer.transactions
-        for provider in plugins.providers.values():
+        for provider in providers.values():
             await provider.aclose()
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fleetbench.interfaces import Chat, EpisodeContext, Suite
-from fleetbench.plan import iter_units, missing_units
+from fleetbench.plan import diff, iter_units
 from fleetbench.types import Cell, Episode, MetricSpec, Unit
 
 
@@ -61,8 +61,11 @@ def test_planning_streams() -> None:
     assert next(planned).index == 0
 
 
-def test_diff_yields_exactly_the_missing_units() -> None:
-    units = list(iter_units(GridSuite(), ["A"], 4, 0))
+def test_diff_keeps_exactly_the_missing_units_per_model_in_plan_order() -> None:
+    units = list(iter_units(GridSuite(), ["A", "B"], 4, 0))
     stored = {u.key for u in units[::2]}
-    missing = list(missing_units(units, stored))
-    assert [u.key for u in missing] == [u.key for u in units[1::2]]
+    plan = diff(iter(units), stored)
+    assert plan.planned == len(units) == 16
+    assert plan.missing_count == 8
+    assert [u.key for u in plan.missing["A"] + plan.missing["B"]] == [u.key for u in units[1::2]]
+    assert all(u.cell.base_model == "B" for u in plan.missing["B"])

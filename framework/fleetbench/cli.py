@@ -8,8 +8,9 @@ validated, so bad input fails with one line, exit code 2, and nothing written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
@@ -17,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetbench import registry
-from fleetbench.config import compose_config, resolve_common, resolve_run, translate
+from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
 from fleetbench.errors import FleetbenchError, Interrupted, UserError
+from fleetbench.interfaces import Storage, Suite
 from fleetbench.progress import make_progress
 from fleetbench.report import build_report, render
 from fleetbench.runner import RunSummary, run
@@ -146,25 +148,37 @@ def print_summary(summary: RunSummary) -> None:
 # --- report / names / show / plugins ---------------------------------------------------------------------------------
 
 
-def cmd_report(args: Sequence[str]) -> int:
-    """Aggregate stored units per base model (and `report.by` factors), with deployment shares beneath."""
-    cfg = compose_config(_overrides(args))
+def _split(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Bare arguments (spellings, a key prefix) apart from Hydra overrides (`key=value`)."""
+    bare = [a for a in args if "=" not in a and not a.startswith("-")]
+    return bare, [a for a in args if "=" in a]
+
+
+@contextlib.contextmanager
+def _suite_and_storage(overrides: Sequence[str]) -> Iterator[tuple[NamingSpec, Suite, Storage]]:
+    """The configured suite and an open storage, for the commands that read results."""
+    cfg = compose_config(overrides)
     common = resolve_common(cfg)
     suite = registry.load("suites", cfg.suite, "suite").create()
-    models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
-    unknown = [f for f in common.report.by if f not in suite.factor_names()]
-    if unknown:
-        raise UserError(
-            f"report.by: {unknown[0]!r} is not a factor of suite {suite.name!r}; "
-            f"valid choices: {', '.join(suite.factor_names()) or '(none)'}"
-        )
     storage = common.storage.create(naming=common.naming)
     try:
-        report = build_report(
-            storage, ReportFilter(suite.name, models, common.report.run_id), suite.metrics(), common.report.by
-        )
+        yield common, suite, storage
     finally:
         storage.close()
+
+
+def cmd_report(args: Sequence[str]) -> int:
+    """Aggregate stored units per base model (and `report.by` factors), with deployment shares beneath."""
+    with _suite_and_storage(_overrides(args)) as (common, suite, storage):
+        unknown = [f for f in common.report.by if f not in suite.factor_names()]
+        if unknown:
+            raise UserError(
+                f"report.by: {unknown[0]!r} is not a factor of suite {suite.name!r}; "
+                f"valid choices: {', '.join(suite.factor_names()) or '(none)'}"
+            )
+        models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
+        rows_filter = ReportFilter(suite.name, models, common.report.run_id)
+        report = build_report(storage, rows_filter, suite.metrics(), common.report.by)
     text = render(report, common.report.format, console)
     if text is not None:
         if common.report.output:
@@ -177,16 +191,14 @@ def cmd_report(args: Sequence[str]) -> int:
 
 def cmd_names(args: Sequence[str]) -> int:
     """How each configured spelling resolves; with bare arguments, how those spellings resolve."""
-    spellings = [a for a in args if "=" not in a and not a.startswith("-")]
-    common = resolve_common(compose_config([a for a in args if "=" in a]))
+    spellings, overrides = _split(args)
+    naming = resolve_common(compose_config(overrides)).naming
     table = Table("spelling", "base model", "how")
     if spellings:
         for spelling in spellings:
-            base = common.naming.base_name(spelling)
-            how = getattr(common.naming, "how", lambda _s: "")(spelling) or "passthrough"
-            table.add_row(spelling, base, how)
+            table.add_row(spelling, naming.base_name(spelling), naming.how(spelling) or "passthrough")
     else:
-        for spelling, base, how in common.naming.resolutions():
+        for spelling, base, how in naming.resolutions():
             table.add_row(spelling, base, how)
     console.print(table)
     return 0
@@ -194,17 +206,11 @@ def cmd_names(args: Sequence[str]) -> int:
 
 def cmd_show(args: Sequence[str]) -> int:
     """Print the stored transcript of the unit whose key starts with the given prefix."""
-    prefixes = [a for a in args if "=" not in a and not a.startswith("-")]
+    prefixes, overrides = _split(args)
     if len(prefixes) != 1:
         raise UserError("show: give exactly one unit-key prefix, e.g. `fleetbench show 3fa9c2`")
-    cfg = compose_config([a for a in args if "=" in a])
-    common = resolve_common(cfg)
-    suite = registry.load("suites", cfg.suite, "suite").create()
-    storage = common.storage.create(naming=common.naming)
-    try:
+    with _suite_and_storage(overrides) as (_, suite, storage):
         found = storage.transcripts(prefixes[0], limit=2)
-    finally:
-        storage.close()
     if not found:
         raise UserError(f"show: no stored transcript has a unit key starting with {prefixes[0]!r}")
     if len(found) > 1:

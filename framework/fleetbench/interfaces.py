@@ -164,6 +164,10 @@ class NamingPolicy(Plugin):
         """The canonical base model for any spelling; raises `UnknownNameError` (or passes through, per options)."""
 
     @abc.abstractmethod
+    def how(self, spelling: str) -> str | None:
+        """How a spelling resolves (e.g. 'alias', 'suffix -2 of base name'), or None when it does not."""
+
+    @abc.abstractmethod
     def resolutions(self) -> Sequence[tuple[str, str, str]]:
         """Every configured spelling as (spelling, canonical base model, how it resolves)."""
 

@@ -77,7 +77,6 @@ class CatalogNaming(NamingPolicy):
         raise UnknownNameError(f"unknown model {spelling!r}; known base models: {choices_text(self._catalog.names)}")
 
     def how(self, spelling: str) -> str | None:
-        """How a spelling resolves (e.g. 'alias', 'deployment', 'case variant of base name'), or None."""
         resolved = self._resolve(spelling.strip())
         return None if resolved is None else resolved[1]
 

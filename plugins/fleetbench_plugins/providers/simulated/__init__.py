@@ -100,6 +100,7 @@ class SimulatedProvider(Provider):
         self._options = options
         # Faults come from a stream, not from the conversation: a retry of the same request must be able to succeed.
         self._faults = random.Random(options.seed)
+        self._lane_params: dict[str, tuple[SimulatedDeploymentParams, SimulatedModelParams]] = {}
 
     async def complete(
         self,
@@ -108,15 +109,22 @@ class SimulatedProvider(Provider):
         tools: Sequence[Mapping[str, Any]] | None = None,
         settings: Mapping[str, Any] | None = None,
     ) -> Completion:
-        deployment = SimulatedDeploymentParams(**lane.params)
+        deployment, model = self._params(lane)
         delay = deployment.latency_ms + self._faults.random() * deployment.jitter_ms
         if delay > 0:
             await asyncio.sleep(delay / 1000.0)
         self._maybe_fail(deployment)
-        model = SimulatedModelParams(**lane.model_params)
         profile = PROFILES[model.profile]
         rng = random.Random(self._conversation_seed(lane.base_model, messages, tools))
         return self._respond(messages, tools, profile, model, rng)
+
+    def _params(self, lane: Lane) -> tuple[SimulatedDeploymentParams, SimulatedModelParams]:
+        """A lane's params as dataclasses, built once per lane (they were validated with the config)."""
+        params = self._lane_params.get(lane.lane_id)
+        if params is None:
+            params = SimulatedDeploymentParams(**lane.params), SimulatedModelParams(**lane.model_params)
+            self._lane_params[lane.lane_id] = params
+        return params
 
     def _maybe_fail(self, deployment: SimulatedDeploymentParams) -> None:
         draw = self._faults.random()

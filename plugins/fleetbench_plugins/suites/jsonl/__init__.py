@@ -7,6 +7,7 @@ category, so `run.instances` equal to the category size asks every item once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -67,9 +68,14 @@ class JsonlSuite(Suite):
 
     def item_for(self, unit: Unit) -> Item:
         """The item a unit asks: position `index` of the category's permutation seeded by the run seed."""
-        items = list(self._dataset.in_category(str(unit.cell.factor("category"))))
-        random.Random(f"{unit.seed}:{unit.cell.factor('category')}").shuffle(items)
+        items = self._permutation(unit.seed, str(unit.cell.factor("category")))
         return items[unit.index % len(items)]
+
+    @functools.cache  # noqa: B019 - one suite instance per run; a handful of (seed, category) pairs
+    def _permutation(self, seed: int, category: str) -> tuple[Item, ...]:
+        items = list(self._dataset.in_category(category))
+        random.Random(f"{seed}:{category}").shuffle(items)
+        return tuple(items)
 
     async def run_episode(self, unit: Unit, chat: Chat, context: EpisodeContext) -> Episode:
         item = self.item_for(unit)

@@ -6,6 +6,7 @@ Built-in plugins are registered in `pyproject.toml` exactly as third-party ones 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
@@ -37,9 +38,7 @@ def namespace(kind: str) -> str:
 
 def installed_names(kind: str) -> list[str]:
     """Names registered in a group, read from entry-point metadata without importing anything."""
-    manager = ExtensionManager.__new__(ExtensionManager)
-    manager.namespace = namespace(kind)
-    return sorted({ep.name for ep in manager.list_entry_points()})
+    return sorted({ep.name for ep in importlib.metadata.entry_points(group=namespace(kind))})
 
 
 @dataclasses.dataclass(frozen=True)

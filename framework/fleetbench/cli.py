@@ -112,7 +112,7 @@ def _run_job(cfg: DictConfig) -> None:
     """One Hydra job: validate, run, print the summary. Exits 2 on bad input and 130 when interrupted."""
     try:
         spec = resolve_run(cfg)
-        summary = run(spec, make_progress(spec.run.progress, err_console))
+        summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error)
     except UserError as exc:
         _error(f"error: {exc}")
         sys.exit(exc.exit_code)
@@ -247,6 +247,9 @@ def entry() -> None:
     except FleetbenchError as exc:
         _error(f"error: {exc}")
         code = 1
+    except KeyboardInterrupt:  # Ctrl-C before a run began (start-up, composition): nothing was written
+        _error("interrupted: nothing was run")
+        code = Interrupted.exit_code
     sys.exit(code)
 
 

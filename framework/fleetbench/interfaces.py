@@ -2,13 +2,18 @@
 
 The registry validates the configured options against `Options` (a typo fails with the key's name) and constructs the
 plugin as `cls(options, **context)`, where the context each kind receives is documented on its ABC.
+
+Every field of an options dataclass is declared with `option(...)`, saying whether it can change a unit's result.
+Result-relevant options enter every unit key (changing one re-runs the units it affects); the others (concurrency,
+timeouts, paths whose content is digested separately, which cells to run) never do. The registry refuses a plugin
+whose options leave a field unclassified, so a new option cannot be forgotten.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 from fleetbench.types import (
@@ -26,7 +31,49 @@ from fleetbench.types import (
     RunRecord,
     Unit,
     UnitResult,
+    UnitScope,
 )
+
+AFFECTS_RESULT = "fleetbench.affects_result"
+"""Field metadata key set by `option()`."""
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    affects_result: bool,
+    default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
+    help: str = "",
+) -> Any:
+    """Declare one field of a plugin's options (or params) dataclass.
+
+    `affects_result=True`: the value can change what a unit asks or how it is scored or answered (a scorer, a seed,
+    a profile, a generation setting), so it enters every unit key. `False`: it cannot (a deployment's latency,
+    concurrency, timeouts, a file path whose content is digested by the suite, which cells to run).
+    """
+    return dataclasses.field(
+        default=default,
+        default_factory=default_factory,
+        metadata={AFFECTS_RESULT: affects_result, "help": help},
+    )
+
+
+def unclassified_fields(options_cls: type[Any]) -> list[str]:
+    """Fields of an options dataclass declared without `option(..., affects_result=...)`."""
+    return [f.name for f in dataclasses.fields(options_cls) if AFFECTS_RESULT not in f.metadata]
+
+
+def result_fields(options_cls: type[Any]) -> list[str]:
+    """Names of the result-relevant fields of an options dataclass."""
+    return [f.name for f in dataclasses.fields(options_cls) if f.metadata.get(AFFECTS_RESULT)]
+
+
+def result_options(options: Any) -> dict[str, Any]:
+    """The result-relevant option values of an options instance, as plain data (what enters unit keys)."""
+    if not dataclasses.is_dataclass(options) or isinstance(options, type):
+        return {}
+    values = dataclasses.asdict(options)
+    return {name: values[name] for name in result_fields(type(options))}
 
 
 @dataclasses.dataclass
@@ -133,6 +180,23 @@ class Suite(Plugin):
         return json.dumps(transcript, indent=2, ensure_ascii=False, default=str)
 
 
+class UnitSource(abc.ABC):
+    """One base model's missing units, streamed in plan order (a plan of millions is never held in memory).
+
+    `count` is how many were missing when the run was planned; `stream(start)` yields them from the `start`-th on,
+    checking storage lazily, so a unit another process completes in the meantime is skipped.
+    """
+
+    @property
+    @abc.abstractmethod
+    def count(self) -> int:
+        """How many units were missing at planning time."""
+
+    @abc.abstractmethod
+    def stream(self, start: int = 0) -> Iterator[Unit]:
+        """The missing units from the `start`-th (0-based) on, in plan order."""
+
+
 class Dispatch(abc.ABC):
     """Answers "which unit next?" for the lanes of one base model. Called from one event loop (no locking)."""
 
@@ -141,16 +205,17 @@ class Dispatch(abc.ABC):
         """The next unit this lane should run, or None when it has nothing left."""
 
     @abc.abstractmethod
-    def assigned(self) -> Mapping[str, int]:
-        """How many units each lane has been handed so far."""
+    def planned(self, lane_id: str) -> int | None:
+        """How many units this lane is meant to run: its quota for a static split, None when lanes pull from a
+        shared queue. The scheduler starts no more workers on a lane than it has units."""
 
 
 class ShardingStrategy(Plugin):
     """Spreads one base model's units over its lanes. Constructed as `cls(options)`."""
 
     @abc.abstractmethod
-    def dispatch(self, units: Sequence[Unit], lanes: Sequence[Lane]) -> Dispatch:
-        """Build the dispatch for these units over these lanes."""
+    def dispatch(self, source: UnitSource, lanes: Sequence[Lane]) -> Dispatch:
+        """Build the dispatch for the source's units over these lanes (pull from `source.stream`, never list it)."""
 
 
 class NamingPolicy(Plugin):
@@ -184,16 +249,27 @@ class Storage(Plugin):
     """
 
     @abc.abstractmethod
-    def migrate(self) -> None:
-        """Create or upgrade the schema. Safe to call on every start."""
+    def migrate(self) -> Sequence[str]:
+        """Create or upgrade the schema. Safe to call on every start. Returns notices for the user (one line each)
+        about what an upgrade did to existing data, if anything."""
 
     @abc.abstractmethod
-    def stored_keys(self, suite: str, base_models: Sequence[str]) -> Iterator[str]:
-        """Keys of the units already completed (infra errors excluded: those are re-run)."""
+    def stored_among(self, keys: Sequence[str]) -> set[str]:
+        """Which of these unit keys are completed (infra errors excluded: those are re-run)."""
+
+    @abc.abstractmethod
+    def completed_per_cell(self, scope: UnitScope, seed: int, instances: int) -> Mapping[str, int]:
+        """Per cell key: how many completed units of this scope and seed have an instance index below `instances`
+        (the planner skips cells with nothing missing without looking at their units)."""
 
     @abc.abstractmethod
     def begin_run(self, run: RunRecord) -> None:
-        """Record a run's start with its redacted configuration."""
+        """Record a run's start (status `running`, host, pid, first heartbeat) with its redacted configuration and
+        the scopes its units carry."""
+
+    @abc.abstractmethod
+    def heartbeat(self, run_id: str, at: float) -> None:
+        """Record that a running run is alive (a run whose heartbeat stops is shown as dead)."""
 
     @abc.abstractmethod
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:

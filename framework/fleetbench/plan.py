@@ -1,78 +1,141 @@
-"""RunSpec → units. Units are streamed (a plan of millions never sits in one list) and keyed by content.
+"""RunSpec → units, keyed by content and streamed: a plan of any size is never held in memory.
 
-A unit key hashes everything that changes a unit's result — suite name, version and identity (dataset digests, scoring
-settings), base model, cell factors, instance index, seed — and nothing else: not the deployment, the credential or
-the run. Resume, exactly-once writes and sharing units between experiments all follow from that.
+A unit key hashes everything that can change a unit's result and nothing else:
+- the suite scope: suite name, version, data digests and result-relevant options (and the judge model, if any);
+- the model scope: base model, provider, tool-calling mode, generation settings, result-relevant provider options
+  and model params;
+- the cell's factors, the experiment seed and the instance index.
+Never the deployment, the credential, concurrency, timeouts, storage or the run. Resume, exactly-once writes and
+sharing units between experiments follow from that.
+
+The missing units of a model are streamed cell by cell: storage first says how many units of each cell are already
+completed (cells with nothing missing are skipped without looking at their units), then each remaining cell's keys
+are checked in chunks. Memory stays bounded by the number of cells plus one chunk, whatever `run.instances` is.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
 
-from fleetbench.interfaces import Suite
-from fleetbench.types import Cell, Unit
+from fleetbench.config.identity import KEY_BYTES, digest
+from fleetbench.interfaces import Storage, UnitSource
+from fleetbench.types import Cell, Unit, UnitScope
 
-KEY_BYTES = 16
-"""128-bit keys (32 hex characters): collisions are out of reach for any plan size."""
+KEY_SCHEME = 2
+"""Version of the key derivation. Scheme 1 (fleetbench 0.1) left result-relevant options out; migration 0002 moves
+units keyed by it aside. Changing the derivation again needs a new scheme and a migration."""
 
-
-def canonical_json(value: Any) -> bytes:
-    """A stable byte encoding: sorted keys, no white space, floats as repr."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-def suite_fingerprint(suite: Suite) -> bytes:
-    """The part of every unit key that the suite contributes beyond the cell."""
-    return canonical_json({"suite": suite.name, "version": suite.version, "identity": dict(suite.identity())})
+CHECK_CHUNK = 1024
+"""Keys checked against storage per query while streaming missing units."""
 
 
-def cell_hasher(fingerprint: bytes, cell: Cell, seed: int) -> Any:
-    """A hash state covering everything but the instance index; `unit_key` finishes a copy per unit."""
-    hasher = hashlib.blake2b(digest_size=KEY_BYTES)
-    hasher.update(fingerprint)
-    hasher.update(canonical_json({"model": cell.base_model, "cell": [list(f) for f in cell.factors], "seed": seed}))
-    return hasher
+def cell_key(cell: Cell) -> str:
+    """The digest of a cell's factors (the scope and the seed are hashed separately)."""
+    return digest([list(factor) for factor in cell.factors])
 
 
-def unit_key(cell_state: Any, index: int) -> str:
+def unit_key(scope: UnitScope, cell_digest: str, seed: int, index: int) -> str:
     """The key of instance `index` of a cell."""
-    hasher = cell_state.copy()
+    hasher = hashlib.blake2b(digest_size=KEY_BYTES)
+    hasher.update(f"{KEY_SCHEME}:{scope.suite}:{scope.model}:{cell_digest}:{seed}:".encode())
     hasher.update(index.to_bytes(8, "little"))
-    return str(hasher.hexdigest())
+    return hasher.hexdigest()
 
 
-def iter_units(suite: Suite, base_models: Sequence[str], instances: int, seed: int) -> Iterator[Unit]:
-    """Every planned unit, model by model, cell by cell, instance by instance."""
-    fingerprint = suite_fingerprint(suite)
-    for model in base_models:
-        for cell in suite.cells(model):
-            state = cell_hasher(fingerprint, cell, seed)
-            for index in range(instances):
-                yield Unit(unit_key(state, index), cell, index, seed)
+@dataclass(frozen=True)
+class PlannedCell:
+    """One cell of a model's plan, with its digest."""
+
+    cell: Cell
+    key: str
+
+    def unit(self, scope: UnitScope, seed: int, index: int) -> Unit:
+        return Unit(unit_key(scope, self.key, seed, index), self.cell, index, seed, scope, self.key)
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """One base model's part of the plan: its cells × `instances` units, all under one scope and seed."""
+
+    base_model: str
+    scope: UnitScope
+    cells: tuple[PlannedCell, ...]
+    instances: int
+    seed: int
+
+    @property
+    def planned(self) -> int:
+        return len(self.cells) * self.instances
+
+    def units(self) -> Iterator[Unit]:
+        """Every planned unit, cell by cell, instance by instance."""
+        for planned in self.cells:
+            for index in range(self.instances):
+                yield planned.unit(self.scope, self.seed, index)
+
+
+def model_plan(base_model: str, cells: Sequence[Cell], scope: UnitScope, instances: int, seed: int) -> ModelPlan:
+    """A model's plan from its cells (the suite's grid for that model)."""
+    planned = tuple(PlannedCell(cell, cell_key(cell)) for cell in cells)
+    return ModelPlan(base_model, scope, planned, instances, seed)
+
+
+class MissingUnits(UnitSource):
+    """The units of a model plan that storage does not hold completed, streamed in plan order."""
+
+    def __init__(self, plan: ModelPlan, storage: Storage, missing_per_cell: Sequence[int]) -> None:
+        self._plan = plan
+        self._storage = storage
+        self._missing = list(missing_per_cell)
+
+    @classmethod
+    def of(cls, plan: ModelPlan, storage: Storage) -> MissingUnits:
+        """Ask storage how much of each cell is done; keep only the per-cell missing counts."""
+        done = storage.completed_per_cell(plan.scope, plan.seed, plan.instances)
+        return cls(plan, storage, [plan.instances - done.get(c.key, 0) for c in plan.cells])
+
+    @property
+    def count(self) -> int:
+        return sum(self._missing)
+
+    @property
+    def plan(self) -> ModelPlan:
+        return self._plan
+
+    def stream(self, start: int = 0) -> Iterator[Unit]:
+        skip = start
+        for planned, missing in zip(self._plan.cells, self._missing, strict=True):
+            if missing == 0 or skip >= missing:
+                skip -= missing
+                continue
+            cell_units = self._missing_in(planned)
+            yield from islice(cell_units, skip, None)
+            skip = 0
+
+    def _missing_in(self, planned: PlannedCell) -> Iterator[Unit]:
+        plan = self._plan
+        for low in range(0, plan.instances, CHECK_CHUNK):
+            chunk = [planned.unit(plan.scope, plan.seed, i) for i in range(low, min(low + CHECK_CHUNK, plan.instances))]
+            stored = self._storage.stored_among([unit.key for unit in chunk])
+            yield from (unit for unit in chunk if unit.key not in stored)
 
 
 @dataclass(frozen=True)
 class PlanDiff:
-    """The plan against storage: how many units it holds, and the missing ones per base model in plan order."""
+    """The plan against storage: planned units, and per base model the source of its missing units."""
 
     planned: int
-    missing: Mapping[str, list[Unit]]
+    missing: Mapping[str, MissingUnits]
 
     @property
     def missing_count(self) -> int:
-        return sum(len(units) for units in self.missing.values())
+        return sum(source.count for source in self.missing.values())
 
 
-def diff(planned: Iterable[Unit], stored: Container[str]) -> PlanDiff:
-    """Stream the plan once, keeping only units whose keys are not stored (what a run or a resume executes)."""
-    count = 0
-    missing: dict[str, list[Unit]] = {}
-    for unit in planned:
-        count += 1
-        if unit.key not in stored:
-            missing.setdefault(unit.cell.base_model, []).append(unit)
-    return PlanDiff(count, missing)
+def diff(plans: Sequence[ModelPlan], storage: Storage) -> PlanDiff:
+    """How many units each model's plan still misses (one aggregate query per model; no unit is listed)."""
+    sources = {plan.base_model: MissingUnits.of(plan, storage) for plan in plans}
+    return PlanDiff(sum(plan.planned for plan in plans), {m: s for m, s in sources.items() if s.count})

@@ -78,8 +78,31 @@ def _contract_problem(kind: str, obj: Any) -> str | None:
     missing = sorted(getattr(obj, "__abstractmethods__", ()))
     if missing:
         return f"{obj.__name__} does not implement {', '.join(missing)} of {base.__name__}"
-    if not dataclasses.is_dataclass(obj.Options):
-        return f"{obj.__name__}.Options is not a dataclass"
+    for attribute in ("Options", "ModelParams", "DeploymentParams"):
+        problem = _options_problem(obj, attribute)
+        if problem:
+            return problem
+    return None
+
+
+def _options_problem(cls: type[Any], attribute: str) -> str | None:
+    """Every options field says whether it changes results; a deployment's params never may (any lane runs any unit)."""
+    options_cls: Any = getattr(cls, attribute, None)
+    if options_cls is None:
+        return None
+    if not (isinstance(options_cls, type) and dataclasses.is_dataclass(options_cls)):
+        return f"{cls.__name__}.{attribute} is not a dataclass"
+    unclassified = interfaces.unclassified_fields(options_cls)
+    if unclassified:
+        return (
+            f"{cls.__name__}.{attribute} field(s) {', '.join(unclassified)} must be declared with "
+            "fleetbench.interfaces.option(..., affects_result=True|False)"
+        )
+    if attribute == "DeploymentParams" and interfaces.result_fields(options_cls):
+        return (
+            f"{cls.__name__}.DeploymentParams field(s) {', '.join(interfaces.result_fields(options_cls))} are declared "
+            "affects_result=True, but any lane may run any unit: move them to ModelParams"
+        )
     return None
 
 

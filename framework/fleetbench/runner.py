@@ -2,34 +2,48 @@
 
 Validation already constructed the suite and sharding strategy; the runner constructs the providers and opens the
 storage, so nothing is written before the whole configuration has been checked.
+
+Stopping: the first Ctrl-C / SIGTERM stops every worker from taking another unit and gives the units in flight up
+to `scheduler.drain_timeout_s` to finish; a second signal abandons them at once. Either way every result already
+finished is committed, counted, and the run is recorded as `interrupted` (exit 130). A signal during start-up or
+planning ends the run the same way, before anything is executed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
+import logging
+import os
 import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fleetbench import __version__
 from fleetbench.config import RunSpec
-from fleetbench.errors import Interrupted
+from fleetbench.errors import FleetbenchError, Interrupted
 from fleetbench.interfaces import Provider, Storage
-from fleetbench.plan import diff, iter_units
+from fleetbench.plan import MissingUnits, PlanDiff, diff, model_plan
 from fleetbench.progress import NullProgress, ProgressView
 from fleetbench.schedule import Executor, JudgePool, LaneState, lane_workers
-from fleetbench.types import CallRecord, RunRecord, Unit, UnitResult
+from fleetbench.signals import Signals, sync_signals_interrupt
+from fleetbench.types import CallRecord, RunRecord, UnitResult
 from fleetbench.writer import ResultWriter
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
+"""How often a running run records that it is alive (`runs.heartbeat_at`)."""
+
+Notify = Callable[[str], None]
 
 
 @dataclass
 class RunSummary:
-    """What a run did. Counters are per deployment (lanes of one deployment are summed)."""
+    """What a run did. Counters are per deployment (lanes of one deployment are summed) and count committed results."""
 
     run_id: str
     planned: int
@@ -46,6 +60,7 @@ class RunSummary:
     transactions: int = 0
 
     def record(self, result: UnitResult, calls: Sequence[CallRecord]) -> None:
+        """Count one committed result."""
         self.executed += 1
         self.outcomes[result.episode.outcome.value] += 1
         if result.episode.infra_status:
@@ -55,62 +70,132 @@ class RunSummary:
             self.calls_by_deployment[call.deployment] += 1
 
 
-def run(spec: RunSpec, progress: ProgressView | None = None) -> RunSummary:
+def _silent(_: str) -> None:
+    return None
+
+
+def run(spec: RunSpec, progress: ProgressView | None = None, notify: Notify = _silent) -> RunSummary:
     """Execute exactly the units of the spec that storage does not hold yet. Raises `Interrupted` on Ctrl-C/SIGTERM."""
-    providers = {name: ref.create() for name, ref in spec.providers.items()}
-    storage = spec.common.storage.create(naming=spec.common.naming)
-    try:
-        storage.migrate()
-        models = [model.name for model in spec.models]
-        stored = set(storage.stored_keys(spec.suite.name, models))
-        plan = diff(iter_units(spec.suite, models, spec.run.instances, spec.run.seed), stored)
-        run_id = uuid.uuid4().hex
-        summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
-        summary.base_model_of.update(
-            {lane.deployment: lane.base_model for model_lanes in spec.lanes.values() for lane in model_lanes}
-        )
-        storage.begin_run(
-            RunRecord(
-                run_id,
-                time.time(),
-                spec.suite.name,
-                tuple(models),
-                spec.redacted_config,
-                __version__,
-                socket.gethostname(),
-                plan.planned,
-            )
-        )
-        started = time.perf_counter()
+    with sync_signals_interrupt():
+        providers = {name: ref.create() for name, ref in spec.providers.items()}
+        storage = spec.common.storage.create(naming=spec.common.naming)
         try:
-            asyncio.run(_execute(spec, providers, storage, plan.missing, summary, progress or NullProgress()))
+            return _run_with(spec, providers, storage, progress or NullProgress(), notify)
         finally:
-            summary.wall_s = time.perf_counter() - started
-            storage.finish_run(run_id, summary.status, time.time(), summary.executed)
+            storage.close()
+
+
+def _run_with(
+    spec: RunSpec, providers: Mapping[str, Provider], storage: Storage, progress: ProgressView, notify: Notify
+) -> RunSummary:
+    run_id = uuid.uuid4().hex
+    summary: RunSummary | None = None
+    try:
+        for notice in storage.migrate():
+            notify(notice)
+        plan = _diff(spec, storage)
+        summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
+        summary.base_model_of.update({lane.deployment: lane.base_model for ls in spec.lanes.values() for lane in ls})
+        storage.begin_run(_run_record(spec, run_id, plan.planned))
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before any unit ran; nothing was executed") from None
+    started = time.perf_counter()
+    try:
+        _run_loop(_execute(spec, providers, storage, plan.missing, summary, progress, notify))
+    except KeyboardInterrupt:  # a signal outside the execution's own handlers (e.g. while it shuts down)
+        summary.status = "interrupted"
     finally:
-        storage.close()
+        summary.wall_s = time.perf_counter() - started
+        storage.finish_run(run_id, summary.status, time.time(), summary.executed)
     if summary.status == "interrupted":
         raise Interrupted(f"interrupted: {summary.executed} units finished and kept; run again to resume")
     return summary
+
+
+def _diff(spec: RunSpec, storage: Storage) -> PlanDiff:
+    plans = [
+        model_plan(m.name, list(spec.suite.cells(m.name)), spec.scopes.by_model[m.name], spec.run.instances,
+                   spec.run.seed)
+        for m in spec.models
+    ]  # fmt: skip
+    return diff(plans, storage)
+
+
+def _run_record(spec: RunSpec, run_id: str, planned: int) -> RunRecord:
+    return RunRecord(
+        run_id,
+        time.time(),
+        spec.suite.name,
+        tuple(model.name for model in spec.models),
+        spec.redacted_config,
+        __version__,
+        socket.gethostname(),
+        planned,
+        os.getpid(),
+        spec.scopes.descriptions,
+    )
+
+
+def _run_loop(main: Coroutine[Any, Any, None], grace_s: float = 2.0) -> None:
+    """Run the execution on a fresh event loop; at the end, cancel whatever is left and give it `grace_s` to go.
+
+    Unlike `asyncio.run`, shutdown never waits without bound for a task that ignores cancellation.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main)
+    finally:
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.wait(leftovers, timeout=grace_s))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 async def _execute(
     spec: RunSpec,
     providers: Mapping[str, Provider],
     storage: Storage,
-    missing: Mapping[str, list[Unit]],
+    missing: Mapping[str, MissingUnits],
     summary: RunSummary,
     progress: ProgressView,
+    notify: Notify,
 ) -> None:
-    writer = ResultWriter(storage, spec.scheduler.write_batch)
-    writer.start()
     lanes = {lane.lane_id: lane for model in spec.models if model.name in missing for lane in spec.lanes[model.name]}
 
-    async def sink(result: UnitResult, calls: list[CallRecord]) -> None:
-        await writer.submit(result, calls)
+    def committed(result: UnitResult, calls: Sequence[CallRecord]) -> None:
         summary.record(result, calls)
         progress.unit_done(lanes[result.lane_id], result.episode.outcome)
 
+    writer = ResultWriter(storage, spec.scheduler.write_batch, on_commit=committed)
+    writer.start()
+    signals = Signals.install()
+    heartbeat = asyncio.ensure_future(_heartbeat(writer, storage, summary.run_id))
+    workers = _workers(spec, providers, missing, summary.run_id, writer, signals.stopping)
+    progress.start(list(lanes.values()), sum(source.count for source in missing.values()))
+    try:
+        summary.status = "failed"  # what finish_run records if a worker's exception propagates
+        summary.status = await _supervise(workers, signals, spec.scheduler.drain_timeout_s, notify)
+    finally:
+        heartbeat.cancel()
+        progress.stop()
+        await writer.close()
+        summary.newly_completed, summary.transactions = writer.newly_completed, writer.transactions
+        for provider in providers.values():
+            await provider.aclose()
+        signals.remove()  # last: a signal while results are committed must not interrupt the commit
+
+
+def _workers(
+    spec: RunSpec,
+    providers: Mapping[str, Provider],
+    missing: Mapping[str, MissingUnits],
+    run_id: str,
+    writer: ResultWriter,
+    stopping: asyncio.Event,
+) -> list[Coroutine[Any, Any, None]]:
     # One limiter per lane for the whole run, shared by its workers and by judge requests sent to it.
     states = {lane.lane_id: LaneState.of(lane) for model_lanes in spec.lanes.values() for lane in model_lanes}
     judge = None
@@ -121,54 +206,72 @@ async def _execute(
     for model in spec.models:
         if model.name not in missing:
             continue
-        provider = providers[model.provider]
-        executor = Executor(spec.suite, model, provider, spec.scheduler, summary.run_id, judge)
-        dispatch = spec.sharding.dispatch(missing[model.name], spec.lanes[model.name])
+        source = missing[model.name]
+        executor = Executor(spec.suite, model, providers[model.provider], spec.scheduler, run_id, judge)
+        dispatch = spec.sharding.dispatch(source, spec.lanes[model.name])
         model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
-        workers.extend(lane_workers(executor, model_states, dispatch, sink))
-    progress.start(list(lanes.values()), sum(len(units) for units in missing.values()))
+        workers.extend(lane_workers(executor, model_states, dispatch, writer.submit, stopping, source.count))
+    return workers
+
+
+async def _heartbeat(writer: ResultWriter, storage: Storage, run_id: str) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        try:
+            await writer.call(storage.heartbeat, run_id, time.time())
+        except FleetbenchError as exc:  # a missed heartbeat is not worth stopping the run for; the next may succeed
+            log.warning("heartbeat of run %s not recorded: %s", run_id, exc)
+
+
+async def _supervise(workers: list[Coroutine[Any, Any, None]], signals: Signals, drain_s: float, notify: Notify) -> str:
+    """Run every worker to the end, or stop them on a signal (see the module docstring). A worker that fails
+    cancels the others and its exception propagates once they have stopped."""
+    tasks: set[asyncio.Future[None]] = {asyncio.ensure_future(worker) for worker in workers}
     try:
-        summary.status = "failed"  # what finish_run records if a worker's exception propagates
-        summary.status = await _until_done_or_signal(workers)
+        failed = await _until(tasks, signals.stopping)
+        if failed is None and not signals.stopping.is_set():
+            return "completed"
+        if failed is None:
+            notify(
+                f"stopping: no new units; {sum(not t.done() for t in tasks)} in flight get up to {drain_s:g}s to "
+                "finish (press Ctrl-C again to stop now)"
+            )
+            failed = await _drain(tasks, signals.abandon, drain_s)
+        if failed is not None:
+            raise failed
+        return "interrupted"
     finally:
-        progress.stop()
-        await writer.close()
-        summary.newly_completed, summary.transactions = writer.newly_completed, writer.transactions
-        for provider in providers.values():
-            await provider.aclose()
+        await _cancel(tasks)
 
 
-async def _until_done_or_signal(workers: list[Coroutine[Any, Any, None]]) -> str:
-    """Run every worker; on SIGINT/SIGTERM cancel them (finished results are already committed).
-
-    A worker that fails cancels the others and its exception propagates once they have stopped.
-    """
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(worker) for worker in workers]
-    stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+async def _until(tasks: set[asyncio.Future[None]], event: asyncio.Event) -> BaseException | None:
+    """Wait until every task is done, one fails (its exception is returned), or `event` is set."""
+    waiter: asyncio.Future[Any] = asyncio.ensure_future(event.wait())
     try:
         pending: set[asyncio.Future[Any]] = set(tasks)
-        while pending and not stop.is_set():
-            done, pending = await asyncio.wait(pending | {stopper}, return_when=asyncio.FIRST_COMPLETED)
-            pending.discard(stopper)
-            failed = next((t for t in done if t is not stopper and t.exception() is not None), None)
-            if failed is not None:
-                await _cancel(tasks)
-                raise failed.exception()  # type: ignore[misc]
-        if stop.is_set():
-            await _cancel(tasks)
-            return "interrupted"
-        return "completed"
+        while pending and not event.is_set():
+            done, pending = await asyncio.wait(pending | {waiter}, return_when=asyncio.FIRST_COMPLETED)
+            pending.discard(waiter)
+            for task in done - {waiter}:
+                if not task.cancelled() and task.exception() is not None:
+                    return task.exception()
+        return None
     finally:
-        stopper.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        waiter.cancel()
 
 
-async def _cancel(tasks: list[asyncio.Future[Any]]) -> None:
+async def _drain(tasks: set[asyncio.Future[None]], abandon: asyncio.Event, drain_s: float) -> BaseException | None:
+    """Let units in flight finish for up to `drain_s` seconds, or until `abandon` is set."""
+    try:
+        async with asyncio.timeout(drain_s):
+            return await _until(tasks, abandon)
+    except TimeoutError:
+        return None
+
+
+async def _cancel(tasks: set[asyncio.Future[None]], grace_s: float = 5.0) -> None:
+    """Cancel what is still running and wait (bounded) for it: finished results are already committed."""
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if tasks:
+        await asyncio.wait(tasks, timeout=grace_s)

@@ -133,10 +133,10 @@ class LaneChat:
         async with self.state.slots:
             await self.state.ready()
             self._started, self._clock = time.time(), time.perf_counter()
-            return await asyncio.wait_for(
-                self.provider.complete(self.state.lane, list(messages), tools, self.settings),
-                self.conf.request_timeout_s,
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that arrives as the
+            # request completes, which let a cancelled worker keep taking units after Ctrl-C.
+            async with asyncio.timeout(self.conf.request_timeout_s):
+                return await self.provider.complete(self.state.lane, list(messages), tools, self.settings)
 
     async def _handle_failure(self, exc: Exception, attempt: int) -> None:
         verdict = self.provider.classify(exc)
@@ -217,9 +217,8 @@ async def run_unit(executor: Executor, state: LaneState, unit: Unit) -> tuple[Un
     context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment, judge=judge)
     started, clock = time.time(), time.perf_counter()
     try:
-        episode = await asyncio.wait_for(
-            executor.suite.run_episode(unit, chat, context), executor.conf.episode_timeout_s
-        )
+        async with asyncio.timeout(executor.conf.episode_timeout_s):
+            episode = await executor.suite.run_episode(unit, chat, context)
     except TimeoutError:
         episode = Episode(Outcome.INFRA_ERROR, infra_status="episode_timeout")
     except InfraFailure as exc:  # a suite that does not catch it still gets the unit recorded as not done
@@ -233,18 +232,44 @@ async def run_unit(executor: Executor, state: LaneState, unit: Unit) -> tuple[Un
 Sink = Callable[[UnitResult, list[CallRecord]], Awaitable[None]]
 
 
-async def lane_worker(executor: Executor, state: LaneState, dispatch: Dispatch, sink: Sink) -> None:
-    """Pull units for this lane until the dispatch has none; each result is durably written before the next pull."""
-    while (unit := dispatch.next_unit(state.lane.lane_id)) is not None:
+async def lane_worker(
+    executor: Executor, state: LaneState, dispatch: Dispatch, sink: Sink, stopping: asyncio.Event
+) -> None:
+    """Pull units for this lane until the dispatch has none or the run is stopping; each result is durably written
+    before the next pull. The stop flag is checked before every pull, so a worker never starts a unit after Ctrl-C
+    even if a library swallowed its cancellation."""
+    while not stopping.is_set() and (unit := dispatch.next_unit(state.lane.lane_id)) is not None:
         result, calls = await run_unit(executor, state, unit)
         await sink(result, calls)
 
 
-def lane_workers(
-    executor: Executor, states: Sequence[LaneState], dispatch: Dispatch, sink: Sink
-) -> list[Coroutine[Any, Any, None]]:
-    """`max_concurrency` workers per lane, sharing the lane's limiter."""
-    workers: list[Coroutine[Any, Any, None]] = []
+def worker_counts(states: Sequence[LaneState], dispatch: Dispatch, units: int) -> list[int]:
+    """Workers per lane: up to each lane's `max_concurrency` and its planned units, never more in total than there
+    are units to run (handed out round robin, so every lane gets work before any lane gets a second worker)."""
+    caps = []
     for state in states:
-        workers.extend(lane_worker(executor, state, dispatch, sink) for _ in range(state.lane.max_concurrency))
+        planned = dispatch.planned(state.lane.lane_id)
+        caps.append(min(state.lane.max_concurrency, units if planned is None else planned))
+    counts = [0] * len(states)
+    remaining = min(units, sum(caps))
+    while remaining:
+        for i, cap in enumerate(caps):
+            if remaining and counts[i] < cap:
+                counts[i] += 1
+                remaining -= 1
+    return counts
+
+
+def lane_workers(
+    executor: Executor,
+    states: Sequence[LaneState],
+    dispatch: Dispatch,
+    sink: Sink,
+    stopping: asyncio.Event,
+    units: int,
+) -> list[Coroutine[Any, Any, None]]:
+    """Workers for one base model's lanes, sharing each lane's limiter (see `worker_counts`)."""
+    workers: list[Coroutine[Any, Any, None]] = []
+    for state, count in zip(states, worker_counts(states, dispatch, units), strict=True):
+        workers.extend(lane_worker(executor, state, dispatch, sink, stopping) for _ in range(count))
     return workers

@@ -46,6 +46,19 @@ class DeploymentSpec:
 
 
 @dataclass(frozen=True)
+class GenerationSettings:
+    """A model's generation settings, sent with every request to it. They change results, so they are part of the
+    unit key; `None` means "the API's default" (nothing is sent)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    reasoning_effort: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A base model of the catalog: the canonical name results are counted under, and its deployments."""
 
@@ -56,6 +69,7 @@ class ModelSpec:
     route: str | None = None
     tool_calling: str = "text"
     handle: str = ""
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
 
     @property
     def deployment_names(self) -> tuple[str, ...]:
@@ -124,13 +138,29 @@ class Cell:
 
 
 @dataclass(frozen=True, slots=True)
+class UnitScope:
+    """What makes two units comparable: digests of the suite's and of the model's result-relevant settings.
+
+    `suite` covers the suite's name, version, data digests and result-relevant options (and the judge model when the
+    suite uses one); `model` covers the base model's name, provider, tool-calling mode, generation settings and the
+    provider's result-relevant options. Units differing in either never answer the same question.
+    """
+
+    suite: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unit:
-    """One test: (cell, instance index, seed), identified by its content-addressed key."""
+    """One test: (cell, instance index, seed) under a scope, identified by its content-addressed key."""
 
     key: str
     cell: Cell
     index: int
     seed: int
+    scope: UnitScope
+    cell_key: str
+    """A digest of the cell's factors: with the scope and seed it locates the unit's cell in storage."""
 
 
 @dataclass(frozen=True)
@@ -234,6 +264,9 @@ class RunRecord:
     version: str
     host: str
     planned_units: int = 0
+    pid: int = 0
+    scopes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Every scope digest the run's units carry, with the settings it stands for (stored for reports)."""
 
 
 @dataclass(frozen=True)

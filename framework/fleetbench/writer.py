@@ -3,31 +3,42 @@
 A worker hands over its result and waits until the transaction holding it has committed, so every acknowledged unit
 is on disk before its worker pulls the next one (a SIGKILL loses only in-flight units, which a rerun executes). Results
 that arrive while a transaction is running are committed together in the next one, which keeps SQLite fast.
-Storage calls run on one dedicated thread so the event loop never blocks on I/O.
+Storage calls run on one dedicated thread so the event loop never blocks on I/O; other storage calls of the run
+(heartbeats) go through the same thread, between commits.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from fleetbench.interfaces import Storage
 from fleetbench.types import CallRecord, UnitResult
 
 Pending = tuple[UnitResult, list[CallRecord], "asyncio.Future[None]"]
+OnCommit = Callable[[UnitResult, Sequence[CallRecord]], None]
+T = TypeVar("T")
 
 
 class ResultWriter:
-    """Serialises writes to one storage; `submit` returns once the result is committed."""
+    """Serialises writes to one storage; `submit` returns once the result is committed.
 
-    def __init__(self, storage: Storage, max_batch: int) -> None:
+    `on_commit` is called (on the event loop) for every committed result, whether or not its worker is still
+    waiting: a worker cancelled by Ctrl-C while its result commits still gets that result counted.
+    """
+
+    def __init__(self, storage: Storage, max_batch: int, on_commit: OnCommit | None = None) -> None:
         self._storage = storage
         self._max_batch = max_batch
+        self._on_commit = on_commit
         self._pending: list[Pending] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetbench-writer")
         self._task: asyncio.Task[None] | None = None
+        self.committed = 0
         self.newly_completed = 0
         self.transactions = 0
 
@@ -42,6 +53,10 @@ class ResultWriter:
         # Shielded: a worker cancelled by Ctrl-C while waiting must not cancel the commit of its finished result.
         await asyncio.shield(future)
 
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run another storage call on the writer's thread (never concurrently with a commit)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
+
     async def close(self) -> None:
         """Commit everything still queued, then stop the writer thread."""
         self._closing = True
@@ -51,21 +66,20 @@ class ResultWriter:
         self._thread.shutdown(wait=True)
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-                await self._commit(loop, batch)
+                await self._commit(batch)
             if self._closing:
                 return
 
-    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[Pending]) -> None:
+    async def _commit(self, batch: list[Pending]) -> None:
         results = [result for result, _, _ in batch]
         calls = [call for _, result_calls, _ in batch for call in result_calls]
         try:
-            written = await loop.run_in_executor(self._thread, self._storage.write, results, calls)
+            written = await self.call(self._storage.write, results, calls)
         except Exception as exc:  # handed to every waiting worker: the run stops loudly, nothing is dropped silently
             for _, _, future in batch:
                 if not future.done():
@@ -73,6 +87,9 @@ class ResultWriter:
             return
         self.newly_completed += written
         self.transactions += 1
-        for _, _, future in batch:
+        self.committed += len(batch)
+        for result, result_calls, future in batch:
+            if self._on_commit is not None:
+                self._on_commit(result, result_calls)
             if not future.done():
                 future.set_result(None)

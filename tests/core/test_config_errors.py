@@ -28,7 +28,18 @@ CASES = [
         ["models.sim_agent.deployments.1.rpm=-5"], ["models.sim_agent.deployments[1].rpm", "-5"], id="negative-rate"
     ),
     pytest.param(
-        ["models.sim_agent.deployments.0.max_concurrency=0"], ["max_concurrency", "at least 1"], id="zero-concurrency"
+        ["models.sim_agent.deployments.0.max_concurrency=0"], ["max_concurrency", "from 1 to"], id="zero-concurrency"
+    ),
+    pytest.param(
+        ["models.sim_agent.deployments.2.max_concurrency=100000000"],
+        ["models.sim_agent.deployments[2].max_concurrency", "10,000", "100000000"],
+        id="absurd-concurrency",
+    ),
+    pytest.param(["run.instances=1000000000000"], ["run.instances", "10,000,000"], id="absurd-instances"),
+    pytest.param(["scheduler.write_batch=0"], ["scheduler.write_batch", "from 1"], id="zero-write-batch"),
+    pytest.param(["scheduler.request_timeout_s=inf"], ["scheduler.request_timeout_s", "inf"], id="infinite-timeout"),
+    pytest.param(
+        ["models.sim_agent.generation.temperature=-1"], ["models.sim_agent.generation.temperature"], id="bad-generation"
     ),
     pytest.param(["run.instances=many"], ["run.instances", "many"], id="wrong-type"),
     pytest.param(["suite=workflow", "suite.classifier=llm"], ["run.judge", "Sim-Agent"], id="judge-missing"),

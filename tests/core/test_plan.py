@@ -1,71 +1,120 @@
-"""Unit keys are content-addressed; the planner streams and diffs against stored keys."""
+"""Unit keys are content-addressed; the planner streams the missing units, cell by cell, in bounded memory."""
 
 from __future__ import annotations
 
 import types
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from fleetbench.interfaces import Chat, EpisodeContext, Suite
-from fleetbench.plan import diff, iter_units
-from fleetbench.types import Cell, Episode, MetricSpec, Unit
+import pytest
 
+from fleetbench.interfaces import Storage
+from fleetbench.plan import CHECK_CHUNK, MissingUnits, ModelPlan, cell_key, diff, model_plan, unit_key
+from fleetbench.types import Cell, UnitScope
+from fleetbench_plugins.storage.sql import SqlStorage
+from tests.plugins.storage.builders import DEEPSEEK, LLAMA, RUN, result_for
+from tests.plugins.storage.builders import storage as open_storage
 
-class GridSuite(Suite):
-    """A minimal suite with a two-cell grid (a real Suite subclass, as a third-party author would write)."""
-
-    name = "grid"
-    version = "1"
-
-    def __init__(self, options: Any = None, identity: Mapping[str, Any] | None = None) -> None:
-        self._identity = dict(identity or {})
-
-    def cells(self, base_model: str) -> Iterator[Cell]:
-        for level in ("low", "high"):
-            yield Cell(self.name, base_model, (("level", level),))
-
-    def identity(self) -> Mapping[str, Any]:
-        return self._identity
-
-    async def run_episode(self, unit: Unit, chat: Chat, context: EpisodeContext) -> Episode:
-        raise NotImplementedError("planning only")
-
-    def metrics(self) -> Sequence[MetricSpec]:
-        return ()
+SCOPE = UnitScope("a" * 32, "b" * 32)
+A, B = DEEPSEEK, LLAMA
+CELLS = [Cell("grid", A, (("level", level),)) for level in ("low", "mid", "high")]
 
 
-def _keys(suite: Suite, models: list[str], instances: int = 3, seed: int = 0) -> list[str]:
-    return [u.key for u in iter_units(suite, models, instances, seed)]
+def _plan(instances: int = 3, seed: int = 0, scope: UnitScope = SCOPE, cells: Sequence[Cell] = CELLS) -> ModelPlan:
+    return model_plan(A, cells, scope, instances, seed)
 
 
-def test_plan_is_models_times_cells_times_instances_with_unique_keys() -> None:
-    keys = _keys(GridSuite(), ["A", "B"], instances=5)
-    assert len(keys) == 2 * 2 * 5
+def _keys(plan: ModelPlan) -> list[str]:
+    return [unit.key for unit in plan.units()]
+
+
+def test_known_keys_are_pinned_so_an_encoding_change_is_a_deliberate_migration() -> None:
+    cell = Cell("grid", "any model", (("level", "low"), ("rate", 0.8)))
+    assert cell_key(cell) == "bd0b67da78e72c09b2c8246d44eca3a6"
+    assert unit_key(SCOPE, cell_key(cell), 7, 3) == "5f2315cc460266ac250f7b04dec400d7"
+
+
+def test_plan_is_cells_times_instances_with_unique_keys() -> None:
+    keys = _keys(_plan(instances=5))
+    assert len(keys) == len(CELLS) * 5 == _plan(instances=5).planned
     assert len(set(keys)) == len(keys)
-    assert all(len(k) == 32 for k in keys)
+    assert all(len(k) == 32 and int(k, 16) >= 0 for k in keys)
 
 
-def test_keys_are_stable_and_depend_only_on_what_changes_results() -> None:
-    base = _keys(GridSuite(), ["A"])
-    assert _keys(GridSuite(), ["A"]) == base
-    assert _keys(GridSuite(), ["A"], seed=1) != base
-    assert _keys(GridSuite(identity={"dataset": "other"}), ["A"]) != base
-    assert set(_keys(GridSuite(), ["B"])).isdisjoint(base)
-    # Growing `instances` keeps the keys of the instances already planned: a larger rerun runs only the new ones.
-    assert _keys(GridSuite(), ["A"], instances=6)[:3] == base[:3]
+def test_keys_depend_on_scope_seed_cell_and_index_only() -> None:
+    base = _keys(_plan())
+    assert _keys(_plan()) == base
+    assert set(_keys(_plan(seed=1))).isdisjoint(base)
+    assert set(_keys(_plan(scope=UnitScope("c" * 32, SCOPE.model)))).isdisjoint(base)
+    assert set(_keys(_plan(scope=UnitScope(SCOPE.suite, "d" * 32)))).isdisjoint(base)
+    # The base model enters through the model scope, not the cell: the same cell of another model is another unit
+    # only because its scope differs.
+    other_model = [Cell("grid", B, c.factors) for c in CELLS]
+    assert _keys(_plan(cells=other_model)) == base
+    # Growing `instances` keeps the keys already planned: a larger rerun runs only the new ones.
+    grown = _plan(instances=6)
+    assert [k for k in _keys(grown) if k in base] == base
 
 
 def test_planning_streams() -> None:
-    planned = iter_units(GridSuite(), ["A"], 10**9, 0)
+    planned = _plan(instances=10**9).units()
     assert isinstance(planned, types.GeneratorType)
     assert next(planned).index == 0
 
 
-def test_diff_keeps_exactly_the_missing_units_per_model_in_plan_order() -> None:
-    units = list(iter_units(GridSuite(), ["A", "B"], 4, 0))
-    stored = {u.key for u in units[::2]}
-    plan = diff(iter(units), stored)
-    assert plan.planned == len(units) == 16
-    assert plan.missing_count == 8
-    assert [u.key for u in plan.missing["A"] + plan.missing["B"]] == [u.key for u in units[1::2]]
-    assert all(u.cell.base_model == "B" for u in plan.missing["B"])
+class CountingStorage:
+    """The real SQL storage, counting how often the planner looks up keys."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.lookups = 0
+
+    def stored_among(self, keys: Sequence[str]) -> set[str]:
+        self.lookups += 1
+        return self.storage.stored_among(keys)
+
+    def completed_per_cell(self, scope: UnitScope, seed: int, instances: int) -> Mapping[str, int]:
+        return self.storage.completed_per_cell(scope, seed, instances)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> SqlStorage:
+    return open_storage(f"sqlite:///{tmp_path / 'plan.db'}")
+
+
+def test_missing_units_stream_in_plan_order_and_skip_completed_cells(storage: SqlStorage) -> None:
+    plan = _plan(instances=4)
+    units = list(plan.units())
+    done = units[:4] + units[5:8:2]  # the whole first cell, two of the second
+    storage.write([result_for(u, RUN) for u in done], [])
+    counting = CountingStorage(storage)
+    missing = MissingUnits.of(plan, counting)  # type: ignore[arg-type]
+    assert missing.count == len(units) - len(done)
+    streamed = list(missing.stream())
+    assert [u.key for u in streamed] == [u.key for u in units if u not in done]
+    assert counting.lookups == 2  # the completed first cell was never looked at
+    # A later start skips that many missing units (static sharding hands each lane its slice this way).
+    assert [u.key for u in missing.stream(3)] == [u.key for u in streamed[3:]]
+
+
+def test_missing_units_check_large_cells_chunk_by_chunk(storage: SqlStorage) -> None:
+    plan = _plan(instances=CHECK_CHUNK * 2 + 5, cells=CELLS[:1])
+    counting = CountingStorage(storage)
+    missing = MissingUnits.of(plan, counting)  # type: ignore[arg-type]
+    stream = missing.stream()
+    next(stream)
+    assert counting.lookups == 1  # only the first chunk has been checked so far
+    assert sum(1 for _ in stream) == plan.planned - 1
+    assert counting.lookups == 3
+
+
+def test_infra_errors_count_as_missing_and_diff_totals(storage: SqlStorage) -> None:
+    other = model_plan(B, [Cell("grid", B, (("level", "x"),))], UnitScope("e" * 32, "f" * 32), 2, 0)
+    plans = [_plan(instances=2), other]
+    units = list(plans[0].units())
+    storage.write([result_for(units[0], RUN), result_for(units[1], RUN, infra=True)], [])
+    result = diff(plans, storage)
+    assert result.planned == 3 * 2 + 2
+    assert result.missing[A].count == 5
+    assert result.missing[B].count == 2
+    assert result.missing_count == 7

@@ -14,6 +14,7 @@ from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import Provider
 from fleetbench.schedule import Executor, LaneChat, LaneState, TokenBucket, run_unit
+from fleetbench.testing.units import make_unit
 from fleetbench.types import (
     CallStatus,
     Cell,
@@ -24,7 +25,6 @@ from fleetbench.types import (
     Message,
     ModelSpec,
     Outcome,
-    Unit,
 )
 from fleetbench_plugins.providers.simulated import SimulatedOptions, SimulatedProvider
 from fleetbench_plugins.suites.jsonl import JsonlOptions, JsonlSuite
@@ -125,7 +125,7 @@ def test_an_episode_over_its_timeout_is_recorded_as_not_done() -> None:
     executor = Executor(
         suite, model, SimulatedProvider(SimulatedOptions()), SchedulerConf(episode_timeout_s=0.02), "run"
     )
-    unit = Unit("a" * 32, Cell("jsonl", "Sim-Agent", (("category", "arithmetic"),)), 0, 0)
+    unit = make_unit("a" * 32, Cell("jsonl", "Sim-Agent", (("category", "arithmetic"),)))
     result, _ = asyncio.run(run_unit(executor, LaneState.of(_lane(latency_ms=2000)), unit))
     assert result.episode.outcome is Outcome.INFRA_ERROR
     assert result.episode.infra_status == "episode_timeout"

@@ -18,28 +18,21 @@ from fleetbench.interfaces import Dispatch, ShardingStrategy
 
 
 class Reversed(Dispatch):
-    """Hands units out last-first, to any lane."""
+    """Hands units out last-first, to any lane (a small plan: it lists the source)."""
 
-    def __init__(self, units, lanes):
-        self._units = list(units)
-        self._assigned = {lane.lane_id: 0 for lane in lanes}
+    def __init__(self, source, lanes):
+        self._units = list(source.stream())
 
     def next_unit(self, lane_id):
-        if not self._units:
-            return None
-        self._assigned[lane_id] += 1
-        return self._units.pop()
+        return self._units.pop() if self._units else None
 
-    def assigned(self):
-        return dict(self._assigned)
+    def planned(self, lane_id):
+        return None
 
 
 class ReversedSharding(ShardingStrategy):
-    def __init__(self, options):
-        self.options = options
-
-    def dispatch(self, units, lanes):
-        return Reversed(units, lanes)
+    def dispatch(self, source, lanes):
+        return Reversed(source, lanes)
 '''
 
 

@@ -14,7 +14,8 @@ from fleetbench.config import compose_config, resolve_run
 from fleetbench.runner import run
 
 pytestmark = pytest.mark.slow
-GRID = ["experiment=workflow_demo", "run.instances=5", "run.progress=off"]
+# Hard descriptions: there the plan in an optimal prompt matters most, so the conditions differ far beyond noise.
+GRID = ["experiment=workflow_demo", "suite.difficulties=[hard]", "run.instances=5", "run.progress=off"]
 
 
 def _run(db: Path, *extra: str) -> None:
@@ -30,8 +31,15 @@ def _rows(db: Path) -> dict[str, tuple[Any, ...]]:
         ).fetchall()
         transcripts = dict(connection.execute("select unit_key, data from transcripts").fetchall())
     return {
-        key: (outcome, json.loads(metrics), task_id, turns, category, json.loads(factors),
-              json.loads(zlib.decompress(transcripts[key])))
+        key: (
+            outcome,
+            json.loads(metrics),
+            task_id,
+            turns,
+            category,
+            json.loads(factors),
+            json.loads(zlib.decompress(transcripts[key])),
+        )
         for key, outcome, metrics, task_id, turns, category, factors in units
     }
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fleetbench.interfaces import NoOptions
+from fleetbench.testing.units import ListSource, make_unit
 from fleetbench.types import Cell, Lane, Unit
 from fleetbench_plugins.sharding.dynamic import DynamicSharding
 from fleetbench_plugins.sharding.even import EvenSharding
@@ -13,8 +15,8 @@ from fleetbench_plugins.sharding.weighted import WeightedSharding
 CELL = Cell("jsonl", "Sim-Agent", (("category", "arithmetic"),))
 
 
-def _units(n: int) -> list[Unit]:
-    return [Unit(f"{i:032x}", CELL, i, 0) for i in range(n)]
+def _units(n: int) -> ListSource:
+    return ListSource([make_unit(f"{i:032x}", CELL, i) for i in range(n)])
 
 
 def _lanes(*capacities: int) -> list[Lane]:
@@ -39,26 +41,26 @@ def _drain(dispatch, lanes: list[Lane]) -> dict[str, list[Unit]]:  # type: ignor
 
 def test_even_splits_100_units_over_three_lanes_34_33_33() -> None:
     lanes = _lanes(8, 8, 8)
-    taken = _drain(EvenSharding(None).dispatch(_units(100), lanes), lanes)
+    taken = _drain(EvenSharding(NoOptions()).dispatch(_units(100), lanes), lanes)
     assert [len(v) for v in taken.values()] == [34, 33, 33]
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 5, 99, 101, 1000])
 def test_even_sizes_differ_by_at_most_one_and_cover_every_unit_once(n: int) -> None:
     lanes = _lanes(1, 4, 9)
-    taken = _drain(EvenSharding(None).dispatch(_units(n), lanes), lanes)
+    taken = _drain(EvenSharding(NoOptions()).dispatch(_units(n), lanes), lanes)
     sizes = [len(v) for v in taken.values()]
     assert max(sizes) - min(sizes) <= 1
     keys = [u.key for units in taken.values() for u in units]
-    assert sorted(keys) == sorted(u.key for u in _units(n))
+    assert sorted(keys) == sorted(u.key for u in _units(n).stream())
 
 
 def test_weighted_follows_lane_capacity() -> None:
     lanes = _lanes(1, 2, 7)
-    dispatch = WeightedSharding(None).dispatch(_units(100), lanes)
+    dispatch = WeightedSharding(NoOptions()).dispatch(_units(100), lanes)
     taken = _drain(dispatch, lanes)
     assert [len(v) for v in taken.values()] == [10, 20, 70]
-    assert dispatch.assigned() == {"Sim-Agent-1": 10, "Sim-Agent-2": 20, "Sim-Agent-3": 70}
+    assert [dispatch.planned(lane.lane_id) for lane in lanes] == [10, 20, 70]
 
 
 def test_apportion_gives_remainders_to_the_largest_fractions() -> None:
@@ -70,10 +72,11 @@ def test_apportion_gives_remainders_to_the_largest_fractions() -> None:
 
 def test_dynamic_hands_each_unit_to_whichever_lane_asks() -> None:
     lanes = _lanes(8, 8, 8)
-    dispatch = DynamicSharding(None).dispatch(_units(10), lanes)
+    dispatch = DynamicSharding(NoOptions()).dispatch(_units(10), lanes)
     first = [dispatch.next_unit("Sim-Agent-1") for _ in range(7)]
     rest = [dispatch.next_unit("Sim-Agent-3") for _ in range(5)]
     assert [u.index for u in first if u] == list(range(7))
     assert [u.index for u in rest if u] == [7, 8, 9]
     assert dispatch.next_unit("Sim-Agent-2") is None
-    assert dispatch.assigned() == {"Sim-Agent-1": 7, "Sim-Agent-2": 0, "Sim-Agent-3": 3}
+    assert dispatch.planned("Sim-Agent-2") is None  # pulls from the shared queue: no quota
+    assert dispatch.next_unit("Other-Model") is None and dispatch.planned("Other-Model") == 0

@@ -7,14 +7,16 @@ unset variable of a model nobody asked for never matters, and one of a selected 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
+from fleetbench.config.schema import MAX_CONCURRENCY
 from fleetbench.errors import ConfigError, choices_text
-from fleetbench.types import Catalog, DeploymentSpec, Lane, ModelSpec
+from fleetbench.types import Catalog, DeploymentSpec, GenerationSettings, Lane, ModelSpec
 
 TOOL_CALLING_MODES = ("text", "native")
 
@@ -50,17 +52,39 @@ def _model_spec(handle: Any, node: DictConfig) -> ModelSpec:
         route=node.route,
         tool_calling=tool_calling,
         handle=str(handle),
+        generation=_generation(node.generation, f"{key}.generation"),
     )
+
+
+def _generation(node: DictConfig, key: str) -> GenerationSettings:
+    values = _resolve_container(node, key)
+    for name in ("temperature", "top_p"):
+        value = values.get(name)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{key}.{name}: must be a finite number >= 0 or null, got {value}")
+    if values.get("max_tokens") is not None and values["max_tokens"] < 1:
+        raise ConfigError(f"{key}.max_tokens: must be at least 1 or null, got {values['max_tokens']}")
+    return GenerationSettings(**{**values, "stop": tuple(str(s) for s in values.get("stop") or ())})
+
+
+def _resolve_container(node: DictConfig, key: str) -> dict[str, Any]:
+    try:
+        value = OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
+    assert isinstance(value, dict)
+    return {str(k): v for k, v in value.items()}
 
 
 def _deployment_spec(key: str, node: DictConfig) -> DeploymentSpec:
     name = _plain_str(node, "name", key)
-    if node.max_concurrency < 1:
-        raise ConfigError(f"{key}.max_concurrency: must be at least 1, got {node.max_concurrency}")
-    if node.rpm is not None and node.rpm <= 0:
+    if not 1 <= node.max_concurrency <= MAX_CONCURRENCY:
+        limit = f"from 1 to {MAX_CONCURRENCY:,} requests in flight"
+        raise ConfigError(f"{key}.max_concurrency: must be {limit}, got {node.max_concurrency}")
+    if node.rpm is not None and not (math.isfinite(node.rpm) and node.rpm > 0):
         raise ConfigError(f"{key}.rpm: must be a positive number of requests per minute or null, got {node.rpm}")
-    if node.weight is not None and node.weight <= 0:
-        raise ConfigError(f"{key}.weight: must be positive or null, got {node.weight}")
+    if node.weight is not None and not (math.isfinite(node.weight) and node.weight > 0):
+        raise ConfigError(f"{key}.weight: must be a positive finite number or null, got {node.weight}")
     return DeploymentSpec(
         name=name,
         credential_count=max(1, len(node.api_keys)),
@@ -146,12 +170,7 @@ def _credentials(dep_node: DictConfig | None, key: str) -> list[str | None]:
 
 def raw_params(node: DictConfig, key: str) -> dict[str, Any]:
     """A `params` block as plain data (interpolations resolved)."""
-    try:
-        value = OmegaConf.to_container(node.params, resolve=True)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"{key}.params: {str(exc).splitlines()[0]}") from None
-    assert isinstance(value, dict)
-    return {str(k): v for k, v in value.items()}
+    return _resolve_container(node.params, f"{key}.params")
 
 
 def as_dict(options: Any) -> dict[str, Any]:

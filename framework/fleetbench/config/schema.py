@@ -13,34 +13,61 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from fleetbench.interfaces import option
+
 SCHEMA_NAME = "fleetbench_schema"
+
+MAX_INSTANCES = 10_000_000
+"""`run.instances` above this is refused: a plan that size would take years on any API."""
+MAX_CONCURRENCY = 10_000
+"""Requests in flight per deployment (each is a coroutine; far beyond any real API's limit)."""
 
 
 @dataclass
 class DeploymentConf:
-    """One deployment of a base model. `api_keys` holds `${oc.env:...}` references: one lane per key."""
+    """One deployment of a base model. `api_keys` holds `${oc.env:...}` references: one lane per key.
 
-    name: str = MISSING
-    endpoint: str | None = None
-    api_version: str | None = None
-    api_keys: list[str] = field(default_factory=list)
-    max_concurrency: int = 8
-    rpm: float | None = None
-    weight: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+    Nothing about a deployment changes results (any lane may run any unit), so none of it enters a unit key.
+    """
+
+    name: str = option(MISSING, affects_result=False)
+    endpoint: str | None = option(None, affects_result=False)
+    api_version: str | None = option(None, affects_result=False)
+    api_keys: list[str] = option(affects_result=False, default_factory=list)
+    max_concurrency: int = option(8, affects_result=False)
+    rpm: float | None = option(None, affects_result=False)
+    weight: float | None = option(None, affects_result=False)
+    params: dict[str, Any] = option(
+        affects_result=False, default_factory=dict, help="the provider's DeploymentParams (never result-relevant)"
+    )
+
+
+@dataclass
+class GenerationConf:
+    """Generation settings sent with every request to the model; null leaves the API's default. All change results."""
+
+    temperature: float | None = option(None, affects_result=True)
+    top_p: float | None = option(None, affects_result=True)
+    max_tokens: int | None = option(None, affects_result=True)
+    seed: int | None = option(None, affects_result=True)
+    stop: list[str] = option(affects_result=True, default_factory=list)
+    reasoning_effort: str | None = option(None, affects_result=True)
 
 
 @dataclass
 class ModelConf:
     """A base model: its canonical name, provider route, deployments and aliases."""
 
-    name: str = MISSING
-    provider: str = "litellm"
-    route: str | None = None
-    aliases: list[str] = field(default_factory=list)
-    tool_calling: str = "text"
-    deployments: list[DeploymentConf] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)
+    name: str = option(MISSING, affects_result=True)
+    provider: str = option("litellm", affects_result=True)
+    route: str | None = option(None, affects_result=False, help="how the provider reaches the model, not which one")
+    aliases: list[str] = option(affects_result=False, default_factory=list)
+    tool_calling: str = option("text", affects_result=True)
+    deployments: list[DeploymentConf] = option(affects_result=False, default_factory=list)
+    params: dict[str, Any] = option(
+        affects_result=False, default_factory=dict, help="the provider's ModelParams, classified by their own fields"
+    )
+    generation: GenerationConf = option(affects_result=True, default_factory=GenerationConf)
 
 
 @dataclass
@@ -66,6 +93,9 @@ class SchedulerConf:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     write_batch: int = 512
+    drain_timeout_s: float = 30.0
+    """After the first Ctrl-C / SIGTERM, how long units in flight may finish before they are abandoned (a second
+    signal abandons them at once)."""
 
 
 @dataclass

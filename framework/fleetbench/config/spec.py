@@ -7,6 +7,7 @@ Every plugin is located and its options validated here; nothing is constructed t
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from fleetbench import interfaces, registry
 from fleetbench.config.catalog import as_dict, build_catalog, build_lanes, model_node, raw_params
-from fleetbench.config.schema import ReportConf, RunConf, SchedulerConf
+from fleetbench.config.identity import Scopes, build_scopes, model_identity, suite_identity
+from fleetbench.config.schema import MAX_INSTANCES, ReportConf, RunConf, SchedulerConf
 from fleetbench.errors import ConfigError, UnknownNameError, choices_text
 from fleetbench.types import Catalog, Lane, ModelSpec
 
@@ -52,6 +54,8 @@ class RunSpec:
     sharding: interfaces.ShardingStrategy
     providers: Mapping[str, registry.PluginRef[interfaces.Provider]]
     redacted_config: Mapping[str, Any]
+    scopes: Scopes
+    """Per selected base model, the scope its units carry (part of every unit key)."""
     judge: ModelSpec | None = None
     """The judge model when the suite asks for one; its lanes are in `lanes` too."""
 
@@ -69,24 +73,32 @@ def resolve_common(cfg: DictConfig) -> NamingSpec:
 
 
 def resolve_run(cfg: DictConfig) -> RunSpec:
-    """The full validation of `fleetbench run`: names, plugins, options, lanes and limits."""
+    """The full validation of `fleetbench run`: names, plugins, options, lanes, limits and result identity."""
     common = resolve_common(cfg)
     run = _typed(RunConf, cfg.run)
     scheduler = _typed(SchedulerConf, cfg.scheduler)
     _check_run(run, scheduler)
     models = _selected_models(common, run)
     # Constructed here: options that depend on data (a dataset's categories) are checked before anything runs.
-    suite = registry.load("suites", cfg.suite, "suite").create()
+    suite_ref = registry.load("suites", cfg.suite, "suite")
+    suite = suite_ref.create()
     judge = _judge(common, run, suite)
     providers: dict[str, registry.PluginRef[interfaces.Provider]] = {}
     lanes: dict[str, tuple[Lane, ...]] = {}
+    identities: dict[str, dict[str, Any]] = {}
     for model in (*models, *([judge] if judge is not None and judge not in models else [])):
         if model.provider not in providers:
             node = cfg.providers.get(model.provider)
             section = registry.plain_dict(node) if isinstance(node, DictConfig) else {}
             section.setdefault("plugin", model.provider)
             providers[model.provider] = registry.load("providers", section, f"providers.{model.provider}")
-        lanes[model.name] = _lanes(cfg.models, model, providers[model.provider])
+        provider = providers[model.provider]
+        model_params, lanes[model.name] = _lanes(cfg.models, model, provider)
+        identities[model.name] = model_identity(model, provider.options, model_params)
+    judge_identity = identities[judge.name] if judge is not None else None
+    scopes = build_scopes(
+        suite_identity(suite, suite_ref.options, judge_identity), {m.name: identities[m.name] for m in models}
+    )
     return RunSpec(
         common=common,
         run=run,
@@ -97,6 +109,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         sharding=registry.load("sharding", cfg.sharding, "sharding").create(),
         providers=providers,
         redacted_config=redact(OmegaConf.to_container(cfg, resolve=False)),
+        scopes=scopes,
         judge=judge,
     )
 
@@ -105,18 +118,29 @@ def _typed(cls: type[Any], node: DictConfig) -> Any:
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
 
 
+SCHEDULER_LIMITS: dict[str, tuple[float, float]] = {
+    "request_timeout_s": (0.001, 86_400.0),
+    "episode_timeout_s": (0.001, 7 * 86_400.0),
+    "backoff_base_s": (0.0001, 3_600.0),
+    "backoff_max_s": (0.0001, 86_400.0),
+    "drain_timeout_s": (0.0, 86_400.0),
+    "max_attempts": (1, 1_000),
+    "write_batch": (1, 100_000),
+}
+"""Accepted ranges of the scheduler's settings (anything outside is a typo, not a plan)."""
+
+
 def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
-    if run.instances < 1:
-        raise ConfigError(f"run.instances: must be at least 1, got {run.instances}")
+    if not 1 <= run.instances <= MAX_INSTANCES:
+        raise ConfigError(f"run.instances: must be from 1 to {MAX_INSTANCES:,} units per cell, got {run.instances}")
     if run.progress not in PROGRESS_MODES:
         raise ConfigError(f"run.progress: {run.progress!r} is not valid; choices: {choices_text(PROGRESS_MODES)}")
     if not run.models:
         raise ConfigError("run.models: empty; name at least one model")
-    for name in ("request_timeout_s", "episode_timeout_s", "backoff_base_s", "backoff_max_s"):
-        if getattr(scheduler, name) <= 0:
-            raise ConfigError(f"scheduler.{name}: must be positive, got {getattr(scheduler, name)}")
-    if scheduler.max_attempts < 1 or scheduler.write_batch < 1:
-        raise ConfigError("scheduler.max_attempts and scheduler.write_batch: must be at least 1")
+    for name, (low, high) in SCHEDULER_LIMITS.items():
+        value = getattr(scheduler, name)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ConfigError(f"scheduler.{name}: must be from {low:g} to {high:g}, got {value}")
 
 
 def _selected_models(common: NamingSpec, run: RunConf) -> tuple[ModelSpec, ...]:
@@ -153,7 +177,8 @@ def _judge(common: NamingSpec, run: RunConf, suite: interfaces.Suite) -> ModelSp
     return _catalog_model(common, run.judge, "run.judge")
 
 
-def _lanes(models: DictConfig, model: ModelSpec, provider: registry.PluginRef[Any]) -> tuple[Lane, ...]:
+def _lanes(models: DictConfig, model: ModelSpec, provider: registry.PluginRef[Any]) -> tuple[Any, tuple[Lane, ...]]:
+    """The model's validated params (the provider's `ModelParams`) and its lanes."""
     node = model_node(models, model)
     key = f"models.{model.handle}"
     owner = f"provider {provider.name!r}"
@@ -169,7 +194,7 @@ def _lanes(models: DictConfig, model: ModelSpec, provider: registry.PluginRef[An
         )
         for i, (spec, dep_node) in enumerate(zip(model.deployments, node.deployments, strict=False))
     }
-    return build_lanes(models, model, as_dict(model_params), deployment_params)
+    return model_params, build_lanes(models, model, as_dict(model_params), deployment_params)
 
 
 def redact(value: Any, key: str = "") -> Any:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from fleetbench.errors import ConfigError, UnknownNameError, choices_text
-from fleetbench.interfaces import NamingPolicy
+from fleetbench.interfaces import NamingPolicy, option
 from fleetbench.types import Catalog
 
 UNKNOWN_RULES = ("error", "passthrough")
@@ -21,8 +21,8 @@ UNKNOWN_RULES = ("error", "passthrough")
 class CatalogNamingOptions:
     """`unknown`: what an undeclared spelling does (`error` or `passthrough`); `suffix_pattern`: deployment suffix."""
 
-    unknown: str = "error"
-    suffix_pattern: str = r"-(\d{1,2})$"
+    unknown: str = option("error", affects_result=False)
+    suffix_pattern: str = option(r"-(\d{1,2})$", affects_result=False)
 
     def __post_init__(self) -> None:
         if self.unknown not in UNKNOWN_RULES:

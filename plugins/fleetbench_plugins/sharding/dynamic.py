@@ -5,35 +5,30 @@ A slow or throttled deployment simply asks less often, so it ends up doing less,
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from fleetbench.interfaces import Dispatch, ShardingStrategy
+from fleetbench.interfaces import Dispatch, ShardingStrategy, UnitSource
 from fleetbench.types import Lane, Unit
 
 
 class SharedQueueDispatch(Dispatch):
-    """Units in plan order; any lane takes the head."""
+    """Units in plan order, streamed from the source; any of the model's lanes takes the next one."""
 
-    def __init__(self, units: Sequence[Unit], lanes: Sequence[Lane]) -> None:
-        self._queue = deque(units)
-        self._assigned = {lane.lane_id: 0 for lane in lanes}
+    def __init__(self, source: UnitSource, lanes: Sequence[Lane]) -> None:
+        self._units = source.stream()
+        self._lanes = {lane.lane_id for lane in lanes}
 
     def next_unit(self, lane_id: str) -> Unit | None:
-        if not self._queue or lane_id not in self._assigned:
+        if lane_id not in self._lanes:
             return None
-        self._assigned[lane_id] += 1
-        return self._queue.popleft()
+        return next(self._units, None)
 
-    def assigned(self) -> Mapping[str, int]:
-        return dict(self._assigned)
+    def planned(self, lane_id: str) -> int | None:
+        return None if lane_id in self._lanes else 0
 
 
 class DynamicSharding(ShardingStrategy):
     """Pull-based sharding over a shared queue."""
 
-    def __init__(self, options: object) -> None:
-        self._options = options
-
-    def dispatch(self, units: Sequence[Unit], lanes: Sequence[Lane]) -> Dispatch:
-        return SharedQueueDispatch(units, lanes)
+    def dispatch(self, source: UnitSource, lanes: Sequence[Lane]) -> Dispatch:
+        return SharedQueueDispatch(source, lanes)

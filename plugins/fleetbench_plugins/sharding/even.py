@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fleetbench.interfaces import Dispatch, ShardingStrategy
-from fleetbench.types import Lane, Unit
+from fleetbench.interfaces import Dispatch, ShardingStrategy, UnitSource
+from fleetbench.types import Lane
 from fleetbench_plugins.sharding.static import QuotaDispatch, apportion
 
 
 class EvenSharding(ShardingStrategy):
     """Equal static quotas per lane, whatever the lanes' speed."""
 
-    def __init__(self, options: object) -> None:
-        self._options = options
-
-    def dispatch(self, units: Sequence[Unit], lanes: Sequence[Lane]) -> Dispatch:
-        return QuotaDispatch(units, lanes, apportion(len(units), [1.0] * len(lanes)))
+    def dispatch(self, source: UnitSource, lanes: Sequence[Lane]) -> Dispatch:
+        return QuotaDispatch(source, lanes, apportion(source.count, [1.0] * len(lanes)))

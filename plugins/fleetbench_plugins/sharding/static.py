@@ -2,36 +2,36 @@
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
+from itertools import islice
 
-from fleetbench.interfaces import Dispatch
+from fleetbench.interfaces import Dispatch, UnitSource
 from fleetbench.types import Lane, Unit
 
 
 class QuotaDispatch(Dispatch):
-    """Each lane owns a fixed, contiguous slice of the units; a lane that finishes its slice stops."""
+    """Each lane owns a fixed, contiguous slice of the missing units; a lane that finishes its slice stops.
 
-    def __init__(self, units: Sequence[Unit], lanes: Sequence[Lane], quotas: Sequence[int]) -> None:
-        if sum(quotas) != len(units) or len(quotas) != len(lanes):
-            raise ValueError(f"quotas {list(quotas)} do not cover {len(units)} units over {len(lanes)} lanes")
-        self._queues: dict[str, deque[Unit]] = {}
-        self._assigned: dict[str, int] = {}
+    Each lane streams its own slice from the source (starting at the slice's first unit), so nothing is listed.
+    """
+
+    def __init__(self, source: UnitSource, lanes: Sequence[Lane], quotas: Sequence[int]) -> None:
+        if len(quotas) != len(lanes) or sum(quotas) != source.count or min(quotas, default=0) < 0:
+            raise ValueError(f"quotas {list(quotas)} do not cover {source.count} units over {len(lanes)} lanes")
+        self._quotas: dict[str, int] = {}
+        self._slices: dict[str, Iterator[Unit]] = {}
         start = 0
         for lane, quota in zip(lanes, quotas, strict=True):
-            self._queues[lane.lane_id] = deque(units[start : start + quota])
-            self._assigned[lane.lane_id] = 0
+            self._quotas[lane.lane_id] = quota
+            self._slices[lane.lane_id] = islice(source.stream(start), quota)
             start += quota
 
     def next_unit(self, lane_id: str) -> Unit | None:
-        queue = self._queues.get(lane_id)
-        if not queue:
-            return None
-        self._assigned[lane_id] += 1
-        return queue.popleft()
+        units = self._slices.get(lane_id)
+        return None if units is None else next(units, None)
 
-    def assigned(self) -> Mapping[str, int]:
-        return dict(self._assigned)
+    def planned(self, lane_id: str) -> int | None:
+        return self._quotas.get(lane_id, 0)
 
 
 def apportion(total: int, weights: Sequence[float]) -> list[int]:

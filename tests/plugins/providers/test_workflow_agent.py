@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from fleetbench.interfaces import EpisodeContext
-from fleetbench.types import Completion, DeploymentSpec, Lane, Message, ModelSpec, Outcome, Unit
+from fleetbench.testing.units import make_unit
+from fleetbench.types import Completion, DeploymentSpec, Lane, Message, ModelSpec, Outcome
 from fleetbench_plugins.providers.simulated import SimulatedOptions, SimulatedProvider, workflow_agent
 from fleetbench_plugins.providers.simulated.profiles import PROFILES, Profile
 from fleetbench_plugins.suites.workflow import WorkflowOptions, WorkflowSuite
@@ -246,7 +247,7 @@ def test_strong_optimal_beats_weak_baseline_through_the_real_suite() -> None:
 
         cells = [c for c in suite.cells("Sim") if c.factor("prompt_type") == prompt_type]
         units = [
-            Unit(hashlib.sha256(f"{cell}:{i}".encode()).hexdigest(), cell, i, 0) for cell in cells for i in range(8)
+            make_unit(hashlib.sha256(f"{cell}:{i}".encode()).hexdigest(), cell, i) for cell in cells for i in range(8)
         ]
         episodes = [asyncio.run(suite.run_episode(unit, chat, context)) for unit in units]
         rates[profile] = sum(e.outcome is Outcome.SUCCESS for e in episodes) / len(episodes)

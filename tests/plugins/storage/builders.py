@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from fleetbench.testing.units import make_unit
 from fleetbench.types import (
     CallRecord,
     CallStatus,
@@ -87,7 +88,7 @@ def result(
         transcript=transcript,
     )
     return UnitResult(
-        Unit(key(name), cell, index, seed=7),
+        make_unit(key(name), cell, index, seed=7),
         run_id,
         deployment or model,
         f"{deployment or model}#0",
@@ -95,6 +96,14 @@ def result(
         duration_s,
         episode,
     )
+
+
+def result_for(unit: Unit, run_id: str = RUN, *, infra: bool = False) -> UnitResult:
+    """A finished result (a success, or an infra error) for a planned unit."""
+    outcome = Outcome.INFRA_ERROR if infra else Outcome.SUCCESS
+    episode = Episode(outcome, infra_status="timeout" if infra else None)
+    model = unit.cell.base_model
+    return UnitResult(unit, run_id, model, f"{model}#0", 1000.0, 1.0, episode)
 
 
 def call(

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Table, create_engine, select
 
 from fleetbench.errors import StorageError
-from fleetbench.types import Outcome, ReportFilter
+from fleetbench.testing.units import TEST_SCOPE
+from fleetbench.types import Outcome, ReportFilter, UnitScope
 from fleetbench_plugins.storage.sql.schema import calls, runs, transcripts, units
 
 from .builders import DEEPSEEK, LLAMA, RUN, SUITE, call, key, result, run_record, storage
@@ -29,10 +30,8 @@ def rows(url: str, table: Table) -> list[dict[str, Any]]:
 
 def test_round_trip(database_url: str) -> None:
     store = storage(database_url)
-    written = store.write(
-        [result("a", factors={"prompt_type": "cot", "tool_success_rate": 0.9}, metrics={"score": 0.25})],
-        [call("a", DEEPSEEK)],
-    )
+    stored = result("a", factors={"prompt_type": "cot", "tool_success_rate": 0.9}, metrics={"score": 0.25})
+    written = store.write([stored], [call("a", DEEPSEEK)])
     assert written == 1
     (row,) = rows(database_url, units)
     assert row["unit_key"] == key("a")
@@ -43,7 +42,9 @@ def test_round_trip(database_url: str) -> None:
     (stored_call,) = rows(database_url, calls)
     assert stored_call["unit_key"] == key("a") and stored_call["status"] == "ok"
     assert stored_call["prompt_tokens"] == 100 and stored_call["http_status"] == 200
-    assert list(store.stored_keys(SUITE, [DEEPSEEK])) == [key("a")]
+    assert store.stored_among([key("a"), key("b")]) == {key("a")}
+    scope = (row["suite_scope"], row["model_scope"], row["cell_key"])
+    assert scope == (TEST_SCOPE.suite, TEST_SCOPE.model, stored.unit.cell_key)
     store.close()
 
 
@@ -65,7 +66,7 @@ def test_same_unit_in_separate_writes_counts_once(database_url: str) -> None:
 def test_infra_error_is_replaced_but_completed_never(database_url: str) -> None:
     store = storage(database_url)
     assert store.write([result("a", Outcome.INFRA_ERROR, deployment=f"{DEEPSEEK}-2")], []) == 0
-    assert list(store.stored_keys(SUITE, [DEEPSEEK])) == []
+    assert store.stored_among([key("a")]) == set()
 
     assert store.write([result("a", Outcome.PARTIAL, deployment=DEEPSEEK, duration_s=4.0)], []) == 1
     (row,) = rows(database_url, units)
@@ -74,7 +75,7 @@ def test_infra_error_is_replaced_but_completed_never(database_url: str) -> None:
     assert store.write([result("a", Outcome.SUCCESS)], []) == 0
     assert store.write([result("a", Outcome.INFRA_ERROR)], []) == 0
     assert [r["outcome"] for r in rows(database_url, units)] == ["partial"]
-    assert list(store.stored_keys(SUITE, [DEEPSEEK])) == [key("a")]
+    assert store.stored_among([key("a")]) == {key("a")}
 
 
 def test_infra_error_and_success_in_one_batch_keeps_the_success(database_url: str) -> None:
@@ -84,7 +85,7 @@ def test_infra_error_and_success_in_one_batch_keeps_the_success(database_url: st
     assert [r["outcome"] for r in rows(database_url, units)] == ["success"]
 
 
-def test_stored_keys_excludes_infra_errors_and_filters(database_url: str) -> None:
+def test_stored_among_excludes_infra_errors_and_unknown_keys(database_url: str) -> None:
     store = storage(database_url)
     store.write(
         [
@@ -95,10 +96,28 @@ def test_stored_keys_excludes_infra_errors_and_filters(database_url: str) -> Non
         ],
         [],
     )
-    assert set(store.stored_keys(SUITE, [DEEPSEEK])) == {key("done"), key("failed")}
-    assert set(store.stored_keys(SUITE, ["llama-3.3-70b"])) == {key("llama")}
-    assert set(store.stored_keys(SUITE, [])) == {key("done"), key("failed"), key("llama")}
-    assert list(store.stored_keys("another-suite", [DEEPSEEK])) == []
+    asked = [key(n) for n in ("done", "infra", "failed", "llama", "never")]
+    assert store.stored_among(asked) == {key("done"), key("failed"), key("llama")}
+    assert store.stored_among([]) == set()
+
+
+def test_completed_per_cell_counts_by_scope_seed_and_index(database_url: str) -> None:
+    store = storage(database_url)
+    low = {"prompt_type": "optimal", "tool_success_rate": 0.8}
+    high = {"prompt_type": "cot", "tool_success_rate": 0.8}
+    store.write(
+        [
+            *(result(f"low-{i}", factors=low, index=i) for i in range(4)),
+            result("high-0", factors=high, index=0),
+            result("high-1", Outcome.INFRA_ERROR, factors=high, index=1),
+        ],
+        [],
+    )
+    low_key, high_key = result("x", factors=low).unit.cell_key, result("x", factors=high).unit.cell_key
+    assert store.completed_per_cell(TEST_SCOPE, 7, 10) == {low_key: 4, high_key: 1}
+    assert store.completed_per_cell(TEST_SCOPE, 7, 2) == {low_key: 2, high_key: 1}  # index 2 and 3 are beyond
+    assert store.completed_per_cell(TEST_SCOPE, 8, 10) == {}  # another seed
+    assert store.completed_per_cell(UnitScope(TEST_SCOPE.suite, "f" * 32), 7, 10) == {}  # another model scope
 
 
 def test_names_are_canonical_when_written_and_looked_up(database_url: str) -> None:
@@ -118,7 +137,6 @@ def test_names_are_canonical_when_written_and_looked_up(database_url: str) -> No
     assert by_key[key("lower")]["base_model"] == DEEPSEEK
     assert by_key[key("alias")]["base_model"] == LLAMA
     assert rows(database_url, runs)[0]["models"] == [DEEPSEEK, LLAMA]
-    assert set(store.stored_keys(SUITE, ["DEEPSEEK-V3-0324-3"])) == {key("suffix"), key("lower")}
     (group,) = store.aggregate(["base_model"], ReportFilter(base_models=("deepseek-v3-0324-2",)))
     assert (group["base_model"], group["total"]) == (DEEPSEEK, 2)
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fleetbench.errors import choices_text
-from fleetbench.interfaces import Provider
+from fleetbench.interfaces import Provider, option
 from fleetbench.types import CallStatus, Completion, ErrorClass, Lane, Message
 from fleetbench_plugins.providers.simulated import judge, qa
 from fleetbench_plugins.providers.simulated.profiles import PROFILES, Profile
@@ -26,15 +26,15 @@ from fleetbench_plugins.providers.simulated.profiles import PROFILES, Profile
 class SimulatedOptions:
     """`seed` changes every simulated answer (but not which lane runs what)."""
 
-    seed: int = 0
+    seed: int = option(0, affects_result=True, help="changes every simulated answer (not which lane runs what)")
 
 
 @dataclasses.dataclass
 class SimulatedModelParams:
     """Per base model: the competence profile, and optionally its `jsonl` accuracy."""
 
-    profile: str = "strong"
-    qa_accuracy: float | None = None
+    profile: str = option("strong", affects_result=True, help="competence profile (see profiles.py)")
+    qa_accuracy: float | None = option(None, affects_result=True, help="jsonl accuracy; null = the profile's")
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -47,11 +47,11 @@ class SimulatedModelParams:
 class SimulatedDeploymentParams:
     """Per deployment: latency and fault injection (rates are probabilities per request)."""
 
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    transient_error_rate: float = 0.0
-    rate_limit_rate: float = 0.0
-    retry_after_s: float = 0.05
+    latency_ms: float = option(0.0, affects_result=False)
+    jitter_ms: float = option(0.0, affects_result=False)
+    transient_error_rate: float = option(0.0, affects_result=False)
+    rate_limit_rate: float = option(0.0, affects_result=False)
+    retry_after_s: float = option(0.05, affects_result=False)
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "jitter_ms", "retry_after_s"):

@@ -12,16 +12,16 @@ from sqlalchemy import Engine, exc, insert, select, update
 
 from fleetbench.errors import StorageError
 from fleetbench.interfaces import NamingPolicy
-from fleetbench.types import CallRecord, MetricSpec, ReportFilter, RunRecord, UnitResult
+from fleetbench.types import CallRecord, MetricSpec, ReportFilter, RunRecord, UnitResult, UnitScope
 
 from . import migrate as migrations
 from . import queries
 from .engine import build_engine, display_url, write_transaction
 from .filters import unit_conditions
 from .options import SqlOptions
-from .rows import decode_transcript, run_row
-from .schema import runs
-from .writes import write_batch
+from .rows import decode_transcript, run_row, scope_rows
+from .schema import runs, scopes
+from .writes import dialect_insert, write_batch
 
 STREAM_CHUNK = 10_000
 """Rows fetched per round trip when streaming keys or exports (a server-side cursor on PostgreSQL)."""
@@ -81,16 +81,20 @@ class SqlDatabase:
             detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
             raise StorageError(f"{action} in {display_url(self._engine)} failed: {detail}") from error
 
-    def migrate(self) -> None:
+    def migrate(self) -> list[str]:
         with self.errors("migrating the schema"):
-            migrations.upgrade(self.engine())
+            notices = migrations.upgrade(self.engine())
         self._schema_checked = True
+        return notices
 
     def begin_run(self, run: RunRecord) -> None:
         engine = self.ready()
         try:
             with self.errors(f"recording run {run.run_id!r}"), write_transaction(engine) as connection:
                 connection.execute(insert(runs), run_row(run, self.canonical))
+                if run.scopes:
+                    statement = dialect_insert(connection, scopes).on_conflict_do_nothing(index_elements=["scope"])
+                    connection.execute(statement, scope_rows(run))
         except StorageError as error:
             if isinstance(error.__cause__, exc.IntegrityError):
                 raise StorageError(f"run {run.run_id!r} is already recorded; run ids must be unique") from error
@@ -126,10 +130,20 @@ class SqlDatabase:
             missing = ", ".join(sorted(named - known))
             raise StorageError(f"results name runs that begin_run() never recorded: {missing}") from error
 
-    def stored_keys(self, suite: str, base_models: Sequence[str]) -> Iterator[str]:
-        statement = queries.completed_keys(suite, [self.canonical(m) for m in base_models])
-        for chunk in self._stream(statement, "reading stored keys"):
-            yield from (row[0] for row in chunk)
+    def heartbeat(self, run_id: str, at: float) -> None:
+        with self.errors(f"recording a heartbeat of run {run_id!r}"), write_transaction(self.ready()) as connection:
+            connection.execute(update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=at))
+
+    def stored_among(self, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        with self.errors("looking up stored units"), self.ready().connect() as connection:
+            return set(connection.execute(queries.completed_among(keys)).scalars())
+
+    def completed_per_cell(self, scope: UnitScope, seed: int, instances: int) -> dict[str, int]:
+        with self.errors("counting stored units"), self.ready().connect() as connection:
+            rows = connection.execute(queries.completed_per_cell(scope, seed, instances))
+            return {str(cell): int(count) for cell, count in rows}
 
     def aggregate(
         self, group_by: Sequence[str], flt: ReportFilter, metrics: Sequence[MetricSpec]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, column, inspect, select, table, text
+from sqlalchemy import Connection, Engine, column, func, inspect, select, table, text
 
 from fleetbench.errors import StorageError
 
@@ -38,14 +38,29 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the database to the head revision (a no-op when it is there already)."""
+def upgrade(engine: Engine) -> list[str]:
+    """Bring the database to the head revision (a no-op when it is there already); notices for the user about
+    what the upgrade did to existing data."""
     from alembic import command
 
     with write_transaction(engine) as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        before = stored_revision(connection)
         command.upgrade(alembic_config(connection), "head")
+        return _notices(connection, before)
+
+
+def _notices(connection: Connection, before: str | None) -> list[str]:
+    if before != "0001":
+        return []
+    moved = connection.execute(select(func.count()).select_from(table("legacy_units_v1"))).scalar_one()
+    if not moved:
+        return []
+    return [
+        f"note: {moved} units stored by fleetbench 0.1 were moved to table legacy_units_v1 (nothing was deleted): "
+        "their keys left out options that change results, so they run again and are never counted with new units"
+    ]
 
 
 def head_revision() -> str:

@@ -6,6 +6,8 @@ import dataclasses
 import math
 import re
 
+from fleetbench.interfaces import option
+
 # Back ends this plugin is tested against. A bare `postgresql://` URL means psycopg 3 here, not SQLAlchemy's default
 # psycopg2, so the one driver we test is the one users get.
 _SCHEMES = {
@@ -23,9 +25,9 @@ class SqlOptions:
     """`url`: SQLAlchemy URL (`sqlite:///path.db` or `postgresql://user@host/db`, which uses psycopg 3);
     `echo`: log every SQL statement; `busy_timeout_s`: how long a SQLite writer waits for another one's lock."""
 
-    url: str = "sqlite:///fleetbench.db"
-    echo: bool = False
-    busy_timeout_s: float = 30.0
+    url: str = option("sqlite:///fleetbench.db", affects_result=False)
+    echo: bool = option(False, affects_result=False)
+    busy_timeout_s: float = option(30.0, affects_result=False)
 
     def __post_init__(self) -> None:
         self.url = normalized_url(self.url)

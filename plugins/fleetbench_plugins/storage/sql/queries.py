@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Double, Select, case, cast, func, select
 
-from fleetbench.types import MetricSpec, Outcome, ReportFilter
+from fleetbench.types import MetricSpec, Outcome, ReportFilter, UnitScope
 
 from .filters import all_of, completed, unit_conditions
 from .rows import checked_name
@@ -130,12 +130,24 @@ def call_conditions(flt: ReportFilter, canonical: Callable[[str], str], dialect:
     return conditions
 
 
-def completed_keys(suite: str, base_models: Sequence[str]) -> Select[tuple[str]]:
-    """Keys of completed units of a suite and these (canonical) models; all models when none are given."""
-    statement = select(units.c.unit_key).where(units.c.suite == suite, completed())
-    if base_models:
-        statement = statement.where(units.c.base_model.in_(sorted(set(base_models))))
-    return statement
+def completed_among(keys: Sequence[str]) -> Select[Any]:
+    """Which of these unit keys are completed (one primary-key look-up each)."""
+    return select(units.c.unit_key).where(units.c.unit_key.in_(keys), completed())
+
+
+def completed_per_cell(scope: UnitScope, seed: int, instances: int) -> Select[Any]:
+    """Per cell key, completed units of a scope and seed with an instance index below `instances`."""
+    return (
+        select(units.c.cell_key, func.count())
+        .where(
+            units.c.suite_scope == scope.suite,
+            units.c.model_scope == scope.model,
+            units.c.seed == seed,
+            units.c.instance_index < instances,
+            completed(),
+        )
+        .group_by(units.c.cell_key)
+    )
 
 
 def export_rows(conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:

@@ -50,6 +50,9 @@ def unit_row(result: UnitResult, base_model: str) -> dict[str, Any]:
         "run_id": result.run_id,
         "started_at": result.started_at,
         "duration_s": result.duration_s,
+        "suite_scope": unit.scope.suite,
+        "model_scope": unit.scope.model,
+        "cell_key": unit.cell_key,
     }
 
 
@@ -93,7 +96,17 @@ def run_row(run: RunRecord, canonical: Callable[[str], str]) -> dict[str, Any]:
         "host": run.host,
         "planned_units": run.planned_units,
         "executed_units": None,
+        "pid": run.pid,
+        "heartbeat_at": run.started_at,
     }
+
+
+def scope_rows(run: RunRecord) -> list[dict[str, Any]]:
+    """The `scopes` rows of a starting run: each digest with what it stands for."""
+    return [
+        {"scope": scope, "kind": str(description.get("kind", "")), "description": dict(description)}
+        for scope, description in sorted(run.scopes.items())
+    ]
 
 
 def first_per_key(results: Sequence[UnitResult]) -> list[UnitResult]:

@@ -21,13 +21,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 """The alembic head revision this code reads and writes. `migrate()` upgrades a database to it."""
 
 VERSION_TABLE = "fleetbench_alembic_version"
 """Alembic's bookkeeping table, named so it cannot collide with another application's `alembic_version`."""
 
 UNIT_KEY_LENGTH = 64
+DIGEST_LENGTH = 32
 INFRA_ERROR = "infra_error"
 
 # JSONB on PostgreSQL: unlike `json` it has equality, so reports can GROUP BY a factor and keep its JSON type.
@@ -51,6 +52,17 @@ runs = Table(
     Column("host", String(255), nullable=False),
     Column("planned_units", Integer, nullable=False),
     Column("executed_units", Integer),
+    Column("pid", Integer),
+    Column("heartbeat_at", Double),
+)
+
+# What a scope digest (units.suite_scope / units.model_scope) stands for: the settings that make units comparable.
+scopes = Table(
+    "scopes",
+    metadata,
+    Column("scope", String(DIGEST_LENGTH), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("description", Json, nullable=False),
 )
 
 units = Table(
@@ -73,8 +85,13 @@ units = Table(
     Column("run_id", String(128), ForeignKey("runs.run_id"), nullable=False),
     Column("started_at", Double, nullable=False),
     Column("duration_s", Double, nullable=False),
+    # Nullable only because SQLite adds columns to existing tables that way; every row written since 0002 has them.
+    Column("suite_scope", String(DIGEST_LENGTH)),
+    Column("model_scope", String(DIGEST_LENGTH)),
+    Column("cell_key", String(DIGEST_LENGTH)),
     Index("ix_units_suite_base_model", "suite", "base_model"),
     Index("ix_units_run_id", "run_id"),
+    Index("ix_units_plan", "suite_scope", "model_scope", "seed", "cell_key"),
 )
 
 calls = Table(
@@ -108,6 +125,40 @@ transcripts = Table(
         primary_key=True,
     ),
     Column("run_id", String(128), ForeignKey("runs.run_id"), nullable=False),
+    Column("encoding", String(32), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
+# Units (and their transcripts) keyed by scheme 1 (fleetbench 0.1), whose keys left out result-relevant options.
+# Migration 0002 moves them here, untouched, so they can never be mistaken for results of a current plan.
+legacy_units_v1 = Table(
+    "legacy_units_v1",
+    metadata,
+    Column("unit_key", String(UNIT_KEY_LENGTH), primary_key=True),
+    Column("suite", String(255), nullable=False),
+    Column("base_model", String(255), nullable=False),
+    Column("factors", Json, nullable=False),
+    Column("instance_index", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("task_id", String(255)),
+    Column("outcome", String(16), nullable=False),
+    Column("metrics", Json, nullable=False),
+    Column("turns", Integer, nullable=False),
+    Column("error_category", String(255)),
+    Column("infra_status", String(255)),
+    Column("deployment", String(255), nullable=False),
+    Column("lane_id", String(255), nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("duration_s", Double, nullable=False),
+)
+
+legacy_transcripts_v1 = Table(
+    "legacy_transcripts_v1",
+    metadata,
+    Column("unit_key", String(UNIT_KEY_LENGTH), primary_key=True),
+    Column("run_id", String(128), nullable=False),
     Column("encoding", String(32), nullable=False),
     Column("data", LargeBinary, nullable=False),
 )

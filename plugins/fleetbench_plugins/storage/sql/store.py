@@ -7,12 +7,12 @@ plugins stays instant. The engine (in `database.py`) is built on first use, once
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fleetbench.errors import UnknownNameError
 from fleetbench.interfaces import NamingPolicy, Storage
-from fleetbench.types import CallRecord, MetricSpec, ReportFilter, RunRecord, UnitResult
+from fleetbench.types import CallRecord, MetricSpec, ReportFilter, RunRecord, UnitResult, UnitScope
 
 from .options import SqlOptions
 
@@ -46,17 +46,27 @@ class SqlStorage(Storage):
                 self._database = SqlDatabase(self.options, self._naming)
             return self._database
 
-    def migrate(self) -> None:
-        """Create the schema or upgrade it to this version's head; concurrent callers wait for each other."""
-        self._db().migrate()
+    def migrate(self) -> list[str]:
+        """Create the schema or upgrade it to this version's head; concurrent callers wait for each other. Returns
+        a notice when an upgrade moved old units aside (see migration 0002)."""
+        return self._db().migrate()
 
-    def stored_keys(self, suite: str, base_models: Sequence[str]) -> Iterator[str]:
-        """Keys of completed units (infra errors excluded), streamed in chunks; every model when none are given."""
-        return self._db().stored_keys(suite, base_models)
+    def stored_among(self, keys: Sequence[str]) -> set[str]:
+        """Which of these keys are completed units (infra errors excluded)."""
+        return self._db().stored_among(keys)
+
+    def completed_per_cell(self, scope: UnitScope, seed: int, instances: int) -> Mapping[str, int]:
+        """Per cell key: completed units of the scope and seed with an instance index below `instances`."""
+        return self._db().completed_per_cell(scope, seed, instances)
 
     def begin_run(self, run: RunRecord) -> None:
-        """Insert the run's row (status `running`); a run id already recorded is a `StorageError`."""
+        """Insert the run's row (status `running`, host, pid, first heartbeat) and its scopes; a run id already
+        recorded is a `StorageError`."""
         self._db().begin_run(run)
+
+    def heartbeat(self, run_id: str, at: float) -> None:
+        """Record that the run is alive."""
+        self._db().heartbeat(run_id, at)
 
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
         """Record the end of a begun run."""

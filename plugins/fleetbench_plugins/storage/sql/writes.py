@@ -36,7 +36,7 @@ def write_batch(
 
 def _upsert_units(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
     """Insert-or-replace-infra-error; the keys of the rows this statement actually inserted or replaced."""
-    statement = _dialect_insert(connection, units)
+    statement = dialect_insert(connection, units)
     excluded = statement.excluded
     upsert = statement.on_conflict_do_update(
         index_elements=[units.c.unit_key],
@@ -57,7 +57,7 @@ def _store_transcripts(connection: Connection, written: Sequence[UnitResult]) ->
         connection.execute(delete(transcripts).where(transcripts.c.unit_key.in_(without)))
     if not with_transcript:
         return
-    statement = _dialect_insert(connection, transcripts)
+    statement = dialect_insert(connection, transcripts)
     excluded = statement.excluded
     upsert = statement.on_conflict_do_update(
         index_elements=[transcripts.c.unit_key],
@@ -75,7 +75,7 @@ def _transcript_row(result: UnitResult, transcript: Mapping[str, Any]) -> dict[s
     }
 
 
-def _dialect_insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+def dialect_insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     """The dialect's INSERT construct, which knows ON CONFLICT (both back ends spell it the same way)."""
     if connection.dialect.name == "postgresql":
         return postgresql.insert(table)

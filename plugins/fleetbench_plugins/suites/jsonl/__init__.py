@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fleetbench.errors import InfraFailure, choices_text
-from fleetbench.interfaces import Chat, EpisodeContext, Suite
+from fleetbench.interfaces import Chat, EpisodeContext, Suite, option
 from fleetbench.types import Cell, Episode, MetricSpec, Outcome, Unit
 from fleetbench_plugins.suites.jsonl.dataset import Dataset, Item, load_dataset
 from fleetbench_plugins.suites.jsonl.scorers import SCORERS
@@ -23,10 +23,10 @@ from fleetbench_plugins.suites.jsonl.scorers import SCORERS
 class JsonlOptions:
     """`dataset`: `builtin` or a JSONL path; `scorer`: the default for rows that name none; `categories`: filter."""
 
-    dataset: str = "builtin"
-    scorer: str = "exact"
-    categories: list[str] = dataclasses.field(default_factory=list)
-    system_prompt: str = "Answer the question. Reply with the answer only."
+    dataset: str = option("builtin", affects_result=False, help="its content digest enters the key, not its path")
+    scorer: str = option("exact", affects_result=True)
+    categories: list[str] = option(affects_result=False, default_factory=list, help="selects cells")
+    system_prompt: str = option("Answer the question. Reply with the answer only.", affects_result=True)
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:
@@ -54,7 +54,8 @@ class JsonlSuite(Suite):
             yield Cell(self.name, base_model, (("category", category),))
 
     def identity(self) -> Mapping[str, Any]:
-        return {"dataset": self._dataset.digest, "system_prompt": self._options.system_prompt}
+        """The dataset's content digest (the options that change results are declared with `option`)."""
+        return {"dataset": self._dataset.digest}
 
     def factor_names(self) -> Sequence[str]:
         return ("category",)

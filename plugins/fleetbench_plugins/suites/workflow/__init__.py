@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fleetbench.errors import choices_text
-from fleetbench.interfaces import Chat, EpisodeContext, Suite
+from fleetbench.interfaces import Chat, EpisodeContext, Suite, option
 from fleetbench.types import Cell, Episode, MetricSpec, Outcome, Unit
 from fleetbench_plugins.suites.workflow.classify import CLASSIFIERS, Diagnosis, ErrorVerdict, classify
 from fleetbench_plugins.suites.workflow.executor import ExecutorConfig, WorkflowExecutor
@@ -72,20 +72,23 @@ def _check_choices(field: str, values: Sequence[str], choices: Sequence[str]) ->
 class WorkflowOptions:
     """Options of the workflow suite. Grid lists define the cells; the rest change how every unit runs."""
 
-    prompt_types: list[str] = dataclasses.field(default_factory=lambda: ["optimal"])
-    difficulties: list[str] = dataclasses.field(default_factory=lambda: ["easy"])
-    tool_success_rates: list[float] = dataclasses.field(default_factory=lambda: [0.8])
-    task_types: list[str] = dataclasses.field(default_factory=lambda: list(TASK_TYPES))
-    severity: str = "severe"
-    max_turns: int = 10
-    scoring: str = "corrected"
-    score_against: str = "prompt_plan"
-    multi_call: str = "first"
-    help_reveals_required_tools: bool = False
-    substring_match: bool = True
-    classifier: str = "rules"
-    tool_registry: str | None = None
-    task_file: str | None = None
+    # The grid: these select cells (each cell's factors are in its units' keys), so they change no unit's result.
+    prompt_types: list[str] = option(affects_result=False, default_factory=lambda: ["optimal"])
+    difficulties: list[str] = option(affects_result=False, default_factory=lambda: ["easy"])
+    tool_success_rates: list[float] = option(affects_result=False, default_factory=lambda: [0.8])
+    task_types: list[str] = option(affects_result=False, default_factory=lambda: list(TASK_TYPES))
+    # How every unit runs and is scored.
+    severity: str = option("severe", affects_result=True)
+    max_turns: int = option(10, affects_result=True)
+    scoring: str = option("corrected", affects_result=True)
+    score_against: str = option("prompt_plan", affects_result=True)
+    multi_call: str = option("first", affects_result=True)
+    help_reveals_required_tools: bool = option(False, affects_result=True)
+    substring_match: bool = option(True, affects_result=True)
+    classifier: str = option("rules", affects_result=True)
+    # Data files: their content digests enter the key (identity()), not their paths.
+    tool_registry: str | None = option(None, affects_result=False)
+    task_file: str | None = option(None, affects_result=False)
 
     def __post_init__(self) -> None:
         self.prompt_types = _expand_prompt_types(list(self.prompt_types))
@@ -159,17 +162,8 @@ class WorkflowSuite(Suite):
                         yield Cell(self.name, base_model, tuple(zip(FACTORS, factors, strict=True)))
 
     def identity(self) -> Mapping[str, Any]:
-        """Everything beyond the cell that changes results, including digests of the data files."""
-        o = self.options
+        """Digests of the data files (the options that change results are declared with `option`)."""
         return {
-            "severity": o.severity,
-            "max_turns": o.max_turns,
-            "scoring": o.scoring,
-            "score_against": o.score_against,
-            "multi_call": o.multi_call,
-            "help_reveals_required_tools": o.help_reveals_required_tools,
-            "substring_match": o.substring_match,
-            "classifier": o.classifier,
             "tool_registry_sha256": _file_digest(self._registry_path),
             "task_file_sha256": _file_digest(self._tasks_path),
         }

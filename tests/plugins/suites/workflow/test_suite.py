@@ -14,6 +14,7 @@ import pytest
 
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import EpisodeContext
+from fleetbench.testing import units as test_units
 from fleetbench.types import Completion, DeploymentSpec, Episode, Message, ModelSpec, ToolCall, Unit
 from fleetbench_plugins.suites.workflow import FACTORS, WorkflowOptions, WorkflowSuite, unit_seed
 from fleetbench_plugins.suites.workflow.metrics import WORKFLOW_METRICS
@@ -83,7 +84,7 @@ def all_keys(value: Any) -> list[str]:
 
 def make_unit(suite: WorkflowSuite, name: str, cell_index: int = 0) -> Unit:
     cell = list(suite.cells("TestModel"))[cell_index]
-    return Unit(hashlib.sha256(name.encode()).hexdigest(), cell, 0, 7)
+    return test_units.make_unit(hashlib.sha256(name.encode()).hexdigest(), cell, 0, 7)
 
 
 def play(suite: WorkflowSuite, unit: Unit, chat: Any, ctx: EpisodeContext | None = None) -> Episode:
@@ -138,9 +139,7 @@ def test_identity_metrics_and_factors(suite: WorkflowSuite) -> None:
     identity = suite.identity()
     assert re.fullmatch(r"[0-9a-f]{64}", identity["tool_registry_sha256"])
     assert re.fullmatch(r"[0-9a-f]{64}", identity["task_file_sha256"])
-    assert {"severity", "max_turns", "scoring", "score_against", "multi_call", "help_reveals_required_tools",
-            "classifier"} <= set(identity)  # fmt: skip
-    assert WorkflowSuite(WorkflowOptions(scoring="legacy")).identity() != identity
+    assert set(identity) == {"tool_registry_sha256", "task_file_sha256"}  # options are classified by `option`
     assert suite.metrics() == WORKFLOW_METRICS and suite.factor_names() == FACTORS
     names = [m.name for m in WORKFLOW_METRICS]
     assert len(names) == len(set(names)) and {f"error_{c}" for c in ERROR_CATEGORIES} <= set(names)

@@ -1,0 +1,66 @@
+"""Ctrl-C and SIGTERM during a run: one place decides what a signal means at each moment.
+
+- While the run executes (on its event loop), the first signal sets `stopping` (no worker takes another unit; units
+  in flight may finish) and a second sets `abandon` (units in flight are cancelled at once).
+- Before and after that (start-up, planning, shutdown), both signals raise `KeyboardInterrupt` in the main thread,
+  which the runner turns into an `interrupted` run and the CLI into one line and exit code 130. SIGTERM is included
+  so that a cluster scheduler stopping a worker gets the same clean end as a Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def sync_signals_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt like SIGINT does (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class Signals:
+    """Signal handlers on the running event loop; remove them with `remove()`."""
+
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    abandon: asyncio.Event = field(default_factory=asyncio.Event)
+    _previous: dict[int, Any] = field(default_factory=dict)
+
+    @classmethod
+    def install(cls) -> Signals:
+        """Handle both signals on the running loop (only the main thread receives signals; elsewhere none are set)."""
+        signals = cls()
+        if threading.current_thread() is not threading.main_thread():
+            return signals
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            signals._previous[sig] = signal.getsignal(sig)
+            loop.add_signal_handler(sig, signals._received)
+        return signals
+
+    def _received(self) -> None:
+        if self.stopping.is_set():
+            self.abandon.set()
+        self.stopping.set()
+
+    def remove(self) -> None:
+        """Restore the handlers that were in place before `install`."""
+        loop = asyncio.get_running_loop()
+        for sig, previous in self._previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, previous)

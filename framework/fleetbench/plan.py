@@ -46,12 +46,12 @@ def unit_key(cell_state: Any, index: int) -> str:
 
 
 def iter_units(suite: Suite, base_models: Sequence[str], instances: int, seed: int) -> Iterator[Unit]:
-    """Every planned unit, model by model, cell by cell, instance by instance."""
+    """Every planned unit, model by model, cell by cell, instance by instance (`Suite.instances` per cell)."""
     fingerprint = suite_fingerprint(suite)
     for model in base_models:
         for cell in suite.cells(model):
             state = cell_hasher(fingerprint, cell, seed)
-            for index in range(instances):
+            for index in range(suite.instances(cell, instances)):
                 yield Unit(unit_key(state, index), cell, index, seed)
 
 

@@ -77,6 +77,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     models = _selected_models(common, run)
     # Constructed here: options that depend on data (a dataset's categories) are checked before anything runs.
     suite = registry.load("suites", cfg.suite, "suite").create()
+    _check_instances(suite, models, run.instances)
     judge = _judge(common, run, suite)
     providers: dict[str, registry.PluginRef[interfaces.Provider]] = {}
     lanes: dict[str, tuple[Lane, ...]] = {}
@@ -117,6 +118,13 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
             raise ConfigError(f"scheduler.{name}: must be positive, got {getattr(scheduler, name)}")
     if scheduler.max_attempts < 1 or scheduler.write_batch < 1:
         raise ConfigError("scheduler.max_attempts and scheduler.write_batch: must be at least 1")
+
+
+def _check_instances(suite: interfaces.Suite, models: tuple[ModelSpec, ...], instances: int) -> None:
+    """Ask the suite about every cell now, so a plan it cannot honour fails before anything runs."""
+    for model in models:
+        for cell in suite.cells(model.name):
+            suite.instances(cell, instances)
 
 
 def _selected_models(common: NamingSpec, run: RunConf) -> tuple[ModelSpec, ...]:

@@ -178,7 +178,7 @@ def cmd_report(args: Sequence[str]) -> int:
                 f"valid choices: {', '.join(suite.factor_names()) or '(none)'}"
             )
         models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
-        rows_filter = ReportFilter(suite.name, models, common.report.run_id)
+        rows_filter = ReportFilter(suite.name, models, common.report.run_id, run_label=common.report.label)
         report = build_report(storage, rows_filter, suite.metrics(), common.report.by)
     text = render(report, common.report.format, console)
     if text is not None:

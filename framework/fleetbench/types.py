@@ -240,3 +240,5 @@ class ReportFilter:
     base_models: tuple[str, ...] = ()
     run_id: str | None = None
     factors: Mapping[str, tuple[FactorValue, ...]] = field(default_factory=dict)
+    run_label: str | None = None
+    """Only units executed by runs whose `run.label` is exactly this (as written in the stored configuration)."""

@@ -18,7 +18,9 @@ from fleetbench.runner import RunSummary, run
 
 
 def _run(db: Path, *overrides: str) -> RunSummary:
-    spec = resolve_run(compose_config([f"storage.url=sqlite:///{db}", "run.progress=off", *overrides]))
+    # Thousands of units per category from 24 items each: repeats on purpose (a load test, not a measurement).
+    settings = [f"storage.url=sqlite:///{db}", "run.progress=off", "suite.items=cycle"]
+    spec = resolve_run(compose_config([*settings, *overrides]))
     return run(spec)
 
 

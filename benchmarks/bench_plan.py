@@ -24,7 +24,7 @@ from fleetbench_plugins.suites.jsonl import JsonlOptions, JsonlSuite
 
 UNITS = 1_000_000
 CELLS = 5  # the built-in jsonl dataset's categories
-INSTANCES = UNITS // CELLS
+INSTANCES = UNITS // CELLS  # far beyond 24 items per category: `items="cycle"` repeats them on purpose
 
 
 def _storage(db: Path):  # type: ignore[no-untyped-def]
@@ -37,7 +37,7 @@ def setup(db: Path) -> None:
     storage = _storage(db)
     storage.migrate()
     storage.close()
-    suite = JsonlSuite(JsonlOptions())
+    suite = JsonlSuite(JsonlOptions(items="cycle"))
     planned = (u.key for u in iter_units(suite, ["Sim-Agent"], INSTANCES, 0))
     ours = [next(planned) for _ in range(UNITS)][::2]
     foreign = [f"{i:032x}" for i in range(UNITS - len(ours))]
@@ -51,7 +51,7 @@ def setup(db: Path) -> None:
 
 
 def measure(db: Path) -> None:
-    suite = JsonlSuite(JsonlOptions())
+    suite = JsonlSuite(JsonlOptions(items="cycle"))
     storage = _storage(db)
     start = time.perf_counter()
     stored = set(storage.stored_keys("jsonl", ["Sim-Agent"]))

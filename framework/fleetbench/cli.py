@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import sys
 from collections.abc import Callable, Iterator, Sequence
 
@@ -19,8 +20,8 @@ from rich.table import Table
 
 from fleetbench import registry
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
-from fleetbench.errors import FleetbenchError, Interrupted, UserError
-from fleetbench.interfaces import Storage, Suite
+from fleetbench.errors import FleetbenchError, Interrupted, UnknownNameError, UserError
+from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.progress import make_progress
 from fleetbench.report import build_report, render
 from fleetbench.runner import RunSummary, run
@@ -177,7 +178,7 @@ def cmd_report(args: Sequence[str]) -> int:
                 f"valid choices: {', '.join(suite.factor_names()) or '(none)'}"
             )
         models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
-        rows_filter = ReportFilter(suite.name, models, common.report.run_id)
+        rows_filter = ReportFilter(suite.name, models, common.report.run_id, run_label=common.report.label)
         report = build_report(storage, rows_filter, suite.metrics(), common.report.by)
     text = render(report, common.report.format, console)
     if text is not None:
@@ -190,18 +191,51 @@ def cmd_report(args: Sequence[str]) -> int:
 
 
 def cmd_names(args: Sequence[str]) -> int:
-    """How each configured spelling resolves; with bare arguments, how those spellings resolve."""
+    """How each configured spelling resolves; with bare arguments, how each of those resolves.
+
+    Every spelling given is resolved (an unknown one never hides the others); unknown ones are marked with the
+    closest known spellings, and the exit code is 1 when any was unknown.
+    """
     spellings, overrides = _split(args)
     naming = resolve_common(compose_config(overrides)).naming
     table = Table("spelling", "base model", "how")
-    if spellings:
-        for spelling in spellings:
-            table.add_row(spelling, naming.base_name(spelling), naming.how(spelling) or "passthrough")
-    else:
+    if not spellings:
         for spelling, base, how in naming.resolutions():
             table.add_row(spelling, base, how)
+        console.print(table)
+        return 0
+    known = [spelling for spelling, _, _ in naming.resolutions()]
+    unknown = [spelling for spelling in spellings if not _add_resolution(table, naming, spelling, known)]
     console.print(table)
+    if unknown:
+        _error(
+            f"error: names: {len(unknown)} of {len(spellings)} spellings are unknown: {', '.join(map(repr, unknown))}"
+        )
+        return 1
     return 0
+
+
+def _add_resolution(table: Table, naming: NamingPolicy, spelling: str, known: Sequence[str]) -> bool:
+    """Add the row of one spelling; False when the policy does not resolve it (a run would refuse it)."""
+    how = naming.how(spelling)
+    if how is not None:
+        table.add_row(spelling, naming.base_name(spelling), how)
+        return True
+    closest = _closest(spelling, known)
+    try:
+        base = naming.base_name(spelling)  # an unknown spelling the policy passes through (naming.unknown=...)
+    except UnknownNameError:
+        table.add_row(spelling, "?", f"unknown; {closest}")
+        return False
+    table.add_row(spelling, base, f"passthrough (not in the catalog; {closest})")
+    return True
+
+
+def _closest(spelling: str, known: Sequence[str]) -> str:
+    """The closest known spellings, compared ignoring case (difflib's ratio, at most three)."""
+    folded = {k.casefold(): k for k in reversed(known)}  # the first declared spelling of each folded form wins
+    matches = difflib.get_close_matches(spelling.strip().casefold(), list(folded), n=3, cutoff=0.6)
+    return f"closest: {', '.join(folded[m] for m in matches)}" if matches else "no close known spelling"
 
 
 def cmd_show(args: Sequence[str]) -> int:

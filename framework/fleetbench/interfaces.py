@@ -156,6 +156,16 @@ class Suite(Plugin):
         """Settings beyond the cell that change results (dataset digest, scorer...). Part of every unit key."""
         return {}
 
+    def instances(self, cell: Cell, requested: int) -> int:
+        """How many units `cell` gets when the run asks for `requested` per cell (`run.instances`).
+
+        A suite whose cells hold a limited number of distinct items may answer differently, or raise
+        `fleetbench.errors.ConfigError` naming the key when it cannot honour the request; it is asked for every cell
+        during validation, before anything runs. The unit at index i must ask the same thing whatever this returns,
+        so the count is never part of a unit key.
+        """
+        return requested
+
     @abc.abstractmethod
     async def run_episode(self, unit: Unit, chat: Chat, context: EpisodeContext) -> Episode:
         """Execute one unit through `chat` and score it."""

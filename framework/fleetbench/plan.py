@@ -47,10 +47,11 @@ def unit_key(scope: UnitScope, cell_digest: str, seed: int, index: int) -> str:
 
 @dataclass(frozen=True)
 class PlannedCell:
-    """One cell of a model's plan, with its digest."""
+    """One cell of a model's plan: its digest and how many units it gets (`Suite.instances`)."""
 
     cell: Cell
     key: str
+    instances: int
 
     def unit(self, scope: UnitScope, seed: int, index: int) -> Unit:
         return Unit(unit_key(scope, self.key, seed, index), self.cell, index, seed, scope, self.key)
@@ -58,29 +59,28 @@ class PlannedCell:
 
 @dataclass(frozen=True)
 class ModelPlan:
-    """One base model's part of the plan: its cells × `instances` units, all under one scope and seed."""
+    """One base model's part of the plan: each cell's units, all under one scope and seed."""
 
     base_model: str
     scope: UnitScope
     cells: tuple[PlannedCell, ...]
-    instances: int
     seed: int
 
     @property
     def planned(self) -> int:
-        return len(self.cells) * self.instances
+        return sum(cell.instances for cell in self.cells)
 
     def units(self) -> Iterator[Unit]:
         """Every planned unit, cell by cell, instance by instance."""
         for planned in self.cells:
-            for index in range(self.instances):
+            for index in range(planned.instances):
                 yield planned.unit(self.scope, self.seed, index)
 
 
-def model_plan(base_model: str, cells: Sequence[Cell], scope: UnitScope, instances: int, seed: int) -> ModelPlan:
-    """A model's plan from its cells (the suite's grid for that model)."""
-    planned = tuple(PlannedCell(cell, cell_key(cell)) for cell in cells)
-    return ModelPlan(base_model, scope, planned, instances, seed)
+def model_plan(base_model: str, cells: Sequence[tuple[Cell, int]], scope: UnitScope, seed: int) -> ModelPlan:
+    """A model's plan from its cells (the suite's grid for that model), each with its number of units."""
+    planned = tuple(PlannedCell(cell, cell_key(cell), instances) for cell, instances in cells)
+    return ModelPlan(base_model, scope, planned, seed)
 
 
 class MissingUnits(UnitSource):
@@ -93,9 +93,12 @@ class MissingUnits(UnitSource):
 
     @classmethod
     def of(cls, plan: ModelPlan, storage: Storage) -> MissingUnits:
-        """Ask storage how much of each cell is done; keep only the per-cell missing counts."""
-        done = storage.completed_per_cell(plan.scope, plan.seed, plan.instances)
-        return cls(plan, storage, [plan.instances - done.get(c.key, 0) for c in plan.cells])
+        """Ask storage how much of each cell is done (once per distinct cell size); keep the per-cell missing counts."""
+        done = {
+            size: storage.completed_per_cell(plan.scope, plan.seed, size)
+            for size in {cell.instances for cell in plan.cells}
+        }
+        return cls(plan, storage, [c.instances - done[c.instances].get(c.key, 0) for c in plan.cells])
 
     @property
     def count(self) -> int:
@@ -117,8 +120,9 @@ class MissingUnits(UnitSource):
 
     def _missing_in(self, planned: PlannedCell) -> Iterator[Unit]:
         plan = self._plan
-        for low in range(0, plan.instances, CHECK_CHUNK):
-            chunk = [planned.unit(plan.scope, plan.seed, i) for i in range(low, min(low + CHECK_CHUNK, plan.instances))]
+        for low in range(0, planned.instances, CHECK_CHUNK):
+            indices = range(low, min(low + CHECK_CHUNK, planned.instances))
+            chunk = [planned.unit(plan.scope, plan.seed, i) for i in indices]
             stored = self._storage.stored_among([unit.key for unit in chunk])
             yield from (unit for unit in chunk if unit.key not in stored)
 

@@ -113,11 +113,10 @@ def _run_with(
 
 
 def _diff(spec: RunSpec, storage: Storage) -> PlanDiff:
-    plans = [
-        model_plan(m.name, list(spec.suite.cells(m.name)), spec.scopes.by_model[m.name], spec.run.instances,
-                   spec.run.seed)
-        for m in spec.models
-    ]  # fmt: skip
+    plans = []
+    for model in spec.models:
+        cells = [(cell, spec.suite.instances(cell, spec.run.instances)) for cell in spec.suite.cells(model.name)]
+        plans.append(model_plan(model.name, cells, spec.scopes.by_model[model.name], spec.run.seed))
     return diff(plans, storage)
 
 

@@ -106,17 +106,13 @@ class Lane:
     max_concurrency: int
     rpm: float | None = None
     weight: float | None = None
+    """The deployment's declared `weight` (None: undeclared); the `weighted` sharding strategy interprets it."""
     route: str | None = None
     endpoint: str | None = None
     api_version: str | None = None
     api_key: str | None = field(default=None, repr=False, compare=False)
     params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     model_params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def capacity(self) -> float:
-        """Relative throughput used by weighted sharding: the declared weight, else max concurrency."""
-        return float(self.weight) if self.weight is not None else float(self.max_concurrency)
 
 
 @dataclass(frozen=True)
@@ -277,3 +273,5 @@ class ReportFilter:
     base_models: tuple[str, ...] = ()
     run_id: str | None = None
     factors: Mapping[str, tuple[FactorValue, ...]] = field(default_factory=dict)
+    run_label: str | None = None
+    """Only units executed by runs whose `run.label` is exactly this (as written in the stored configuration)."""

@@ -60,7 +60,7 @@ def test_running_again_executes_zero_units(run_cli: RunCli, tmp_path: Path) -> N
 
 def test_sigkill_midway_then_rerun_completes_exactly_the_missing_units(tmp_path: Path, run_cli: RunCli) -> None:
     db = tmp_path / "fleetbench.db"
-    args = ["run", "run.instances=60", *SLOW]  # 300 units at 150 ms over 24 slots: about 2 s
+    args = ["run", "run.instances=60", "suite.items=cycle", *SLOW]  # 300 units at 150 ms over 24 slots: about 2 s
     victim = subprocess.Popen(
         [*CLI, *args], cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -81,7 +81,7 @@ def test_sigkill_midway_then_rerun_completes_exactly_the_missing_units(tmp_path:
 
 def test_ctrl_c_stops_cleanly_keeps_finished_results_and_exits_non_zero(tmp_path: Path, run_cli: RunCli) -> None:
     db = tmp_path / "fleetbench.db"
-    args = ["run", "run.instances=60", *SLOW]
+    args = ["run", "run.instances=60", "suite.items=cycle", *SLOW]
     process = subprocess.Popen(
         [*CLI, *args], cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -109,7 +109,8 @@ def test_dynamic_gives_a_ten_times_slower_deployment_clearly_fewer_units(run_cli
     concurrency = [f"models.sim_agent.deployments.{i}.max_concurrency=2" for i in range(3)]
     for strategy, db in (("dynamic", "dynamic.db"), ("even", "even.db")):
         url = f"storage.url=sqlite:///{db}"
-        process = run_cli("run", f"sharding={strategy}", "run.instances=30", url, *latencies, *concurrency)
+        args = ("run", f"sharding={strategy}", "run.instances=30", "suite.items=cycle", url)
+        process = run_cli(*args, *latencies, *concurrency)
         assert process.returncode == 0, process.stderr
     dynamic = {
         s["deployment"]: s["units"] for s in _report(run_cli, "storage.url=sqlite:///dynamic.db")["deployment_shares"]

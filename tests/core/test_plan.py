@@ -21,7 +21,7 @@ CELLS = [Cell("grid", A, (("level", level),)) for level in ("low", "mid", "high"
 
 
 def _plan(instances: int = 3, seed: int = 0, scope: UnitScope = SCOPE, cells: Sequence[Cell] = CELLS) -> ModelPlan:
-    return model_plan(A, cells, scope, instances, seed)
+    return model_plan(A, [(cell, instances) for cell in cells], scope, seed)
 
 
 def _keys(plan: ModelPlan) -> list[str]:
@@ -108,8 +108,18 @@ def test_missing_units_check_large_cells_chunk_by_chunk(storage: SqlStorage) -> 
     assert counting.lookups == 3
 
 
+def test_cells_of_different_sizes_count_only_their_own_instances(storage: SqlStorage) -> None:
+    small, large = CELLS[0], CELLS[1]
+    big_plan = model_plan(A, [(small, 5), (large, 5)], SCOPE, 0)
+    storage.write([result_for(u, RUN) for u in big_plan.units()], [])  # an earlier run with 5 units per cell
+    plan = model_plan(A, [(small, 2), (large, 8)], SCOPE, 0)
+    missing = MissingUnits.of(plan, storage)
+    assert missing.count == 3  # the small cell is complete at 2; the large one misses indices 5, 6, 7
+    assert [(u.cell, u.index) for u in missing.stream()] == [(large, 5), (large, 6), (large, 7)]
+
+
 def test_infra_errors_count_as_missing_and_diff_totals(storage: SqlStorage) -> None:
-    other = model_plan(B, [Cell("grid", B, (("level", "x"),))], UnitScope("e" * 32, "f" * 32), 2, 0)
+    other = model_plan(B, [(Cell("grid", B, (("level", "x"),)), 2)], UnitScope("e" * 32, "f" * 32), 0)
     plans = [_plan(instances=2), other]
     units = list(plans[0].units())
     storage.write([result_for(units[0], RUN), result_for(units[1], RUN, infra=True)], [])

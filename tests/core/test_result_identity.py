@@ -29,7 +29,7 @@ PLUGIN_OPTIONS: dict[tuple[str, str, str], dict[str, bool]] = {
     },
     ("storage", "sql", "Options"): {"url": NEUTRAL, "echo": NEUTRAL, "busy_timeout_s": NEUTRAL},
     ("suites", "jsonl", "Options"): {
-        "dataset": NEUTRAL, "scorer": RESULT, "categories": NEUTRAL, "system_prompt": RESULT,
+        "dataset": NEUTRAL, "scorer": RESULT, "categories": NEUTRAL, "system_prompt": RESULT, "items": NEUTRAL,
     },
     ("suites", "workflow", "Options"): {
         "prompt_types": NEUTRAL, "difficulties": NEUTRAL, "tool_success_rates": NEUTRAL, "task_types": NEUTRAL,

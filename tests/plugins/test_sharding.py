@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fleetbench.config import compose_config, resolve_run
 from fleetbench.interfaces import NoOptions
 from fleetbench.testing.units import ListSource, make_unit
 from fleetbench.types import Cell, Lane, Unit
@@ -19,11 +20,18 @@ def _units(n: int) -> ListSource:
     return ListSource([make_unit(f"{i:032x}", CELL, i) for i in range(n)])
 
 
-def _lanes(*capacities: int) -> list[Lane]:
+def _lanes(*capacities: int, weights: tuple[float | None, ...] = ()) -> list[Lane]:
+    declared = weights or (None,) * len(capacities)
     return [
-        Lane(f"Sim-Agent-{i + 1}", "Sim-Agent", f"Sim-Agent-{i + 1}", "simulated", "key0", c)
-        for i, c in enumerate(capacities)
+        Lane(f"Sim-Agent-{i + 1}", "Sim-Agent", f"Sim-Agent-{i + 1}", "simulated", "key0", c, weight=w)
+        for i, (c, w) in enumerate(zip(capacities, declared, strict=True))
     ]
+
+
+def _weighted_sizes(units: int, lanes: list[Lane]) -> list[int]:
+    taken = _drain(WeightedSharding(NoOptions()).dispatch(_units(units), lanes), lanes)
+    assert sorted(u.key for v in taken.values() for u in v) == sorted(u.key for u in _units(units).stream())
+    return [len(taken[lane.lane_id]) for lane in lanes]
 
 
 def _drain(dispatch, lanes: list[Lane]) -> dict[str, list[Unit]]:  # type: ignore[no-untyped-def]
@@ -55,12 +63,52 @@ def test_even_sizes_differ_by_at_most_one_and_cover_every_unit_once(n: int) -> N
     assert sorted(keys) == sorted(u.key for u in _units(n).stream())
 
 
-def test_weighted_follows_lane_capacity() -> None:
+def test_weighted_without_any_declared_weight_follows_max_concurrency() -> None:
     lanes = _lanes(1, 2, 7)
     dispatch = WeightedSharding(NoOptions()).dispatch(_units(100), lanes)
     taken = _drain(dispatch, lanes)
     assert [len(v) for v in taken.values()] == [10, 20, 70]
     assert [dispatch.planned(lane.lane_id) for lane in lanes] == [10, 20, 70]
+
+
+def test_weighted_with_every_weight_declared_ignores_max_concurrency() -> None:
+    assert _weighted_sizes(100, _lanes(50, 1, 1, weights=(1, 1, 2))) == [25, 25, 50]
+
+
+def test_weighted_with_some_weights_declared_counts_the_undeclared_lanes_as_weight_1() -> None:
+    # The case: weight 3 on one deployment, none on the others (max_concurrency 8 each). Before the fix the
+    # others counted 8 each, and the heavier deployment got the fewest units (16 / 42 / 42).
+    assert _weighted_sizes(100, _lanes(8, 8, 8, weights=(3, None, None))) == [60, 20, 20]
+    assert _weighted_sizes(10, _lanes(8, 8, 8, weights=(None, 0.5, None))) == [4, 2, 4]
+
+
+def test_weighted_keeps_largest_remainder_apportionment() -> None:
+    # 100 * (1, 1, 1) / 3: 33.3 each, the one leftover unit goes to the earliest lane.
+    assert _weighted_sizes(100, _lanes(8, 8, 8, weights=(2, 2, 2))) == [34, 33, 33]
+    assert _weighted_sizes(7, _lanes(8, 8, 8, weights=(2, None, None))) == [3, 2, 2]
+
+
+def test_a_deployments_weight_applies_to_each_of_its_lanes_one_per_api_key() -> None:
+    # Sim-Qwen: one deployment with three keys (three lanes, weight 2 each) and one with a single key (weight 3);
+    # a third deployment declares no weight and counts 1 although its max_concurrency is 40.
+    deployments = (
+        "[{name: Sim-Qwen, api_keys: [k0, k1, k2], max_concurrency: 1, weight: 2},"
+        " {name: Sim-Qwen-2, weight: 3}, {name: Sim-Qwen-3, max_concurrency: 40}]"
+    )
+    spec = resolve_run(
+        compose_config(["run.models=[Sim-Qwen]", "sharding=weighted", f"models.sim_qwen.deployments={deployments}"])
+    )
+    lanes = list(spec.lanes["Sim-Qwen"])
+    assert [lane.lane_id for lane in lanes] == [
+        "Sim-Qwen#key0",
+        "Sim-Qwen#key1",
+        "Sim-Qwen#key2",
+        "Sim-Qwen-2",
+        "Sim-Qwen-3",
+    ]
+    taken = _drain(spec.sharding.dispatch(_units(100), lanes), lanes)
+    # Weights 2, 2, 2, 3, 1 (sum 10): 20 units per key of Sim-Qwen, 30 for Sim-Qwen-2, 10 for Sim-Qwen-3.
+    assert [len(taken[lane.lane_id]) for lane in lanes] == [20, 20, 20, 30, 10]
 
 
 def test_apportion_gives_remainders_to_the_largest_fractions() -> None:

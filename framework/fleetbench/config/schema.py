@@ -78,6 +78,7 @@ class RunConf:
     instances: int = 20
     seed: int = 0
     label: str = ""
+    """A free name for the run (never part of a unit key), stored with its configuration; `report.label` selects it."""
     progress: str = "auto"
     judge: str | None = None
     """The model that judges episodes when the suite asks for one (e.g. `suite.classifier=llm`); any spelling."""
@@ -105,6 +106,8 @@ class ReportConf:
     models: list[str] = field(default_factory=list)
     by: list[str] = field(default_factory=list)
     run_id: str | None = None
+    label: str | None = None
+    """Only units executed by runs with this `run.label`."""
     format: str = "table"
     output: str | None = None
 

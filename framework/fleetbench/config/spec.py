@@ -82,6 +82,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     # Constructed here: options that depend on data (a dataset's categories) are checked before anything runs.
     suite_ref = registry.load("suites", cfg.suite, "suite")
     suite = suite_ref.create()
+    _check_instances(suite, models, run.instances)
     judge = _judge(common, run, suite)
     providers: dict[str, registry.PluginRef[interfaces.Provider]] = {}
     lanes: dict[str, tuple[Lane, ...]] = {}
@@ -141,6 +142,13 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
         value = getattr(scheduler, name)
         if not (math.isfinite(value) and low <= value <= high):
             raise ConfigError(f"scheduler.{name}: must be from {low:g} to {high:g}, got {value}")
+
+
+def _check_instances(suite: interfaces.Suite, models: tuple[ModelSpec, ...], instances: int) -> None:
+    """Ask the suite about every cell now, so a plan it cannot honour fails before anything runs."""
+    for model in models:
+        for cell in suite.cells(model.name):
+            suite.instances(cell, instances)
 
 
 def _selected_models(common: NamingSpec, run: RunConf) -> tuple[ModelSpec, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fleetbench.types import CallStatus, MetricSpec, Outcome, ReportFilter
@@ -170,6 +172,32 @@ def test_deployment_shares_by_run_counts_the_calls_of_that_run(filled: SqlStorag
     ]
     first = {(s["base_model"], s["deployment"]): s for s in filled.deployment_shares(ReportFilter(run_id=RUN))}
     assert first[(DEEPSEEK, DEEPSEEK)] == {"base_model": DEEPSEEK, "deployment": DEEPSEEK, "units": 1, "calls": 5}
+
+
+def test_report_label_selects_the_units_and_calls_of_runs_carrying_that_label(filled: SqlStorage) -> None:
+    for run_id, label in (("run-2", "nightly"), ("run-3", "nightly"), ("run-4", "nightly-2")):
+        filled.begin_run(dataclasses.replace(run_record(run_id), config={"run": {"label": label, "seed": 0}}))
+    # run-2 completes the infra error a4 (its three earlier calls stay with run-1); run-3 and run-4 add a unit each.
+    for name, model, deployment, run_id in (
+        ("a4", DEEPSEEK, DEEPSEEK_2, "run-2"),
+        ("a5", DEEPSEEK, DEEPSEEK, "run-3"),
+        ("b3", LLAMA, LLAMA, "run-4"),
+    ):
+        unit = result(name, model=model, deployment=deployment, factors=factors("cot", 0.6), run_id=run_id)
+        assert filled.write([unit], [call(name, deployment, run_id=run_id)]) == 1
+
+    def totals(label: str | None) -> dict[str, int]:
+        return {g["base_model"]: g["total"] for g in filled.aggregate(["base_model"], ReportFilter(run_label=label))}
+
+    assert totals("nightly") == {DEEPSEEK: 2}
+    assert totals("nightly-2") == {LLAMA: 1}
+    assert totals("night") == {}, "labels match exactly, never by prefix"
+    assert totals(None) == {DEEPSEEK: 5, LLAMA: 3}, "without a label every unit counts, as before"
+    assert filled.deployment_shares(ReportFilter(run_label="nightly")) == [
+        {"base_model": DEEPSEEK, "deployment": DEEPSEEK, "units": 1, "calls": 1},
+        {"base_model": DEEPSEEK, "deployment": DEEPSEEK_2, "units": 1, "calls": 1},
+    ]
+    assert [row["unit_key"] for row in filled.export_rows(ReportFilter(run_label="nightly-2"))] == [key("b3")]
 
 
 def test_export_rows(filled: SqlStorage) -> None:

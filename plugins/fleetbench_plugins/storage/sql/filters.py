@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, case, false, func, or_, true
+from sqlalchemy import ColumnElement, Select, String, and_, case, false, func, or_, select, true
 
 from fleetbench.types import FactorValue, ReportFilter
 
 from .rows import checked_name
-from .schema import INFRA_ERROR, units
+from .schema import INFRA_ERROR, runs, units
 
 # What each back end's JSON type function answers for the three kinds of factor values.
 _JSON_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -30,9 +30,16 @@ def unit_conditions(
         conditions.append(units.c.base_model.in_(sorted({canonical(m) for m in flt.base_models})))
     if with_run and flt.run_id is not None:
         conditions.append(units.c.run_id == flt.run_id)
+    if with_run and flt.run_label is not None:
+        conditions.append(units.c.run_id.in_(labelled_runs(flt.run_label)))
     for name, allowed in flt.factors.items():
         conditions.append(factor_in(name, allowed, dialect))
     return conditions
+
+
+def labelled_runs(label: str) -> Select[tuple[str]]:
+    """Ids of the runs whose stored configuration has `run.label` equal to `label` (no column needed: it is in JSON)."""
+    return select(runs.c.run_id).where(runs.c.config[("run", "label")].as_string() == label)
 
 
 def factor_in(name: str, allowed: Sequence[FactorValue], dialect: str) -> ColumnElement[bool]:

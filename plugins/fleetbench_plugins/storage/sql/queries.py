@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Connection, Double, Select, case, cast, fu
 
 from fleetbench.types import MetricSpec, Outcome, ReportFilter, UnitScope
 
-from .filters import all_of, completed, unit_conditions
+from .filters import all_of, completed, labelled_runs, unit_conditions
 from .rows import checked_name
 from .schema import INFRA_ERROR, calls, transcripts, units
 
@@ -123,10 +123,12 @@ def deployment_shares(
 
 
 def call_conditions(flt: ReportFilter, canonical: Callable[[str], str], dialect: str) -> list[ColumnElement[bool]]:
-    """Which calls a filter covers: those of the filtered units, sent during the filtered run (if any)."""
+    """Which calls a filter covers: those of the filtered units, sent during the filtered run(s) (if any)."""
     conditions = unit_conditions(flt, canonical, dialect, with_run=False)
     if flt.run_id is not None:
         conditions.append(calls.c.run_id == flt.run_id)
+    if flt.run_label is not None:
+        conditions.append(calls.c.run_id.in_(labelled_runs(flt.run_label)))
     return conditions
 
 

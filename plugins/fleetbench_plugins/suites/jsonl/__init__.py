@@ -1,7 +1,14 @@
 """The `jsonl` suite: a generic dataset of prompts with reference answers, scored exact / contains / regex.
 
 Cells are the dataset's categories. The i-th unit of a cell asks the item at position i of a seeded permutation of that
-category, so `run.instances` equal to the category size asks every item once.
+category (position i modulo the category size under `items: cycle`). `items` says how many units a cell gets:
+
+* `distinct` (default): `run.instances` distinct items; a category holding fewer is refused during validation;
+* `all`: every item of the category once (`run.instances` is not used);
+* `cycle`: `run.instances` units, going round the permutation again when the category runs out (deliberate repeats).
+
+The unit at index i asks the same item in every mode, so `items` changes how many units a plan holds, never what a unit
+asks: it is not part of the unit key, and a larger plan reuses the units a smaller one stored.
 """
 
 from __future__ import annotations
@@ -9,28 +16,37 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from fleetbench.errors import InfraFailure, choices_text
+from fleetbench.errors import ConfigError, InfraFailure, choices_text
 from fleetbench.interfaces import Chat, EpisodeContext, Suite, option
 from fleetbench.types import Cell, Episode, MetricSpec, Outcome, Unit
 from fleetbench_plugins.suites.jsonl.dataset import Dataset, Item, load_dataset
 from fleetbench_plugins.suites.jsonl.scorers import SCORERS
 
+ITEM_MODES = ("distinct", "all", "cycle")
+
 
 @dataclasses.dataclass
 class JsonlOptions:
-    """`dataset`: `builtin` or a JSONL path; `scorer`: the default for rows that name none; `categories`: filter."""
+    """`dataset`: `builtin` or a JSONL path; `scorer`: the default for rows that name none; `categories`: filter;
+    `items`: how many units a category gets (`distinct`, `all`, `cycle`; see the module docstring)."""
 
     dataset: str = option("builtin", affects_result=False, help="its content digest enters the key, not its path")
     scorer: str = option("exact", affects_result=True)
     categories: list[str] = option(affects_result=False, default_factory=list, help="selects cells")
     system_prompt: str = option("Answer the question. Reply with the answer only.", affects_result=True)
+    items: str = option(
+        "distinct", affects_result=False, help="how many units a category gets; unit i asks the same item"
+    )
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:
             raise ValueError(f"scorer: {self.scorer!r} is not valid; choices: {choices_text(SCORERS)}")
+        if self.items not in ITEM_MODES:
+            raise ValueError(f"items: {self.items!r} is not valid; choices: {choices_text(ITEM_MODES)}")
 
 
 class JsonlSuite(Suite):
@@ -41,6 +57,7 @@ class JsonlSuite(Suite):
     Options = JsonlOptions
 
     def __init__(self, options: JsonlOptions) -> None:
+        super().__init__(options)
         self._options = options
         self._dataset: Dataset = load_dataset(options.dataset, options.scorer)
         available = self._dataset.categories()
@@ -48,6 +65,7 @@ class JsonlSuite(Suite):
         if unknown:
             raise ValueError(f"categories: {unknown[0]!r} is not in the dataset; choices: {choices_text(available)}")
         self._categories = list(options.categories) or available
+        self._sizes = Counter(item.category for item in self._dataset.items)
 
     def cells(self, base_model: str) -> Iterator[Cell]:
         for category in self._categories:
@@ -56,6 +74,20 @@ class JsonlSuite(Suite):
     def identity(self) -> Mapping[str, Any]:
         """The dataset's content digest (the options that change results are declared with `option`)."""
         return {"dataset": self._dataset.digest}
+
+    def instances(self, cell: Cell, requested: int) -> int:
+        """Units of a category: `run.instances`, or its size under `items: all`; more than it holds only by `cycle`."""
+        category = str(cell.factor("category"))
+        size = self._sizes[category]
+        if self._options.items == "all":
+            return size
+        if self._options.items == "distinct" and requested > size:
+            raise ConfigError(
+                f"run.instances: {requested} units per cell, but category {category!r} of suite.dataset "
+                f"{self._options.dataset!r} holds {size} items; ask at most {size}, every item once (suite.items=all), "
+                "or repeat items on purpose (suite.items=cycle)"
+            )
+        return requested
 
     def factor_names(self) -> Sequence[str]:
         return ("category",)

@@ -1,0 +1,32 @@
+"""`run.label` names runs (a sweep's jobs included); `report.label` reports the units those runs executed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import RunCli
+
+pytestmark = pytest.mark.slow
+
+
+def _totals(run_cli: RunCli, *overrides: str) -> dict[str, int]:
+    process = run_cli("report", "report.format=json", *overrides)
+    assert process.returncode == 0, process.stderr
+    return {row["base_model"]: row["total"] for row in json.loads(process.stdout)["rows"]}
+
+
+def test_report_label_reports_the_units_of_the_runs_carrying_it(run_cli: RunCli) -> None:
+    assert run_cli("run", "run.label=pilot", "run.instances=1").returncode == 0
+    sweep = run_cli("run", "-m", "run.label=ablation", "run.seed=1,2", "run.instances=2")
+    assert sweep.returncode == 0, sweep.stderr
+    # A labelled rerun of stored units executes nothing, so it adds nothing under its own label.
+    assert run_cli("run", "run.label=rerun", "run.instances=1").returncode == 0
+    assert _totals(run_cli, "report.label=pilot") == {"Sim-Agent": 5}
+    assert _totals(run_cli, "report.label=ablation") == {"Sim-Agent": 20}, "both jobs of the sweep"
+    assert _totals(run_cli, "report.label=rerun") == {}
+    assert _totals(run_cli) == {"Sim-Agent": 25}
+    shares = json.loads(run_cli("report", "report.format=json", "report.label=pilot").stdout)["deployment_shares"]
+    assert sum(share["units"] for share in shares) == 5
+    assert sum(share["calls"] for share in shares) >= 5

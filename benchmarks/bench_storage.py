@@ -1,11 +1,11 @@
-"""Throughput of the `sql` storage on a SQLite file: write rate, and streaming a million stored keys.
+"""Throughput of the `sql` storage on a SQLite file: write rate, and checking a million stored keys.
 
     .venv/bin/python benchmarks/bench_storage.py [--units 20000] [--keys 1000000] [--batch 512] [--postgres]
 
 Prints figures only; never part of the test run's pass/fail. Writes go through `SqlStorage.write` exactly as the
 pipeline calls it (one call record and a small transcript per unit). The million keys are then topped up with one
-bulk INSERT ... SELECT (not the storage's write path), and streamed by `stored_keys` in a fresh process so that its
-peak RSS is the streaming's own.
+bulk INSERT ... SELECT (not the storage's write path), and every one is looked up with `stored_among` in chunks of
+1,024, as the planner does while it streams missing units, in a fresh process so that its peak RSS is its own.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from fleetbench.testing.databases import fresh_postgres_database
+from fleetbench.testing.units import make_unit
 from fleetbench.types import (
     CallRecord,
     CallStatus,
@@ -32,7 +33,6 @@ from fleetbench.types import (
     ModelSpec,
     Outcome,
     RunRecord,
-    Unit,
     UnitResult,
 )
 from fleetbench_plugins.naming.catalog import CatalogNaming, CatalogNamingOptions
@@ -59,7 +59,8 @@ def unit_result(n: int) -> tuple[UnitResult, CallRecord]:
         turns=5,
         transcript={"messages": [{"role": "user", "content": f"task {n}"}, {"role": "assistant", "content": "ok"}]},
     )
-    result = UnitResult(Unit(key, Cell(SUITE, MODEL, factors), n, n), RUN, deployment, "lane-0", 1.0, 2.0, episode)
+    unit = make_unit(key, Cell(SUITE, MODEL, factors), n, n)
+    result = UnitResult(unit, RUN, deployment, "lane-0", 1.0, 2.0, episode)
     call = CallRecord(key, RUN, "lane-0", deployment, "cred-0", 1, 1.0, 0.5, CallStatus.OK, 100, 20, 200)
     return result, call
 
@@ -91,10 +92,12 @@ def top_up(url: str, existing: int, wanted: int) -> None:
             text(
                 "WITH RECURSIVE n(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM n WHERE i < :last) "
                 "INSERT INTO units (unit_key, suite, base_model, factors, instance_index, seed, task_id, outcome, "
-                "metrics, turns, error_category, infra_status, deployment, lane_id, run_id, started_at, duration_s) "
+                "metrics, turns, error_category, infra_status, deployment, lane_id, run_id, started_at, duration_s, "
+                "suite_scope, model_scope, cell_key) "
                 "SELECT printf('%064x', n.i), u.suite, u.base_model, u.factors, n.i, n.i, u.task_id, u.outcome, "
                 "u.metrics, u.turns, u.error_category, u.infra_status, u.deployment, u.lane_id, u.run_id, "
-                "u.started_at, u.duration_s FROM n, (SELECT * FROM units LIMIT 1) AS u"
+                "u.started_at, u.duration_s, u.suite_scope, u.model_scope, u.cell_key "
+                "FROM n, (SELECT * FROM units LIMIT 1) AS u"
             ),
             {"first": existing, "last": wanted - 1},
         )
@@ -102,19 +105,21 @@ def top_up(url: str, existing: int, wanted: int) -> None:
     print(f"(bulk fill to {wanted:,} units: {time.perf_counter() - started:.1f} s)")
 
 
-def stream_keys(url: str) -> None:
-    """Runs in a fresh process: stream every stored key, report time and peak RSS."""
+def check_keys(url: str, total: int) -> None:
+    """Runs in a fresh process: look every stored key up in chunks of 1,024, report time and peak RSS."""
     store = make_storage(url)
     store.migrate()
+    keys = [unit_result(n)[0].key for n in range(min(total, 20_000))] + [f"{i:064x}" for i in range(20_000, total)]
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    count = sum(1 for _ in store.stored_keys(SUITE, [MODEL]))
+    found = sum(len(store.stored_among(keys[i : i + 1024])) for i in range(0, len(keys), 1024))
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     store.close()
     print(
-        f"stored_keys: {count:,} keys in {elapsed:.2f} s = {count / elapsed:,.0f} keys/s; "
-        f"peak RSS {peak / 1024:.0f} MiB (before streaming {baseline / 1024:.0f} MiB)"
+        f"stored_among: {len(keys):,} keys checked ({found:,} stored) in {elapsed:.2f} s = "
+        f"{len(keys) / elapsed:,.0f} keys/s; peak RSS {peak / 1024:.0f} MiB (before {baseline / 1024:.0f} MiB, "
+        "which holds the key list)"
     )
 
 
@@ -144,7 +149,7 @@ def main(argv: list[str]) -> None:
         write_only(url, args.units, args.batch)
         # Two thirds of the written units succeeded and a third failed: all of them count as completed keys.
         top_up(url, args.units, args.keys)
-        child = multiprocessing.get_context("spawn").Process(target=stream_keys, args=(url,))
+        child = multiprocessing.get_context("spawn").Process(target=check_keys, args=(url, args.keys))
         child.start()
         child.join()
 

@@ -21,17 +21,38 @@ from pathlib import Path
 from fleetbench.config import compose_config, resolve_run
 from fleetbench.runner import run
 
-OPEN = {"deepseek_v3_0324": "strong", "deepseek_r1_0528": "strong", "llama_3_3_70b_instruct": "strong",
-        **{f"qwen2_5_{size}b_instruct": "unclosed-tags" for size in (72, 32, 14, 7, 3)}}
-CLOSED = {handle: "strong" for handle in ("gpt_4o_mini", "gpt_5_mini", "o3_0416_global", "gemini_2_5_flash",
-                                          "kimi_k2", "claude_sonnet4")}
+OPEN = {
+    "deepseek_v3_0324": "strong",
+    "deepseek_r1_0528": "strong",
+    "llama_3_3_70b_instruct": "strong",
+    **{f"qwen2_5_{size}b_instruct": "unclosed-tags" for size in (72, 32, 14, 7, 3)},
+}
+CLOSED = {
+    handle: "strong"
+    for handle in ("gpt_4o_mini", "gpt_5_mini", "o3_0416_global", "gemini_2_5_flash", "kimi_k2", "claude_sonnet4")
+}
 PHASES = ["phase5_1", "phase5_2", "phase5_3", "phase5_4", "phase5_5"]
-DUMMY_ENV = ("AZURE_AI_ENDPOINT", "AZURE_AI_API_KEY", "GATEWAY_BASE_URL", "GATEWAY_API_KEY_0", "GATEWAY_API_KEY_1",
-             "GATEWAY_API_KEY_2", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY")
+DUMMY_ENV = (
+    "AZURE_AI_ENDPOINT",
+    "AZURE_AI_API_KEY",
+    "GATEWAY_BASE_URL",
+    "GATEWAY_API_KEY_0",
+    "GATEWAY_API_KEY_1",
+    "GATEWAY_API_KEY_2",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_API_KEY",
+)
 
 
-SINGLE_DEPLOYMENT = {"gpt_4o_mini", "gpt_5_mini", "o3_0416_global", "gemini_2_5_flash", "kimi_k2", "claude_sonnet4",
-                     *(f"qwen2_5_{size}b_instruct" for size in (72, 32, 14, 7, 3))}
+SINGLE_DEPLOYMENT = {
+    "gpt_4o_mini",
+    "gpt_5_mini",
+    "o3_0416_global",
+    "gemini_2_5_flash",
+    "kimi_k2",
+    "claude_sonnet4",
+    *(f"qwen2_5_{size}b_instruct" for size in (72, 32, 14, 7, 3)),
+}
 
 
 def simulated(profiles: dict[str, str]) -> list[str]:
@@ -64,8 +85,10 @@ def main() -> None:
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))
             print(f"{phase:>16}: {summary.executed:>6,} episodes in {summary.wall_s:6.2f} s ({outcomes})")
         wall = time.perf_counter() - started
-    print(f"{'whole plan':>16}: {total:>6,} episodes in {wall:6.2f} s = {total / wall:,.0f} episodes/s "
-          "(target: 11,400 in under 60 s; includes planning, validation and SQLite writes)")
+    print(
+        f"{'whole plan':>16}: {total:>6,} episodes in {wall:6.2f} s = {total / wall:,.0f} episodes/s "
+        "(target: 11,400 in under 60 s; includes planning, validation and SQLite writes)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
+from typing import Any
 
 from fleetbench.config.identity import KEY_BYTES, digest
 from fleetbench.interfaces import Storage, UnitSource
@@ -37,24 +38,37 @@ def cell_key(cell: Cell) -> str:
     return digest([list(factor) for factor in cell.factors])
 
 
-def unit_key(scope: UnitScope, cell_digest: str, seed: int, index: int) -> str:
-    """The key of instance `index` of a cell."""
+def _cell_hasher(scope: UnitScope, cell_digest: str, seed: int) -> Any:
+    """A hash state over everything but the instance index (copied per unit: a plan has millions)."""
     hasher = hashlib.blake2b(digest_size=KEY_BYTES)
     hasher.update(f"{KEY_SCHEME}:{scope.suite}:{scope.model}:{cell_digest}:{seed}:".encode())
+    return hasher
+
+
+def unit_key(scope: UnitScope, cell_digest: str, seed: int, index: int) -> str:
+    """The key of instance `index` of a cell."""
+    return _finish(_cell_hasher(scope, cell_digest, seed), index)
+
+
+def _finish(cell_hasher: Any, index: int) -> str:
+    hasher = cell_hasher.copy()
     hasher.update(index.to_bytes(8, "little"))
-    return hasher.hexdigest()
+    return str(hasher.hexdigest())
 
 
 @dataclass(frozen=True)
 class PlannedCell:
-    """One cell of a model's plan: its digest and how many units it gets (`Suite.instances`)."""
+    """One cell of a model's plan: its digest, how many units it gets (`Suite.instances`), and its hash state."""
 
     cell: Cell
     key: str
     instances: int
+    scope: UnitScope
+    seed: int
+    hasher: Any = field(repr=False, compare=False)
 
-    def unit(self, scope: UnitScope, seed: int, index: int) -> Unit:
-        return Unit(unit_key(scope, self.key, seed, index), self.cell, index, seed, scope, self.key)
+    def unit(self, index: int) -> Unit:
+        return Unit(_finish(self.hasher, index), self.cell, index, self.seed, self.scope, self.key)
 
 
 @dataclass(frozen=True)
@@ -74,13 +88,16 @@ class ModelPlan:
         """Every planned unit, cell by cell, instance by instance."""
         for planned in self.cells:
             for index in range(planned.instances):
-                yield planned.unit(self.scope, self.seed, index)
+                yield planned.unit(index)
 
 
 def model_plan(base_model: str, cells: Sequence[tuple[Cell, int]], scope: UnitScope, seed: int) -> ModelPlan:
     """A model's plan from its cells (the suite's grid for that model), each with its number of units."""
-    planned = tuple(PlannedCell(cell, cell_key(cell), instances) for cell, instances in cells)
-    return ModelPlan(base_model, scope, planned, seed)
+    planned = []
+    for cell, instances in cells:
+        digest_ = cell_key(cell)
+        planned.append(PlannedCell(cell, digest_, instances, scope, seed, _cell_hasher(scope, digest_, seed)))
+    return ModelPlan(base_model, scope, tuple(planned), seed)
 
 
 class MissingUnits(UnitSource):
@@ -119,10 +136,9 @@ class MissingUnits(UnitSource):
             skip = 0
 
     def _missing_in(self, planned: PlannedCell) -> Iterator[Unit]:
-        plan = self._plan
         for low in range(0, planned.instances, CHECK_CHUNK):
             indices = range(low, min(low + CHECK_CHUNK, planned.instances))
-            chunk = [planned.unit(plan.scope, plan.seed, i) for i in indices]
+            chunk = [planned.unit(i) for i in indices]
             stored = self._storage.stored_among([unit.key for unit in chunk])
             yield from (unit for unit in chunk if unit.key not in stored)
 

@@ -12,7 +12,7 @@ import pytest
 
 from fleetbench.testing.databases import fresh_postgres_database
 
-CLI = [sys.executable, "-m", "fleetbench.cli"]
+CLI = [sys.executable, "-m", "fleetbench.entry"]
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from fleetbench import registry
+from fleetbench import interrupts, registry
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
 from fleetbench.errors import FleetbenchError, Interrupted, UnknownNameError, UserError
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args[0]](args[1:])
     except UserError as exc:
+        if interrupts.received():  # a Ctrl-C inside composition can surface as a bogus configuration error
+            _error("interrupted: nothing was run")
+            return Interrupted.exit_code
         _error(f"error: {exc}")
         return exc.exit_code
     except Interrupted as exc:
@@ -275,17 +278,13 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 }
 
 
-def entry() -> None:
+def entry() -> int:
+    """Run the command line and return its exit code (`fleetbench.entry` exits with it)."""
     try:
-        code = main()
+        return main()
     except FleetbenchError as exc:
         _error(f"error: {exc}")
-        code = 1
+        return 1
     except KeyboardInterrupt:  # Ctrl-C before a run began (start-up, composition): nothing was written
         _error("interrupted: nothing was run")
-        code = Interrupted.exit_code
-    sys.exit(code)
-
-
-if __name__ == "__main__":
-    entry()
+        return Interrupted.exit_code

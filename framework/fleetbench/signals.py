@@ -17,20 +17,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetbench import interrupts
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
 def sync_signals_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt like SIGINT does (main thread only; elsewhere a no-op)."""
+    """Within the block, SIGINT and SIGTERM record the stop and raise KeyboardInterrupt (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = {sig: signal.signal(sig, interrupts.record_and_interrupt) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Signals:
         return signals
 
     def _received(self) -> None:
+        interrupts.note()
         if self.stopping.is_set():
             self.abandon.set()
         self.stopping.set()

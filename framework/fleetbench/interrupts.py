@@ -1,0 +1,51 @@
+"""Whether this process was asked to stop (Ctrl-C / SIGTERM), and how it exits when it was.
+
+Small and import-free on purpose: the console script installs `record_and_interrupt` before importing anything
+heavy. Two CPython and library behaviours make the flag necessary:
+- a KeyboardInterrupt raised inside `exec`'d code (dataclass creation does that) makes the interpreter kill itself
+  with SIGINT at exit, whatever the program caught: `exit_now` leaves with our exit code instead;
+- a KeyboardInterrupt inside configuration composition can surface as an unrelated configuration error: the CLI asks
+  `received()` before blaming the configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+
+INTERRUPTED_EXIT = 130
+_received = False
+
+
+def note() -> None:
+    """Record that a stop signal arrived (the event loop's handlers call this too)."""
+    global _received
+    _received = True
+
+
+def received() -> bool:
+    """True once a stop signal arrived in this process."""
+    return _received
+
+
+def record_and_interrupt(signum: int, frame: FrameType | None) -> None:
+    """A handler for SIGINT and SIGTERM outside the run's event loop: record, then raise KeyboardInterrupt."""
+    note()
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Handle SIGINT and SIGTERM with `record_and_interrupt` (the console script does this first thing)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, record_and_interrupt)
+
+
+def exit_now(code: int) -> None:
+    """Flush output and logs, then exit with `code` without running interpreter shutdown (see the module docstring)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    logging.shutdown()
+    os._exit(code)

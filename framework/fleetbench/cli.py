@@ -24,6 +24,7 @@ from fleetbench.errors import FleetbenchError, Interrupted, UnknownNameError, Us
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.progress import make_progress
 from fleetbench.report import build_report, render
+from fleetbench.report.runs import render_runs
 from fleetbench.runner import RunSummary, run
 from fleetbench.types import ReportFilter
 
@@ -193,6 +194,19 @@ def cmd_report(args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_runs(args: Sequence[str]) -> int:
+    """Every recorded run, newest first; a run whose process died is shown as `dead`."""
+    _, overrides = _split(args)
+    common = resolve_common(compose_config(overrides))
+    storage = common.storage.create(naming=common.naming)
+    try:
+        runs = storage.runs()
+    finally:
+        storage.close()
+    render_runs(runs, console)
+    return 0
+
+
 def cmd_names(args: Sequence[str]) -> int:
     """How each configured spelling resolves; with bare arguments, how each of those resolves.
 
@@ -274,6 +288,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "report": cmd_report,
     "plugins": cmd_plugins,
     "names": cmd_names,
+    "runs": cmd_runs,
     "show": cmd_show,
 }
 

@@ -286,6 +286,11 @@ class Storage(Plugin):
         """Record how a run ended."""
 
     @abc.abstractmethod
+    def runs(self) -> list[dict[str, Any]]:
+        """Every recorded run, newest first: run_id, started_at, finished_at, status, suite, models, host, pid,
+        heartbeat_at, planned_units, executed_units, label."""
+
+    @abc.abstractmethod
     def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:
         """Store results and calls in one transaction; return how many units were newly completed."""
 

@@ -28,15 +28,13 @@ from fleetbench.errors import FleetbenchError, Interrupted
 from fleetbench.interfaces import Provider, Storage
 from fleetbench.plan import MissingUnits, PlanDiff, diff, model_plan
 from fleetbench.progress import NullProgress, ProgressView
+from fleetbench.report.runs import HEARTBEAT_S
 from fleetbench.schedule import Executor, JudgePool, LaneState, lane_workers
 from fleetbench.signals import Signals, sync_signals_interrupt
 from fleetbench.types import CallRecord, RunRecord, UnitResult
 from fleetbench.writer import ResultWriter
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_S = 5.0
-"""How often a running run records that it is alive (`runs.heartbeat_at`)."""
 
 Notify = Callable[[str], None]
 

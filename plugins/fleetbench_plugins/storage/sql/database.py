@@ -107,6 +107,10 @@ class SqlDatabase:
         if updated != 1:
             raise StorageError(f"run {run_id!r} was never begun (begin_run) in {display_url(self._engine)}")
 
+    def runs(self) -> list[dict[str, Any]]:
+        with self.errors("listing runs"), self.ready().connect() as connection:
+            return [queries.run_listing_row(row._mapping) for row in connection.execute(queries.run_listing())]
+
     def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:
         if not results and not calls:
             return 0

@@ -11,7 +11,7 @@ from fleetbench.types import MetricSpec, Outcome, ReportFilter, UnitScope
 
 from .filters import all_of, completed, labelled_runs, unit_conditions
 from .rows import checked_name
-from .schema import INFRA_ERROR, calls, transcripts, units
+from .schema import INFRA_ERROR, calls, runs, transcripts, units
 
 COLUMN_GROUPS = ("base_model", "deployment", "suite", "run_id", "task_id", "lane_id")
 """`group_by` names that are columns; any other name is a cell factor."""
@@ -130,6 +130,22 @@ def call_conditions(flt: ReportFilter, canonical: Callable[[str], str], dialect:
     if flt.run_label is not None:
         conditions.append(calls.c.run_id.in_(labelled_runs(flt.run_label)))
     return conditions
+
+
+RUN_COLUMNS = (
+    "run_id", "started_at", "finished_at", "status", "suite", "models", "host", "pid", "heartbeat_at",
+    "planned_units", "executed_units",
+)  # fmt: skip
+
+
+def run_listing() -> Select[Any]:
+    """Every run, newest first, with its label (kept in the stored configuration)."""
+    label = runs.c.config[("run", "label")].as_string().label("label")
+    return select(*(runs.c[name] for name in RUN_COLUMNS), label).order_by(runs.c.started_at.desc())
+
+
+def run_listing_row(row: Any) -> dict[str, Any]:
+    return {**{name: row[name] for name in RUN_COLUMNS}, "label": row["label"] or ""}
 
 
 def completed_among(keys: Sequence[str]) -> Select[Any]:

@@ -72,6 +72,10 @@ class SqlStorage(Storage):
         """Record the end of a begun run."""
         self._db().finish_run(run_id, status, finished_at, executed)
 
+    def runs(self) -> list[dict[str, Any]]:
+        """Every recorded run, newest first (see `Storage.runs`)."""
+        return self._db().runs()
+
     def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:
         """Store results, their transcripts and the calls in one transaction; return the units newly completed.
 

@@ -1,0 +1,85 @@
+"""A run whose process died is shown as `dead`, never as `running` for ever (host, pid and a heartbeat are recorded)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetbench import runner
+from fleetbench.config import compose_config, resolve_run
+from fleetbench.report.runs import STALE_AFTER_S, run_state
+from tests.conftest import CLI, RunCli, cli_env
+
+HOST = socket.gethostname()
+
+
+def _row(**overrides: object) -> dict[str, object]:
+    now = time.time()
+    return {"status": "running", "started_at": now - 100, "heartbeat_at": now - 1, "host": HOST, "pid": os.getpid(),
+            **overrides}  # fmt: skip
+
+
+def test_a_running_run_is_alive_while_its_process_lives_and_beats() -> None:
+    assert run_state(_row(), time.time(), HOST) == "running"
+    assert run_state(_row(status="completed"), time.time(), HOST) == "completed"
+
+
+def test_a_run_whose_process_is_gone_on_this_host_is_dead_at_once() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert run_state(_row(pid=gone.pid), time.time(), HOST) == "dead"
+
+
+def test_a_run_on_another_host_is_dead_once_its_heartbeat_is_stale() -> None:
+    now = time.time()
+    assert run_state(_row(host="elsewhere", pid=1), now, HOST) == "running"
+    stale = _row(host="elsewhere", pid=1, heartbeat_at=now - STALE_AFTER_S - 1)
+    assert run_state(stale, now, HOST) == "dead"
+
+
+def test_a_sigkilled_run_is_listed_as_dead(run_cli: RunCli, tmp_path: Path) -> None:
+    slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=300" for i in range(3)]
+    process = subprocess.Popen(
+        [*CLI, "run", "run.progress=off", *slow], cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _units(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    listing = run_cli("runs")
+    assert listing.returncode == 0, listing.stderr
+    (line,) = [row for row in listing.stdout.splitlines() if "jsonl" in row]
+    assert " dead " in line and f":{process.pid}" in line
+    with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
+        assert connection.execute("select status from runs").fetchall() == [("running",)]  # as the killed run left it
+
+
+def _units(directory: Path) -> int:
+    if not (directory / "fleetbench.db").exists():
+        return 0
+    try:
+        with sqlite3.connect(directory / "fleetbench.db") as connection:
+            return int(connection.execute("select count(*) from units").fetchone()[0])
+    except sqlite3.OperationalError:  # the schema is still being created
+        return 0
+
+
+def test_a_running_run_renews_its_heartbeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "HEARTBEAT_S", 0.1)
+    slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=100" for i in range(3)]
+    db = tmp_path / "beat.db"
+    runner.run(resolve_run(compose_config([f"storage.url=sqlite:///{db}", "run.progress=off", *slow])))
+    with sqlite3.connect(db) as connection:
+        started, beat, finished = connection.execute(
+            "select started_at, heartbeat_at, finished_at from runs"
+        ).fetchone()
+    assert started < beat <= finished

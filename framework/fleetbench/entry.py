@@ -1,21 +1,38 @@
-"""The console script's entry: tiny on purpose, so that Ctrl-C while the CLI's dependencies are still importing
-(Hydra, rich) ends with one line and exit code 130 instead of a traceback."""
+"""The console script's entry: tiny on purpose, so that Ctrl-C at any moment after Python itself has started ends
+with one line and exit code 130 instead of a traceback, even while the CLI's dependencies (Hydra, rich) still import.
+
+The stop-signal handlers are installed when this module is imported, before anything else of fleetbench: importing
+it is what starting the `fleetbench` command does.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
-from fleetbench import interrupts
+STARTUP_INTERRUPTED = "interrupted: nothing was run\n"
+
+
+def _interrupted_at_start() -> None:
+    sys.stderr.write(STARTUP_INTERRUPTED)
+    sys.stderr.flush()
+    os._exit(130)
+
+
+try:
+    from fleetbench import interrupts
+
+    interrupts.install()
+except KeyboardInterrupt:
+    _interrupted_at_start()
 
 
 def main() -> None:
-    """`fleetbench ...`: handle stop signals, import the CLI, run it, exit with its code."""
-    interrupts.install()
+    """`fleetbench ...`: import the CLI, run it, exit with its code."""
     try:
         from fleetbench.cli import entry
     except KeyboardInterrupt:
-        print("interrupted: nothing was run", file=sys.stderr, flush=True)
-        interrupts.exit_now(interrupts.INTERRUPTED_EXIT)
+        _interrupted_at_start()
     try:
         code = entry()
     except SystemExit as exc:  # a Hydra job ends this way

@@ -10,15 +10,21 @@ from tests.conftest import RunCli, stderr_lines
 
 CASES = [
     pytest.param(["run.models=[nope]"], ["run.models[0]", "unknown model 'nope'", "Sim-Agent"], id="unknown-model"),
+    pytest.param(["storage=mongo"], ["storage", "'mongo'", "postgres, sql, sqlite"], id="unknown-plugin"),
+    pytest.param(["sharding=fastest"], ["sharding", "'fastest'", "dynamic, even, weighted"], id="unknown-sharding"),
     pytest.param(
-        ["storage.plugin=mongo"],
-        ["storage.plugin", "'mongo'", "fleetbench.storage", "installed: sql"],
-        id="unknown-plugin",
+        ["suite.plugin=workflow"], ["suite.plugin", "'workflow'", "'jsonl'", "suite=workflow"], id="plugin-renamed"
     ),
-    pytest.param(["sharding.plugin=fastest"], ["sharding.plugin", "dynamic, even, weighted"], id="unknown-sharding"),
     pytest.param(["run.instancs=3"], ["run.instancs", "no such key", "instances"], id="typo-in-key"),
-    pytest.param(["+storage.urll=x.db"], ["storage.urll", "not an option", "url"], id="typo-in-plugin-option"),
-    pytest.param(["storage=sqlit"], ["storage", "'sqlit'", "postgres, sqlite"], id="unknown-group-choice"),
+    pytest.param(
+        ["storage.urll=x.db"], ["storage.urll", "no such key", "busy_timeout_s, echo, plugin, url"], id="plugin-typo"
+    ),
+    pytest.param(
+        ["suite=workflow", "suite.severty=light"], ["suite.severty", "no such key", "severity"], id="typo-after-switch"
+    ),
+    pytest.param(["suite.scorer=7"], ["suite.scorer", "'7'", "contains, exact, regex"], id="bad-plugin-option-value"),
+    pytest.param(["sharding=even", "sharding.lane_index=1"], ["sharding.lane_index", "no such key"], id="no-options"),
+    pytest.param(["storage=sqlit"], ["storage", "'sqlit'", "postgres, sql, sqlite"], id="unknown-group-choice"),
     pytest.param(
         ["models.gpt_5_mini.aliases=[deepseek-v3]"],
         ["'deepseek-v3'", "'gpt-5-mini'", "'DeepSeek-V3-0324'"],
@@ -94,4 +100,4 @@ def test_bad_config_in_one_sweep_job_stops_the_whole_sweep_before_any_job(run_cl
 def test_unknown_command_lists_the_commands(run_cli: RunCli) -> None:
     process = run_cli("frobnicate")
     assert process.returncode == 2
-    assert "names, plugins, report, run, show" in process.stderr
+    assert "names, plugins, report, run, runs, show" in process.stderr

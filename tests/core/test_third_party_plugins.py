@@ -74,19 +74,19 @@ def test_listing_shows_third_party_plugins_and_names_the_broken_one(
 
 
 def test_a_third_party_sharding_plugin_runs_end_to_end(run_cli: RunCli, third_party: dict[str, str]) -> None:
-    process = run_cli("run", "sharding.plugin=reversed", "run.instances=2", env=third_party)
+    process = run_cli("run", "sharding=reversed", "run.instances=2", env=third_party)
     assert process.returncode == 0, process.stderr
     assert "10 executed" in process.stdout
 
 
 def test_unknown_plugin_lists_installed_third_party_choices(run_cli: RunCli, third_party: dict[str, str]) -> None:
-    process = run_cli("run", "sharding.plugin=nope", env=third_party)
+    process = run_cli("run", "sharding=nope", env=third_party)
     assert process.returncode == 2
-    assert "installed: dynamic, even, reversed, weighted" in process.stderr
+    assert "valid choices: dynamic, even, reversed, weighted" in process.stderr
 
 
 def test_loading_a_broken_plugin_names_it(run_cli: RunCli, third_party: dict[str, str]) -> None:
-    process = run_cli("run", "suite.plugin=broken", env=third_party)
+    process = run_cli("run", "suite=broken", env=third_party)
     assert process.returncode != 0
     assert "plugin 'broken' in group fleetbench.suites failed to load" in process.stderr
     assert "a_module_that_does_not_exist" in process.stderr

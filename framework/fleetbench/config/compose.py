@@ -16,6 +16,7 @@ from hydra.errors import (
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from fleetbench.config.groups import broken_plugin
 from fleetbench.config.schema import register
 from fleetbench.errors import ConfigError, choices_text
 
@@ -49,6 +50,9 @@ def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseExceptio
     missing = re.search(r"Could not find '([^']+)/([^'/]+)'", str(exc))
     if isinstance(exc, MissingConfigException) and exc.options is not None and missing:
         group, choice = missing.groups()
+        broken = broken_plugin(group, choice)
+        if broken is not None:
+            return broken
         return ConfigError(f"{group}: no config {choice!r}; valid choices: {choices_text(exc.options)}")
     keyed = _first_keyed_cause(exc)
     if isinstance(keyed, ConfigKeyError | ConfigAttributeError):

@@ -1,8 +1,8 @@
-"""Structured configs, registered in Hydra's ConfigStore and mirrored by the YAML in `conf/`.
+"""Structured configs, registered in Hydra's ConfigStore; the YAML in `conf/` sets values, never declares keys.
 
 Typed sections (run, scheduler, report, the model catalog) reject unknown keys when composed. Plugin sections
-(`storage`, `suite`, `sharding`, `naming`, `providers.<name>`) are free-form here: each holds `plugin:` plus that
-plugin's options, which the registry validates against the plugin's own `Options` dataclass.
+(`storage`, `suite`, `sharding`, `naming`, `providers.<name>`) are typed by the plugin their config group selects:
+`config/groups.py` registers every installed plugin's options dataclass as that group's schema.
 """
 
 from __future__ import annotations
@@ -120,13 +120,17 @@ class FleetbenchConf:
     scheduler: SchedulerConf = field(default_factory=SchedulerConf)
     report: ReportConf = field(default_factory=ReportConf)
     models: dict[str, ModelConf] = field(default_factory=dict)
+    # Plugin sections: each is typed by the schema of the plugin its config group selected (see config/groups.py).
     providers: dict[str, Any] = field(default_factory=dict)
-    storage: dict[str, Any] = field(default_factory=dict)
-    suite: dict[str, Any] = field(default_factory=dict)
-    sharding: dict[str, Any] = field(default_factory=dict)
-    naming: dict[str, Any] = field(default_factory=dict)
+    storage: Any = MISSING
+    suite: Any = MISSING
+    sharding: Any = MISSING
+    naming: Any = MISSING
 
 
 def register() -> None:
-    """Store the schema so `conf/config.yaml` can name it first in its defaults list."""
+    """Store the root schema and every installed plugin's config group (`conf/config.yaml` selects them)."""
+    from fleetbench.config.groups import register_plugin_groups
+
     ConfigStore.instance().store(name=SCHEMA_NAME, node=FleetbenchConf)
+    register_plugin_groups()

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fleetbench import interfaces, registry
 from fleetbench.config.catalog import as_dict, build_catalog, build_lanes, model_node, raw_params
+from fleetbench.config.groups import check_section
 from fleetbench.config.identity import Scopes, build_scopes, model_identity, suite_identity
 from fleetbench.config.schema import MAX_INSTANCES, ReportConf, RunConf, SchedulerConf
 from fleetbench.errors import ConfigError, UnknownNameError, choices_text
@@ -63,9 +64,9 @@ class RunSpec:
 def resolve_common(cfg: DictConfig) -> NamingSpec:
     """Catalog, naming policy, storage plugin and report settings (used by every command)."""
     catalog = build_catalog(cfg.models)
-    naming_ref = registry.load("naming", cfg.naming, "naming")
+    naming_ref = _load("naming", cfg.naming, "naming")
     naming = naming_ref.create(catalog=catalog)
-    storage = registry.load("storage", cfg.storage, "storage")
+    storage = _load("storage", cfg.storage, "storage")
     report = _typed(ReportConf, cfg.report)
     if report.format not in REPORT_FORMATS:
         raise ConfigError(f"report.format: {report.format!r} is not valid; choices: {choices_text(REPORT_FORMATS)}")
@@ -80,7 +81,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     _check_run(run, scheduler)
     models = _selected_models(common, run)
     # Constructed here: options that depend on data (a dataset's categories) are checked before anything runs.
-    suite_ref = registry.load("suites", cfg.suite, "suite")
+    suite_ref = _load("suites", cfg.suite, "suite")
     suite = suite_ref.create()
     _check_instances(suite, models, run.instances)
     judge = _judge(common, run, suite)
@@ -89,10 +90,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     identities: dict[str, dict[str, Any]] = {}
     for model in (*models, *([judge] if judge is not None and judge not in models else [])):
         if model.provider not in providers:
-            node = cfg.providers.get(model.provider)
-            section = registry.plain_dict(node) if isinstance(node, DictConfig) else {}
-            section.setdefault("plugin", model.provider)
-            providers[model.provider] = registry.load("providers", section, f"providers.{model.provider}")
+            providers[model.provider] = _provider(cfg, model.provider)
         provider = providers[model.provider]
         model_params, lanes[model.name] = _lanes(cfg.models, model, provider)
         identities[model.name] = model_identity(model, provider.options, model_params)
@@ -107,12 +105,26 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         models=models,
         lanes=lanes,
         suite=suite,
-        sharding=registry.load("sharding", cfg.sharding, "sharding").create(),
+        sharding=_load("sharding", cfg.sharding, "sharding").create(),
         providers=providers,
         redacted_config=redact(OmegaConf.to_container(cfg, resolve=False)),
         scopes=scopes,
         judge=judge,
     )
+
+
+def _load(kind: str, node: Any, key: str) -> registry.PluginRef[Any]:
+    """A plugin section (as its config group composed it) validated into a reference to the plugin."""
+    check_section(node, key)
+    return registry.load(kind, node, key)
+
+
+def _provider(cfg: DictConfig, name: str) -> registry.PluginRef[interfaces.Provider]:
+    """A provider's section, or its defaults when the configuration selects none (`providers@providers.NAME`)."""
+    node = cfg.providers.get(name)
+    if isinstance(node, DictConfig):
+        return _load("providers", node, f"providers.{name}")
+    return registry.load("providers", {"plugin": name}, f"providers.{name}")
 
 
 def _typed(cls: type[Any], node: DictConfig) -> Any:

@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
@@ -19,7 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetbench import interrupts, registry
+from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
+from fleetbench.config.compose import hydra_context, normalize_overrides
 from fleetbench.errors import FleetbenchError, Interrupted, UnknownNameError, UserError
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.progress import make_progress
@@ -42,14 +45,17 @@ err_console = _console(stderr=True)
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="fleetbench", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=sorted(COMMANDS), help="what to do")
     if not args or args[0] in ("-h", "--help"):
-        parser.print_help()
+        (sys.stdout if args else sys.stderr).write(overview())
         return 0 if args else 2
     if args[0] not in COMMANDS:
         _error(f"error: unknown command {args[0]!r}; valid choices: {', '.join(sorted(COMMANDS))}")
         return 2
+    if any(a in ("-h", "--help") for a in args[1:]):
+        sys.stdout.write(command_help(args[0]))
+        if args[0] != "run":
+            return 0
+        sys.stdout.write("\n")  # then Hydra's own help: the config groups and the composed configuration
     try:
         return COMMANDS[args[0]](args[1:])
     except UserError as exc:
@@ -77,10 +83,52 @@ def _overrides(args: Sequence[str]) -> list[str]:
 
 def cmd_run(args: Sequence[str]) -> int:
     """Validate every job of the (possibly swept) configuration, then hand over to Hydra."""
-    multirun = any(a in ("-m", "--multirun") for a in args)
-    for job_overrides in _sweep_jobs(_overrides(args), multirun):
-        resolve_run(compose_config(job_overrides))
-    return _hydra_run(list(args))
+    parsed = _hydra_arguments(args)
+    search = _search_dir(parsed)
+    with hydra_context():
+        try:
+            overrides = normalize_overrides([*search, *parsed.overrides])
+        except Exception as exc:  # Hydra wraps everything; translate() re-raises what it cannot explain
+            raise translate(exc, parsed.overrides) from None
+    hydra_args = [*_without(args, parsed.overrides), *overrides[len(search) :]]
+    if _inspects_only(parsed) or "--version" in args:  # --cfg, --info, --help...: Hydra answers, nothing runs
+        return _hydra_run(hydra_args)
+    for job_overrides in _sweep_jobs(overrides, parsed.multirun):
+        resolve_run(compose_config(job_overrides, config_name=parsed.config_name))
+    return _hydra_run(hydra_args)
+
+
+def _hydra_arguments(args: Sequence[str]) -> argparse.Namespace:
+    """Hydra's own command line (flags in either spelling, anywhere among the overrides)."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.exit_on_error = False
+    try:
+        return parser.parse_intermixed_args(list(args))
+    except argparse.ArgumentError as exc:
+        raise UserError(f"run: {exc}") from None
+
+
+def _inspects_only(parsed: argparse.Namespace) -> bool:
+    return bool(parsed.help or parsed.hydra_help or parsed.cfg or parsed.info or parsed.shell_completion)
+
+
+def _search_dir(parsed: argparse.Namespace) -> list[str]:
+    """`--config-dir DIR` for validation: the same search path Hydra's app will use."""
+    if not parsed.config_dir:
+        return []
+    return [f"hydra.searchpath=[file://{Path(parsed.config_dir).resolve()}]"]
+
+
+def _without(args: Sequence[str], overrides: Sequence[str]) -> list[str]:
+    """The flags of a command line: everything but its overrides (which are handed over normalized)."""
+    flags = list(args)
+    for override in overrides:
+        flags.reverse()
+        flags.remove(override)
+        flags.reverse()
+    return flags
 
 
 def _sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -273,12 +321,13 @@ def cmd_show(args: Sequence[str]) -> int:
 
 
 def cmd_plugins(args: Sequence[str]) -> int:
-    """Every installed plugin by kind; a broken one is listed with its error."""
-    table = Table("kind", "name", "target", "status")
+    """Every installed plugin by kind, with its distribution, version and options; a broken one with its error."""
+    table = Table("kind", "name", "distribution", "status", "options (* changes results)", title="fleetbench plugins")
     broken = 0
     for info in registry.listing():
         broken += info.error is not None
-        table.add_row(info.kind, info.name, info.target, info.error or "ok")
+        options = "\n".join(f"{o.name}{'*' if o.affects_result else ''}: {o.type} = {o.default}" for o in info.options)
+        table.add_row(info.kind, info.name, f"{info.distribution} {info.version}", info.error or "ok", options or "-")
     console.print(table)
     return 1 if broken else 0
 

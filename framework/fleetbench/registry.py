@@ -12,11 +12,19 @@ from typing import Any, Generic, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
-from stevedore import DriverManager, ExtensionManager
+from stevedore import DriverManager
 from stevedore.exception import NoMatches
 
 from fleetbench import interfaces
-from fleetbench.errors import ConfigError, PluginLoadError, PluginNotFoundError, choices_text
+from fleetbench.contracts import contract_problem
+from fleetbench.errors import (
+    ConfigError,
+    FleetbenchError,
+    PluginLoadError,
+    PluginNotFoundError,
+    UserError,
+    choices_text,
+)
 
 KINDS: dict[str, type[interfaces.Plugin]] = {
     "providers": interfaces.Provider,
@@ -42,68 +50,68 @@ def installed_names(kind: str) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
+class OptionInfo:
+    """One option of a plugin, as `fleetbench plugins` lists it."""
+
+    name: str
+    type: str
+    default: str
+    affects_result: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class PluginInfo:
     """One row of `fleetbench plugins`."""
 
     kind: str
     name: str
     target: str
+    distribution: str = "?"
+    version: str = "?"
+    options: tuple[OptionInfo, ...] = ()
     error: str | None = None
 
 
 def listing() -> list[PluginInfo]:
-    """Every installed plugin of every kind; a broken one is reported with its error instead of breaking the list."""
+    """Every installed plugin of every kind, with the distribution that installed it and its options; a broken one
+    is reported with its error instead of breaking the list."""
     rows: list[PluginInfo] = []
     for kind in KINDS:
-        failures: dict[str, str] = {}
-
-        def on_failure(
-            _manager: Any, entry_point: Any, exc: BaseException, failures: dict[str, str] = failures
-        ) -> None:
-            failures[entry_point.name] = f"{type(exc).__name__}: {exc}"
-
-        manager = ExtensionManager(namespace(kind), on_load_failure_callback=on_failure)
-        for entry_point in manager.list_entry_points():
-            error = failures.get(entry_point.name)
-            if error is None and entry_point.name in manager.names():
-                error = _contract_problem(kind, manager[entry_point.name].plugin)
-            rows.append(PluginInfo(kind, entry_point.name, entry_point.value, error))
+        for entry_point in importlib.metadata.entry_points(group=namespace(kind)):
+            rows.append(_info(kind, entry_point))
     return sorted(rows, key=lambda r: (r.kind, r.name))
 
 
-def _contract_problem(kind: str, obj: Any) -> str | None:
-    base = KINDS[kind]
-    if not (isinstance(obj, type) and issubclass(obj, base)):
-        return f"{obj!r} is not a subclass of fleetbench.interfaces.{base.__name__}"
-    missing = sorted(getattr(obj, "__abstractmethods__", ()))
-    if missing:
-        return f"{obj.__name__} does not implement {', '.join(missing)} of {base.__name__}"
-    for attribute in ("Options", "ModelParams", "DeploymentParams"):
-        problem = _options_problem(obj, attribute)
-        if problem:
-            return problem
-    return None
+def _info(kind: str, entry_point: importlib.metadata.EntryPoint) -> PluginInfo:
+    dist = entry_point.dist
+    row = PluginInfo(kind, entry_point.name, entry_point.value)
+    if dist is not None:
+        row = dataclasses.replace(row, distribution=dist.name, version=dist.version)
+    try:
+        cls = plugin_class(kind, entry_point.name, f"{kind}.plugin")
+    except FleetbenchError as exc:
+        return dataclasses.replace(row, error=str(exc))
+    options = options_of(cls.Options)
+    for attribute, prefix in (("ModelParams", "models.*.params."), ("DeploymentParams", "deployments[*].params.")):
+        params = getattr(cls, attribute, None)
+        if params is not None:
+            options += tuple(dataclasses.replace(o, name=prefix + o.name) for o in options_of(params))
+    return dataclasses.replace(row, options=options)
 
 
-def _options_problem(cls: type[Any], attribute: str) -> str | None:
-    """Every options field says whether it changes results; a deployment's params never may (any lane runs any unit)."""
-    options_cls: Any = getattr(cls, attribute, None)
-    if options_cls is None:
-        return None
-    if not (isinstance(options_cls, type) and dataclasses.is_dataclass(options_cls)):
-        return f"{cls.__name__}.{attribute} is not a dataclass"
-    unclassified = interfaces.unclassified_fields(options_cls)
-    if unclassified:
-        return (
-            f"{cls.__name__}.{attribute} field(s) {', '.join(unclassified)} must be declared with "
-            "fleetbench.interfaces.option(..., affects_result=True|False)"
-        )
-    if attribute == "DeploymentParams" and interfaces.result_fields(options_cls):
-        return (
-            f"{cls.__name__}.DeploymentParams field(s) {', '.join(interfaces.result_fields(options_cls))} are declared "
-            "affects_result=True, but any lane may run any unit: move them to ModelParams"
-        )
-    return None
+def options_of(options_cls: type[Any]) -> tuple[OptionInfo, ...]:
+    """The fields of an options dataclass: name, type, default, and whether it changes results."""
+    infos = []
+    for field in dataclasses.fields(options_cls):
+        if field.default is not dataclasses.MISSING:
+            default = repr(field.default)
+        elif field.default_factory is not dataclasses.MISSING:
+            default = repr(field.default_factory())
+        else:
+            default = "(required)"
+        type_name = field.type.__name__ if isinstance(field.type, type) else str(field.type)
+        infos.append(OptionInfo(field.name, type_name, default, bool(field.metadata.get(interfaces.AFFECTS_RESULT))))
+    return tuple(infos)
 
 
 def plugin_class(kind: str, name: str, key: str) -> type[interfaces.Plugin]:
@@ -118,9 +126,10 @@ def plugin_class(kind: str, name: str, key: str) -> type[interfaces.Plugin]:
     except _LoadFailed as exc:
         raise PluginLoadError(f"plugin {name!r} in group {group} failed to load: {exc.reason}") from exc.__cause__
     cls: Any = manager.driver
-    problem = _contract_problem(kind, cls)
+    problem = contract_problem(KINDS[kind], cls)
     if problem:
-        raise PluginLoadError(f"plugin {name!r} in group {group} breaks the contract: {problem}")
+        where = f"entry point {group}: {name} = {manager.extensions[0].entry_point.value}"
+        raise PluginLoadError(f"plugin {name!r} ({where}) breaks the contract: {problem}")
     plugin: type[interfaces.Plugin] = cls
     return plugin
 
@@ -177,10 +186,17 @@ class PluginRef(Generic[P]):
     key: str
 
     def create(self, **context: Any) -> P:
-        """Construct the plugin with its options and the kind's context arguments."""
+        """Construct the plugin with its options and the kind's context arguments.
+
+        A constructor signals bad options or data with `ValueError("field: message")` or a `UserError`; those
+        become one-line configuration errors naming the key. Anything else it raises is a bug in the plugin and
+        propagates with its traceback.
+        """
         try:
             return self.cls(self.options, **context)
-        except (ValueError, TypeError, KeyError) as exc:
+        except UserError:
+            raise
+        except ValueError as exc:
             field_name, _, rest = str(exc).partition(": ")
             if rest and dataclasses.is_dataclass(self.options) and field_name in _field_names(self.options):
                 raise ConfigError(f"{self.key}.{field_name}: {rest}") from None

@@ -67,8 +67,9 @@ def test_listing_shows_third_party_plugins_and_names_the_broken_one(
         for line in process.stdout.splitlines()
         if line.startswith("│")
     }
-    assert "ok" in rows[("sharding", "reversed")]
-    assert "ModuleNotFoundError" in rows[("suites", "broken")]
+    assert "ok" in rows[("sharding", "reversed")] and "fbtp 0.1" in rows[("sharding", "reversed")]
+    assert "failed to load" in rows[("suites", "broken")]
+    assert "ModuleNotFoundError" in process.stdout and "a_module_that_does_not_exist" in process.stdout
     assert "ok" in rows[("suites", "jsonl")], "one broken plugin must not break the others"
     assert process.returncode == 1
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from fleetbench.config.groups import broken_plugin
+from fleetbench.config.overrides import normalize
 from fleetbench.config.schema import register
 from fleetbench.errors import ConfigError, choices_text
 
@@ -33,14 +34,21 @@ def hydra_context() -> Iterator[None]:
         yield
 
 
-def compose_config(overrides: Sequence[str]) -> DictConfig:
-    """Compose `conf/config.yaml` with command-line style overrides; bad input raises `ConfigError`."""
+def compose_config(overrides: Sequence[str], config_name: str | None = None) -> DictConfig:
+    """Compose `conf/config.yaml` (or `config_name`) with command-line style overrides; bad input raises
+    `ConfigError`."""
     with hydra_context():
         try:
-            cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
+            normalized = normalize_overrides(overrides)
+            cfg = compose(config_name=config_name or CONFIG_NAME, overrides=normalized)
         except Exception as exc:  # Hydra wraps everything; translate() re-raises what it cannot explain
             raise translate(exc, overrides) from None
     return cfg
+
+
+def normalize_overrides(overrides: Sequence[str]) -> list[str]:
+    """`overrides.normalize` against this application's configuration (call inside `hydra_context`)."""
+    return normalize(overrides, lambda selected: compose(config_name=CONFIG_NAME, overrides=selected))
 
 
 def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseException:

@@ -1,0 +1,76 @@
+"""What `fleetbench --help` and `fleetbench COMMAND --help` print: a usage line and one paragraph per command."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CommandHelp:
+    usage: str
+    summary: str
+    description: str
+
+
+COMMAND_HELP: dict[str, CommandHelp] = {
+    "run": CommandHelp(
+        "fleetbench run [HYDRA FLAGS] [OVERRIDES]",
+        "run the configured experiment (exactly the units storage does not hold yet)",
+        "Plans the configured grid, diffs it against what storage holds, and executes exactly the missing units on "
+        "every selected model's deployments; results are written one row per unit and counted under the base model. "
+        "Every job of a sweep (-m) is validated before any starts. Hydra's flags work in both spellings (--cfg job, "
+        "-c job, --config-dir DIR, -cd DIR, -m, --info); overrides are key=value (run.instances=5, suite=workflow). "
+        "Ctrl-C once stops taking units and lets those in flight finish; twice stops at once; exit code 130.",
+    ),
+    "report": CommandHelp(
+        "fleetbench report [OVERRIDES]",
+        "aggregate stored results per base model, with each deployment's share beneath",
+        "Aggregates the stored units of the configured suite by SQL: per base model (and any report.by factors) the "
+        "units, outcomes, success rate and the suite's headline metrics, with each deployment's share of units and "
+        "calls beneath its base model. report.format=table|markdown|csv|json, report.output=FILE, "
+        "report.models=[...], report.run_id=..., report.label=....",
+    ),
+    "runs": CommandHelp(
+        "fleetbench runs [OVERRIDES]",
+        "list recorded runs; a run whose process died is shown as dead",
+        "Lists every run recorded in the configured storage, newest first: its state (running, completed, "
+        "interrupted, failed, or dead when its process is gone or its heartbeat stopped), start, last heartbeat, "
+        "host and pid, suite, models, planned and executed units, and label.",
+    ),
+    "names": CommandHelp(
+        "fleetbench names [SPELLING ...] [OVERRIDES]",
+        "how model spellings resolve to canonical base models",
+        "Without spellings, lists every spelling the catalog declares (base names, aliases, deployment names) and "
+        "the base model each resolves to. With spellings, resolves each one given (case variants and -N deployment "
+        "suffixes included), marks unknown ones with the closest known names, and exits 1 if any was unknown.",
+    ),
+    "show": CommandHelp(
+        "fleetbench show UNIT_KEY_PREFIX [OVERRIDES]",
+        "print the stored transcript of one unit",
+        "Prints the stored transcript of the unit whose key starts with the given prefix, rendered by the suite "
+        "that produced it. A prefix matching several units is refused with the first matches.",
+    ),
+    "plugins": CommandHelp(
+        "fleetbench plugins",
+        "list installed plugins by kind, with their distribution, version and options",
+        "Lists every plugin registered under the fleetbench entry-point groups (providers, storage, suites, "
+        "sharding, naming, simulators), built-in or third-party alike, with the distribution and version that "
+        "installed it and its options (name, type, default, whether it changes results). A plugin that fails to "
+        "load or breaks its contract is listed with the reason; the exit code is then 1.",
+    ),
+}
+
+
+def overview(width: int = 100) -> str:
+    """The text of `fleetbench --help`."""
+    lines = ["usage: fleetbench COMMAND [ARGS]", "", "commands:"]
+    lines += [f"  {name:<9} {help_.summary}" for name, help_ in COMMAND_HELP.items()]
+    lines += ["", "`fleetbench COMMAND --help` describes one command."]
+    return "\n".join(lines) + "\n"
+
+
+def command_help(name: str, width: int = 100) -> str:
+    """The text of `fleetbench NAME --help`."""
+    entry = COMMAND_HELP[name]
+    return f"usage: {entry.usage}\n\n" + textwrap.fill(entry.description, width) + "\n"

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from fleetbench.errors import ConfigError, choices_text
+from fleetbench.limits import name_problem
 from fleetbench.types import Catalog, DeploymentSpec, Lane, ModelSpec
 
 TOOL_CALLING_MODES = ("text", "native")
@@ -74,6 +75,9 @@ def _plain_str(node: DictConfig, field: str, key: str) -> str:
     value = _resolve(node, field, f"{key}.{field}")
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key}.{field}: must be a non-empty string, got {value!r}")
+    problem = name_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{key}.{field}: {problem}")
     return value
 
 
@@ -115,9 +119,13 @@ def build_lanes(
         dep_key = f"{key}.deployments[{index}]"
         keys = _credentials(dep_node, dep_key)
         for cred_index, api_key in enumerate(keys):
+            lane_id = dep_spec.name if len(keys) == 1 else f"{dep_spec.name}#key{cred_index}"
+            problem = name_problem(lane_id)
+            if problem is not None:  # a deployment name that fits, plus the `#keyN` suffix of its lanes
+                raise ConfigError(f"{dep_key}.name: lane id {problem}")
             lanes.append(
                 Lane(
-                    lane_id=dep_spec.name if len(keys) == 1 else f"{dep_spec.name}#key{cred_index}",
+                    lane_id=lane_id,
                     base_model=spec.name,
                     deployment=dep_spec.name,
                     provider=spec.provider,

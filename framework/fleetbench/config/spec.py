@@ -7,7 +7,6 @@ Every plugin is located and its options validated here; nothing is constructed t
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,12 +16,12 @@ from fleetbench import interfaces, registry
 from fleetbench.config.catalog import as_dict, build_catalog, build_lanes, model_node, raw_params
 from fleetbench.config.schema import ReportConf, RunConf, SchedulerConf
 from fleetbench.errors import ConfigError, UnknownNameError, choices_text
+from fleetbench.limits import SEED_MAX, SEED_MIN, checked_name
+from fleetbench.secrets import redact
 from fleetbench.types import Catalog, Lane, ModelSpec
 
 PROGRESS_MODES = ("auto", "rich", "plain", "off")
 REPORT_FORMATS = ("table", "markdown", "csv", "json")
-SECRET_KEY = re.compile(r"(api_?keys?|password|secret|token)$", re.IGNORECASE)
-URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +76,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     models = _selected_models(common, run)
     # Constructed here: options that depend on data (a dataset's categories) are checked before anything runs.
     suite = registry.load("suites", cfg.suite, "suite").create()
+    _check_suite_names(suite)
     judge = _judge(common, run, suite)
     providers: dict[str, registry.PluginRef[interfaces.Provider]] = {}
     lanes: dict[str, tuple[Lane, ...]] = {}
@@ -108,6 +108,8 @@ def _typed(cls: type[Any], node: DictConfig) -> Any:
 def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
     if run.instances < 1:
         raise ConfigError(f"run.instances: must be at least 1, got {run.instances}")
+    if not SEED_MIN <= run.seed <= SEED_MAX:
+        raise ConfigError(f"run.seed: must be a signed 64-bit integer ({SEED_MIN} to {SEED_MAX}), got {run.seed}")
     if run.progress not in PROGRESS_MODES:
         raise ConfigError(f"run.progress: {run.progress!r} is not valid; choices: {choices_text(PROGRESS_MODES)}")
     if not run.models:
@@ -117,6 +119,17 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
             raise ConfigError(f"scheduler.{name}: must be positive, got {getattr(scheduler, name)}")
     if scheduler.max_attempts < 1 or scheduler.write_batch < 1:
         raise ConfigError("scheduler.max_attempts and scheduler.write_batch: must be at least 1")
+
+
+def _check_suite_names(suite: interfaces.Suite) -> None:
+    """Factor and metric names a storage could not hold fail now, not when the first result is written."""
+    try:
+        for name in suite.factor_names():
+            checked_name(name, "factor")
+        for metric in suite.metrics():
+            checked_name(metric.name, "metric")
+    except ValueError as exc:
+        raise ConfigError(f"suite: plugin {suite.name!r} declares {exc}") from None
 
 
 def _selected_models(common: NamingSpec, run: RunConf) -> tuple[ModelSpec, ...]:
@@ -170,16 +183,3 @@ def _lanes(models: DictConfig, model: ModelSpec, provider: registry.PluginRef[An
         for i, (spec, dep_node) in enumerate(zip(model.deployments, node.deployments, strict=False))
     }
     return build_lanes(models, model, as_dict(model_params), deployment_params)
-
-
-def redact(value: Any, key: str = "") -> Any:
-    """A copy of plain config data with secret values replaced by '***' (env references are kept as written)."""
-    if isinstance(value, dict):
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, key) for v in value]
-    if isinstance(value, str):
-        if SECRET_KEY.search(key) and not value.startswith("${"):
-            return "***"
-        return URL_PASSWORD.sub(r"\1***@", value)
-    return value

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, column, inspect, select, table, text
 
 from fleetbench.errors import StorageError
 
-from .engine import display_url, write_transaction
+from .engine import write_transaction
 from .schema import SCHEMA_REVISION, VERSION_TABLE
 
 if TYPE_CHECKING:
@@ -39,13 +39,18 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the database to the head revision (a no-op when it is there already)."""
+    """Bring the database to the head revision (a no-op when it is there already), and prove it takes writes.
+
+    The proof is an update that changes nothing: a read-only file or a user without write permission fails here,
+    when a run starts, instead of at its first result.
+    """
     from alembic import command
 
     with write_transaction(engine) as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         command.upgrade(alembic_config(connection), "head")
+        connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = version_num"))
 
 
 def head_revision() -> str:
@@ -67,15 +72,16 @@ def stored_revision(connection: Connection) -> str | None:
     return found
 
 
-def check_revision(engine: Engine) -> None:
-    """Fail with a clear message unless the database is at the revision this code was written for."""
+def check_revision(engine: Engine, where: str) -> None:
+    """Fail with a clear message unless the database (`where`, for messages) is at this code's revision."""
     with engine.connect() as connection:
         found = stored_revision(connection)
     if found == SCHEMA_REVISION:
         return
-    where = display_url(engine)
     if found is None:
-        raise StorageError(f"{where} has no fleetbench schema; create it with the storage's migrate()")
+        raise StorageError(
+            f"{where} is not a fleetbench database: it has no fleetbench schema (fleetbench run creates it)"
+        )
     raise StorageError(
         f"{where} is at schema revision {found!r} but this fleetbench reads revision {SCHEMA_REVISION!r}; "
         "run migrate() to upgrade it, or use the fleetbench version that wrote it"

@@ -80,9 +80,12 @@ def cmd_run(args: Sequence[str]) -> int:
     args = hide_secrets(args)
     multirun = any(a in ("-m", "--multirun") for a in args)
     jobs = _sweep_jobs(_overrides(args), multirun)
-    specs = [resolve_run(compose_config(job_overrides)) for job_overrides in jobs]
+    storages: dict[str, NamingSpec] = {}
+    for job_overrides in jobs:
+        common = resolve_run(compose_config(job_overrides)).common
+        storages.setdefault(f"{common.storage.name}:{common.storage.options!r}", common)
     check_output_dir(jobs[0], multirun)
-    check_storages(specs)
+    check_storages(storages.values())
     return _hydra_run(args)
 
 
@@ -117,7 +120,8 @@ def _hydra_run(args: list[str]) -> int:
 
 
 def _run_job(cfg: DictConfig) -> None:
-    """One Hydra job: validate, run, print the summary. Exits 2 on bad input and 130 when interrupted."""
+    """One Hydra job: validate, run, print the summary. Exits 2 on bad input, 1 when the storage or a plugin fails
+    and 130 when interrupted, each with one line."""
     try:
         spec = resolve_run(cfg)
         summary = run(spec, make_progress(spec.run.progress, err_console))

@@ -15,7 +15,7 @@ from hydra import compose
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from fleetbench.config import RunSpec, hydra_context
+from fleetbench.config import NamingSpec, hydra_context
 from fleetbench.config.compose import CONFIG_NAME
 from fleetbench.errors import UserError
 
@@ -46,20 +46,14 @@ def _output_dir(job_overrides: Sequence[str], multirun: bool) -> Path:
             return Path.cwd()
 
 
-def check_storages(specs: Iterable[RunSpec]) -> None:
-    """Open every distinct storage of the sweep and bring it to the current schema, proving it takes writes.
+def check_storages(configured: Iterable[NamingSpec]) -> None:
+    """Open each given storage and bring it to the current schema, proving it takes writes.
 
     This is the first thing a run does anyway; doing it here reports a database path that is a directory, a corrupt
     or read-only file, a missing PostgreSQL database or a missing driver before any job starts.
     """
-    seen: set[str] = set()
-    for spec in specs:
-        ref = spec.common.storage
-        identity = f"{ref.name}:{ref.options!r}"
-        if identity in seen:
-            continue
-        seen.add(identity)
-        storage = ref.create(naming=spec.common.naming)
+    for common in configured:
+        storage = common.storage.create(naming=common.naming)
         try:
             storage.migrate()
         finally:

@@ -20,7 +20,6 @@ from sqlalchemy import create_engine, inspect, select
 
 from fleetbench.cli import _sweep_jobs
 from fleetbench.config import compose_config, redact
-from fleetbench.config.overrides import hide_secrets
 from fleetbench.errors import ConfigError
 from fleetbench_plugins.storage.sql.schema import metadata
 from tests.conftest import RunCli
@@ -186,6 +185,8 @@ def _resolved(overrides: list[str]) -> list[Any]:
 
 
 def test_hidden_overrides_compose_to_exactly_the_same_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetbench.config.overrides import hide_secrets
+
     sweep = [
         f"models.sim_agent.deployments.0.api_keys=[{KEY_A},'b,c'],[{KEY_B}]",
         f"storage.url=postgresql://u:{DB_PASSWORD}@h:5432/db,sqlite:///x.db",
@@ -210,6 +211,8 @@ def test_hidden_overrides_compose_to_exactly_the_same_configuration(monkeypatch:
 
 
 def test_hiding_never_reuses_a_variable_the_user_set() -> None:
+    from fleetbench.config.overrides import hide_secrets
+
     environ = {"FLEETBENCH_SECRET_0": "the user's own"}
     (hidden,) = hide_secrets([f"models.sim_agent.deployments.0.api_keys=[{KEY_A}]"], environ)
     assert hidden.endswith("=['${oc.env:FLEETBENCH_SECRET_1}']")
@@ -217,6 +220,8 @@ def test_hiding_never_reuses_a_variable_the_user_set() -> None:
 
 
 def test_an_unparsable_override_holding_a_secret_is_refused_without_echoing_it() -> None:
+    from fleetbench.config.overrides import hide_secrets
+
     with pytest.raises(ConfigError, match=r"api_keys: the override does not parse") as raised:
         hide_secrets([f"models.sim_agent.deployments.0.api_keys=[{KEY_A}"], {})
     assert KEY_A not in str(raised.value)

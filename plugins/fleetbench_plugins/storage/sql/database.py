@@ -65,8 +65,11 @@ class SqlDatabase:
             self._engines[writable] = build_engine(self._options, read_only=not writable)
         return self._engines[writable]
 
-    def ready(self, writable: bool = False) -> Engine:
-        """An engine, after checking once that the database exists and is at our schema revision."""
+    def ready(self, writable: bool = True) -> Engine:
+        """An engine, after checking once that the database exists and is at our schema revision.
+
+        Reading operations pass `writable=False`, so a process that only reads opens SQLite read-only.
+        """
         if not self._schema_checked:
             self._check_sqlite_path(writable=False)
         engine = self.engine(writable)
@@ -113,7 +116,7 @@ class SqlDatabase:
         self._schema_checked = True
 
     def begin_run(self, run: RunRecord) -> None:
-        engine = self.ready(writable=True)
+        engine = self.ready()
         try:
             with self.errors(f"recording run {run.run_id!r}"), write_transaction(engine) as connection:
                 connection.execute(insert(runs), run_row(run, self.canonical))
@@ -124,7 +127,7 @@ class SqlDatabase:
 
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
         values = {"status": status, "finished_at": finished_at, "executed_units": executed}
-        with self.errors(f"finishing run {run_id!r}"), write_transaction(self.ready(writable=True)) as connection:
+        with self.errors(f"finishing run {run_id!r}"), write_transaction(self.ready()) as connection:
             updated = connection.execute(update(runs).where(runs.c.run_id == run_id).values(values)).rowcount
         if updated != 1:
             raise StorageError(f"run {run_id!r} was never begun (begin_run) in {self._where}")
@@ -132,7 +135,7 @@ class SqlDatabase:
     def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:
         if not results and not calls:
             return 0
-        engine = self.ready(writable=True)
+        engine = self.ready()
         try:
             with self.errors(f"writing {len(results)} units"), write_transaction(engine) as connection:
                 return write_batch(connection, results, calls, self.canonical)
@@ -161,17 +164,17 @@ class SqlDatabase:
         self, group_by: Sequence[str], flt: ReportFilter, metrics: Sequence[MetricSpec]
     ) -> list[dict[str, Any]]:
         conditions = unit_conditions(flt, self.canonical, self.dialect)
-        with self.errors("aggregating units"), self.ready().connect() as connection:
+        with self.errors("aggregating units"), self.ready(writable=False).connect() as connection:
             return queries.aggregate(connection, group_by, conditions, metrics)
 
     def deployment_shares(self, flt: ReportFilter) -> list[dict[str, Any]]:
         unit_filter = unit_conditions(flt, self.canonical, self.dialect)
         call_filter = queries.call_conditions(flt, self.canonical, self.dialect)
-        with self.errors("counting deployment shares"), self.ready().connect() as connection:
+        with self.errors("counting deployment shares"), self.ready(writable=False).connect() as connection:
             return queries.deployment_shares(connection, unit_filter, call_filter)
 
     def transcripts(self, key_prefix: str, limit: int) -> list[tuple[str, str, Mapping[str, Any]]]:
-        with self.errors("reading transcripts"), self.ready().connect() as connection:
+        with self.errors("reading transcripts"), self.ready(writable=False).connect() as connection:
             rows = connection.execute(queries.transcript_rows(key_prefix, limit)).all()
         return [(key, suite, decode_transcript(encoding, data)) for key, suite, encoding, data in rows]
 
@@ -182,7 +185,7 @@ class SqlDatabase:
 
     def _stream(self, statement: Any, action: str) -> Iterator[Sequence[Any]]:
         """Rows of `statement` in chunks, fetched lazily; the connection stays open until the caller is done."""
-        engine = self.ready()
+        engine = self.ready(writable=False)
         with self.errors(action), engine.connect() as connection:
             result = connection.execution_options(yield_per=STREAM_CHUNK).execute(statement)
             yield from result.partitions()

@@ -1,8 +1,9 @@
 """The `fleetbench` command: run | report | plugins | names | show.
 
 `run` goes through Hydra's app entry (so `-m` sweeps and launchers work); every other command composes the same
-configuration with Hydra's compose API. Before any job starts, every configuration of the sweep is composed and
-validated, so bad input fails with one line, exit code 2, and nothing written.
+configuration with Hydra's compose API. Before any job starts, literal secrets are moved out of the overrides, every
+configuration of the sweep is composed and validated, and the output directory and every storage are checked, so bad
+input fails with one line, a non-zero exit code (2 for configuration), and nothing written.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import io
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,8 +25,10 @@ from fleetbench import interrupts, registry
 from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
 from fleetbench.config.compose import hydra_context, normalize_overrides
+from fleetbench.config.secret_overrides import hide_secrets
 from fleetbench.errors import FleetbenchError, Interrupted, UnknownNameError, UserError
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
+from fleetbench.preflight import check_output_dir, check_storages
 from fleetbench.progress import make_progress
 from fleetbench.report import build_report, render
 from fleetbench.report.runs import render_runs
@@ -82,7 +86,9 @@ def _overrides(args: Sequence[str]) -> list[str]:
 
 
 def cmd_run(args: Sequence[str]) -> int:
-    """Validate every job of the (possibly swept) configuration, then hand over to Hydra."""
+    """Hide literal secrets, validate every job of the (possibly swept) configuration, check where the run will
+    write, then hand over to Hydra."""
+    args = hide_secrets(args)
     parsed = _hydra_arguments(args)
     search = _search_dir(parsed)
     with hydra_context():
@@ -93,8 +99,13 @@ def cmd_run(args: Sequence[str]) -> int:
     hydra_args = [*_without(args, parsed.overrides), *overrides[len(search) :]]
     if _inspects_only(parsed) or "--version" in args:  # --cfg, --info, --help...: Hydra answers, nothing runs
         return _hydra_run(hydra_args)
-    for job_overrides in _sweep_jobs(overrides, parsed.multirun):
-        resolve_run(compose_config(job_overrides, config_name=parsed.config_name))
+    jobs = _sweep_jobs(overrides, parsed.multirun)
+    storages: dict[str, NamingSpec] = {}
+    for job_overrides in jobs:
+        common = resolve_run(compose_config(job_overrides, config_name=parsed.config_name)).common
+        storages.setdefault(f"{common.storage.name}:{common.storage.options!r}", common)
+    check_output_dir(jobs[0], parsed.multirun)
+    check_storages(storages.values(), notify=_error)
     return _hydra_run(hydra_args)
 
 
@@ -162,7 +173,8 @@ def _hydra_run(args: list[str]) -> int:
 
 
 def _run_job(cfg: DictConfig) -> None:
-    """One Hydra job: validate, run, print the summary. Exits 2 on bad input and 130 when interrupted."""
+    """One Hydra job: validate, run, print the summary. Exits 2 on bad input, 1 when the storage or a plugin fails
+    and 130 when interrupted, each with one line."""
     try:
         spec = resolve_run(cfg)
         summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error)
@@ -172,6 +184,9 @@ def _run_job(cfg: DictConfig) -> None:
     except Interrupted as exc:
         _error(str(exc))
         sys.exit(exc.exit_code)
+    except FleetbenchError as exc:  # storage or plugin failures: one line here too, not Hydra's traceback
+        _error(f"error: {exc}")
+        sys.exit(1)
     print_summary(summary)
 
 
@@ -208,21 +223,21 @@ def _split(args: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 @contextlib.contextmanager
-def _suite_and_storage(overrides: Sequence[str]) -> Iterator[tuple[NamingSpec, Suite, Storage]]:
-    """The configured suite and an open storage, for the commands that read results."""
-    cfg = compose_config(overrides)
-    common = resolve_common(cfg)
-    suite = registry.load("suites", cfg.suite, "suite").create()
+def _storage(common: NamingSpec) -> Iterator[Storage]:
+    """The configured storage, open for reading (a reading command never changes a database file)."""
     storage = common.storage.create(naming=common.naming)
     try:
-        yield common, suite, storage
+        yield storage
     finally:
         storage.close()
 
 
 def cmd_report(args: Sequence[str]) -> int:
     """Aggregate stored units per base model (and `report.by` factors), with deployment shares beneath."""
-    with _suite_and_storage(_overrides(args)) as (common, suite, storage):
+    cfg = compose_config(_overrides(args))
+    common = resolve_common(cfg)
+    suite = registry.load("suites", cfg.suite, "suite").create()
+    with _storage(common) as storage:
         unknown = [f for f in common.report.by if f not in suite.factor_names()]
         if unknown:
             raise UserError(
@@ -232,13 +247,17 @@ def cmd_report(args: Sequence[str]) -> int:
         models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
         rows_filter = ReportFilter(suite.name, models, common.report.run_id, run_label=common.report.label)
         report = build_report(storage, rows_filter, suite.metrics(), common.report.by)
-    text = render(report, common.report.format, console)
-    if text is not None:
-        if common.report.output:
-            with open(common.report.output, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        else:
-            sys.stdout.write(text)
+    if not common.report.output:
+        text = render(report, common.report.format, console)
+        sys.stdout.write(text or "")
+        return 0
+    buffer = io.StringIO()
+    text = render(report, common.report.format, Console(file=buffer, width=200, color_system=None, soft_wrap=True))
+    try:
+        with open(common.report.output, "w", encoding="utf-8") as handle:
+            handle.write(buffer.getvalue() if text is None else text)
+    except OSError as exc:
+        raise UserError(f"report.output: cannot write {common.report.output!r}: {exc.strerror}") from None
     return 0
 
 
@@ -308,16 +327,32 @@ def cmd_show(args: Sequence[str]) -> int:
     prefixes, overrides = _split(args)
     if len(prefixes) != 1:
         raise UserError("show: give exactly one unit-key prefix, e.g. `fleetbench show 3fa9c2`")
-    with _suite_and_storage(overrides) as (_, suite, storage):
+    cfg = compose_config(overrides)
+    with _storage(resolve_common(cfg)) as storage:
         found = storage.transcripts(prefixes[0], limit=2)
     if not found:
         raise UserError(f"show: no stored transcript has a unit key starting with {prefixes[0]!r}")
     if len(found) > 1:
         raise UserError(f"show: prefix {prefixes[0]!r} is ambiguous ({found[0][0]}, {found[1][0]}, ...); give more")
-    key, transcript = found[0]
+    key, suite_name, transcript = found[0]
     console.print(f"unit {key}", style="bold")
-    console.print(suite.render_transcript(transcript), markup=False, highlight=False)
+    console.print(_suite_named(cfg, suite_name).render_transcript(transcript), markup=False, highlight=False)
     return 0
+
+
+def _suite_named(cfg: DictConfig, name: str) -> Suite:
+    """The suite that stored a unit: the configured one (with its options) when it is that suite, else the installed
+    plugin of that name with its default options."""
+    configured: registry.PluginRef[Suite] = registry.load("suites", cfg.suite, "suite")
+    if configured.cls.name == name:
+        return configured.create()
+    if name not in registry.installed_names("suites"):
+        raise UserError(
+            f"show: the unit was stored by suite {name!r}, which is not installed; "
+            f"installed: {', '.join(registry.installed_names('suites'))}"
+        )
+    suite: Suite = registry.load("suites", {"plugin": name}, "suite").create()
+    return suite
 
 
 def cmd_plugins(args: Sequence[str]) -> int:

@@ -307,8 +307,8 @@ class Storage(Plugin):
         """Per (base model, deployment): units finished there and calls sent there."""
 
     @abc.abstractmethod
-    def transcripts(self, key_prefix: str, limit: int = 2) -> list[tuple[str, Mapping[str, Any]]]:
-        """(unit key, transcript) for units whose key starts with the prefix."""
+    def transcripts(self, key_prefix: str, limit: int = 2) -> list[tuple[str, str, Mapping[str, Any]]]:
+        """(unit key, suite name, transcript) for units whose key starts with the prefix."""
 
     @abc.abstractmethod
     def export_rows(self, filter: ReportFilter) -> Iterable[dict[str, Any]]:

@@ -69,6 +69,21 @@ CASES = [
     ),
     pytest.param(["suite.categories=[poetry]"], ["suite", "'poetry'", "arithmetic"], id="unknown-suite-option-value"),
     pytest.param(
+        ["run.seed=9223372036854775808"],
+        ["run.seed", "signed 64-bit", "9223372036854775807", "got 9223372036854775808"],
+        id="seed-beyond-64-bits",
+    ),
+    pytest.param(
+        ["models.sim_agent.deployments.1.name=" + "d" * 256],
+        ["models.sim_agent.deployments[1].name", "256 characters", "at most 255"],
+        id="deployment-name-too-long",
+    ),
+    pytest.param(
+        ["models.sim_agent.deployments.1.name=" + "d" * 252, "models.sim_agent.deployments.1.api_keys=[a,b]"],
+        ["models.sim_agent.deployments[1].name", "lane id", "257 characters", "at most 255"],
+        id="lane-id-too-long",
+    ),
+    pytest.param(
         ["models.sim_agent.deployments.0.api_keys=[${oc.env:FLEETBENCH_TEST_UNSET_SECRET}]"],
         ["models.sim_agent.deployments[0].api_keys[0]", "FLEETBENCH_TEST_UNSET_SECRET"],
         id="missing-secret-env",
@@ -101,3 +116,48 @@ def test_unknown_command_lists_the_commands(run_cli: RunCli) -> None:
     process = run_cli("frobnicate")
     assert process.returncode == 2
     assert "names, plugins, report, run, runs, show" in process.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        pytest.param(
+            '{"id": 2, "prompt": "p", "reference": "(unclosed", "scorer": "regex"}', "not a valid regular", id="regex"
+        ),
+        pytest.param(f'{{"id": "{"i" * 256}", "prompt": "p", "reference": "r"}}', "256 characters", id="long-id"),
+    ],
+)
+def test_a_dataset_item_that_could_not_be_scored_or_stored_fails_before_anything_runs(
+    run_cli: RunCli, tmp_path: Path, line: str, expected: str
+) -> None:
+    dataset = tmp_path / "items.jsonl"
+    dataset.write_text('{"id": 1, "prompt": "p", "reference": "r"}\n' + line + "\n")
+    process = run_cli("run", f"suite.dataset={dataset}")
+    lines = stderr_lines(process)
+    assert process.returncode == 2, process.stderr
+    assert len(lines) == 1 and f"{dataset}:2:" in lines[0] and expected in lines[0], process.stderr
+    assert list(tmp_path.iterdir()) == [dataset], "nothing may be written on bad input"
+
+
+def test_a_suite_declaring_a_name_no_storage_can_hold_is_refused_at_validation() -> None:
+    from collections.abc import Iterator, Sequence
+
+    from fleetbench.config.spec import _check_suite_names
+    from fleetbench.errors import ConfigError
+    from fleetbench.interfaces import Suite
+    from fleetbench.types import Cell, Episode, MetricSpec
+
+    class BadMetricSuite(Suite):
+        name, version = "bad", "1"
+
+        def cells(self, base_model: str) -> Iterator[Cell]:
+            yield Cell("bad", base_model, ())
+
+        async def run_episode(self, unit: object, chat: object, context: object) -> Episode:
+            raise NotImplementedError
+
+        def metrics(self) -> Sequence[MetricSpec]:
+            return (MetricSpec("tool calls", "a name with a space", "mean"),)
+
+    with pytest.raises(ConfigError, match=r"suite: plugin 'bad' declares metric 'tool calls': names must match"):
+        _check_suite_names(BadMetricSuite(None))

@@ -2,7 +2,8 @@
 
 from fleetbench.config.compose import compose_config, hydra_context, translate
 from fleetbench.config.schema import FleetbenchConf, register
-from fleetbench.config.spec import NamingSpec, RunSpec, redact, resolve_common, resolve_run
+from fleetbench.config.spec import NamingSpec, RunSpec, resolve_common, resolve_run
+from fleetbench.secrets import redact
 
 __all__ = [
     "FleetbenchConf",

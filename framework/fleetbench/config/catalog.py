@@ -16,6 +16,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 
 from fleetbench.config.schema import MAX_CONCURRENCY
 from fleetbench.errors import ConfigError, choices_text
+from fleetbench.limits import name_problem
 from fleetbench.types import Catalog, DeploymentSpec, GenerationSettings, Lane, ModelSpec
 
 TOOL_CALLING_MODES = ("text", "native")
@@ -98,6 +99,9 @@ def _plain_str(node: DictConfig, field: str, key: str) -> str:
     value = _resolve(node, field, f"{key}.{field}")
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key}.{field}: must be a non-empty string, got {value!r}")
+    problem = name_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{key}.{field}: {problem}")
     return value
 
 
@@ -139,9 +143,13 @@ def build_lanes(
         dep_key = f"{key}.deployments[{index}]"
         keys = _credentials(dep_node, dep_key)
         for cred_index, api_key in enumerate(keys):
+            lane_id = dep_spec.name if len(keys) == 1 else f"{dep_spec.name}#key{cred_index}"
+            problem = name_problem(lane_id)
+            if problem is not None:  # a deployment name that fits, plus the `#keyN` suffix of its lanes
+                raise ConfigError(f"{dep_key}.name: lane id {problem}")
             lanes.append(
                 Lane(
-                    lane_id=dep_spec.name if len(keys) == 1 else f"{dep_spec.name}#key{cred_index}",
+                    lane_id=lane_id,
                     base_model=spec.name,
                     deployment=dep_spec.name,
                     provider=spec.provider,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,12 +19,12 @@ from fleetbench.config.groups import check_section
 from fleetbench.config.identity import Scopes, build_scopes, model_identity, suite_identity
 from fleetbench.config.schema import MAX_INSTANCES, ReportConf, RunConf, SchedulerConf
 from fleetbench.errors import ConfigError, UnknownNameError, choices_text
+from fleetbench.limits import SEED_MAX, SEED_MIN, checked_name
+from fleetbench.secrets import redact
 from fleetbench.types import Catalog, Lane, ModelSpec
 
 PROGRESS_MODES = ("auto", "rich", "plain", "off")
 REPORT_FORMATS = ("table", "markdown", "csv", "json")
-SECRET_KEY = re.compile(r"(api_?keys?|password|secret|token)$", re.IGNORECASE)
-URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +83,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
     suite_ref = _load("suites", cfg.suite, "suite")
     suite = suite_ref.create()
     _check_instances(suite, models, run.instances)
+    _check_suite_names(suite)
     judge = _judge(common, run, suite)
     providers: dict[str, registry.PluginRef[interfaces.Provider]] = {}
     lanes: dict[str, tuple[Lane, ...]] = {}
@@ -146,6 +146,8 @@ SCHEDULER_LIMITS: dict[str, tuple[float, float]] = {
 def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
     if not 1 <= run.instances <= MAX_INSTANCES:
         raise ConfigError(f"run.instances: must be from 1 to {MAX_INSTANCES:,} units per cell, got {run.instances}")
+    if not SEED_MIN <= run.seed <= SEED_MAX:
+        raise ConfigError(f"run.seed: must be a signed 64-bit integer ({SEED_MIN} to {SEED_MAX}), got {run.seed}")
     if run.progress not in PROGRESS_MODES:
         raise ConfigError(f"run.progress: {run.progress!r} is not valid; choices: {choices_text(PROGRESS_MODES)}")
     if not run.models:
@@ -161,6 +163,17 @@ def _check_instances(suite: interfaces.Suite, models: tuple[ModelSpec, ...], ins
     for model in models:
         for cell in suite.cells(model.name):
             suite.instances(cell, instances)
+
+
+def _check_suite_names(suite: interfaces.Suite) -> None:
+    """Factor and metric names a storage could not hold fail now, not when the first result is written."""
+    try:
+        for name in suite.factor_names():
+            checked_name(name, "factor")
+        for metric in suite.metrics():
+            checked_name(metric.name, "metric")
+    except ValueError as exc:
+        raise ConfigError(f"suite: plugin {suite.name!r} declares {exc}") from None
 
 
 def _selected_models(common: NamingSpec, run: RunConf) -> tuple[ModelSpec, ...]:
@@ -215,16 +228,3 @@ def _lanes(models: DictConfig, model: ModelSpec, provider: registry.PluginRef[An
         for i, (spec, dep_node) in enumerate(zip(model.deployments, node.deployments, strict=False))
     }
     return model_params, build_lanes(models, model, as_dict(model_params), deployment_params)
-
-
-def redact(value: Any, key: str = "") -> Any:
-    """A copy of plain config data with secret values replaced by '***' (env references are kept as written)."""
-    if isinstance(value, dict):
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, key) for v in value]
-    if isinstance(value, str):
-        if SECRET_KEY.search(key) and not value.startswith("${"):
-            return "***"
-        return URL_PASSWORD.sub(r"\1***@", value)
-    return value

@@ -124,3 +124,14 @@ def test_registry_builds_it_from_config(sqlite_url: str) -> None:
         registry.load("storage", {"plugin": "sql", "urll": sqlite_url}, "storage")
     with pytest.raises(ConfigError, match="url: scheme 'mysql'"):
         registry.load("storage", {"plugin": "sql", "url": "mysql://x/y"}, "storage")
+
+
+def test_columns_hold_what_validation_lets_through() -> None:
+    from sqlalchemy import BigInteger, String
+
+    from fleetbench.limits import NAME_MAX_CHARS
+    from fleetbench_plugins.storage.sql.schema import calls, units
+
+    assert isinstance(units.c.seed.type, BigInteger), "seeds are validated as signed 64-bit integers"
+    for column in (units.c.base_model, units.c.deployment, units.c.lane_id, units.c.task_id, calls.c.lane_id):
+        assert isinstance(column.type, String) and column.type.length == NAME_MAX_CHARS, column

@@ -12,7 +12,7 @@ from sqlalchemy import Table, create_engine, select
 
 from fleetbench.errors import StorageError
 from fleetbench.testing.units import TEST_SCOPE
-from fleetbench.types import Outcome, ReportFilter, UnitScope
+from fleetbench.types import CallStatus, Outcome, ReportFilter, UnitScope
 from fleetbench_plugins.storage.sql.schema import calls, runs, transcripts, units
 
 from .builders import DEEPSEEK, LLAMA, RUN, SUITE, call, key, result, run_record, storage
@@ -145,7 +145,7 @@ def test_transcripts_round_trip_compressed(database_url: str) -> None:
     store = storage(database_url)
     transcript = {"messages": [{"role": "user", "content": "use the tools " * 200}], "score": 0.5, "ok": True}
     store.write([result("a", transcript=transcript), result("b")], [])
-    assert store.transcripts(key("a")[:8]) == [(key("a"), transcript)]
+    assert store.transcripts(key("a")[:8]) == [(key("a"), SUITE, transcript)]
     assert store.transcripts(key("b")) == []
     (raw,) = rows(database_url, transcripts)
     data = bytes(raw["data"])
@@ -157,10 +157,10 @@ def test_transcripts_round_trip_compressed(database_url: str) -> None:
 def test_transcripts_follow_the_row_that_was_kept(database_url: str) -> None:
     store = storage(database_url)
     store.write([result("a", Outcome.INFRA_ERROR, transcript={"attempt": 1})], [])
-    assert store.transcripts(key("a")) == [(key("a"), {"attempt": 1})]
+    assert store.transcripts(key("a")) == [(key("a"), SUITE, {"attempt": 1})]
     store.write([result("a", transcript={"attempt": 2})], [])
     store.write([result("a", Outcome.FAILURE, transcript={"attempt": 3})], [])
-    assert store.transcripts(key("a")) == [(key("a"), {"attempt": 2})]
+    assert store.transcripts(key("a")) == [(key("a"), SUITE, {"attempt": 2})]
     # An infra error replaced by a result without a transcript must not keep the infra error's transcript.
     store.write([result("b", Outcome.INFRA_ERROR, transcript={"attempt": 1})], [])
     store.write([result("b")], [])
@@ -222,3 +222,17 @@ def test_empty_database_counts(database_url: str) -> None:
     store = storage(database_url)
     (overall,) = store.aggregate([], ReportFilter())
     assert overall["total"] == 0 and overall["mean_duration_s"] is None
+
+
+def test_secrets_quoted_in_provider_errors_are_not_stored(database_url: str) -> None:
+    store = storage(database_url)
+    failed = dataclasses.replace(
+        call("a", "DeepSeek-V3-0324", status=CallStatus.AUTH),
+        error="401 for url 'https://gw.example/v1/chat?api-version=2&api-key=sk-LEAK' via https://u:pw-LEAK@proxy:8080",
+    )
+    store.write([result("a")], [failed])
+    (stored,) = rows(database_url, calls)
+    assert (
+        stored["error"]
+        == "401 for url 'https://gw.example/v1/chat?api-version=2&api-key=***' via https://u:***@proxy:8080"
+    )

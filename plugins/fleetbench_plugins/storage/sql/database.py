@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, exc, insert, select, update
+from sqlalchemy import Engine, exc, insert, make_url, select, update
 
 from fleetbench.errors import StorageError
 from fleetbench.interfaces import NamingPolicy
@@ -33,14 +33,15 @@ class SqlDatabase:
     def __init__(self, options: SqlOptions, naming: NamingPolicy) -> None:
         self._options = options
         self._naming = naming
-        self._engine = build_engine(options)
+        self._where = display_url(options)
+        self._engines: dict[bool, Engine] = {}  # by `writable`; a reader opens SQLite read-only
         self._pid = os.getpid()
         self._schema_checked = False
         self._names: dict[str, str] = {}
 
     @property
     def dialect(self) -> str:
-        return self._engine.dialect.name
+        return "sqlite" if self._options.backend == "sqlite" else "postgresql"
 
     def canonical(self, spelling: str) -> str:
         """The base model a spelling resolves to (cached: the pipeline writes the same few names millions of times)."""
@@ -49,28 +50,55 @@ class SqlDatabase:
             name = self._names[spelling] = self._naming.base_name(spelling)
         return name
 
-    def engine(self) -> Engine:
-        """The engine, made safe to use in a forked child (which must not share its parent's connections)."""
-        if os.getpid() != self._pid:
-            self._engine.dispose(close=False)
-            self._pid = os.getpid()
-        return self._engine
+    def engine(self, writable: bool = True) -> Engine:
+        """The engine for writing, or for reading only (the writing engine once it exists: one pool per process).
 
-    def ready(self) -> Engine:
-        """The engine, after checking once that the database exists and is at our schema revision."""
-        engine = self.engine()
+        Made safe to use in a forked child, which must not share its parent's connections.
+        """
+        if os.getpid() != self._pid:
+            for engine in self._engines.values():
+                engine.dispose(close=False)
+            self._pid = os.getpid()
+        # One pool where possible: readers use the writing engine once it exists; PostgreSQL has only that one.
+        writable = writable or True in self._engines or self.dialect != "sqlite"
+        if writable not in self._engines:
+            self._engines[writable] = build_engine(self._options, read_only=not writable)
+        return self._engines[writable]
+
+    def ready(self, writable: bool = True) -> Engine:
+        """An engine, after checking once that the database exists and is at our schema revision.
+
+        Reading operations pass `writable=False`, so a process that only reads opens SQLite read-only.
+        """
         if not self._schema_checked:
-            self._require_sqlite_file(engine)
+            self._check_sqlite_path(writable=False)
+        engine = self.engine(writable)
+        if not self._schema_checked:
             with self.errors("reading the schema version"):
-                migrations.check_revision(engine)
+                migrations.check_revision(engine, self._where)
             self._schema_checked = True
         return engine
 
-    def _require_sqlite_file(self, engine: Engine) -> None:
-        # Connecting would create an empty file; a report pointed at a mistyped path should say so instead.
-        path = engine.url.database
-        if self.dialect == "sqlite" and path and not Path(path).exists():
+    def _check_sqlite_path(self, writable: bool) -> None:
+        """Refuse, before SQLite creates or touches anything, a path it could not use as asked.
+
+        A reader must not create an empty file at a mistyped path; a writer must not leave journal files beside a
+        read-only database it then cannot write.
+        """
+        path = Path(make_url(self._options.url).database or "") if self.dialect == "sqlite" else None
+        if path is None:
+            return
+        folder = path.parent
+        if path.is_dir():
+            raise StorageError(f"{self._where}: {path} is a directory, not a database file")
+        if not path.exists() and not writable:
             raise StorageError(f"no database at {path}; it is created by migrate() (fleetbench run does that)")
+        if writable and not folder.is_dir():
+            raise StorageError(f"{self._where}: cannot create {path}: directory {folder} does not exist")
+        if writable and not (os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))):
+            raise StorageError(
+                f"{self._where}: {path} is read-only here (SQLite writes the file and its journal files beside it)"
+            )
 
     @contextlib.contextmanager
     def errors(self, action: str) -> Iterator[None]:
@@ -79,9 +107,10 @@ class SqlDatabase:
             yield
         except exc.DBAPIError as error:
             detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
-            raise StorageError(f"{action} in {display_url(self._engine)} failed: {detail}") from error
+            raise StorageError(f"{action} in {self._where} failed: {detail}") from error
 
     def migrate(self) -> list[str]:
+        self._check_sqlite_path(writable=True)
         with self.errors("migrating the schema"):
             notices = migrations.upgrade(self.engine())
         self._schema_checked = True
@@ -105,10 +134,10 @@ class SqlDatabase:
         with self.errors(f"finishing run {run_id!r}"), write_transaction(self.ready()) as connection:
             updated = connection.execute(update(runs).where(runs.c.run_id == run_id).values(values)).rowcount
         if updated != 1:
-            raise StorageError(f"run {run_id!r} was never begun (begin_run) in {display_url(self._engine)}")
+            raise StorageError(f"run {run_id!r} was never begun (begin_run) in {self._where}")
 
     def runs(self) -> list[dict[str, Any]]:
-        with self.errors("listing runs"), self.ready().connect() as connection:
+        with self.errors("listing runs"), self.ready(writable=False).connect() as connection:
             return [queries.run_listing_row(row._mapping) for row in connection.execute(queries.run_listing())]
 
     def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:
@@ -128,7 +157,7 @@ class SqlDatabase:
     ) -> None:
         """Re-raise a foreign-key failure as what it almost always is: results of a run never begun."""
         named = {r.run_id for r in results} | {c.run_id for c in calls}
-        with self.errors("looking up runs"), self.engine().connect() as connection:
+        with self.errors("looking up runs"), self.engine(writable=False).connect() as connection:
             known = set(connection.execute(select(runs.c.run_id).where(runs.c.run_id.in_(named))).scalars())
         if named - known:
             missing = ", ".join(sorted(named - known))
@@ -153,19 +182,19 @@ class SqlDatabase:
         self, group_by: Sequence[str], flt: ReportFilter, metrics: Sequence[MetricSpec]
     ) -> list[dict[str, Any]]:
         conditions = unit_conditions(flt, self.canonical, self.dialect)
-        with self.errors("aggregating units"), self.ready().connect() as connection:
+        with self.errors("aggregating units"), self.ready(writable=False).connect() as connection:
             return queries.aggregate(connection, group_by, conditions, metrics)
 
     def deployment_shares(self, flt: ReportFilter) -> list[dict[str, Any]]:
         unit_filter = unit_conditions(flt, self.canonical, self.dialect)
         call_filter = queries.call_conditions(flt, self.canonical, self.dialect)
-        with self.errors("counting deployment shares"), self.ready().connect() as connection:
+        with self.errors("counting deployment shares"), self.ready(writable=False).connect() as connection:
             return queries.deployment_shares(connection, unit_filter, call_filter)
 
-    def transcripts(self, key_prefix: str, limit: int) -> list[tuple[str, Mapping[str, Any]]]:
-        with self.errors("reading transcripts"), self.ready().connect() as connection:
+    def transcripts(self, key_prefix: str, limit: int) -> list[tuple[str, str, Mapping[str, Any]]]:
+        with self.errors("reading transcripts"), self.ready(writable=False).connect() as connection:
             rows = connection.execute(queries.transcript_rows(key_prefix, limit)).all()
-        return [(key, decode_transcript(encoding, data)) for key, encoding, data in rows]
+        return [(key, suite, decode_transcript(encoding, data)) for key, suite, encoding, data in rows]
 
     def export_rows(self, flt: ReportFilter) -> Iterable[dict[str, Any]]:
         statement = queries.export_rows(unit_conditions(flt, self.canonical, self.dialect))
@@ -174,10 +203,12 @@ class SqlDatabase:
 
     def _stream(self, statement: Any, action: str) -> Iterator[Sequence[Any]]:
         """Rows of `statement` in chunks, fetched lazily; the connection stays open until the caller is done."""
-        engine = self.ready()
+        engine = self.ready(writable=False)
         with self.errors(action), engine.connect() as connection:
             result = connection.execution_options(yield_per=STREAM_CHUNK).execute(statement)
             yield from result.partitions()
 
     def close(self) -> None:
-        self._engine.dispose()
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()

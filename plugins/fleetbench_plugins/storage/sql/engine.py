@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sqlite3
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 
 from fleetbench.errors import ConfigError
+from fleetbench.secrets import redact_text
 
 from .options import SqlOptions
 
@@ -16,16 +22,36 @@ _WRITE_LOCK = "fleetbench_write_lock"
 PSYCOPG_HINT = "PostgreSQL storage needs psycopg 3; install it with: pip install 'psycopg[binary]'"
 
 
-def build_engine(options: SqlOptions) -> Engine:
-    """A new engine for `options.url`; connects to nothing until first used."""
+def build_engine(options: SqlOptions, *, read_only: bool = False) -> Engine:
+    """A new engine for `options.url`; connects to nothing until first used.
+
+    `read_only` opens a SQLite file so that nothing can change it (`mode=ro`, and no journal-mode switch, which
+    would write the header); PostgreSQL readers use the ordinary engine.
+    """
     if options.backend == "postgresql":
         _require_psycopg()
         # Positional parameters: psycopg re-parses every multi-row INSERT (too long for its statement cache), and
         # splitting `%s` is much cheaper than `%(name_123)s`; measured ~1.8x more units/s at batches of 512.
         return create_engine(options.url, echo=options.echo, pool_pre_ping=True, paramstyle="format")
-    engine = create_engine(options.url, echo=options.echo)
-    _configure_sqlite(engine, options.busy_timeout_s)
+    url = _read_only_url(make_url(options.url)) if read_only else options.url
+    engine = create_engine(url, echo=options.echo)
+    _configure_sqlite(engine, options.busy_timeout_s, read_only)
     return engine
+
+
+def _read_only_url(url: URL) -> URL:
+    """A SQLite URI that opens the file read-only.
+
+    A WAL database is read through a `-shm` index that SQLite creates beside the file. Where this process may not
+    write the file or its directory, it could not create that index (or would leave it behind), and when no `-wal`
+    file exists no connection is open on the database: then the file is read as immutable, without the index.
+    """
+    path = Path(url.database or "")
+    query = {"mode": "ro", "uri": "true"}
+    writable = os.access(path.parent, os.W_OK) and os.access(path, os.W_OK)
+    if not writable and not path.with_name(path.name + "-wal").exists():
+        query["immutable"] = "1"
+    return url.set(database=f"file:{quote(str(path))}", query=query)
 
 
 def _require_psycopg() -> None:
@@ -35,7 +61,7 @@ def _require_psycopg() -> None:
         raise ConfigError(PSYCOPG_HINT) from None
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_s: float, read_only: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the sqlite3 module: it would not BEGIN before DDL (so migrations
@@ -45,7 +71,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         try:
             # busy_timeout first: the journal-mode switch itself may have to wait for another process.
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            if not read_only:
+                _enter_wal(cursor, busy_timeout_s)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -59,6 +86,23 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _enter_wal(cursor: Any, busy_timeout_s: float) -> None:
+    """Switch to WAL, retrying while another process holds the lock, until the busy timeout.
+
+    Switching a new database into WAL needs an exclusive lock for which SQLite does not call its busy handler, so
+    processes starting on the same new file at once would otherwise fail at once with "database is locked".
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection inside one transaction that holds the write lock from its start (SQLite); commits on exit."""
@@ -68,6 +112,6 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield connection
 
 
-def display_url(engine: Engine) -> str:
-    """The engine's URL with the password hidden, for messages."""
-    return engine.url.render_as_string(hide_password=True)
+def display_url(options: SqlOptions) -> str:
+    """The configured URL with its password and secret query parameters hidden, for messages."""
+    return redact_text(make_url(options.url).render_as_string(hide_password=True))

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, String, and_, case, false, func, or_, select, true
 
+from fleetbench.limits import checked_name
 from fleetbench.types import FactorValue, ReportFilter
 
-from .rows import checked_name
 from .schema import INFRA_ERROR, runs, units
 
 # What each back end's JSON type function answers for the three kinds of factor values.

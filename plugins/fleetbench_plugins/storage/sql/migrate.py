@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, column, func, inspect, select, table,
 
 from fleetbench.errors import StorageError
 
-from .engine import display_url, write_transaction
+from .engine import write_transaction
 from .schema import SCHEMA_REVISION, VERSION_TABLE
 
 if TYPE_CHECKING:
@@ -39,8 +39,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade(engine: Engine) -> list[str]:
-    """Bring the database to the head revision (a no-op when it is there already); notices for the user about
-    what the upgrade did to existing data."""
+    """Bring the database to the head revision (a no-op when it is there already), prove it takes writes, and
+    return notices for the user about what the upgrade did to existing data.
+
+    The proof is an update that changes nothing: a read-only file or a user without write permission fails here,
+    when a run starts, instead of at its first result.
+    """
     from alembic import command
 
     with write_transaction(engine) as connection:
@@ -48,6 +52,7 @@ def upgrade(engine: Engine) -> list[str]:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         before = stored_revision(connection)
         command.upgrade(alembic_config(connection), "head")
+        connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = version_num"))
         return _notices(connection, before)
 
 
@@ -82,15 +87,16 @@ def stored_revision(connection: Connection) -> str | None:
     return found
 
 
-def check_revision(engine: Engine) -> None:
-    """Fail with a clear message unless the database is at the revision this code was written for."""
+def check_revision(engine: Engine, where: str) -> None:
+    """Fail with a clear message unless the database (`where`, for messages) is at this code's revision."""
     with engine.connect() as connection:
         found = stored_revision(connection)
     if found == SCHEMA_REVISION:
         return
-    where = display_url(engine)
     if found is None:
-        raise StorageError(f"{where} has no fleetbench schema; create it with the storage's migrate()")
+        raise StorageError(
+            f"{where} is not a fleetbench database: it has no fleetbench schema (fleetbench run creates it)"
+        )
     raise StorageError(
         f"{where} is at schema revision {found!r} but this fleetbench reads revision {SCHEMA_REVISION!r}; "
         "run migrate() to upgrade it, or use the fleetbench version that wrote it"

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Double, Select, case, cast, func, select
 
+from fleetbench.limits import checked_name
 from fleetbench.types import MetricSpec, Outcome, ReportFilter, UnitScope
 
 from .filters import all_of, completed, labelled_runs, unit_conditions
-from .rows import checked_name
 from .schema import INFRA_ERROR, calls, runs, transcripts, units
 
 COLUMN_GROUPS = ("base_model", "deployment", "suite", "run_id", "task_id", "lane_id")
@@ -187,9 +187,10 @@ def flat_row(row: Any) -> dict[str, Any]:
 
 
 def transcript_rows(key_prefix: str, limit: int) -> Select[Any]:
-    """Stored transcripts whose unit key starts with `key_prefix`, by key."""
+    """Stored transcripts whose unit key starts with `key_prefix`, with their unit's suite, by key."""
     return (
-        select(transcripts.c.unit_key, transcripts.c.encoding, transcripts.c.data)
+        select(transcripts.c.unit_key, units.c.suite, transcripts.c.encoding, transcripts.c.data)
+        .join(units, units.c.unit_key == transcripts.c.unit_key)
         .where(transcripts.c.unit_key.startswith(key_prefix, autoescape=True))
         .order_by(transcripts.c.unit_key)
         .limit(limit)

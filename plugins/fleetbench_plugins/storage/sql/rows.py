@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fleetbench.errors import StorageError
+from fleetbench.limits import checked_name
+from fleetbench.secrets import redact_text
 from fleetbench.types import CallRecord, CallStatus, Outcome, RunRecord, UnitResult
 
 from .schema import INFRA_ERROR, UNIT_KEY_LENGTH
 
 TRANSCRIPT_ENCODING = "json+zlib"
-# Factor and metric names become JSON paths in SQL; keeping them to identifier-like names keeps those paths
-# portable between SQLite and PostgreSQL without quoting rules of our own.
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-
-
-def checked_name(name: str, what: str) -> str:
-    """`name` if it is usable as a factor or metric name, else ValueError naming it."""
-    if not _NAME.match(name):
-        raise ValueError(f"{what} {name!r}: names must match {_NAME.pattern}")
-    return name
 
 
 def unit_row(result: UnitResult, base_model: str) -> dict[str, Any]:
@@ -78,7 +69,8 @@ def call_row(call: CallRecord) -> dict[str, Any]:
         "prompt_tokens": call.prompt_tokens,
         "completion_tokens": call.completion_tokens,
         "http_status": call.http_status,
-        "error": call.error,
+        # Provider errors may quote the request URL, query string (`?api-key=...`) included.
+        "error": redact_text(call.error) if call.error else call.error,
     }
 
 

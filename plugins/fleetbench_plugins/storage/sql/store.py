@@ -106,8 +106,8 @@ class SqlStorage(Storage):
         except UnknownNameError:  # a deployment no longer in the catalog: keep what the data says
             return True
 
-    def transcripts(self, key_prefix: str, limit: int = 2) -> list[tuple[str, Mapping[str, Any]]]:
-        """Up to `limit` (unit key, transcript) pairs whose key starts with `key_prefix`, by key."""
+    def transcripts(self, key_prefix: str, limit: int = 2) -> list[tuple[str, str, Mapping[str, Any]]]:
+        """Up to `limit` (unit key, suite, transcript) triples whose key starts with `key_prefix`, by key."""
         return self._db().transcripts(key_prefix, limit)
 
     def export_rows(self, filter: ReportFilter) -> Iterable[dict[str, Any]]:

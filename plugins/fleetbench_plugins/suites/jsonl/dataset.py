@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from fleetbench.errors import UserError, choices_text
+from fleetbench.limits import name_problem
 from fleetbench_plugins.suites.jsonl.scorers import SCORERS
 
 BUILTIN = Path(__file__).with_name("data") / "builtin.jsonl"
@@ -77,4 +79,12 @@ def _item(path: Path, number: int, line: str, default_scorer: str) -> Item:
     scorer = str(row.get("scorer") or default_scorer)
     if scorer not in SCORERS:
         raise UserError(f"{where}: scorer {scorer!r} is not valid; choices: {choices_text(SCORERS)}")
+    if scorer == "regex":
+        try:
+            re.compile(str(row["reference"]))
+        except re.error as exc:
+            raise UserError(f"{where}: reference is not a valid regular expression ({exc})") from None
+    problem = name_problem(str(row["id"]))
+    if problem is not None:
+        raise UserError(f"{where}: id {problem}")
     return Item(str(row["id"]), str(row["prompt"]), str(row["reference"]), scorer, str(row.get("category") or "all"))

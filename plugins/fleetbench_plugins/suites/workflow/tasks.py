@@ -22,6 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from fleetbench.limits import name_problem
 from fleetbench_plugins.suites.workflow.files import read_json
 from fleetbench_plugins.suites.workflow.model import DIFFICULTIES, TASK_TYPES, Task
 from fleetbench_plugins.suites.workflow.registry import DATA_DIR, ToolRegistry, load_registry
@@ -114,6 +115,9 @@ def _task_id(raw: Mapping[str, Any], index: int, source: str) -> str:
     for key in ("instance_id", "id"):
         value = raw.get(key)
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            problem = name_problem(str(value))
+            if problem is not None:
+                raise ValueError(f"{source}: task #{index}: field {key!r}: {problem}")
             return str(value)
     raise ValueError(f"{source}: task #{index}: field 'instance_id' (or 'id') is missing")
 

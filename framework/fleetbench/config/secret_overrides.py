@@ -1,0 +1,96 @@
+"""Command-line overrides with their literal secrets moved into the environment, before Hydra ever sees them.
+
+Hydra writes overrides to its sweep snapshot (`multirun.yaml`), logs them when it launches sweep jobs and echoes them
+when a job fails. `hide_secrets` rewrites every override holding a secret (see `fleetbench.secrets`) so that the secret
+becomes an `${oc.env:FLEETBENCH_SECRET_<n>}` reference: everything Hydra keeps or prints holds only the reference,
+and the job, which runs in this process or a child of it, resolves the real value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping, Sequence
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Quote, QuotedString
+
+from fleetbench.errors import ConfigError
+from fleetbench.secrets import SECRET_KEY, SecretVault, replace_secrets, secret_spans
+
+
+def hide_secrets(args: Sequence[str], environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """`args` with the secrets of every override replaced by environment references set in `environ`.
+
+    Options (`-m`, `--multirun`) and overrides without a secret are returned unchanged. An override that holds a
+    secret but does not parse fails with a message that does not repeat it.
+    """
+    vault = SecretVault(os.environ if environ is None else environ)
+    parser = OverridesParser.create()
+    return [arg if arg.startswith("-") else _hidden(arg, parser, vault) for arg in args]
+
+
+def _hidden(arg: str, parser: OverridesParser, vault: SecretVault) -> str:
+    try:
+        override = parser.parse_override(arg)
+    except Exception:  # Hydra's parser errors quote the whole override: keep a secret out of that message
+        written_key, _, written_value = arg.partition("=")
+        if SECRET_KEY.search(written_key.lstrip("+~")) or secret_spans(written_value):
+            raise ConfigError(
+                f"{written_key.lstrip('+~')}: the override does not parse (its value is not shown: it holds a secret)"
+            ) from None
+        return arg
+    name = override.key_or_group.rsplit(".", 1)[-1]
+    value = override.value()
+    if isinstance(value, ChoiceSweep):
+        hidden = ChoiceSweep(
+            list=[_hide(_plain(v), name, vault) for v in value.list],
+            simple_form=False,
+            shuffle=value.shuffle,
+            tags=value.tags,
+        )
+        changed = hidden.list != [_plain(v) for v in value.list]
+    else:
+        hidden = _hide(value, name, vault)
+        changed = hidden != value
+    if not changed:
+        return arg
+    return f"{override.get_key_element()}={_text(hidden)}"
+
+
+def _plain(value: Any) -> Any:
+    """A parsed element with quoted strings turned into plain strings, at any depth."""
+    if isinstance(value, QuotedString):
+        return value.text
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _hide(value: Any, key: str, vault: SecretVault) -> Any:
+    if isinstance(value, str):
+        return replace_secrets(value, key, vault.reference)
+    if isinstance(value, list):
+        return [_hide(v, key, vault) for v in value]
+    if isinstance(value, dict):
+        return {k: _hide(v, str(k), vault) for k, v in value.items()}
+    return value
+
+
+def _text(value: Any) -> str:
+    """The override syntax of a value; strings are single-quoted, which keeps `${...}` references intact."""
+    if isinstance(value, ChoiceSweep):
+        text = f"choice({','.join(_text(v) for v in value.list)})"
+        text = f"shuffle({text})" if value.shuffle else text
+        return f"tag({','.join(sorted(value.tags))},{text})" if value.tags else text
+    if isinstance(value, str):
+        return QuotedString(text=value, quote=Quote.single).with_quotes()
+    if isinstance(value, list):
+        return "[" + ",".join(_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_text(v)}" for k, v in value.items()) + "}"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)

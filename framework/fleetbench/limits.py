@@ -1,0 +1,34 @@
+"""What every storage must be able to hold. Validation enforces these before a run starts, so a value a storage
+could not write fails with one line at composition time instead of after every unit has run.
+
+Storages must hold at least these (the `sql` plugin's name columns are 255 characters and its seed column is a signed
+64-bit BIGINT; a test checks that they agree).
+"""
+
+from __future__ import annotations
+
+import re
+
+SEED_MIN = -(2**63)
+SEED_MAX = 2**63 - 1
+"""Seeds are signed 64-bit integers (a BIGINT column)."""
+
+NAME_MAX_CHARS = 255
+"""Base model, deployment and lane names, and task ids."""
+
+FACTOR_OR_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+"""Factor and metric names become JSON paths in queries; identifier-like names keep them portable."""
+
+
+def name_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as a name (too long), or None when it can."""
+    if len(value) > NAME_MAX_CHARS:
+        return f"{value[:40]!r}… has {len(value)} characters; at most {NAME_MAX_CHARS} can be stored"
+    return None
+
+
+def checked_name(name: str, what: str) -> str:
+    """`name` if it is usable as a factor or metric name, else ValueError naming it."""
+    if not FACTOR_OR_METRIC_NAME.match(name):
+        raise ValueError(f"{what} {name!r}: names must match {FACTOR_OR_METRIC_NAME.pattern}")
+    return name

@@ -1,0 +1,62 @@
+"""What `fleetbench run` checks after validating every job and before Hydra starts one.
+
+Hydra creates its output directory and log file first thing in a job, and an unreadable or read-only database would
+otherwise be found only inside the job, where Hydra prints a traceback. Checking both here turns every such problem
+into one line, with nothing written: no `outputs/` directory, no `runs` row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from hydra import compose
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from fleetbench.config import NamingSpec, hydra_context
+from fleetbench.config.compose import CONFIG_NAME
+from fleetbench.errors import UserError
+
+
+def check_output_dir(job_overrides: Sequence[str], multirun: bool) -> None:
+    """Fail with one line unless Hydra can create its run (or sweep) directory; creates nothing itself."""
+    target = _output_dir(job_overrides, multirun)
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        raise UserError(
+            f"{key}: cannot create the output directory {target}: {existing} is not a writable directory "
+            f"(run fleetbench from a writable directory or set {key})"
+        )
+
+
+def _output_dir(job_overrides: Sequence[str], multirun: bool) -> Path:
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    with hydra_context():
+        cfg = compose(config_name=CONFIG_NAME, overrides=list(job_overrides), return_hydra_config=True)
+        try:
+            # `${now:...}` resolves here; anything that needs a running job (`${hydra:job.num}`) falls back to
+            # the working directory, which is where Hydra's default directories live.
+            return Path(str(OmegaConf.select(cfg, key))).absolute()
+        except OmegaConfBaseException:
+            return Path.cwd()
+
+
+def check_storages(configured: Iterable[NamingSpec], notify: Callable[[str], None]) -> None:
+    """Open each given storage and bring it to the current schema, proving it takes writes; `notify` gets what an
+    upgrade says about existing data.
+
+    This is the first thing a run does anyway; doing it here reports a database path that is a directory, a corrupt
+    or read-only file, a missing PostgreSQL database or a missing driver before any job starts.
+    """
+    for common in configured:
+        storage = common.storage.create(naming=common.naming)
+        try:
+            for notice in storage.migrate():
+                notify(notice)
+        finally:
+            storage.close()

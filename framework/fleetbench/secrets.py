@@ -1,0 +1,94 @@
+"""What counts as a secret in configuration, and the two ways fleetbench keeps one out of everything it writes.
+
+A secret is the value of a key named like `api_key(s)`, `password`, `secret` or `token`; the password of a URL
+(`postgresql://user:PASSWORD@host/db`); or a URL query parameter named like those or `key`, `sig`, `signature`,
+`code` (`https://host/path?api-key=KEY`). A `${...}` reference is never a secret: it names where the value lives.
+
+- `redact` replaces secrets in plain config data by `***` (the `runs` table stores that copy).
+- `hide_in_overrides` takes literal secrets out of command-line overrides before Hydra sees them: each becomes an
+  `${oc.env:FLEETBENCH_SECRET_<n>}` reference and its value goes into this process's environment, so Hydra's sweep
+  snapshot (`multirun.yaml`), its job log lines and its error echoes only ever hold the reference, while the job
+  resolves the real value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+_SECRET_WORD = r"(?:api[-_]?keys?|password|passwd|secret|token)"
+SECRET_KEY = re.compile(_SECRET_WORD + "$", re.IGNORECASE)
+SECRET_PARAM = re.compile(rf"^(?:.*{_SECRET_WORD}|key|sig|signature|code)$", re.IGNORECASE)
+HIDDEN_PREFIX = "FLEETBENCH_SECRET_"
+HIDDEN_REFERENCE = re.compile(r"\$\{oc\.env:" + HIDDEN_PREFIX + r"\d+\}")
+REDACTED = "***"
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_USERINFO = re.compile(r"^[^:/?#]+://[^:/?#@]*:([^/?#@]+)@")
+_QUERY_PARAM = re.compile(r"[?&;]([^=&;#]+)=([^&;#]*)")
+
+
+def is_reference(text: str) -> bool:
+    """A `${...}` interpolation: where a value lives, not the value."""
+    return text.startswith("${")
+
+
+def secret_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every URL password and secret query-parameter value in `text`, references excluded."""
+    spans: list[tuple[int, int]] = []
+    for url in _URL.finditer(text):
+        found = _USERINFO.match(url.group())
+        if found:
+            spans.append((url.start() + found.start(1), url.start() + found.end(1)))
+        for param in _QUERY_PARAM.finditer(url.group()):
+            if SECRET_PARAM.match(param.group(1)) and param.group(2):
+                spans.append((url.start() + param.start(2), url.start() + param.end(2)))
+    return [(start, end) for start, end in spans if not is_reference(text[start:end])]
+
+
+def replace_secrets(text: str, key: str, replacement: Callable[[str], str]) -> str:
+    """`text` with each secret in it replaced by `replacement(secret)`; the whole text when `key` names a secret."""
+    if SECRET_KEY.search(key):
+        return text if is_reference(text) or not text else replacement(text)
+    parts: list[str] = []
+    position = 0
+    for start, end in secret_spans(text):
+        parts += [text[position:start], replacement(text[start:end])]
+        position = end
+    return "".join(parts) + text[position:]
+
+
+def redact_text(text: str, key: str = "") -> str:
+    """`text` with every secret (and every reference to a hidden command-line secret) replaced by `***`."""
+    return replace_secrets(HIDDEN_REFERENCE.sub(REDACTED, text), key, lambda _: REDACTED)
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """A copy of plain config data with secret values replaced by '***' (env references are kept as written)."""
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if isinstance(value, str):
+        return redact_text(value, key)
+    return value
+
+
+class SecretVault:
+    """Literal secrets moved into environment variables of this process (children inherit them)."""
+
+    def __init__(self, environ: MutableMapping[str, str]) -> None:
+        self._environ = environ
+        self._names: dict[str, str] = {}
+
+    def reference(self, secret: str) -> str:
+        """An `${oc.env:...}` reference to a variable holding `secret` (one variable per distinct secret)."""
+        name = self._names.get(secret)
+        if name is None:
+            index = len(self._names)
+            while self._environ.get(f"{HIDDEN_PREFIX}{index}", secret) != secret:  # never clobber a user's variable
+                index += 1
+            name = self._names[secret] = f"{HIDDEN_PREFIX}{index}"
+            self._environ[name] = secret
+        return "${oc.env:" + name + "}"

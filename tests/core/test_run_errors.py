@@ -1,0 +1,220 @@
+"""Every error of `run` is one line with a non-zero exit and leaves nothing behind; reading commands change no file.
+
+Real CLI subprocesses on real SQLite files and the real PostgreSQL server. Permission cases run the CLI as an
+unprivileged user (`setpriv` to `nobody` when the tests run as root, since root may write any file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CLI, RunCli, cli_env, stderr_lines
+
+pytestmark = pytest.mark.slow
+NOBODY = 65534
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every path under `root` with a digest of its content (directories marked as such)."""
+    return {
+        str(path.relative_to(root)): "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+    }
+
+
+def _one_error_line(process: subprocess.CompletedProcess[str]) -> str:
+    lines = stderr_lines(process)
+    assert process.returncode not in (0, None), process.stdout + process.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), process.stderr
+    assert "Traceback" not in process.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A scratch directory an unprivileged user may enter (pytest's tmp_path sits below a root-only directory)."""
+    path = Path(tempfile.mkdtemp(prefix="fleetbench-"))
+    path.chmod(0o777)
+    yield path
+    path.chmod(0o777)
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def run_unprivileged() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the CLI as a user that file permissions apply to."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: file permissions cannot be exercised")
+        prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+    def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*prefix, *CLI, *args], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=120
+        )
+
+    return _run
+
+
+def _stored_database(run_cli: RunCli, directory: Path) -> Path:
+    process = run_cli("run", "run.instances=1", cwd=directory)
+    assert process.returncode == 0, process.stderr
+    shutil.rmtree(directory / "outputs")
+    return directory / "fleetbench.db"
+
+
+@pytest.mark.parametrize(
+    ("prepare", "url", "expected"),
+    [
+        pytest.param(
+            lambda d: (d / "fleetbench.db").mkdir(),
+            "fleetbench.db",
+            "fleetbench.db is a directory, not a database file",
+            id="db-is-a-dir",
+        ),
+        pytest.param(
+            lambda d: (d / "fleetbench.db").write_bytes(b"not a database, just bytes " * 200),
+            "fleetbench.db",
+            "file is not a database",
+            id="corrupt-db",
+        ),
+        pytest.param(lambda d: None, "missing/fleetbench.db", "directory missing does not exist", id="no-such-dir"),
+    ],
+)
+def test_a_bad_sqlite_database_is_one_line_and_nothing_is_written(
+    run_cli: RunCli, tmp_path: Path, prepare: Callable[[Path], None], url: str, expected: str
+) -> None:
+    prepare(tmp_path)
+    before = _snapshot(tmp_path)
+    line = _one_error_line(run_cli("run", "run.instances=1", f"storage.url=sqlite:///{url}"))
+    assert expected in line
+    assert _snapshot(tmp_path) == before, "no outputs/ directory, no new database file, the bad file unchanged"
+
+
+def test_a_read_only_database_is_one_line_and_stays_untouched(
+    run_cli: RunCli, shared_dir: Path, run_unprivileged: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    database = _stored_database(run_cli, shared_dir)
+    database.chmod(0o444)
+    before = _snapshot(shared_dir)
+    line = _one_error_line(run_unprivileged("run", "run.instances=2", cwd=shared_dir))
+    assert "fleetbench.db is read-only" in line
+    assert _snapshot(shared_dir) == before
+    report = run_unprivileged("report", "report.format=json", cwd=shared_dir)
+    assert report.returncode == 0, report.stderr
+    assert '"total": 5' in report.stdout
+    assert _snapshot(shared_dir) == before, "a reader of a database it may not write leaves no file behind"
+
+
+def test_an_unwritable_working_directory_is_one_line(
+    shared_dir: Path, run_unprivileged: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    shared_dir.chmod(0o555)
+    line = _one_error_line(run_unprivileged("run", "run.instances=1", cwd=shared_dir))
+    assert "hydra.run.dir" in line and "not a writable directory" in line
+    assert list(shared_dir.iterdir()) == []
+
+
+@pytest.mark.postgres
+def test_a_missing_postgresql_database_is_one_line(run_cli: RunCli, tmp_path: Path, postgres_url: str) -> None:
+    missing = postgres_url.rsplit("/", 1)[0] + "/fleetbench_no_such_database"
+    line = _one_error_line(run_cli("run", f"storage.url={missing}"))
+    assert 'database "fleetbench_no_such_database" does not exist' in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_postgresql_driver_is_one_line(tmp_path: Path) -> None:
+    # psycopg shadowed by a package that fails to import, as an install without the `[postgres]` extra does.
+    shadow = tmp_path / "shadow" / "psycopg"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'psycopg'\")\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    process = subprocess.run(
+        [*CLI, "run", "storage=postgres"],
+        cwd=work,
+        env=cli_env({"PYTHONPATH": str(tmp_path / "shadow")}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "pip install 'psycopg[binary]'" in _one_error_line(process)
+    assert process.returncode == 2
+    assert list(work.iterdir()) == []
+
+
+def test_a_run_that_fails_validation_leaves_no_run_row(run_cli: RunCli, tmp_path: Path) -> None:
+    database = _stored_database(run_cli, tmp_path)
+    line = _one_error_line(run_cli("run", "run.seed=9223372036854775808"))
+    assert "run.seed" in line
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("select count(*) from runs").fetchone() == (1,)
+    assert not (tmp_path / "outputs").exists()
+
+
+# --- reading commands --------------------------------------------------------------------------------------------
+
+
+def test_report_on_an_empty_file_says_it_is_not_a_fleetbench_database_and_changes_nothing(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    (tmp_path / "fleetbench.db").touch()
+    line = _one_error_line(run_cli("report"))
+    assert "is not a fleetbench database" in line
+    assert (tmp_path / "fleetbench.db").stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fleetbench.db"]
+
+
+def test_report_and_show_never_change_the_database_file(run_cli: RunCli, tmp_path: Path) -> None:
+    database = _stored_database(run_cli, tmp_path)
+    digest = hashlib.sha256(database.read_bytes()).hexdigest()
+    with sqlite3.connect(database) as connection:
+        key = connection.execute("select unit_key from units limit 1").fetchone()[0]
+    assert run_cli("report").returncode == 0
+    assert run_cli("show", key[:12]).returncode == 0
+    assert hashlib.sha256(database.read_bytes()).hexdigest() == digest
+    assert run_cli("run", "run.instances=1").returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fleetbench.db", "outputs"], "the next run tidies up"
+
+
+def test_report_output_receives_the_table_too(run_cli: RunCli, tmp_path: Path) -> None:
+    _stored_database(run_cli, tmp_path)
+    process = run_cli("report", "report.output=report.txt")
+    assert process.returncode == 0, process.stderr
+    assert process.stdout == ""
+    written = (tmp_path / "report.txt").read_text()
+    assert "fleetbench report" in written and "Sim-Agent" in written
+    assert "\x1b[" not in written, "no terminal colour codes in a file"
+    assert run_cli("report", "report.format=csv", "report.output=report.csv").stdout == ""
+    assert (tmp_path / "report.csv").read_text().startswith("base_model,")
+
+
+def test_report_output_in_a_missing_directory_is_one_line(run_cli: RunCli, tmp_path: Path) -> None:
+    _stored_database(run_cli, tmp_path)
+    line = _one_error_line(run_cli("report", "report.format=csv", "report.output=no/such/dir/report.csv"))
+    assert "report.output" in line and "no/such/dir/report.csv" in line
+    assert not (tmp_path / "no").exists()
+
+
+def test_show_renders_each_unit_with_the_suite_that_stored_it(run_cli: RunCli, tmp_path: Path) -> None:
+    assert run_cli("run", "experiment=workflow_demo", "run.instances=1").returncode == 0
+    assert run_cli("run", "run.instances=1").returncode == 0
+    with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
+        keys = dict(connection.execute("select suite, min(unit_key) from units group by suite").fetchall())
+    workflow_unit = run_cli("show", keys["workflow"][:12])  # the configured suite is jsonl
+    assert workflow_unit.returncode == 0, workflow_unit.stderr
+    assert "=== Task " in workflow_unit.stdout and "--- System prompt ---" in workflow_unit.stdout
+    jsonl_unit = run_cli("show", keys["jsonl"][:12], "experiment=workflow_demo")  # the configured suite is workflow
+    assert jsonl_unit.returncode == 0, jsonl_unit.stderr
+    assert '"reference"' in jsonl_unit.stdout

@@ -32,6 +32,8 @@ COLUMNS = [
     ("Sim-Native", "native-only, native mode", []),
 ]
 FULL = (MetricSpec("full_success", "", "mean"),)
+FLAWS = ("sequence_disorder", "tool_misuse", "parameter_error", "missing_step", "redundant_operations",
+         "logical_inconsistency", "semantic_drift")  # fmt: skip
 
 
 def _rates(db: Path, model: str, factor: str | None) -> dict[object, float]:
@@ -63,6 +65,7 @@ def main() -> None:
             print(
                 "  baseline / optimal / cot: " + " / ".join(f"{prompts[p]:.3f}" for p in ("baseline", "optimal", "cot"))
             )
+            print("  flawed:                   " + " ".join(f"{f} {prompts[f'flawed_{f}']:.3f}" for f in FLAWS))
             print(
                 "  very_easy .. very_hard:   "
                 + " ".join(f"{difficulty[d]:.3f}" for d in ("very_easy", "easy", "medium", "hard", "very_hard"))

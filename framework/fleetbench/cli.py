@@ -71,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         _error(str(exc))
         return exc.exit_code
+    except Exception:
+        # A Ctrl-C can land inside a library (OmegaConf, Hydra) that turns it into an unrelated error; after a
+        # stop signal that error is the interruption, not a bug to report.
+        if not interrupts.received():
+            raise
+        _error("interrupted: every finished unit is kept; run again to resume")
+        return Interrupted.exit_code
 
 
 def _error(message: str) -> None:

@@ -34,7 +34,8 @@ PLUGIN_OPTIONS: dict[tuple[str, str, str], dict[str, bool]] = {
     ("suites", "workflow", "Options"): {
         "prompt_types": NEUTRAL, "difficulties": NEUTRAL, "tool_success_rates": NEUTRAL, "task_types": NEUTRAL,
         "severity": RESULT, "max_turns": RESULT, "scoring": RESULT, "score_against": RESULT, "multi_call": RESULT,
-        "help_reveals_required_tools": RESULT, "substring_match": RESULT, "classifier": RESULT,
+        "help_reveals_required_tools": RESULT, "substring_match": RESULT, "validate_arguments": RESULT,
+        "clean_run_recovery": RESULT, "native_tools": RESULT, "classifier": RESULT,
         "tool_registry": NEUTRAL, "task_file": NEUTRAL,
     },
     ("naming", "catalog", "Options"): {"unknown": NEUTRAL, "suffix_pattern": NEUTRAL},

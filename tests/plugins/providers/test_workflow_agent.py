@@ -24,15 +24,10 @@ from fleetbench_plugins.providers.simulated import SimulatedOptions, SimulatedPr
 from fleetbench_plugins.providers.simulated.profiles import PROFILES, Profile
 from fleetbench_plugins.suites.workflow import WorkflowOptions, WorkflowSuite
 from fleetbench_plugins.suites.workflow.model import Task
+from fleetbench_plugins.suites.workflow.names import NameResolver
+from fleetbench_plugins.suites.workflow.native import helper_function_schemas
 from fleetbench_plugins.suites.workflow.prompts import build_prompt, plan_tools
-from fleetbench_plugins.suites.workflow.protocol import (
-    CALL,
-    SEARCH,
-    NameResolver,
-    has_completion_signal,
-    helper_function_schemas,
-    parse_turn,
-)
+from fleetbench_plugins.suites.workflow.protocol import CALL, SEARCH, has_completion_signal, parse_turn
 from fleetbench_plugins.suites.workflow.registry import ToolRegistry, load_registry
 from fleetbench_plugins.suites.workflow.tasks import load_tasks
 

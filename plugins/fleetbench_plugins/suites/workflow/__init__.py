@@ -19,7 +19,9 @@ from fleetbench.errors import choices_text
 from fleetbench.interfaces import Chat, EpisodeContext, Suite, option
 from fleetbench.types import Cell, Episode, MetricSpec, Outcome, Unit
 from fleetbench_plugins.suites.workflow.classify import CLASSIFIERS, Diagnosis, ErrorVerdict, classify
-from fleetbench_plugins.suites.workflow.executor import ExecutorConfig, WorkflowExecutor
+from fleetbench_plugins.suites.workflow.difficulty import PHRASES_PATH, SOURCE_RENDERED, description_source
+from fleetbench_plugins.suites.workflow.executor import NATIVE_TOOL_LISTS, ExecutorConfig, WorkflowExecutor
+from fleetbench_plugins.suites.workflow.flaws import APPLICABILITY, flaw_applies
 from fleetbench_plugins.suites.workflow.metrics import WORKFLOW_METRICS, activity_metrics, episode_metrics
 from fleetbench_plugins.suites.workflow.model import (
     DIFFICULTIES,
@@ -42,7 +44,7 @@ from fleetbench_plugins.suites.workflow.scoring import (
     score,
 )
 from fleetbench_plugins.suites.workflow.simulator import ToolSimulator
-from fleetbench_plugins.suites.workflow.tasks import DEFAULT_TASKS_PATH, load_tasks
+from fleetbench_plugins.suites.workflow.task_files import open_task_source
 from fleetbench_plugins.suites.workflow.transcript import EpisodeLog, build_transcript, render_text
 
 FACTORS = ("prompt_type", "difficulty", "tool_success_rate", "task_type")
@@ -78,14 +80,17 @@ class WorkflowOptions:
     tool_success_rates: list[float] = option(affects_result=False, default_factory=lambda: [0.8])
     task_types: list[str] = option(affects_result=False, default_factory=lambda: list(TASK_TYPES))
     # How every unit runs and is scored.
-    severity: str = option("severe", affects_result=True)
+    severity: str = option("severe", affects_result=True, help="light | medium | severe (flawed_* only)")
     max_turns: int = option(10, affects_result=True)
-    scoring: str = option("corrected", affects_result=True)
-    score_against: str = option("prompt_plan", affects_result=True)
-    multi_call: str = option("first", affects_result=True)
+    scoring: str = option("corrected", affects_result=True, help="corrected | legacy (the original's formulas)")
+    score_against: str = option("prompt_plan", affects_result=True, help="prompt_plan | reference")
+    multi_call: str = option("first", affects_result=True, help="first | all | reject: several actions in one reply")
     help_reveals_required_tools: bool = option(False, affects_result=True)
-    substring_match: bool = option(True, affects_result=True)
-    classifier: str = option("rules", affects_result=True)
+    substring_match: bool = option(False, affects_result=True, help="legacy: tool names also match by substring")
+    validate_arguments: bool = option(True, affects_result=True)
+    clean_run_recovery: bool = option(False, affects_result=True)
+    native_tools: str = option("discovered", affects_result=True, help="discovered | all (native tool calling)")
+    classifier: str = option("rules", affects_result=True, help="rules | llm (needs run.judge)")
     # Data files: their content digests enter the key (identity()), not their paths.
     tool_registry: str | None = option(None, affects_result=False)
     task_file: str | None = option(None, affects_result=False)
@@ -102,9 +107,12 @@ class WorkflowOptions:
             ("scoring", self.scoring, SCORING_VARIANTS),
             ("score_against", self.score_against, SCORE_AGAINST),
             ("multi_call", self.multi_call, MULTI_CALL_POLICIES),
+            ("native_tools", self.native_tools, NATIVE_TOOL_LISTS),
             ("classifier", self.classifier, CLASSIFIERS),
         ):
             _check_choices(field, [value], choices)
+        if self.clean_run_recovery and self.scoring != "corrected":
+            raise ValueError("clean_run_recovery: applies to scoring=corrected only; set it to false for legacy")
         self._check_numbers()
 
     def _check_numbers(self) -> None:
@@ -126,25 +134,54 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _flaw_of(prompt_type: str) -> str | None:
+    return prompt_type.removeprefix("flawed_") if prompt_type.startswith("flawed_") else None
+
+
 class WorkflowSuite(Suite):
     """The WorkflowBench workload. Loads its registry and task library once per instance (shared, read-only)."""
 
     name: ClassVar[str] = "workflow"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     Options: ClassVar[type[Any]] = WorkflowOptions
 
     def __init__(self, options: WorkflowOptions | None = None) -> None:
         self.options: WorkflowOptions = options if options is not None else WorkflowOptions()
         self._registry_path = Path(self.options.tool_registry or DEFAULT_REGISTRY_PATH)
-        self._tasks_path = Path(self.options.task_file or DEFAULT_TASKS_PATH)
         self.registry = load_registry(self._registry_path)
-        self.library = load_tasks(self._tasks_path, registry=self.registry)
+        self.tasks = open_task_source(self.options.task_file, self.registry, self.options.difficulties)
+        self.library = self.tasks.library(self.options.difficulties[0])
+        self._check_pools()
         self._config = ExecutorConfig(
             max_turns=self.options.max_turns,
             multi_call=self.options.multi_call,
             help_reveals_required_tools=self.options.help_reveals_required_tools,
             substring_match=self.options.substring_match,
+            native_tools=self.options.native_tools,
         )
+
+    def _check_pools(self) -> None:
+        """Every cell needs a task to sample, and a flawed cell a task its flaw applies to (`flaws.flaw_applies`):
+        fail with one line before anything runs."""
+        for difficulty in self.options.difficulties:
+            library = self.tasks.library(difficulty)
+            for task_type in self.options.task_types:
+                pool = [reference_workflow(task) for task in library.by_type(task_type)]
+                if not pool:
+                    raise ValueError(f"task_types: {library.source} has no {task_type} task")
+                for flaw in filter(None, map(_flaw_of, self.options.prompt_types)):
+                    if not any(flaw_applies(flaw, plan) for plan in pool):
+                        raise ValueError(
+                            f"prompt_types: flawed_{flaw} needs tasks whose reference plan has "
+                            f"{APPLICABILITY.get(flaw, 'a step')}; {library.source} has no such {task_type} task"
+                        )
+
+    def sample_task(self, cell: Cell, key: str) -> Task:
+        """The task of the unit `key` in `cell`: seeded from the key, among the tasks the cell's flaw applies to."""
+        flaw = _flaw_of(str(cell.factor("prompt_type")))
+        library = self.tasks.library(str(cell.factor("difficulty")))
+        where = None if flaw is None else (lambda task: flaw_applies(flaw, reference_workflow(task)))
+        return library.sample(str(cell.factor("task_type")), unit_seed(key, "task"), where)
 
     @property
     def needs_judge(self) -> bool:
@@ -163,10 +200,21 @@ class WorkflowSuite(Suite):
 
     def identity(self) -> Mapping[str, Any]:
         """Digests of the data files (the options that change results are declared with `option`)."""
-        return {
+        identity: dict[str, Any] = {
             "tool_registry_sha256": _file_digest(self._registry_path),
-            "task_file_sha256": _file_digest(self._tasks_path),
+            "task_file_sha256": self.tasks.digest,
         }
+        if self._renders_descriptions():
+            # Rendered wordings come from the phrase bank: editing it changes those prompts.
+            identity["phrases_sha256"] = _file_digest(PHRASES_PATH)
+        return identity
+
+    def _renders_descriptions(self) -> bool:
+        return any(
+            description_source(task, level) == SOURCE_RENDERED
+            for level, library in self.tasks.libraries.items()
+            for task in library
+        )
 
     def render_transcript(self, transcript: Mapping[str, Any]) -> str:
         """The stored transcript as readable text grouped by turn (what `fleetbench show` prints)."""
@@ -181,14 +229,16 @@ class WorkflowSuite(Suite):
     async def run_episode(self, unit: Unit, chat: Chat, context: EpisodeContext) -> Episode:
         """Sample the task, play the episode, score and classify it."""
         cell = unit.cell
-        task = self.library.sample(str(cell.factor("task_type")), unit_seed(unit.key, "task"))
+        task = self.sample_task(cell, unit.key)
         native = context.model.tool_calling == "native"
         bundle = build_prompt(
             task, str(cell.factor("prompt_type")), str(cell.factor("difficulty")), self.registry,
             severity=self.options.severity, seed=unit_seed(unit.key, "prompt"), native_tools=native,
+            tool_list=self.options.native_tools,
         )  # fmt: skip
         rate = float(cell.factor("tool_success_rate"))
-        simulator = ToolSimulator(self.registry, rate, random.Random(unit_seed(unit.key, "simulator")))
+        rng = random.Random(unit_seed(unit.key, "simulator"))
+        simulator = ToolSimulator(self.registry, rate, rng, validate=self.options.validate_arguments)
         executor = WorkflowExecutor(
             self.registry, task, bundle.system, bundle.user, simulator, self._config, native=native
         )
@@ -206,7 +256,7 @@ class WorkflowSuite(Suite):
         return record.scored_episode(scores, verdict)
 
     def _score(self, task: Task, bundle: PromptBundle, log: EpisodeLog) -> Scores:
-        expected = expected_for(bundle.expected_sequence, reference_workflow(task), self.options.score_against)
+        expected = expected_for(bundle.plan, bundle.reference, self.options.score_against)
         attempts = tuple((a.tool, a.success) for a in log.attempts)
         inputs = ScoreInputs(
             task.task_type,
@@ -216,12 +266,14 @@ class WorkflowSuite(Suite):
             attempts,
             log.completion_signal_seen,
         )
-        return score(inputs, self.options.scoring)
+        return score(inputs, self.options.scoring, clean_run_recovery=self.options.clean_run_recovery)
 
     def _settings(self, cell: Cell, native: bool) -> dict[str, Any]:
-        return {**cell.as_dict(), **dataclasses.asdict(self._config), "scoring": self.options.scoring,
-                "score_against": self.options.score_against, "classifier": self.options.classifier,
-                "native_tools": native}  # fmt: skip
+        o = self.options
+        return {**cell.as_dict(), **dataclasses.asdict(self._config), "scoring": o.scoring,
+                "clean_run_recovery": o.clean_run_recovery, "validate_arguments": o.validate_arguments,
+                "score_against": o.score_against,
+                "classifier": o.classifier, "native_mode": native}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +292,7 @@ class _Record:
                   "required_tools": list(t.required_tools), "complexity": t.complexity},
             prompt={"system": b.system, "user": b.user, "expected_sequence": list(b.expected_sequence),
                     "prompt_type": b.prompt_type, "flaw_type": b.flaw_type, "severity": b.severity,
-                    "native_tools": self.settings.get("native_tools")},
+                    "description_source": b.description_source, "native_mode": self.settings.get("native_mode")},
             log=self.log,
             scores=scores.as_dict() if scores is not None else None,
             label=scores.label.value if scores is not None else Outcome.INFRA_ERROR.value,

@@ -1,24 +1,24 @@
-"""Error classification of every non-full, non-infra unit into the 8 categories (reference §4.5, §4.6).
+"""Error classification of every non-full, non-infra unit into the 7 model error categories (reference §4.5, §4.6).
 
 First the original's error message is generated (§4.5, kept for the record and the judge); then ordered rules look at
 the message and at the structured episode state. The first rule that holds wins:
 
 1. tool_call_format_errors - no tool call was attempted and there were format issues (assisted turns or parse issues);
 2. max_turns_errors - no tool call was attempted and the turns ran out;
-3. timeout_errors - only a model-side timeout message ("test timeout after", "api timeout"). A tool that *returned*
-   TIMEOUT is a simulated failure, never this category; and fleetbench records request/episode timeouts as
-   infrastructure outcomes, which are never classified - so in practice only the judge could pick it, and a judge
-   verdict of timeout_errors is refused (the rules decide instead);
-4. tool_selection_errors - tools outside the required set were called while a required tool never succeeded;
-5. sequence_order_errors - required tools first succeeded out of order, or a required tool failed for lack of input
+3. tool_selection_errors - tools outside the required set were called while a required tool never succeeded;
+4. sequence_order_errors - required tools first succeeded out of order, or a required tool failed for lack of input
    while a preceding required tool had not run (§4.5 step 3);
-6. dependency_errors - a tool failed, and never recovered, while one of its declared dependencies had not succeeded;
-7. parameter_config_errors - a tool failed, and never recovered, with an input/parameter/permission error;
-8. max_turns_errors - the turns ran out before the task was completed;
-9. other_errors - everything else (tool TIMEOUT, OPERATION_FAILED, network errors, loops...).
+5. dependency_errors - a tool failed, and never recovered, while one of its declared dependencies had not succeeded;
+6. parameter_config_errors - a tool failed, and never recovered, with an input/parameter/permission error;
+7. max_turns_errors - the turns ran out before the task was completed;
+8. other_errors - everything else (tool TIMEOUT, OPERATION_FAILED, network errors, loops...).
+
+The original's eighth category, `timeout_errors`, is not a model error category here: a request or episode timeout is
+an infrastructure outcome (`infra_error`, never classified, re-run on resume), and a tool that *returned* TIMEOUT is a
+simulated tool failure (other_errors). A judge verdict of timeout_errors is refused and the rules decide.
 
 The original mapped "Required tools not completed" to sequence_order_errors; here a run that ran out of turns while
-incomplete is max_turns_errors (rule 8) and one that stopped early for another reason is other_errors.
+incomplete is max_turns_errors (rule 7) and one that stopped early for another reason is other_errors.
 With `classifier: llm` and a judge chat, the judge's JSON verdict is used when it parses; otherwise the rules decide.
 """
 
@@ -33,7 +33,7 @@ from typing import Any
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import Chat
 from fleetbench_plugins.suites.workflow.executor import STOP_MAX_TURNS
-from fleetbench_plugins.suites.workflow.model import ERROR_CATEGORIES, Task
+from fleetbench_plugins.suites.workflow.model import ERROR_CATEGORIES, INFRASTRUCTURE_CATEGORY, Task
 from fleetbench_plugins.suites.workflow.transcript import Attempt, EpisodeLog
 
 CLASSIFIERS = ("rules", "llm")
@@ -41,7 +41,6 @@ _INPUT_WORDS = ("input", "missing", "no data", "not found", "empty")
 _PARAMETER_CODES = ("INVALID_INPUT", "PERMISSION_DENIED")
 _PARAMETER_WORDS = ("parameter", "argument", "invalid", "permission", "validation failed")
 _FORMAT_WORDS = ("format errors detected", "tool call format", "invalid json", "malformed", "parse error")
-_MODEL_TIMEOUT_RE = re.compile(r"test timeout after|api timeout|agent timeout", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -161,10 +160,6 @@ def _is_idle_out_of_turns(d: Diagnosis) -> bool:
     return not d.attempts and d.out_of_turns and not d.completed
 
 
-def _is_model_timeout(d: Diagnosis) -> bool:
-    return bool(d.message and _MODEL_TIMEOUT_RE.search(d.message))
-
-
 def _is_selection(d: Diagnosis) -> bool:
     missing = set(d.required_tools) - set(d.executed_tools)
     return bool(_wrong_tools(d)) and bool(missing)
@@ -189,7 +184,6 @@ def _is_incomplete_out_of_turns(d: Diagnosis) -> bool:
 RULES: tuple[tuple[str, Callable[[Diagnosis], bool]], ...] = (
     ("tool_call_format_errors", _is_format),
     ("max_turns_errors", _is_idle_out_of_turns),
-    ("timeout_errors", _is_model_timeout),
     ("tool_selection_errors", _is_selection),
     ("sequence_order_errors", _is_sequence),
     ("dependency_errors", _is_dependency),
@@ -207,14 +201,13 @@ def classify_rules(d: Diagnosis) -> ErrorVerdict:
 JUDGE_PROMPT = """You classify why an AI agent did not fully succeed at a simulated tool-use workflow task.
 Read the transcript and choose exactly one category:
 - tool_call_format_errors: the agent could not produce valid tool calls (wrong syntax, no <tool_call> tags).
-- timeout_errors: the TEST or the API timed out ("Test timeout after...", "API timeout"). A tool that RETURNS an error
-  such as "TIMEOUT: Operation timed out (after 37 seconds)" is a simulated tool failure and is NOT a timeout_error.
 - max_turns_errors: the agent ran out of turns before finishing.
 - tool_selection_errors: the agent used wrong tools instead of the required ones.
 - parameter_config_errors: tools failed because of invalid parameters, input or configuration.
 - sequence_order_errors: tools were executed in the wrong order.
 - dependency_errors: a tool failed because a tool it depends on had not run or had failed.
-- other_errors: anything else (e.g. simulated tool failures that were never recovered).
+- other_errors: anything else, e.g. simulated tool failures that were never recovered. A tool that RETURNS an error
+  such as "TIMEOUT: Operation timed out (after 37 seconds)" is such a tool failure; there is no timeout category.
 Reply with JSON only: {"error_type": "<category>", "reasoning": "<one or two sentences>", "confidence": <0.0-1.0>}"""
 
 
@@ -261,13 +254,17 @@ async def classify(d: Diagnosis, classifier: str, judge: Chat | None, transcript
         reply = await judge(messages)
     except InfraFailure as exc:
         return _fallback(rules, f"judge infrastructure failure: {exc.status}")
+    if _names_infrastructure_category(reply.text):
+        return _fallback(rules, f"judge chose {INFRASTRUCTURE_CATEGORY}, which is an infrastructure outcome here")
     parsed = parse_judge_reply(reply.text)
     if parsed is None:
         return _fallback(rules, "judge reply not parseable")
     category, reasoning, confidence = parsed
-    if category == "timeout_errors":
-        return _fallback(rules, "judge chose timeout_errors; model-side timeouts are infrastructure outcomes here")
     return ErrorVerdict(category, "llm", d.message, reasoning, confidence)
+
+
+def _names_infrastructure_category(text: str) -> bool:
+    return re.search(rf'"error_type"\s*:\s*"\s*{INFRASTRUCTURE_CATEGORY}', text, re.IGNORECASE) is not None
 
 
 def _fallback(rules: ErrorVerdict, issue: str) -> ErrorVerdict:

@@ -1,8 +1,11 @@
 """Description difficulty (§1.5): how abstractly a task is worded, orthogonal to the task type's complexity.
 
-The original rewrote each task once per level with gpt-4o-mini. Here the five wordings are rendered from the task's
-required tools and the hand-written phrase bank `data/phrases.json`, deterministically (seeded by task id and level, no
-global random state), so the levels are reproducible and provably different:
+The text a prompt shows (`task_description`) is the task file's own wording whenever it has one: its text for the level
+(`descriptions[level]`, or the level's file of the original's per-difficulty libraries), else its `description`. Only a
+task with neither is worded here. The original rewrote each task once per level with gpt-4o-mini; this module renders
+the five wordings from the task's required tools and the hand-written phrase bank `data/phrases.json`,
+deterministically (seeded by task id and level, no global random state), so the levels are reproducible and provably
+different. The shipped tasks carry no description on purpose, so all five levels are rendered for them:
 
 - very_easy names every required tool, in order, with its direct keyword ("use X to read ...");
 - easy names most tools and keeps the direct keywords;
@@ -248,17 +251,50 @@ def _subject(task: Task) -> str:
     return subject if isinstance(subject, str) and subject else "input data"
 
 
-def render_description(task: Task, difficulty: str, registry: ToolRegistry) -> str:
-    """The task description worded at `difficulty` (deterministic: seeded from the task id and the level).
+SOURCE_LEVEL = "task_level"
+SOURCE_TASK = "task"
+SOURCE_RENDERED = "rendered"
 
-    A task that carries its own rewrite for the level (`metadata["descriptions"][difficulty]`, e.g. loaded from the
-    original's per-difficulty files) is returned as written.
+
+@dataclass(frozen=True)
+class TaskText:
+    """The description a prompt shows, and where it came from: the task's text for the level (`task_level`), its one
+    description (`task`), or `rendered` from its required tools."""
+
+    text: str
+    source: str
+
+
+def description_source(task: Task, difficulty: str) -> str:
+    """Where `task_description` takes the text for `difficulty` from, without rendering anything."""
+    _check_level(difficulty)
+    if task.descriptions.get(difficulty):
+        return SOURCE_LEVEL
+    return SOURCE_TASK if task.description else SOURCE_RENDERED
+
+
+def task_description(task: Task, difficulty: str, registry: ToolRegistry) -> TaskText:
+    """The description shown at `difficulty`: the task's own text for the level, else its description, else rendered.
+
+    A task file with a single description shows it at every level: the difficulty factor then only labels the cell.
     """
+    source = description_source(task, difficulty)
+    if source == SOURCE_LEVEL:
+        return TaskText(task.descriptions[difficulty], source)
+    if source == SOURCE_TASK:
+        return TaskText(task.description, source)
+    return TaskText(render_description(task, difficulty, registry), source)
+
+
+def _check_level(difficulty: str) -> None:
     if difficulty not in DIFFICULTY_PARAMETERS:
         raise ValueError(f"difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
-    rewrites = task.metadata.get("descriptions")
-    if isinstance(rewrites, Mapping) and isinstance(rewrites.get(difficulty), str):
-        return str(rewrites[difficulty])
+
+
+def render_description(task: Task, difficulty: str, registry: ToolRegistry) -> str:
+    """The task worded at `difficulty` from its required tools (deterministic: seeded from the task id and the level),
+    whatever texts the task file gives."""
+    _check_level(difficulty)
     tools = tuple(registry.get(name) for name in task.required_tools)
     previous_words = 0
     text = ""

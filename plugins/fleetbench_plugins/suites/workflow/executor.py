@@ -8,6 +8,10 @@ message. Differences from the original, on purpose:
   ignored) instead of executing every call and letting a search silently swallow calls in the same reply;
 - a short reply without an action gets a nudge instead of the identical request being re-sent;
 - format help names the required tools only when `help_reveals_required_tools` is on (the original always leaked them);
+- native mode offers, by default (`native_tools: discovered`), the two helper functions plus the tools whose names the
+  model has read so far (in the prompt, search results, tool details or feedback), so that, as in text mode, tools must
+  be found before they are listed; `all` offers every registry tool from the first request. A correctly named tool
+  that is not offered still runs, as it would in text mode;
 - completion is checked after this turn's actions ran, so "final call + TASK_COMPLETED" in one reply completes;
 - an `InfraFailure` from `chat` ends the episode as an infrastructure outcome, never as a model error.
 """
@@ -17,22 +21,22 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import Chat
 from fleetbench.types import Completion, Message
 from fleetbench_plugins.suites.workflow.model import Task
+from fleetbench_plugins.suites.workflow.names import NameResolver
+from fleetbench_plugins.suites.workflow.native import helper_function_schemas, parse_native
 from fleetbench_plugins.suites.workflow.protocol import (
     CALL,
     INFO,
     MULTI_CALL_POLICIES,
     SEARCH,
     Action,
-    NameResolver,
     ParsedTurn,
-    helper_function_schemas,
     looks_like_attempted_call,
-    parse_native,
     parse_turn,
     select_actions,
 )
@@ -46,17 +50,19 @@ STOP_FAILURE_STREAK = "failure_streak"
 STOP_EXECUTION_LIMIT = "execution_limit"
 STOP_LOOP = "loop"
 STOP_INFRA = "infra_error"
+NATIVE_TOOL_LISTS = ("discovered", "all")
 
 FORMAT_HELP = (
     "TOOL CALL FORMAT HELP\nNo valid tool call was found in your response. To execute a tool, reply with exactly one "
     "tag:\n<tool_call>tool_name</tool_call>\nArguments are optional: "
     '<tool_call>{"tool": "tool_name", "arguments": {"source": "data/input.json"}}</tool_call>\n'
-    "To find tools use <tool_search>what you need</tool_search>; for details use <tool_info>tool_name</tool_info>."
+    "To find tools use <tool_search>what you need</tool_search>; for details use <tool_info>tool_name</tool_info>.\n"
+    "Write the tag as plain text: a tag inside a code block, a quotation or <think> reasoning is not executed."
 )
 NO_ACTION = (
     "NO ACTION DETECTED. Your response contained no <tool_search>, <tool_info> or <tool_call>.\n"
     "Do not explain: act. Find a tool with <tool_search>query</tool_search> or execute one with "
-    "<tool_call>tool_name</tool_call>."
+    "<tool_call>tool_name</tool_call>.\nA tag inside a code block, a quotation or <think> reasoning is not executed."
 )
 NATIVE_NO_ACTION = (
     "NO ACTION DETECTED. Call one of the provided functions: tool_search to find tools, tool_info for details, "
@@ -85,7 +91,8 @@ class ExecutorConfig:
     max_turns: int = 10
     multi_call: str = "first"
     help_reveals_required_tools: bool = False
-    substring_match: bool = True
+    substring_match: bool = False
+    native_tools: str = "discovered"
     search_k: int = 5
     failure_streak: int = 5
     max_successful_executions: int = 15
@@ -99,6 +106,8 @@ class ExecutorConfig:
             raise ValueError(f"multi_call must be one of {', '.join(MULTI_CALL_POLICIES)}, got {self.multi_call!r}")
         if self.max_turns < 1:
             raise ValueError(f"max_turns must be at least 1, got {self.max_turns}")
+        if self.native_tools not in NATIVE_TOOL_LISTS:
+            raise ValueError(f"native_tools must be one of {', '.join(NATIVE_TOOL_LISTS)}, got {self.native_tools!r}")
 
 
 class WorkflowExecutor:
@@ -123,6 +132,7 @@ class WorkflowExecutor:
         self._resolver = NameResolver(registry.tools.values(), substring=self._config.substring_match)
         self._messages: list[Message] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         self._log = EpisodeLog()
+        self._read_up_to = 0  # messages already scanned for tool names (native `discovered` mode)
 
     @property
     def messages(self) -> list[Message]:
@@ -131,10 +141,9 @@ class WorkflowExecutor:
 
     async def run(self, chat: Chat) -> EpisodeLog:
         """Play the episode to completion, early stop, max turns or an infrastructure failure."""
-        tools = [*self._registry.openai_tools(), *helper_function_schemas()] if self._native else None
         for turn in range(1, self._config.max_turns + 1):
             try:
-                completion = await chat(list(self._messages), tools)
+                completion = await chat(list(self._messages), self._offered_tools())
             except InfraFailure as exc:
                 # Not a model error: keep the partial log and say why the episode ended.
                 self._log.api_issues.append({"turn": turn, "status": exc.status, "detail": exc.detail})
@@ -146,6 +155,23 @@ class WorkflowExecutor:
                 return self._log
         self._log.stop_reason = STOP_MAX_TURNS
         return self._log
+
+    def _offered_tools(self) -> list[dict[str, Any]] | None:
+        """The `tools=` of the next request: None in text mode, else the helpers and the registry's tools (all, or
+        those whose names the model has read so far in non-assistant messages, in registry order)."""
+        if not self._native:
+            return None
+        if self._config.native_tools == "all":
+            return [*self._registry.openai_tools(), *helper_function_schemas()]
+        discovered = self._log.discovered_tools
+        for message in self._messages[self._read_up_to :]:
+            if message.get("role") != "assistant":
+                discovered.extend(n for n in self._registry.names_in(str(message.get("content") or "")))
+        self._log.discovered_tools = list(dict.fromkeys(discovered))
+        self._read_up_to = len(self._messages)
+        known = set(self._log.discovered_tools)
+        offered = [schema for name, schema in self._registry.openai_tool_map().items() if name in known]
+        return [*offered, *helper_function_schemas()]
 
     def _play_turn(self, turn: int, completion: Completion) -> None:
         native_calls = [{"name": c.name, "arguments": c.arguments} for c in completion.tool_calls]
@@ -201,6 +227,7 @@ class WorkflowExecutor:
         replies += [(a, IGNORED) for a in selection.ignored]
         notes: list[str] = []
         if selection.ignored:
+            record.parse_issues.append(f"{len(selection.ignored)} further action(s) ignored (multi_call=first)")
             notes.append(f"Note: {len(selection.ignored)} further action(s) in your response were ignored.")
         if any(a.kind == CALL for a in selection.execute):
             notes.append(PROGRESS.format(n=len(self._log.executed_tools)))

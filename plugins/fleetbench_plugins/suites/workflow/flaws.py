@@ -12,14 +12,19 @@ The original rendered three flaw types exactly like the optimal plan (§2.4 [BUG
 Severity sets how many steps are affected (light: one; medium: in between; severe: the original's method where it
 was sound):
 
-- sequence_disorder: tools with dependencies moved to the front, reversed if that changes nothing (one step: a
-  prerequisite appended after it);
+- sequence_disorder: tools with dependencies moved to the front, reversed if that changes nothing;
 - tool_misuse: floor(n/2)+1 steps replaced by the most similar tool of another operation;
-- parameter_error: two wrong values on every step;
-- missing_step: only the first and last steps kept (one step: the plan becomes empty);
+- parameter_error: two wrong values on every step (values a validating tool rejects, see `WRONG_VALUES`);
+- missing_step: only the first and last steps kept;
 - redundant_operations: every step duplicated;
 - logical_inconsistency: every consecutive pair contradicts on format (one step: it contradicts its own paths);
-- semantic_drift: every step from the second on drifts (one step: a drifted step is appended).
+- semantic_drift: every step from the second on drifts.
+
+Applicability (`flaw_applies`): a flaw is injected only where it can be what it claims. missing_step and semantic_drift
+need a plan of at least two steps (a one-step plan has no step to drop without emptying the plan, and no "later step"
+to drift), sequence_disorder at least two different tools (nothing to reorder otherwise). The suite samples flawed
+units only among tasks whose reference plan qualifies, and `inject_flaw` refuses any other plan, so a flawed prompt
+always carries its flaw and is always scored against the plan it shows.
 """
 
 from __future__ import annotations
@@ -30,36 +35,40 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fleetbench_plugins.suites.workflow.model import FLAW_TYPES, SEVERITIES, ToolParameter
-from fleetbench_plugins.suites.workflow.registry import ToolRegistry
+from fleetbench_plugins.suites.workflow.model import FLAW_TYPES, SEVERITIES, Tool, ToolParameter
+from fleetbench_plugins.suites.workflow.registry import ToolRegistry, json_type
+from fleetbench_plugins.suites.workflow.validation import check_call
 
 FORMATS = ("csv", "json", "xml", "yaml", "parquet")
-# Values that look plausible in a plan but are wrong for the suite's defaults (§2.1) or for the parameter's type.
+# Values that look like what a plan might say but that a validating tool rejects (validation.check_call): missing,
+# of the wrong type, out of range, or contradicting the data. A value the tool would accept is never used.
 WRONG_VALUES: Mapping[str, tuple[Any, ...]] = {
-    "source": ("data/input.xml", "data/inputs/input_v0.json", "/tmp/missing/input.json"),
-    "destination": ("data/input.json", "/readonly/output.json", "data/output.xml"),
-    "data": (None, "", []),
-    "schema": ("schema_v0.json", {}, None),
-    "options": ({"mode": "unknown"}, []),
+    "source": ("", ["data/input.json"], 404),
+    "destination": ("", {"path": "data/output.json"}, []),
+    "data": (None, "data/input.json", []),
+    "schema": ("schema_v0.json", [], None),
+    "options": ([], "fast", None),
     "input_format": ("xml", "yaml", "binary"),
     "output_format": ("yaml", "xml", "binary"),
-    "timeout": (0, -5),
-    "retry_count": (-1, 100),
-    "precision": (-3, "high"),
-    "url": ("htp://api.example.com/data", "https://api.example.invalid/data"),
+    "timeout": (0, -5, "30s"),
+    "retry_count": (-1, 100, "3"),
+    "precision": (-3, "high", 2.5),
 }
 _WRONG_BY_TYPE: Mapping[str, tuple[Any, ...]] = {
-    "string": ("",),
-    "integer": (-1,),
-    "number": (-1.0,),
-    "boolean": ("maybe",),
-    "object": ([],),
-    "array": ({},),
+    "string": ("", []),
+    "integer": ("1", 1.5),
+    "number": ("1.0", []),
+    "boolean": ("maybe", 1),
+    "object": ([], "{}"),
+    "array": ({}, "[]"),
 }
-_INPUT_TOOLS = ("file_operations_reader", "file_operations_scanner")
 
 Steps = tuple[str, ...]
 Notes = dict[int, str]
+
+
+class FlawNotApplicable(ValueError):
+    """The flaw cannot be injected into this plan as what it claims to be (see `flaw_applies`)."""
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,24 @@ def _count(severity: str, light: int, severe: int) -> int:
     return {"light": light, "medium": max(light, (light + severe) // 2), "severe": severe}[severity]
 
 
-def _predecessor(name: str, registry: ToolRegistry) -> str:
-    """A tool that belongs before `name`: its first dependency, else an input tool, else any other tool."""
-    deps = registry.get(name).dependencies
-    candidates = [*deps, *_INPUT_TOOLS, *registry.names]
-    return next(c for c in candidates if c != name and c in registry)
+# What a flaw needs of the reference plan, in words (for errors and docs) and as a test on the plan.
+APPLICABILITY: Mapping[str, str] = {
+    "sequence_disorder": "at least two different tools",
+    "missing_step": "at least two steps",
+    "semantic_drift": "at least two steps",
+}
+_APPLIES: Mapping[str, Callable[[Sequence[str]], bool]] = {
+    "sequence_disorder": lambda seq: len(set(seq)) >= 2,
+    "missing_step": lambda seq: len(seq) >= 2,
+    "semantic_drift": lambda seq: len(seq) >= 2,
+}
+
+
+def flaw_applies(flaw_type: str, sequence: Sequence[str]) -> bool:
+    """Whether `flaw_type` can be injected into `sequence` as what it claims to be (see APPLICABILITY)."""
+    if flaw_type not in FLAW_TYPES:
+        raise ValueError(f"flaw type {flaw_type!r} is not one of {', '.join(FLAW_TYPES)}")
+    return bool(sequence) and _APPLIES.get(flaw_type, bool)(sequence)
 
 
 def _disorder(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
@@ -99,11 +121,9 @@ def _disorder(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Ran
     else:  # the original's `dependency` method: every tool with dependencies goes to the front
         has_deps = [t for t in seq if registry.get(t).dependencies]
         first = (*has_deps, *(t for t in seq if not registry.get(t).dependencies))
-    for candidate in (first, tuple(reversed(seq)), (*seq[1:], *seq[:1])):
-        if candidate != seq:
-            return candidate, {}, f"order changed: {list(seq)} -> {list(candidate)}"
-    extra = _predecessor(seq[0], registry)  # one step (or all steps equal): nothing to permute
-    return (*seq, extra), {}, f"prerequisite {extra} placed after {seq[-1]}"
+    # With two different tools, rotating by one always changes the order (only a constant sequence equals it).
+    changed = next(c for c in (first, tuple(reversed(seq)), (*seq[1:], *seq[:1])) if c != seq)
+    return changed, {}, f"order changed: {list(seq)} -> {list(changed)}"
 
 
 def _other_function(name: str, used: Sequence[str], registry: ToolRegistry) -> str:
@@ -124,19 +144,24 @@ def _misuse(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Rando
     return tuple(new), {}, f"tools replaced: {list(seq)} -> {new}"
 
 
-def _wrong_value(param: ToolParameter, rng: random.Random) -> Any:
-    choices = WRONG_VALUES.get(param.name) or _WRONG_BY_TYPE.get(param.type.lower(), ("",))
-    return rng.choice(choices)
+def _wrong_value(tool: Tool, param: ToolParameter, rng: random.Random) -> Any:
+    """A value for `param` that `tool` rejects: one of the plausible WRONG_VALUES, else one of the wrong type."""
+    for candidates in (WRONG_VALUES.get(param.name, ()), _WRONG_BY_TYPE[json_type(param)]):
+        rejected = [value for value in candidates if check_call(tool, {param.name: value}).problem is not None]
+        if rejected:
+            return rng.choice(rejected)
+    raise ValueError(f"no value of parameter {param.name!r} is rejected by {tool.name}")
 
 
 def _parameter_note(name: str, per_step: int, registry: ToolRegistry, rng: random.Random) -> str:
-    params = list(registry.get(name).parameters) or [ToolParameter("options", "object", "", False, {})]
+    tool = registry.get(name)
+    params = list(tool.parameters) or [ToolParameter("options", "object", "", False, {})]
     required = [p for p in params if p.required]
     optional = [p for p in params if not p.required]
     rng.shuffle(required)
     rng.shuffle(optional)
     chosen = (required + optional)[:per_step]
-    values = ", ".join(f"{p.name}={json.dumps(_wrong_value(p, rng))}" for p in chosen)
+    values = ", ".join(f"{p.name}={json.dumps(_wrong_value(tool, p, rng))}" for p in chosen)
     return f"Parameters: {values}"
 
 
@@ -149,8 +174,6 @@ def _parameters(seq: Steps, severity: str, registry: ToolRegistry, rng: random.R
 
 def _missing(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
     n = len(seq)
-    if n == 1:
-        return (), {}, f"the only step ({seq[0]}) removed"
     count = _count(severity, 1, max(1, n - 2))
     if severity == "severe":  # the original's `critical` method: keep the first and last steps
         removed = set(range(1, n - 1)) if n >= 3 else {0}
@@ -206,9 +229,6 @@ def _neighbour(previous: str, original: str, used: Sequence[str], registry: Tool
 
 
 def _drift(seq: Steps, severity: str, registry: ToolRegistry, rng: random.Random) -> tuple[Steps, Notes, str]:
-    if len(seq) == 1:
-        extra = _neighbour(seq[0], seq[0], seq, registry, rng)
-        return (*seq, extra), {}, f"drifted step {extra} appended"
     count = _count(severity, 1, len(seq) - 1)
     new = list(seq)
     for i in range(len(seq) - count, len(seq)):  # the original drifted from step 2 on, each from the one before
@@ -236,9 +256,10 @@ def inject_flaw(
         raise ValueError(f"flaw type {flaw_type!r} is not one of {', '.join(FLAW_TYPES)}")
     if severity not in SEVERITIES:
         raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
-    if not sequence:
-        raise ValueError("cannot inject a flaw into an empty plan")
     steps = tuple(registry.resolve(name) for name in sequence)
+    if not flaw_applies(flaw_type, steps):
+        need = APPLICABILITY.get(flaw_type, "at least one step")
+        raise FlawNotApplicable(f"{flaw_type} needs a plan of {need}; {list(steps)} has not")
     rng = random.Random(f"{flaw_type}:{severity}:{seed}:{','.join(steps)}")
     flawed, notes, what = _INJECTORS[flaw_type](steps, severity, registry, rng)
     return FlawedPlan(flawed, dict(sorted(notes.items())), f"{flaw_type} ({severity}): {what}", flaw_type, severity)

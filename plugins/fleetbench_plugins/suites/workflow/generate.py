@@ -3,8 +3,9 @@
 Run `python -m fleetbench_plugins.suites.workflow.generate` to rewrite them (same seed -> byte-identical files), or with
 `--check` to fail when the committed files are out of date. It replaces the original's LLM-based generators (§1.6): the
 30 tools come from the 6x5 template of §1.3 with its dependency pairs and category-specific error codes; tasks are drawn
-stage by stage from per-type pipelines, with lengths matching the §1.2 table and canonical descriptions worded from
-`data/phrases.json`.
+stage by stage from per-type pipelines, with lengths matching the §1.2 table. Tasks carry no `description` (so the
+prompt renders every difficulty level from the required tools) and keep a canonical wording, from `data/phrases.json`,
+in `original_description`, where the original kept a task's pre-rewrite text.
 
 Error codes: every tool has INVALID_INPUT, OPERATION_FAILED and TIMEOUT; the category adds two (file_operations
 FILE_NOT_FOUND/PERMISSION_DENIED, data_processing PARSE_ERROR/SCHEMA_MISMATCH, network NETWORK_ERROR/INVALID_RESPONSE,
@@ -41,6 +42,14 @@ _PARAMS: dict[str, tuple[str, str, Any]] = {  # name -> (type, description, defa
     "timeout": ("integer", "Maximum time to wait, in seconds", 30),
     "retry_count": ("integer", "How many times to retry transient failures", 3),
     "precision": ("integer", "Decimal places in numeric results", 2),
+}
+# What a validating tool accepts (the simulator answers INVALID_INPUT otherwise).
+_CONSTRAINTS: dict[str, dict[str, Any]] = {
+    "input_format": {"enum": ["json", "csv", "xml", "yaml"]},
+    "output_format": {"enum": ["json", "csv", "xml", "yaml"]},
+    "timeout": {"minimum": 1, "maximum": 3600},
+    "retry_count": {"minimum": 0, "maximum": 10},
+    "precision": {"minimum": 0, "maximum": 15},
 }
 _RETURNS = {
     "success": ("boolean", "Whether the operation succeeded"),
@@ -304,13 +313,16 @@ def _parameter(raw: str) -> dict[str, Any]:
     name = raw.rstrip("?")
     kind, text, default = _PARAMS[name]
     optional = raw.endswith("?")
-    return {
+    entry = {
         "name": name,
         "type": kind,
         "description": text,
         "required": not optional,
         "default": default if optional else None,
     }
+    if name in _CONSTRAINTS:
+        entry["constraints"] = _CONSTRAINTS[name]
+    return entry
 
 
 def _tool_entry(category: str, operation: str, description: str, spec: str) -> dict[str, Any]:
@@ -431,7 +443,9 @@ def _task(
     return {
         "instance_id": f"wf_{task_type}_{index:04d}",
         "task_type": task_type,
-        "description": _description(tools, subject, registry),
+        # Deliberately no `description`: the prompt renders each difficulty level's wording from the required tools.
+        # The canonical wording is kept where the original kept the pre-rewrite text, and is never shown.
+        "original_description": _description(tools, subject, registry),
         "required_tools": tools,
         "test_input": {"source": "data/input.json", "format": "json"},
         "expected_output": {"destination": "data/output.json", "status": "completed"},

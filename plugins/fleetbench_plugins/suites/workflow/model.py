@@ -23,9 +23,12 @@ FLAW_TYPES = (
 PROMPT_TYPES = ("baseline", "optimal", "cot", *(f"flawed_{flaw}" for flaw in FLAW_TYPES))
 SEVERITIES = ("light", "medium", "severe")
 TOOL_CATEGORIES = ("file_operations", "data_processing", "network", "computation", "integration", "utility")
+# The model error categories: the original's eight (§4.6) minus `timeout_errors`. A model timeout is an
+# infrastructure outcome here (request or episode timeout -> `infra_error`, reported as "not done" and re-run), so it is
+# never a category of the model's errors; a tool that *returns* TIMEOUT is a simulated tool failure (other_errors).
+INFRASTRUCTURE_CATEGORY = "timeout_errors"
 ERROR_CATEGORIES = (
     "tool_call_format_errors",
-    "timeout_errors",
     "max_turns_errors",
     "tool_selection_errors",
     "parameter_config_errors",
@@ -37,11 +40,16 @@ ERROR_CATEGORIES = (
 
 @dataclass(frozen=True)
 class ToolParameter:
+    """One declared parameter; `enum`, `minimum` and `maximum` are its optional constraints (the original's field)."""
+
     name: str
     type: str
     description: str
     required: bool = True
     default: Any = None
+    enum: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,12 @@ class Tool:
 
 @dataclass(frozen=True)
 class Task:
-    """One task instance. `description` is the canonical (unrendered) wording; difficulty renders it."""
+    """One task instance.
+
+    `description` is the task file's own text ("" when the file gives none) and `descriptions` its texts per
+    difficulty level; the prompt shows the level's text, else the description, else a wording rendered from the
+    required tools (see `difficulty.task_description`).
+    """
 
     task_id: str
     task_type: str
@@ -79,3 +92,4 @@ class Task:
     expected_outputs: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     workflow: tuple[str, ...] | None = None
+    descriptions: Mapping[str, str] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fleetbench_plugins.suites.workflow.difficulty import render_description
+from fleetbench_plugins.suites.workflow.difficulty import task_description
 from fleetbench_plugins.suites.workflow.flaws import FlawedPlan, inject_flaw
 from fleetbench_plugins.suites.workflow.model import DIFFICULTIES, PROMPT_TYPES, SEVERITIES, TOOL_CATEGORIES, Task
 from fleetbench_plugins.suites.workflow.reference import reference_workflow, step_annotations
@@ -80,6 +80,7 @@ TOOL EXECUTION:
   <tool_call>{{"tool": "tool_name", "arguments": {{"source": "data/input.json"}}}}</tool_call>
   or <tool_call>tool_name {{"source": "data/input.json"}}</tool_call>
 - Always close the tag with </tool_call>.
+- Write the tag as plain text: a tag inside a code block, a quotation or <think> reasoning is not executed.
 
 {_GUIDELINES}
 
@@ -91,6 +92,7 @@ COMPLETION: when the task is finished, include the exact word {COMPLETION_SIGNAL
 SYSTEM_PROMPT_NATIVE = f"""{_ENVIRONMENT}
 CRITICAL EXECUTION MODE: ONE tool at a time.
 - The tools are provided as functions; their descriptions list parameters and dependencies.
+- The function tool_search finds tools for an operation, tool_info gives a tool's full specification.
 - Call at most ONE function per response, then wait for its result before choosing the next step.
 
 {_GUIDELINES}
@@ -132,9 +134,15 @@ You have access to a tool search system. Search for the tools you need by descri
 <tool_search>send data to an api</tool_search>
 Get the full specification of a tool with <tool_info>tool_name</tool_info>.
 Execute a tool with <tool_call>tool_name</tool_call>."""
-_NATIVE_HELP = """## Tools Available
+_NATIVE_HELP = {
+    "all": """## Tools Available
 Every tool is available to you as a function. Pick the function that fits each step and call it; the function
-descriptions list each tool's parameters and dependencies."""
+descriptions list each tool's parameters and dependencies.""",
+    "discovered": """## Tools Available
+Tools are offered as functions once you have come across them: tool_search (find tools for an operation) and
+tool_info (a tool's specification) are always available, and every tool named in this task or in their results is
+added. The function descriptions list each tool's parameters and dependencies.""",
+}
 _DEFAULTS = "\n".join(
     ["IMPORTANT - DEFAULT PARAMETERS:"]
     + [f"- {name}: {value}" for name, value in DEFAULT_PARAMETERS.items()]
@@ -152,14 +160,24 @@ _STRATEGY = """Execution Strategy:
 
 @dataclass(frozen=True)
 class PromptBundle:
-    """Everything one run needs from the prompt: both messages and the sequence the scorer compares against."""
+    """Everything one run needs from the prompt: both messages, the plan it shows and where its description came from.
+
+    `plan` is the plan rendered in the user message (None for baseline and cot); `expected_sequence` is what the
+    prompt asks for: the plan, else the task's reference workflow.
+    """
 
     system: str
     user: str
-    expected_sequence: tuple[str, ...]
+    plan: tuple[str, ...] | None
+    reference: tuple[str, ...]
     prompt_type: str
     flaw_type: str | None
     severity: str | None
+    description_source: str
+
+    @property
+    def expected_sequence(self) -> tuple[str, ...]:
+        return self.plan if self.plan is not None else self.reference
 
 
 def _task_line(task_type: str) -> str:
@@ -168,8 +186,14 @@ def _task_line(task_type: str) -> str:
     return f"Execute {article} {words} task."
 
 
-def _instructions(native: bool) -> str:
-    find = "Identify the tools you need (their functions are listed)" if native else "Search for the tools you need"
+def _instructions(native: bool, tool_list: str) -> str:
+    find = "Search for the tools you need"
+    if native:
+        find = (
+            "Identify the tools you need (their functions are listed)"
+            if tool_list == "all"
+            else f"{find} with tool_search"
+        )
     call = (
         "Call ONE tool per response"
         if native
@@ -199,10 +223,8 @@ def _plan_block(task: Task, sequence: tuple[str, ...], notes: dict[int, str], re
             lines.append(f"   - Alternatives: {', '.join(step.alternatives)}")
         lines.append(f"   - Confidence: {step.confidence} ({step.confidence_pct}%)")
         lines += [f"   - {note}" for note in notes.get(step.index, "").splitlines()]
-    if not annotations:
-        lines.append("No tool executions are needed for this task.")
     high = sum(step.confidence == "High" for step in annotations)
-    average = round(sum(s.confidence_pct for s in annotations) / len(annotations)) if annotations else 0
+    average = round(sum(s.confidence_pct for s in annotations) / len(annotations))
     lines += ["", PLAN_END, f"- Total steps: {len(annotations)}", f"- High-confidence steps: {high}"]
     lines += [f"- Average confidence: {average}%", "", _STRATEGY]
     return "\n".join(lines)
@@ -234,29 +256,37 @@ def build_prompt(
     severity: str = "severe",
     seed: int = 0,
     native_tools: bool = False,
+    tool_list: str = "discovered",
 ) -> PromptBundle:
     """Render the system and user messages of one run and the sequence its workflow score is measured against.
 
     `seed` drives flaw injection (flawed_* only); the description's wording is seeded by task id and difficulty.
+    `tool_list` (native mode only) says which functions are offered: `discovered` (found so far) or `all`.
     """
     _check(prompt_type, difficulty, severity)
+    if tool_list not in _NATIVE_HELP:
+        raise ValueError(f"tool_list {tool_list!r} is not one of {', '.join(_NATIVE_HELP)}")
     reference = reference_workflow(task)
     flaw: FlawedPlan | None = None
     if prompt_type.startswith("flawed_"):
         flaw = inject_flaw(reference, prompt_type.removeprefix("flawed_"), severity, registry, seed)
+    description = task_description(task, difficulty, registry)
     goals = "\n".join(f"- {goal}" for goal in _GOALS[task.task_type])
     sections = [
         _task_line(task.task_type),
-        f"Task: {render_description(task, difficulty, registry)}",
+        f"Task: {description.text}",
         f"Task Goals:\n{goals}",
-        _NATIVE_HELP if native_tools else _SEARCH_HELP,
+        _NATIVE_HELP[tool_list] if native_tools else _SEARCH_HELP,
         _DEFAULTS,
         _EXECUTION_MODE,
-        _instructions(native_tools),
+        _instructions(native_tools, tool_list),
     ]
+    plan: tuple[str, ...] | None = None
     if prompt_type == "optimal":
+        plan = reference
         sections.append(_plan_block(task, reference, {}, registry))
     elif flaw is not None:
+        plan = flaw.sequence
         sections.append(_plan_block(task, flaw.sequence, dict(flaw.step_notes), registry))
     elif prompt_type == "cot":
         sections.append(_COT_BLOCK)
@@ -264,10 +294,12 @@ def build_prompt(
     return PromptBundle(
         system=SYSTEM_PROMPT_NATIVE if native_tools else SYSTEM_PROMPT,
         user="\n\n".join(sections),
-        expected_sequence=flaw.sequence if flaw is not None else reference,
+        plan=plan,
+        reference=reference,
         prompt_type=prompt_type,
         flaw_type=flaw.flaw_type if flaw is not None else None,
         severity=severity if flaw is not None else None,
+        description_source=description.source,
     )
 
 

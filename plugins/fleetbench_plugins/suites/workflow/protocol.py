@@ -1,27 +1,31 @@
 """The text protocol between the model and the executor: `<tool_search>`, `<tool_info>`, `<tool_call>`.
 
-Parsing is deliberately lenient (reference §3.1, §10 item 9). The original required every closing tag, so a serving
-stack that strips `</tool_call>` (qwen2.5: 223 of 223 sampled calls) turned every call into a "format error". Here:
+Parsing is lenient where the original's strictness decided results, and precise where its laxness did (reference
+§3.1, §10 item 9):
 
 - a missing closing tag is tolerated: the tag's content runs to the next action tag or to the end of the message, and an
   "unclosed <tag>" parse issue is recorded (parse issues are reported apart from model errors);
-- a call may carry JSON: `<tool_call>{"tool": "x", "arguments": {...}}</tool_call>`,
-  `<tool_call>x {"a": 1}</tool_call>`, `<tool_call>{"name": "x", "parameters": {...}}</tool_call>` and the OpenAI
-  `{"function": {...}}` shape;
-- names resolve exact → case-insensitive → registry alias → (optionally) substring;
-- several actions in one message are handled by an explicit policy (`select_actions`), never silently swallowed.
+- a tag that starts inside code, reasoning or a quotation (`masking`) is not an action: it is ignored, with an issue;
+- a call names its tool as text (`x`, `x {...}`, `x(a=1)`, `x a=1 b=2`), as JSON (`{"tool": "x", "arguments": {...}}`,
+  `{"name": "x", "parameters": {...}}`, the OpenAI `{"function": {...}}` shape) or as an attribute
+  (`<tool_call name="x">{...}</tool_call>`, `<tool_call name="x" arguments='{...}'/>`); arguments are read by
+  `arguments.read_arguments`;
+- names resolve precisely (`names.NameResolver`); the original's substring match is a legacy option;
+- whatever is dropped (a quoted tag, unreadable argument text, an unknown attribute, info arguments, actions beyond the
+  multi-call policy) is recorded as a parse issue, never dropped silently;
+- several actions in one message are handled by an explicit policy (`select_actions`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetbench.types import ToolCall
-from fleetbench_plugins.suites.workflow.model import Tool
+from fleetbench_plugins.suites.workflow.arguments import ReadArguments, decode_prefix, read_arguments
+from fleetbench_plugins.suites.workflow.masking import quiet_regions, region_at, without_reasoning
+from fleetbench_plugins.suites.workflow.names import SUBSTRING, NameResolver
 
 SEARCH = "search"
 INFO = "info"
@@ -43,13 +47,15 @@ COMPLETION_PHRASES = (
 )
 
 _TAG_KINDS = {"tool_search": SEARCH, "tool_info": INFO, "tool_call": CALL}
-_OPEN_RE = re.compile(r"<\s*(tool_search|tool_info|tool_call)\b[^>]*>", re.IGNORECASE)
-_NAME_RE = re.compile(r"[A-Za-z_][\w.\-]*")
+_OPEN_RE = re.compile(r"<\s*(tool_search|tool_info|tool_call)\b([^<>]*)>", re.IGNORECASE)
+_CLOSE_ANY_RE = re.compile(r"<\s*/\s*tool_(call|search|info)\s*>", re.IGNORECASE)
+_ATTRIBUTE_RE = re.compile(r"([A-Za-z_][\w\-]*)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s\"'>/]+))")
+_NAME_RE = re.compile(r"[A-Za-z_][\w.\-:/]*")
 _FENCE_RE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 _NAME_KEYS = ("tool", "name", "tool_name", "function")
 _ARG_KEYS = ("arguments", "parameters", "args", "params", "input")
 _QUERY_KEYS = ("query", "q", "search")
-_MIN_SUBSTRING = 4  # shorter fragments ("io", "get") match too many tools to mean anything
+_TAG_DROPS = ("empty <", "ignored: <")
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class Action:
     """One action the model asked for, in message order.
 
     `requested` is the name or query as written; `tool` the registry name it resolved to (None when unknown);
-    `match` says how it resolved (exact, case, alias, substring, unknown; empty for searches).
+    `match` says how it resolved (exact, case, alias, variant, substring, unknown; empty for searches).
     """
 
     kind: str
@@ -82,11 +88,13 @@ class Action:
 
 @dataclass(frozen=True)
 class ParsedTurn:
-    """Everything parsed from one assistant message."""
+    """Everything parsed from one assistant message. `tags` counts the opening action tags found in the text: each
+    became an action or a tag-level issue (`is_tag_drop`)."""
 
     actions: tuple[Action, ...]
     issues: tuple[str, ...] = ()
     completion_signal: bool = False
+    tags: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,57 +106,15 @@ class Selection:
     rejected: bool = False
 
 
-class NameResolver:
-    """Maps a tool name as the model wrote it onto a registry name."""
-
-    def __init__(self, tools: Iterable[Tool], *, substring: bool = True) -> None:
-        listed = tuple(tools)
-        self._names = tuple(tool.name for tool in listed)
-        self._exact = set(self._names)
-        self._lower = {name.lower(): name for name in self._names}
-        self._alias = {_normalise(alias): tool.name for tool in reversed(listed) for alias in tool.aliases}
-        self._substring = substring
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Every registry name, in registry order."""
-        return self._names
-
-    def resolve(self, requested: str) -> tuple[str | None, str]:
-        """(registry name or None, how it matched)."""
-        name = requested.strip()
-        if name in self._exact:
-            return name, "exact"
-        lowered = _normalise(name)
-        if lowered in self._lower:
-            return self._lower[lowered], "case"
-        if lowered in self._alias:
-            return self._alias[lowered], "alias"
-        if self._substring:
-            hit = self._substring_match(lowered)
-            if hit is not None:
-                return hit, "substring"
-        return None, "unknown"
-
-    def _substring_match(self, lowered: str) -> str | None:
-        # A registry name inside the request ("functions.file_operations_reader") is the most specific evidence:
-        # prefer the longest such name. Otherwise the request inside a name ("reader"), first in registry order,
-        # as the original did.
-        contained = [n for n in self._names if n.lower() in lowered]
-        if contained:
-            return max(contained, key=len)
-        if len(lowered) < _MIN_SUBSTRING:
-            return None
-        return next((n for n in self._names if lowered in n.lower()), None)
-
-
-def _normalise(name: str) -> str:
-    return name.strip().strip("`'\"").lower().replace("-", "_").replace(" ", "_")
+def is_tag_drop(issue: str) -> bool:
+    """Whether a parse issue says a whole tag produced no action (empty, or ignored as code/reasoning/quotation)."""
+    return issue.startswith(_TAG_DROPS)
 
 
 def has_completion_signal(text: str) -> bool:
-    """Whether the message contains one of the original's completion phrases (case-insensitive)."""
-    lowered = text.lower()
+    """Whether the message states one of the original's completion phrases (case-insensitive), outside its
+    reasoning: "I will say TASK_COMPLETED when done" inside `<think>` is not a declaration."""
+    lowered = without_reasoning(text).lower()
     return any(phrase in lowered for phrase in COMPLETION_PHRASES)
 
 
@@ -156,126 +122,173 @@ def parse_turn(text: str, resolver: NameResolver | None = None) -> ParsedTurn:
     """Parse one assistant message into its actions (in order), parse issues and completion signal."""
     actions: list[Action] = []
     issues: list[str] = []
+    regions = quiet_regions(text)
     opens = list(_OPEN_RE.finditer(text))
-    for index, match in enumerate(opens):
-        tag = match.group(1).lower()
-        end = opens[index + 1].start() if index + 1 < len(opens) else len(text)
-        segment = text[match.end() : end]
-        close = re.search(rf"<\s*/\s*{tag}\s*>", segment, re.IGNORECASE)
-        closed = close is not None
-        content = segment[: close.start()] if close is not None else segment
-        if not closed:
-            issues.append(f"unclosed <{tag}>")
-        action = _build_action(_TAG_KINDS[tag], content, closed, resolver, issues)
+    live = []
+    for match in opens:
+        region = region_at(regions, match.start())
+        if region is None:
+            live.append(match)
+        else:
+            issues.append(f"ignored: <{match.group(1).lower()}> inside a {region.kind}")
+    for index, match in enumerate(live):
+        end = live[index + 1].start() if index + 1 < len(live) else len(text)
+        action = _tag_action(match, text[match.end() : end], resolver, issues)
         if action is not None:
             actions.append(action)
-    if not opens and re.search(r"<\s*/\s*tool_(call|search|info)\s*>", text, re.IGNORECASE):
+    if not live and any(region_at(regions, m.start()) is None for m in _CLOSE_ANY_RE.finditer(text)):
         issues.append("closing tag without opening tag")
-    return ParsedTurn(tuple(actions), tuple(issues), has_completion_signal(text))
+    return ParsedTurn(tuple(actions), tuple(issues), has_completion_signal(text), len(opens))
+
+
+def _tag_action(match: re.Match[str], segment: str, resolver: NameResolver | None, issues: list[str]) -> Action | None:
+    tag = match.group(1).lower()
+    attributes = match.group(2)
+    self_closing = attributes.rstrip().endswith("/")
+    close = None if self_closing else re.search(rf"<\s*/\s*{tag}\s*>", segment, re.IGNORECASE)
+    closed = self_closing or close is not None
+    content = "" if self_closing else segment[: close.start()] if close is not None else segment
+    if not closed:
+        issues.append(f"unclosed <{tag}>")
+    attrs = _attributes(attributes.rstrip().removesuffix("/"), tag, issues)
+    return _build_action(_TAG_KINDS[tag], content, attrs, closed, resolver, issues)
+
+
+def _attributes(text: str, tag: str, issues: list[str]) -> dict[str, str]:
+    found = {m.group(1).lower(): next(g for g in m.groups()[1:] if g is not None) for m in _ATTRIBUTE_RE.finditer(text)}
+    leftover = _ATTRIBUTE_RE.sub("", text).strip()
+    if leftover:
+        issues.append(f"unreadable text in <{tag}> dropped: {leftover[:40]!r}")
+    return found
 
 
 def _build_action(
-    kind: str, content: str, closed: bool, resolver: NameResolver | None, issues: list[str]
+    kind: str, content: str, attrs: dict[str, str], closed: bool, resolver: NameResolver | None, issues: list[str]
 ) -> Action | None:
     body = _FENCE_RE.sub("", content.strip()).strip()
     if kind == SEARCH:
-        query = _parse_query(body, closed)
-        if not query:
-            issues.append("empty <tool_search>")
-            return None
-        return Action(SEARCH, query, closed=closed)
-    name, arguments = _parse_named(body, kind, issues)
+        return _search_action(body, attrs, closed, issues)
+    tag = f"<tool_{kind}>"
+    named = next((attrs.pop(key) for key in _NAME_KEYS if key in attrs), None)
+    if named is not None:  # the attribute form: the body holds only arguments
+        name, found = named.strip(), _read(body, closed=closed, tag=tag, issues=issues)
+    else:
+        name, found = _parse_named(body, closed, tag, issues, resolver)
+    raw = next((attrs.pop(key) for key in _ARG_KEYS if key in attrs), None)
+    if raw is not None:  # an `arguments="{...}"` attribute
+        found = {**_read(raw, closed=True, tag=tag, issues=issues), **found}
+    _drop_unknown(attrs, tag, issues)
     if not name:
-        issues.append(f"empty <tool_{kind}>")
+        issues.append(f"empty {tag}")
         return None
+    if kind == INFO and found:
+        issues.append(f"arguments of {tag} ignored")
+        found = {}
     tool, how = resolver.resolve(name) if resolver is not None else (name, "exact")
-    return Action(kind, name, tool, how, arguments, closed)
+    return Action(kind, name, tool, how, found, closed)
+
+
+def _search_action(body: str, attrs: dict[str, str], closed: bool, issues: list[str]) -> Action | None:
+    query = next((attrs.pop(key) for key in _QUERY_KEYS if key in attrs), None)
+    _drop_unknown(attrs, "<tool_search>", issues)
+    if query is None:
+        query = _parse_query(body, closed)
+    if not query.strip():
+        issues.append("empty <tool_search>")
+        return None
+    return Action(SEARCH, query.strip(), closed=closed)
+
+
+def _drop_unknown(attrs: dict[str, str], tag: str, issues: list[str]) -> None:
+    issues.extend(f"unknown attribute {key!r} of {tag} dropped" for key in sorted(attrs))
+
+
+def _read(text: str, *, closed: bool, tag: str, issues: list[str]) -> dict[str, Any]:
+    """Arguments from `text`, recording what could not be read. In an unclosed tag the call ends with its JSON value
+    or parenthesis, else with its line: what follows is the model's prose, not part of the call."""
+    text = text.strip(" \t")
+    structured = text.startswith(("{", "("))
+    if not closed and not structured:
+        text = text.split("\n", 1)[0]
+    result: ReadArguments = read_arguments(text)
+    if result.invalid_json:
+        issues.append(f"invalid JSON arguments in {tag}")
+    elif result.unread and (closed or not structured):
+        issues.append(f"unreadable arguments in {tag} dropped: {result.unread[:40]!r}")
+    return result.arguments
 
 
 def _parse_query(body: str, closed: bool) -> str:
     if body.startswith("{"):
-        obj = _decode_prefix(body)
-        if isinstance(obj, dict):
-            value = next((obj[k] for k in _QUERY_KEYS if isinstance(obj.get(k), str)), "")
-            return str(value).strip()
+        decoded = decode_prefix(body)
+        if decoded is not None and isinstance(decoded[0], dict):
+            obj = decoded[0]
+            return str(next((obj[k] for k in _QUERY_KEYS if isinstance(obj.get(k), str)), "")).strip()
     if not closed:
         # An unclosed search runs to the end of the message; the query is its first line, not the prose after it.
         body = next((line for line in body.splitlines() if line.strip()), "")
     return body.strip().strip("`'\"").strip()
 
 
-def _parse_named(body: str, kind: str, issues: list[str]) -> tuple[str, dict[str, Any]]:
+def _parse_named(
+    body: str, closed: bool, tag: str, issues: list[str], resolver: NameResolver | None
+) -> tuple[str, dict[str, Any]]:
     """The tool name and arguments of a call or info tag, from plain text or JSON."""
     if body.startswith("{"):
-        obj = _decode_prefix(body)
-        if isinstance(obj, dict):
-            return _name_and_args(obj, kind, issues)
-        issues.append(f"invalid JSON in <tool_{kind}>")
+        decoded = decode_prefix(body)
+        if decoded is not None and isinstance(decoded[0], dict):
+            if closed and body[decoded[1] :].strip():
+                issues.append(f"text after the JSON in {tag} dropped: {body[decoded[1] :].strip()[:40]!r}")
+            return _name_and_args(decoded[0], tag, issues)
+        issues.append(f"invalid JSON in {tag}")
         found = re.search(r'"(?:tool|name|tool_name)"\s*:\s*"([^"]+)"', body)
         return (found.group(1) if found else ""), {}
     if body.startswith("<"):
         # Nested markup such as `<name>x</name><arguments>{...}</arguments>`: keep the text, drop the tags.
         body = re.sub(r"<[^>]*>", " ", body).strip()
     stripped = body.lstrip("`'\"")
-    match = _NAME_RE.match(stripped)
-    if match is None:
+    spelled = _spelled_name(stripped, resolver)
+    if spelled is None:
         return "", {}
-    rest = stripped[match.end() :].lstrip("`'\" \t").lstrip("(").lstrip()
-    return match.group(0), _parse_arguments(rest, kind, issues)
+    rest = stripped[len(spelled) :].lstrip("`'\" \t")
+    return spelled.strip(), _read(rest, closed=closed, tag=tag, issues=issues)
 
 
-def _parse_arguments(rest: str, kind: str, issues: list[str]) -> dict[str, Any]:
-    if not rest.startswith("{"):
-        return {}
-    obj = _decode_prefix(rest)
-    if isinstance(obj, dict):
-        return obj
-    issues.append(f"invalid JSON arguments in <tool_{kind}>")
-    return {}
+def _spelled_name(text: str, resolver: NameResolver | None) -> str | None:
+    """The name at the start of `text`: the longest run of its first line's words that resolves to a tool (so
+    "file operations reader" is one name), else its first word."""
+    first = _NAME_RE.match(text)
+    if first is None:
+        return None
+    if resolver is not None:
+        line = re.split(r"[\n{(]", text, maxsplit=1)[0]
+        words = list(re.finditer(r"\S+", line))
+        for count in range(min(len(words), 6), 1, -1):
+            candidate = line[: words[count - 1].end()]
+            tool, how = resolver.resolve(candidate)
+            if "=" not in candidate and tool is not None and how != SUBSTRING:
+                return candidate
+    return first.group(0)
 
 
-def _name_and_args(obj: Mapping[str, Any], kind: str, issues: list[str]) -> tuple[str, dict[str, Any]]:
+def _name_and_args(obj: Mapping[str, Any], tag: str, issues: list[str]) -> tuple[str, dict[str, Any]]:
     function = obj.get("function")
     if isinstance(function, Mapping):
-        return _name_and_args(function, kind, issues)
+        return _name_and_args(function, tag, issues)
     name = next((str(obj[k]) for k in _NAME_KEYS if isinstance(obj.get(k), str)), "")
     raw: Any = next((obj[k] for k in _ARG_KEYS if k in obj), {})
-    return name.strip(), _coerce_arguments(raw, kind, issues)
+    return name.strip(), coerce_arguments(raw, tag, issues)
 
 
-def _coerce_arguments(raw: Any, kind: str, issues: list[str]) -> dict[str, Any]:
+def coerce_arguments(raw: Any, tag: str, issues: list[str]) -> dict[str, Any]:
+    """An arguments value (an object, or a JSON string holding one) as a dict; anything else is an issue."""
     if isinstance(raw, str):
-        raw = _decode_prefix(raw.strip()) if raw.strip() else {}
+        decoded = decode_prefix(raw.strip()) if raw.strip() else ({}, 0)
+        raw = decoded[0] if decoded is not None else None
     if isinstance(raw, dict):
         return raw
-    issues.append(f"arguments of <tool_{kind}> are not a JSON object")
+    issues.append(f"arguments of {tag} are not a JSON object")
     return {}
-
-
-def _decode_prefix(text: str) -> Any:
-    """Decode the JSON value at the start of `text`, ignoring whatever follows; None when it is not JSON."""
-    try:
-        value, _ = json.JSONDecoder().raw_decode(text)
-    except ValueError:
-        return None
-    return value
-
-
-def parse_native(tool_calls: Sequence[ToolCall], text: str, resolver: NameResolver | None = None) -> ParsedTurn:
-    """Parse native function calls (the `tool_search` / `tool_info` helpers and registry tools) into actions."""
-    actions: list[Action] = []
-    issues: list[str] = []
-    for call in tool_calls:
-        arguments = _coerce_arguments(call.arguments or "{}", "call", issues)
-        if call.name == SEARCH_FUNCTION:
-            query = str(arguments.get("query", "")).strip()
-            actions.append(Action(SEARCH, query, arguments=arguments, call_id=call.call_id))
-            continue
-        kind, name = (INFO, str(arguments.get("tool_name", ""))) if call.name == INFO_FUNCTION else (CALL, call.name)
-        tool, how = resolver.resolve(name) if resolver is not None else (name, "exact")
-        args = {} if kind == INFO else arguments
-        actions.append(Action(kind, name, tool, how, args, call_id=call.call_id))
-    return ParsedTurn(tuple(actions), tuple(issues), has_completion_signal(text))
 
 
 def select_actions(actions: Sequence[Action], policy: str) -> Selection:
@@ -309,28 +322,3 @@ def looks_like_attempted_call(text: str, tool_names: Iterable[str]) -> bool:
         if _INTENT_RE.search(text):
             return True
     return False
-
-
-def helper_function_schemas() -> list[dict[str, Any]]:
-    """OpenAI function schemas of the two discovery helpers offered in native tool-calling mode."""
-    return [
-        _function(
-            SEARCH_FUNCTION, "Search the tool registry; returns the 5 most relevant tools.", "query", "What to search"
-        ),
-        _function(INFO_FUNCTION, "Get the full specification of one tool.", "tool_name", "The exact tool name"),
-    ]
-
-
-def _function(name: str, description: str, param: str, param_description: str) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": description,
-            "parameters": {
-                "type": "object",
-                "properties": {param: {"type": "string", "description": param_description}},
-                "required": [param],
-            },
-        },
-    }

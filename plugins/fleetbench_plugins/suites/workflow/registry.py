@@ -98,6 +98,8 @@ class ToolRegistry:
         self._index = {name: self._tool_tokens(tool) for name, tool in by_name.items()}
         self._idf = self._inverse_document_frequency()
         self._similar: dict[str, tuple[Tool, ...]] = {}  # memo for similar(); derived data only
+        self._schemas: Mapping[str, dict[str, Any]] | None = None  # memo for openai_tool_map()
+        self._name_re: re.Pattern[str] | None = None  # memo for names_in()
 
     # -- construction -------------------------------------------------------------------------------------------
 
@@ -230,7 +232,7 @@ class ToolRegistry:
         lines = []
         for param in tool.parameters:
             need = "REQUIRED" if param.required else f"OPTIONAL, default: {json.dumps(param.default)}"
-            lines.append(f"{param.name} ({param.type}, {need}): {param.description}")
+            lines.append(f"{param.name} ({param.type}, {need}{_constraint_text(param)}): {param.description}")
         return lines
 
     @staticmethod
@@ -282,15 +284,48 @@ class ToolRegistry:
 
     def openai_tools(self) -> list[dict[str, Any]]:
         """OpenAI function-calling schemas, one per tool, for native tool-calling mode."""
-        return [_function_schema(tool) for tool in self.tools.values()]
+        return list(self.openai_tool_map().values())
+
+    def openai_tool_map(self) -> Mapping[str, dict[str, Any]]:
+        """Each tool's OpenAI function schema by name, in registry order (built once)."""
+        if self._schemas is None:
+            self._schemas = MappingProxyType({tool.name: _function_schema(tool) for tool in self.tools.values()})
+        return self._schemas
+
+    def names_in(self, text: str) -> list[str]:
+        """The canonical names of the tools `text` writes by name or alias, in order of first appearance."""
+        if self._name_re is None:
+            spellings = sorted([*self.names, *self._aliases], key=len, reverse=True)  # longest first: whole names
+            alternatives = "|".join(re.escape(name) for name in spellings)
+            self._name_re = re.compile(rf"(?<![A-Za-z0-9_])(?:{alternatives})(?![A-Za-z0-9_])")
+        return list(dict.fromkeys(self.resolve(found) for found in self._name_re.findall(text)))
+
+
+def _constraint_text(param: ToolParameter) -> str:
+    parts = [f"one of {'/'.join(param.enum)}"] if param.enum else []
+    if param.minimum is not None:
+        parts.append(f"min {param.minimum:g}")
+    if param.maximum is not None:
+        parts.append(f"max {param.maximum:g}")
+    return "".join(f", {part}" for part in parts)
+
+
+def json_type(param: ToolParameter) -> str:
+    """The JSON-schema type of a parameter (its declared type, with Python spellings mapped; unknown -> string)."""
+    return _JSON_TYPES.get(param.type.lower(), "string")
 
 
 def _function_schema(tool: Tool) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for param in tool.parameters:
-        prop: dict[str, Any] = {"type": _JSON_TYPES.get(param.type.lower(), "string"), "description": param.description}
+        prop: dict[str, Any] = {"type": json_type(param), "description": param.description}
         if not param.required and param.default is not None:
             prop["default"] = param.default
+        if param.enum:
+            prop["enum"] = list(param.enum)
+        for key in ("minimum", "maximum"):
+            if getattr(param, key) is not None:
+                prop[key] = getattr(param, key)
         properties[param.name] = prop
     required = [param.name for param in tool.parameters if param.required]
     description = tool.description
@@ -387,9 +422,25 @@ def _parameters(spec: Mapping[str, Any], where: _Where) -> tuple[ToolParameter, 
                 description=where.text(entry, "description", "", label=f"{field}.description"),
                 required=required,
                 default=entry.get("default"),
+                **_constraints(entry, f"{field}.constraints", where),
             )
         )
     return tuple(params)
+
+
+def _constraints(entry: Mapping[str, Any], field: str, where: _Where) -> dict[str, Any]:
+    """`constraints: {enum: [...], minimum: n, maximum: n}` of a parameter (all optional)."""
+    raw = where.mapping(entry.get("constraints", {}), field)
+    enum = raw.get("enum", [])
+    if not isinstance(enum, list) or not all(isinstance(value, str) and value for value in enum):
+        raise where.error(f"{field}.enum", "must be a list of non-empty strings")
+    bounds: dict[str, Any] = {"enum": tuple(enum)}
+    for key in ("minimum", "maximum"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise where.error(f"{field}.{key}", "must be a number")
+        bounds[key] = value
+    return bounds
 
 
 def _returns(spec: Mapping[str, Any], where: _Where) -> tuple[tuple[str, str, str], ...]:

@@ -5,12 +5,19 @@ Two variants:
 - `legacy` reproduces the original exactly: the exact-match bonus is 0.2 *and* weighted 0.1, so workflow_score peaks at
   0.92; the phase-2 scorer never saw the execution history, so its execution success rate falls back to 0.8 whenever a
   tool was called and error recovery is always 0. A perfect run scores workflow 0.92, quality 0.804, phase2 0.902.
-- `corrected` (default) weights the exact bonus once (a perfect run reaches 1.0) and scores execution quality from the
-  real history: the real success rate of all attempts, and error recovery = the share of tools that failed at least once
-  and later succeeded (1.0 when nothing failed; the original's "+0.3 per recovery" gave a flawless run 0 here).
+- `corrected` (default) fixes exactly these two documented bugs and nothing else: the exact bonus is weighted once, and
+  execution quality sees the real history (success rate = successes / attempts; error recovery = the original's
+  +0.3 per "same tool failed, then succeeded", at most 1). A perfect run scores workflow 1.0, quality 0.9, phase2 0.95:
+  nothing failed, so nothing was recovered.
+
+`clean_run_recovery` (corrected only, off by default) is a further change, kept apart: a run that attempted tools and
+never failed gets error recovery 1.0, because under the original formula a flawless run can never earn that 10% of
+execution quality while a run that failed and retried can.
 
 Both variants: the original's "best embedding similarity" credit for an uncalled required tool is 0 (no embedding model
-is involved in scoring), and the output check without any tool call ("semantic detection") is 0.
+is involved in scoring), and the output check without any tool call ("semantic detection") is 0. Task achievement's
+progress is unique tools over the type's minimum (§4.3), so a perfect run of a task with fewer unique required tools
+than that minimum (basic_task with one tool, data_pipeline with two) stays below the figures above.
 Scores are rounded to 9 decimals so that float noise can never move a score across a label threshold.
 """
 
@@ -108,14 +115,18 @@ def label_for(workflow: float, phase2: float) -> Outcome:
     return Outcome.FAILURE
 
 
-def expected_for(prompt_plan: Sequence[str], reference: Sequence[str], score_against: str) -> tuple[str, ...]:
-    """The sequence workflow_score compares against: the prompt's (possibly flawed) plan, as the original did, or the
-    task's reference workflow. A prompt without a plan (baseline, cot) falls back to the reference."""
+def expected_for(plan: Sequence[str] | None, reference: Sequence[str], score_against: str) -> tuple[str, ...]:
+    """The sequence workflow_score compares against: with `prompt_plan`, the plan the prompt showed (for flawed
+    prompts the flawed plan, as the original did); with `reference`, the task's reference workflow. A prompt that shows
+    no plan (`plan` None: baseline, cot) is scored against the reference. A shown plan is never empty (flaws that
+    would empty it do not apply to such tasks), and an empty one is an error rather than a silent switch."""
     if score_against not in SCORE_AGAINST:
         raise ValueError(f"score_against must be one of {', '.join(SCORE_AGAINST)}, got {score_against!r}")
-    if score_against == "prompt_plan" and prompt_plan:
-        return tuple(prompt_plan)
-    return tuple(reference)
+    if score_against == "reference" or plan is None:
+        return tuple(reference)
+    if not plan:
+        raise ValueError("the prompt showed an empty plan: there is nothing to score it against")
+    return tuple(plan)
 
 
 def executor_level(inputs: ScoreInputs) -> str:
@@ -169,18 +180,27 @@ def _task_achievement(inputs: ScoreInputs) -> tuple[float, float]:
     return weights[0] * output + weights[1] * progress + weights[2] * required_cov, progress
 
 
-def _recovery(attempts: Sequence[tuple[str, bool]]) -> float:
-    """Share of tools that failed at least once and succeeded after a failure; 1.0 when nothing failed."""
-    if not attempts:
-        return 0.0
-    failed: set[str] = set()
-    recovered: set[str] = set()
+RECOVERY_CREDIT = 0.3  # the original's credit per "same tool failed, then succeeded" (§4.3)
+
+
+def recoveries(attempts: Sequence[tuple[str, bool]]) -> int:
+    """How often a tool succeeded right after its own previous attempt had failed."""
+    failing: set[str] = set()
+    count = 0
     for tool, ok in attempts:
         if not ok:
-            failed.add(tool)
-        elif tool in failed:
-            recovered.add(tool)
-    return len(recovered) / len(failed) if failed else 1.0
+            failing.add(tool)
+        elif tool in failing:
+            failing.discard(tool)
+            count += 1
+    return count
+
+
+def _recovery(attempts: Sequence[tuple[str, bool]], clean_run_recovery: bool) -> float:
+    """The original's error recovery, +0.3 per recovery, at most 1; optionally 1.0 for a run that never failed."""
+    if clean_run_recovery and attempts and all(ok for _, ok in attempts):
+        return 1.0
+    return min(1.0, RECOVERY_CREDIT * recoveries(attempts))
 
 
 def _efficiency(calls: Sequence[str]) -> float:
@@ -190,7 +210,9 @@ def _efficiency(calls: Sequence[str]) -> float:
     return min(1.0, 1.2 * unique / total) if total <= 2 * unique else 0.8 * unique / total
 
 
-def _execution_quality(inputs: ScoreInputs, workflow: float, variant: str) -> tuple[float, float, float]:
+def _execution_quality(
+    inputs: ScoreInputs, workflow: float, variant: str, clean_run_recovery: bool
+) -> tuple[float, float, float]:
     """(raw execution quality, exec success rate used, error recovery used)."""
     calls = inputs.executed_tools
     if variant == "legacy":
@@ -198,7 +220,7 @@ def _execution_quality(inputs: ScoreInputs, workflow: float, variant: str) -> tu
         rate, recovery = (0.8 if calls else 0.0), 0.0
     else:
         rate = _success_rate(inputs.attempts) if inputs.attempts else 0.0
-        recovery = _recovery(inputs.attempts)
+        recovery = _recovery(inputs.attempts, clean_run_recovery)
     quality = 0.4 * rate + 0.3 * _efficiency(calls) + 0.2 * workflow + 0.1 * recovery
     return quality, rate, recovery
 
@@ -214,16 +236,18 @@ def _adjust(level: str, ta: float, eq: float, progress: float) -> tuple[float, f
     return ta / 2, eq / 2
 
 
-def score(inputs: ScoreInputs, variant: str = "corrected") -> Scores:
-    """Score one episode with the given variant."""
+def score(inputs: ScoreInputs, variant: str = "corrected", *, clean_run_recovery: bool = False) -> Scores:
+    """Score one episode with the given variant (`clean_run_recovery` applies to `corrected` only)."""
     if variant not in SCORING_VARIANTS:
         raise ValueError(f"scoring must be one of {', '.join(SCORING_VARIANTS)}, got {variant!r}")
+    if clean_run_recovery and variant == "legacy":
+        raise ValueError("clean_run_recovery applies to scoring=corrected only")
     workflow, coverage, order, exact = workflow_components(
         inputs.expected_sequence, inputs.executed_tools, inputs.attempts, variant
     )
     level = executor_level(inputs)
     ta, progress = _task_achievement(inputs)
-    eq, rate, recovery = _execution_quality(inputs, workflow, variant)
+    eq, rate, recovery = _execution_quality(inputs, workflow, variant, clean_run_recovery)
     ta, eq = _adjust(level, ta, eq, progress)
     phase2 = 0.5 * ta + 0.5 * eq
     if phase2 == 0 and inputs.executed_tools:

@@ -1,6 +1,8 @@
 """Simulated tool execution (reference §3.4), seeded so that a rerun of a unit replays the same outcomes.
 
-The success probability starts at the cell's `tool_success_rate` and is lowered by unmet or failed dependencies and by
+With validation on (the default), each call's arguments are checked first (`validation.check_call`): an invalid call
+fails with INVALID_INPUT and a message naming the problem, deterministically and without a random draw. The success
+probability starts at the cell's `tool_success_rate` and is lowered by unmet or failed dependencies and by
 recent failures, then clamped to [0.10, 0.95]. Failures return one of the tool's own error codes with context; successes
 return a payload specific to the tool's category. Unlike the original, whose category lookup never matched and so always
 produced a generic payload with a wall-clock timestamp, outputs here are category-specific and contain no time.
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fleetbench_plugins.suites.workflow.model import Tool, ToolError
+from fleetbench_plugins.suites.workflow.validation import TASK_INPUT_FORMAT, check_call
 
 P_MIN = 0.10
 P_MAX = 0.95
@@ -27,6 +30,7 @@ DEFAULT_SOURCE = "data/input.json"
 DEFAULT_DESTINATION = "data/output.json"
 DEFAULT_URL = "https://api.example.com/data"
 _FALLBACK_ERROR = ToolError("OPERATION_FAILED", "Operation failed")
+_INVALID_INPUT = ToolError("INVALID_INPUT", "The input parameters are missing or invalid")
 
 
 class ToolLookup(Protocol):
@@ -52,17 +56,21 @@ class SimulatedResult:
 @dataclass
 class _State:
     results: list[SimulatedResult] = field(default_factory=list)
+    data_format: str = TASK_INPUT_FORMAT  # the format of the data the last successful step produced
 
 
 class ToolSimulator:
     """Executes tools by drawing from `rng`; one instance per episode (it remembers the episode's executions)."""
 
-    def __init__(self, registry: ToolLookup, tool_success_rate: float, rng: random.Random) -> None:
+    def __init__(
+        self, registry: ToolLookup, tool_success_rate: float, rng: random.Random, *, validate: bool = True
+    ) -> None:
         if not 0.0 <= tool_success_rate <= 1.0:
             raise ValueError(f"tool_success_rate must be within [0, 1], got {tool_success_rate}")
         self._registry = registry
         self._base = tool_success_rate
         self._rng = rng
+        self._validate = validate
         self._state = _State()
 
     @property
@@ -85,16 +93,26 @@ class ToolSimulator:
         """Simulate one execution; records it in the history. Raises KeyError for a tool not in the registry."""
         spec = self._lookup(tool) if isinstance(tool, str) else tool
         args = dict(arguments or {})
-        probability = self.success_probability(spec)
         unmet, failed = self._unmet(spec), self._failed(spec)
+        check = check_call(spec, args, self._state.data_format) if self._validate else None
+        if check is not None and check.problem is not None:
+            error = next((e for e in spec.errors if e.code == _INVALID_INPUT.code), _INVALID_INPUT)
+            text = f"{error.code}: {error.description} ({check.problem})"
+            return self._record(SimulatedResult(spec.name, False, 0.0, None, error.code, text, unmet, failed))
+        probability = self.success_probability(spec)
         step = len(self._state.results) + 1
         if self._rng.random() < probability:
             output = _success_payload(spec, args, step, self._rng)
             result = SimulatedResult(spec.name, True, probability, output, None, None, unmet, failed)
+            if check is not None:
+                self._state.data_format = check.produced_format
         else:
             error = self._rng.choice(spec.errors) if spec.errors else _FALLBACK_ERROR
             text = f"{error.code}: {error.description} {_error_context(error.code, spec, args, self._rng)}"
             result = SimulatedResult(spec.name, False, probability, None, error.code, text, unmet, failed)
+        return self._record(result)
+
+    def _record(self, result: SimulatedResult) -> SimulatedResult:
         self._state.results.append(result)
         return result
 
@@ -154,7 +172,8 @@ def _success_payload(tool: Tool, args: Mapping[str, Any], step: int, rng: random
 
 def _file_payload(args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
     path = _arg(args, ("destination", "output", "output_path"), "") or _source(args)
-    return {"path": path, "bytes": rng.randint(512, 262_144), "records": rng.randint(10, 5000), "format": "json"}
+    fmt = _arg(args, ("output_format", "input_format"), "json").lower()
+    return {"path": path, "bytes": rng.randint(512, 262_144), "records": rng.randint(10, 5000), "format": fmt}
 
 
 def _data_payload(args: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:

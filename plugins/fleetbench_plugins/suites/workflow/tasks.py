@@ -8,7 +8,10 @@ generations of the original spelled some fields differently; both spellings are 
   under a "value" key);
 - the legacy task type `file_processing` is remapped to `basic_task`, as the original did for 24% of its tasks; the
   original spelling is kept in `metadata["original_task_type"]`;
-- an optional pre-generated `workflow` is either the `optimal_sequence` list itself or an object holding it.
+- an optional pre-generated `workflow` is either the `optimal_sequence` list itself or an object holding it;
+- `description` is optional (a task without one has its wording rendered from its required tools), and an optional
+  `descriptions` object maps difficulty levels to the task's own text at that level (the original's rewrites kept in
+  one file; its per-difficulty files are read by `task_files`).
 
 Required tools (and workflow tools) must exist in the tool registry; legacy aliases resolve to canonical names.
 """
@@ -16,8 +19,9 @@ Required tools (and workflow tools) must exist in the tool registry; legacy alia
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -77,15 +81,19 @@ class TaskLibrary:
         """The task with this id; KeyError if there is none."""
         return self._by_id[task_id]
 
-    def sample(self, task_type: str, seed: int) -> Task:
-        """One task of `task_type`, chosen by `random.Random(seed)`: the same seed always gives the same task.
+    def sample(self, task_type: str, seed: int, where: Callable[[Task], bool] | None = None) -> Task:
+        """One task of `task_type` (among those `where` accepts, if given), chosen by `random.Random(seed)`: the same
+        seed always gives the same task.
 
         Like the original, runs sample with replacement (each run has its own seed), but the choice is reproducible
         and the caller records the task id with the run.
         """
         pool = self.by_type(task_type)
+        if where is not None:
+            pool = tuple(task for task in pool if where(task))
         if not pool:
-            raise ValueError(f"{self.source}: no tasks of type {task_type!r}")
+            qualified = "qualifying tasks" if where is not None else "tasks"
+            raise ValueError(f"{self.source}: no {qualified} of type {task_type!r}")
         return random.Random(seed).choice(pool)
 
     def draw(self, task_type: str, count: int, seed: int, *, replace: bool = True) -> list[Task]:
@@ -165,14 +173,28 @@ def _metadata(raw: Mapping[str, Any], where: _TaskWhere) -> dict[str, Any]:
     metadata.update({key: raw[key] for key in _KEPT_FIELDS if key in raw})
     if raw.get("task_type") in LEGACY_TASK_TYPES:
         metadata["original_task_type"] = raw["task_type"]
-    descriptions = raw.get("descriptions")
-    if descriptions is not None:
-        if not isinstance(descriptions, Mapping) or not all(
-            level in DIFFICULTIES and isinstance(text, str) for level, text in descriptions.items()
-        ):
-            raise where.error("descriptions", "must map difficulty levels to texts")
-        metadata["descriptions"] = dict(descriptions)
     return metadata
+
+
+def _description(raw: Mapping[str, Any], where: _TaskWhere) -> str:
+    value = raw.get("description")
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise where.error("description", "must be a non-empty string (or left out to render one)")
+    return value.strip()
+
+
+def _descriptions(raw: Mapping[str, Any], where: _TaskWhere) -> dict[str, str]:
+    value = raw.get("descriptions", {})
+    if not isinstance(value, Mapping):
+        raise where.error("descriptions", f"must map difficulty levels ({', '.join(DIFFICULTIES)}) to texts")
+    for level, text in value.items():
+        if level not in DIFFICULTIES:
+            raise where.error(f"descriptions.{level}", f"is not a difficulty level; choices: {', '.join(DIFFICULTIES)}")
+        if not isinstance(text, str) or not text.strip():
+            raise where.error(f"descriptions.{level}", "must be a non-empty string")
+    return {level: text.strip() for level, text in value.items()}
 
 
 def parse_task(raw: Any, index: int, source: str, registry: ToolRegistry) -> Task:
@@ -182,22 +204,20 @@ def parse_task(raw: Any, index: int, source: str, registry: ToolRegistry) -> Tas
     task_id = _task_id(raw, index, source)
     where = _TaskWhere(source, task_id)
     task_type = _task_type(raw, where)
-    description = raw.get("description")
-    if not isinstance(description, str) or not description.strip():
-        raise where.error("description", "must be a non-empty string")
     complexity = raw.get("complexity", DEFAULT_COMPLEXITY[task_type])
     if not isinstance(complexity, str):
         raise where.error("complexity", "must be a string")
     return Task(
         task_id=task_id,
         task_type=task_type,
-        description=description,
+        description=_description(raw, where),
         required_tools=_tool_list(raw.get("required_tools"), "required_tools", where, registry),
         complexity=complexity,
         inputs=_object(raw, ("test_input", "inputs")),
         expected_outputs=_object(raw, ("expected_output", "expected_outputs")),
         metadata=_metadata(raw, where),
         workflow=_workflow(raw, where, registry),
+        descriptions=_descriptions(raw, where),
     )
 
 
@@ -212,16 +232,23 @@ def library_from_document(document: Any, source: str, registry: ToolRegistry) ->
 
 
 @functools.lru_cache(maxsize=16)
-def _load_cached(path: str, registry: ToolRegistry) -> TaskLibrary:
+def _load_cached(path: str, digest: str, registry: ToolRegistry) -> TaskLibrary:
     source = Path(path)
     return library_from_document(read_json(source, "task file"), source.name, registry)
 
 
 def load_tasks(path: str | Path | None = None, *, registry: ToolRegistry | None = None) -> TaskLibrary:
-    """Load (once per path and registry, then shared read-only) a task library; None = the shipped `data/tasks.json`.
+    """Load (once per path, content and registry, then shared read-only) a task library; None = the shipped
+    `data/tasks.json`.
 
     Tools are checked against `registry` (default: the shipped registry). Errors are one-line ValueErrors naming the
-    file, the task id and the field.
+    file, the task id and the field. The cache is keyed by the file's content too, so an edited file is read again.
     """
-    resolved = Path(path) if path is not None else DEFAULT_TASKS_PATH
-    return _load_cached(str(resolved.resolve()), registry if registry is not None else load_registry())
+    resolved = (Path(path) if path is not None else DEFAULT_TASKS_PATH).resolve()
+    try:
+        digest = hashlib.sha256(resolved.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise ValueError(f"{resolved.name}: task file not found: {resolved}") from None
+    except OSError as exc:
+        raise ValueError(f"{resolved.name}: task file cannot be read: {resolved} ({exc.strerror})") from None
+    return _load_cached(str(resolved), digest, registry if registry is not None else load_registry())

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-TRANSCRIPT_VERSION = 1
+TRANSCRIPT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class EpisodeLog:
     completion_signal_turns: list[int] = field(default_factory=list)
     stop_reason: str = ""
     infra_status: str | None = None
+    discovered_tools: list[str] = field(default_factory=list)
+    """Native `discovered` mode: the tools offered as functions, in the order the model came across them."""
 
     @property
     def executed_tools(self) -> tuple[str, ...]:
@@ -118,6 +120,7 @@ def build_transcript(
         "completed": log.completed,
         "stop_reason": log.stop_reason,
         "infra_status": log.infra_status,
+        "discovered_tools": list(log.discovered_tools),
         "scores": dict(scores) if scores is not None else None,
         "label": label,
         "error": dict(error) if error is not None else None,
@@ -149,7 +152,8 @@ def _header(t: Mapping[str, Any]) -> list[str]:
         f"=== Task {task.get('task_id')} ({task.get('task_type')}) ===",
         f"Required tools: {', '.join(task.get('required_tools', []))}",
         f"Prompt type: {prompt.get('prompt_type')}  flaw: {prompt.get('flaw_type')}",
-        f"Severity: {prompt.get('severity')}  native tools: {prompt.get('native_tools')}",
+        f"Severity: {prompt.get('severity')}  native mode: {prompt.get('native_mode')}  "
+        f"description: {prompt.get('description_source')}",
         f"Expected sequence: {', '.join(prompt.get('expected_sequence', []))}",
         "",
         "--- System prompt ---",

@@ -157,12 +157,6 @@ def test_tools_without_phrases_get_generic_wording(registry: ToolRegistry) -> No
     assert "custom_widget" not in render_description(task, "very_hard", custom)
 
 
-def test_a_task_may_carry_its_own_rewrites(registry: ToolRegistry) -> None:
-    task = Task("t1", "simple_task", "x", ("utility_cache",), metadata={"descriptions": {"hard": "Written by hand."}})
-    assert render_description(task, "hard", registry) == "Written by hand."
-    assert "utility_cache" in render_description(task, "very_easy", registry)
-
-
 def test_unknown_level_is_rejected(library: TaskLibrary, registry: ToolRegistry) -> None:
     with pytest.raises(ValueError, match="difficulty 'trivial'"):
         render_description(library.get("wf_basic_task_0000"), "trivial", registry)

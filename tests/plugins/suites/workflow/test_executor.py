@@ -181,6 +181,17 @@ def test_parse_issue_without_action_gets_format_help_from_turn_one() -> None:
     assert log.format_issues == [{"turn": 1, "kind": "format_help"}]
 
 
+@pytest.mark.parametrize(
+    "reply",
+    ["```\n<tool_call>file_operations_reader</tool_call>\n```", "<think><tool_call>file_operations_reader</tool_call>"],
+)
+def test_a_call_the_model_did_not_mean_is_not_executed_and_the_help_says_why(reply: str) -> None:
+    log, chat, _ = run([reply] + ["Done."] * 9)
+    assert log.attempts == [] and log.turns[0].parse_issues[0].startswith("ignored: <tool_call> inside a ")
+    assert log.turns[0].feedback_kind in ("no_action", "format_help")
+    assert "not executed" in last_user(chat, 1) and log.format_error_count >= 1
+
+
 def test_unknown_tool_fails_with_tool_not_found() -> None:
     log, _, _ = run(["<tool_call>quantum_teleporter</tool_call>"], max_turns=1)
     (attempt,) = log.attempts
@@ -230,12 +241,13 @@ def test_native_round_trip() -> None:
         native(ToolCall("file_operations_reader", '{"source": "data/input.json"}', "c1"), ToolCall("utility_logger")),
         native(ToolCall("file_operations_writer", "{}", "c3"), text="TASK_COMPLETED"),
     ]
-    log, chat, executor = run(script, native=True)
+    log, chat, executor = run(script, native=True, native_tools="all")
     assert log.completed and log.executed_tools == ("file_operations_reader", "file_operations_writer")
-    tools = chat.requests[0][1]
-    assert tools is not None
-    names = [t["function"]["name"] for t in tools]
-    assert names[-2:] == ["tool_search", "tool_info"] and set(REGISTRY.names) <= set(names)
+    for _, tools in chat.requests:  # `all`: every registry tool on every request
+        assert tools is not None
+        names = [t["function"]["name"] for t in tools]
+        assert names == [*REGISTRY.names, "tool_search", "tool_info"]
+    assert log.discovered_tools == []
     messages = executor.messages
     assistant = messages[2]
     assert assistant["role"] == "assistant" and assistant["content"] is None
@@ -256,6 +268,46 @@ def test_native_round_trip() -> None:
     assert replies[0]["content"].startswith("✅ file_operations_reader executed successfully.")
     assert replies[1]["content"].startswith("Not executed")
     assert log.attempts[0].arguments == {"source": "data/input.json"}
+
+
+def _offered(chat: ScriptedChat, request: int) -> list[str]:
+    tools = chat.requests[request][1]
+    assert tools is not None
+    return [t["function"]["name"] for t in tools]
+
+
+def test_native_discovered_offers_only_the_tools_found_so_far() -> None:
+    """As in text mode, a tool must be found before it is listed: the helpers, plus the tools named in what the model
+    has read (the prompt, search results, tool details, feedback), in registry order."""
+    import asyncio
+
+    script = [
+        native(ToolCall("tool_search", '{"query": "transform"}', "s1")),
+        native(ToolCall("tool_info", '{"tool_name": "file_operations_writer"}', "i1")),
+        native(ToolCall("utility_logger", "{}", "c1")),  # named correctly but never offered: it still runs
+        native(text="TASK_COMPLETED"),
+    ]
+    chat = ScriptedChat(script)
+    simulator = ToolSimulator(REGISTRY, 0.8, ScriptedRandom(0.0))
+    user = "Read the input with file_operations_reader, then write it."
+    executor = WorkflowExecutor(REGISTRY, TASK, "SYSTEM", user, simulator, ExecutorConfig(max_turns=4), native=True)
+    log = asyncio.run(executor.run(chat))
+    assert _offered(chat, 0) == ["file_operations_reader", "tool_search", "tool_info"]
+    found = REGISTRY.search("transform", k=5)
+    read = REGISTRY.names_in(user + REGISTRY.format_search_results("transform", found))  # results name dependencies too
+    assert {t.name for t in found} <= set(read)
+    assert _offered(chat, 1) == [*(n for n in REGISTRY.names if n in read), "tool_search", "tool_info"]
+    assert "file_operations_writer" in _offered(chat, 2)  # its details were read
+    assert "utility_logger" not in _offered(chat, 2)
+    assert log.attempts[0].tool == "utility_logger" and log.attempts[0].known
+    assert log.discovered_tools[0] == "file_operations_reader" and "file_operations_writer" in log.discovered_tools
+    # what the model only wrote itself is not "found"
+    assert all(name in REGISTRY.names for name in log.discovered_tools)
+
+
+def test_native_discovered_starts_with_the_helpers_when_the_prompt_names_no_tool() -> None:
+    log, chat, _ = run([native(text="TASK_COMPLETED")] * 10, native=True)
+    assert _offered(chat, 0) == ["tool_search", "tool_info"] and log.discovered_tools == []
 
 
 def test_native_mode_still_reads_text_tags() -> None:
@@ -284,3 +336,5 @@ def test_invalid_config() -> None:
         ExecutorConfig(multi_call="many")
     with pytest.raises(ValueError, match="max_turns"):
         ExecutorConfig(max_turns=0)
+    with pytest.raises(ValueError, match="native_tools must be one of discovered, all"):
+        ExecutorConfig(native_tools="some")

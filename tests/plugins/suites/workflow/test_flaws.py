@@ -1,16 +1,19 @@
-"""Flaw injection (§2.4): every type x severity changes the plan as specified, visibly, and deterministically."""
+"""Flaw injection (§2.4): every type x severity changes the plan as specified, visibly, and deterministically; a flaw
+that cannot be what it claims on a plan (a one-step plan has nothing to reorder, drop or drift) is refused for it."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from fleetbench_plugins.suites.workflow.flaws import FORMATS, FlawedPlan, inject_flaw
+from fleetbench_plugins.suites.workflow.flaws import FORMATS, FlawedPlan, FlawNotApplicable, flaw_applies, inject_flaw
 from fleetbench_plugins.suites.workflow.model import FLAW_TYPES, SEVERITIES
 from fleetbench_plugins.suites.workflow.reference import reference_workflow
 from fleetbench_plugins.suites.workflow.registry import ToolRegistry, load_registry
 from fleetbench_plugins.suites.workflow.tasks import load_tasks
+from fleetbench_plugins.suites.workflow.validation import check_call
 
 REGISTRY = load_registry()
 SEQUENCES = sorted({reference_workflow(task) for task in load_tasks()})
@@ -25,7 +28,35 @@ FIVE = (READER, PARSER, TRANSFORMER, VALIDATOR, WRITER)
 
 
 def _plans(flaw_type: str, severity: str) -> list[tuple[tuple[str, ...], FlawedPlan]]:
-    return [(seq, inject_flaw(seq, flaw_type, severity, REGISTRY, seed=5)) for seq in SEQUENCES]
+    plans = [
+        (seq, inject_flaw(seq, flaw_type, severity, REGISTRY, seed=5)) for seq in SEQUENCES if _applies(flaw_type, seq)
+    ]
+    assert plans
+    return plans
+
+
+def _applies(flaw_type: str, seq: tuple[str, ...]) -> bool:
+    """The applicability rule, from the flaws' definitions (§2.4): reordering needs two different tools, dropping a
+    step without emptying the plan and drifting "from step 2" need two steps; every other flaw applies to any plan."""
+    if flaw_type == "sequence_disorder":
+        return len(set(seq)) >= 2
+    if flaw_type in ("missing_step", "semantic_drift"):
+        return len(seq) >= 2
+    return True
+
+
+@pytest.mark.parametrize("flaw_type", FLAW_TYPES)
+def test_applicability_follows_the_definitions_and_is_enforced(flaw_type: str) -> None:
+    one_step = [seq for seq in SEQUENCES if len(seq) == 1]
+    assert len(one_step) > 10  # the shipped data has one-step plans (simple_task, basic_task)
+    for seq in SEQUENCES:
+        assert flaw_applies(flaw_type, seq) is _applies(flaw_type, seq)
+        if not _applies(flaw_type, seq):
+            for severity in SEVERITIES:
+                with pytest.raises(FlawNotApplicable, match=f"{flaw_type} needs a plan of at least two"):
+                    inject_flaw(seq, flaw_type, severity, REGISTRY, seed=5)
+    assert flaw_applies(flaw_type, (READER, READER)) is (flaw_type != "sequence_disorder")
+    assert not flaw_applies(flaw_type, ())
 
 
 def _expected_count(severity: str, severe: int) -> int:
@@ -57,17 +88,15 @@ def test_injection_is_deterministic_from_the_seed(flaw_type: str) -> None:
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_sequence_disorder_permutes(severity: str) -> None:
     for seq, plan in _plans("sequence_disorder", severity):
-        if len(seq) == 1:
-            assert plan.sequence[0] == seq[0] and len(plan.sequence) == 2
-        else:
-            assert sorted(plan.sequence) == sorted(seq) and plan.sequence != seq
+        assert sorted(plan.sequence) == sorted(seq) and plan.sequence != seq  # the same steps, in another order
     # severe is the original's `dependency` method: tools that have dependencies go first
     assert inject_flaw(FIVE, "sequence_disorder", "severe", REGISTRY, 0).sequence == (
         TRANSFORMER, VALIDATOR, WRITER, READER, PARSER
     )  # fmt: skip
     no_deps = (READER, "network_fetcher", "utility_cache")
     assert inject_flaw(no_deps, "sequence_disorder", "severe", REGISTRY, 0).sequence == tuple(reversed(no_deps))
-    assert inject_flaw((WRITER,), "sequence_disorder", "light", REGISTRY, 0).sequence == (WRITER, TRANSFORMER)
+    palindrome = (READER, WRITER, READER)  # reversing changes nothing: the order is rotated instead
+    assert inject_flaw(palindrome, "sequence_disorder", "medium", REGISTRY, 0).sequence != palindrome
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)
@@ -89,8 +118,19 @@ def test_parameter_error_renders_explicit_wrong_values(severity: str) -> None:
         for index, note in plan.step_notes.items():
             values = re.findall(r"(\w+)=", note.removeprefix("Parameters: "))
             assert note.startswith("Parameters: ") and values
-            assert set(values) <= {p.name for p in REGISTRY.get(seq[index]).parameters}
-            assert len(values) == min(2 if severity == "severe" else 1, len(REGISTRY.get(seq[index]).parameters))
+            tool = REGISTRY.get(seq[index])
+            assert set(values) <= {p.name for p in tool.parameters}
+            assert len(values) == min(2 if severity == "severe" else 1, len(tool.parameters))
+            # Every value is one a validating tool rejects: following the plan has a consequence (INVALID_INPUT).
+            for name, value in _note_values(note).items():
+                assert check_call(tool, {name: value}).problem is not None, (tool.name, name, value)
+
+
+def _note_values(note: str) -> dict[str, object]:
+    body, decoder, found = note.removeprefix("Parameters: "), json.JSONDecoder(), {}
+    for match in re.finditer(r"\b(\w+)=", body):
+        found[match.group(1)] = decoder.raw_decode(body, match.end())[0]
+    return found
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)
@@ -98,11 +138,12 @@ def test_missing_step_drops_steps(severity: str) -> None:
     for seq, plan in _plans("missing_step", severity):
         kept = iter(seq)
         assert all(step in kept for step in plan.sequence)  # an ordered subsequence
+        assert plan.sequence  # never emptied: there is always a plan to follow and to score against
         removed = len(seq) - len(plan.sequence)
-        assert removed == min(len(seq), _expected_count(severity, max(1, len(seq) - 2)))
+        assert removed == min(len(seq) - 1, _expected_count(severity, max(1, len(seq) - 2)))
     assert inject_flaw(FIVE, "missing_step", "severe", REGISTRY, 0).sequence == (READER, WRITER)
     assert inject_flaw(FIVE, "missing_step", "medium", REGISTRY, 0).sequence.count(VALIDATOR) == 0
-    assert inject_flaw((WRITER,), "missing_step", "light", REGISTRY, 0).sequence == ()
+    assert len(inject_flaw((READER, WRITER), "missing_step", "severe", REGISTRY, 0).sequence) == 1
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)
@@ -139,10 +180,6 @@ def test_logical_inconsistency_renders_format_contradictions(severity: str) -> N
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_semantic_drift_walks_to_neighbours_and_never_no_ops(severity: str) -> None:
     for seq, plan in _plans("semantic_drift", severity):
-        if len(seq) == 1:
-            assert plan.sequence[0] == seq[0] and len(plan.sequence) == 2
-            assert REGISTRY.get(plan.sequence[1]).category == REGISTRY.get(seq[0]).category
-            continue
         assert plan.sequence[0] == seq[0] and len(plan.sequence) == len(seq)
         count = _expected_count(severity, len(seq) - 1)
         assert plan.sequence[: len(seq) - count] == seq[: len(seq) - count]
@@ -182,7 +219,7 @@ def test_descriptions_are_internal_and_inputs_are_checked() -> None:
         inject_flaw(FIVE, "typo", "severe", REGISTRY, 0)
     with pytest.raises(ValueError, match="severity 'extreme'"):
         inject_flaw(FIVE, "tool_misuse", "extreme", REGISTRY, 0)
-    with pytest.raises(ValueError, match="empty plan"):
+    with pytest.raises(FlawNotApplicable, match="tool_misuse needs a plan of at least one step"):
         inject_flaw((), "tool_misuse", "light", REGISTRY, 0)
     assert inject_flaw(("file_operations_reader_8",), "redundant_operations", "light", REGISTRY, 0).sequence == (
         READER, READER

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fleetbench_plugins.suites.workflow.difficulty import render_description
-from fleetbench_plugins.suites.workflow.flaws import inject_flaw
+from fleetbench_plugins.suites.workflow.flaws import FlawNotApplicable, flaw_applies, inject_flaw
 from fleetbench_plugins.suites.workflow.model import DIFFICULTIES, FLAW_TYPES, PROMPT_TYPES, SEVERITIES, TASK_TYPES
 from fleetbench_plugins.suites.workflow.prompts import (
     ANCHOR_LINE,
@@ -95,9 +95,13 @@ def test_every_flawed_prompt_differs_from_optimal_for_every_task(severity: str) 
     for task in LIBRARY:
         optimal = build_prompt(task, "optimal", "medium", REGISTRY).user
         for flaw in FLAW_TYPES:
+            if not flaw_applies(flaw, reference_workflow(task)):
+                with pytest.raises(FlawNotApplicable):  # never a silently different condition
+                    build_prompt(task, f"flawed_{flaw}", "medium", REGISTRY, severity=severity, seed=3)
+                continue
             flawed = build_prompt(task, f"flawed_{flaw}", "medium", REGISTRY, severity=severity, seed=3)
             assert flawed.user != optimal, (task.task_id, flaw, severity)
-            assert plan_tools(flawed.user) == list(flawed.expected_sequence)
+            assert flawed.plan is not None and flawed.plan and plan_tools(flawed.user) == list(flawed.plan)
 
 
 def test_template_text_never_names_a_tool() -> None:
@@ -189,11 +193,14 @@ def test_flawed_prompts_show_the_flaw_without_naming_it() -> None:
     assert "   - Output: save the result as " in logic and "   - Input: read the " in logic
 
 
-def test_empty_flawed_plan_renders_without_steps() -> None:
+def test_a_one_step_task_shows_no_plan_that_cannot_carry_its_flaw() -> None:
     task = next(t for t in LIBRARY.by_type("simple_task") if len(t.required_tools) == 1)
-    bundle = build_prompt(task, "flawed_missing_step", "easy", REGISTRY)
-    assert bundle.expected_sequence == () and plan_tools(bundle.user) == []
-    assert "No tool executions are needed for this task." in bundle.user
+    for flaw in ("missing_step", "sequence_disorder", "semantic_drift"):
+        with pytest.raises(FlawNotApplicable, match=f"{flaw} needs a plan of at least two"):
+            build_prompt(task, f"flawed_{flaw}", "easy", REGISTRY)
+    for flaw in ("tool_misuse", "parameter_error", "redundant_operations", "logical_inconsistency"):
+        bundle = build_prompt(task, f"flawed_{flaw}", "easy", REGISTRY)
+        assert bundle.plan and bundle.user != build_prompt(task, "optimal", "easy", REGISTRY).user
 
 
 def test_native_mode() -> None:
@@ -204,6 +211,17 @@ def test_native_mode() -> None:
     assert plan_tools(bundle.user) == list(reference_workflow(task))
 
 
+def test_native_prompts_say_which_tools_are_offered() -> None:
+    task = LIBRARY.get(GOLDEN_TASKS["api_integration"])
+    discovered = build_prompt(task, "baseline", "easy", REGISTRY, native_tools=True).user
+    every = build_prompt(task, "baseline", "easy", REGISTRY, native_tools=True, tool_list="all").user
+    assert "offered as functions once you have come across them" in discovered and "with tool_search" in discovered
+    assert "Every tool is available to you as a function" in every and "their functions are listed" in every
+    assert discovered.split("## Tools Available")[0] == every.split("## Tools Available")[0]
+    with pytest.raises(ValueError, match="tool_list 'some'"):
+        build_prompt(task, "baseline", "easy", REGISTRY, native_tools=True, tool_list="some")
+
+
 def test_system_prompt_states_the_protocol() -> None:
     for needle in ("<tool_search>", "<tool_info>tool_name</tool_info>", "<tool_call>tool_name</tool_call>",
                    '<tool_call>{"tool": "tool_name", "arguments": {', "ONE tool at a time", "TASK_COMPLETED",
@@ -211,6 +229,7 @@ def test_system_prompt_states_the_protocol() -> None:
         assert needle in SYSTEM_PROMPT, needle
     assert len(re.findall(r"^\d\. ", SYSTEM_PROMPT, flags=re.MULTILINE)) == 9
     assert "TASK_COMPLETED" in SYSTEM_PROMPT_NATIVE and "<tool_call>" not in SYSTEM_PROMPT_NATIVE
+    assert "not executed" in SYSTEM_PROMPT and "plain text" in SYSTEM_PROMPT  # tags in code/quotes/reasoning
 
 
 def test_invalid_arguments_are_rejected() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from fleetbench.types import ToolCall
 from fleetbench_plugins.suites.workflow.model import Tool
+from fleetbench_plugins.suites.workflow.native import parse_native
 from fleetbench_plugins.suites.workflow.protocol import (
     CALL,
     INFO,
@@ -13,7 +14,6 @@ from fleetbench_plugins.suites.workflow.protocol import (
     NameResolver,
     has_completion_signal,
     looks_like_attempted_call,
-    parse_native,
     parse_turn,
     select_actions,
 )
@@ -77,15 +77,28 @@ def test_broken_json_still_finds_the_name_and_records_the_issue() -> None:
     assert parsed.issues == ("invalid JSON in <tool_call>",)
 
 
-def test_name_matching_order() -> None:
+def test_names_resolve_precisely_by_default() -> None:
     assert RESOLVER.resolve("file_operations_reader") == ("file_operations_reader", "exact")
-    assert RESOLVER.resolve("File_Operations_Reader") == ("file_operations_reader", "case")
     assert RESOLVER.resolve("file_operations_reader_8") == ("file_operations_reader", "alias")
-    assert RESOLVER.resolve("functions.network_validator") == ("network_validator", "substring")
-    assert RESOLVER.resolve("validator") == ("data_processing_validator", "substring")  # first registry hit
-    assert RESOLVER.resolve("io") == (None, "unknown")  # too short to mean anything
-    strict = NameResolver(TOOLS, substring=False)
-    assert strict.resolve("validator") == (None, "unknown")
+    assert RESOLVER.resolve("File_Operations_Reader") == ("file_operations_reader", "case")
+    variants = (
+        "file-operations-reader", "file operations reader", "fileOperationsReader", "`file.operations.reader`",
+        "functions.file_operations_reader", "tools:file_operations_reader", "file_operations_reader()",
+        "FILE-OPERATIONS-READER-8",
+    )  # fmt: skip
+    for variant in variants:
+        assert RESOLVER.resolve(variant) == ("file_operations_reader", "variant"), variant
+    # Fragments are not tools: the original's substring match turned "validator" or "file" into real tools.
+    for fragment in ("validator", "file", "data", "process", "reader", "io", "functions.reader"):
+        assert RESOLVER.resolve(fragment) == (None, "unknown"), fragment
+
+
+def test_substring_matching_is_the_explicit_legacy_option() -> None:
+    legacy = NameResolver(TOOLS, substring=True)
+    assert legacy.resolve("validator") == ("data_processing_validator", "substring")  # first registry hit
+    assert legacy.resolve("call network_validator please") == ("network_validator", "substring")
+    assert legacy.resolve("io") == (None, "unknown")  # too short to mean anything
+    assert legacy.resolve("file_operations_reader") == ("file_operations_reader", "exact")  # precise rules first
 
 
 def test_unknown_tool_is_kept_as_an_unresolved_call() -> None:
@@ -186,3 +199,157 @@ def test_native_calls_map_to_actions() -> None:
     ]
     assert parsed.actions[2].arguments == {"source": "a.json"}
     assert parsed.issues == ("arguments of <tool_call> are not a JSON object",)
+
+
+# -- text the model did not mean as an action -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Example:\n```\n<tool_call>file_operations_writer</tool_call>\n```\n", "code block"),
+        ("Example:\n~~~xml\n<tool_call>file_operations_writer</tool_call>\n~~~\n", "code block"),
+        ("Unclosed fence:\n```\n<tool_call>file_operations_writer</tool_call>", "code block"),
+        ("You could write `<tool_call>file_operations_writer</tool_call>` here.", "inline code"),
+        ("<think>Maybe <tool_call>file_operations_writer</tool_call> first?</think>", "<think> block"),
+        ("<thinking>\n<tool_call>file_operations_writer</tool_call>\n", "<think> block"),  # never closed
+        ("Stack stripped the opening: <tool_call>file_operations_writer</tool_call></think>", "<think> block"),
+        ("> <tool_call>file_operations_writer</tool_call>", "quotation"),
+        ('The prompt says "<tool_call>file_operations_writer</tool_call>" is the syntax.', "quotation"),
+        ("The prompt says “<tool_call>file_operations_writer</tool_call>” is the syntax.", "quotation"),
+    ],
+)
+def test_tags_in_code_reasoning_and_quotations_are_not_actions(text: str, kind: str) -> None:
+    parsed = parse_turn(text, RESOLVER)
+    assert parsed.actions == ()
+    assert parsed.issues == (f"ignored: <tool_call> inside a {kind}",)
+    assert parsed.tags == 1
+
+
+def test_the_real_action_next_to_an_example_is_kept() -> None:
+    text = (
+        "<think>I should not call <tool_call>file_operations_writer</tool_call> yet.</think>\n"
+        "The syntax is `<tool_call>name</tool_call>`; here goes:\n"
+        "<tool_call>file_operations_reader</tool_call>"
+    )
+    parsed = parse_turn(text, RESOLVER)
+    assert [a.tool for a in parsed.actions] == ["file_operations_reader"]
+    assert parsed.issues == (
+        "ignored: <tool_call> inside a <think> block",
+        "ignored: <tool_call> inside a inline code",
+    )
+
+
+def test_a_completion_phrase_inside_reasoning_is_not_a_declaration() -> None:
+    assert not parse_turn("<think>Later I will say TASK_COMPLETED.</think> Next step.", RESOLVER).completion_signal
+    assert parse_turn("<think>Check.</think> All done: TASK_COMPLETED", RESOLVER).completion_signal
+
+
+# -- argument and attribute forms -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "file_operations_reader source=data/in.json timeout=30",
+        'file_operations_reader source="data/in.json", timeout=30',
+        "file_operations_reader(source='data/in.json', timeout=30)",
+        'file_operations_reader(source="data/in.json"; timeout=30)',
+        'file_operations_reader({"source": "data/in.json", "timeout": 30})',
+        'file_operations_reader {"source": "data/in.json", "timeout": 30}',
+    ],
+)
+def test_key_value_and_call_forms(body: str) -> None:
+    parsed = parse_turn(f"<tool_call>{body}</tool_call>", RESOLVER)
+    (action,) = parsed.actions
+    assert (action.tool, action.arguments, parsed.issues) == (
+        "file_operations_reader", {"source": "data/in.json", "timeout": 30}, ()
+    )  # fmt: skip
+
+
+def test_key_value_literals() -> None:
+    text = '<tool_call>data_processing_parser(strict=True, schema=None, depth=2.5, tags=["a"], o={"k": 1}, raw=[\'a\'])'
+    (action,) = parse_turn(text + "</tool_call>", RESOLVER).actions
+    # JSON literals and Python's True/False/None are read as values; anything else is the word as written
+    assert action.arguments == {
+        "strict": True, "schema": None, "depth": 2.5, "tags": ["a"], "o": {"k": 1}, "raw": "['a']"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "arguments"),
+    [
+        ('<tool_call name="file_operations_reader">{"source": "data/in.json"}</tool_call>', {"source": "data/in.json"}),
+        (
+            "<tool_call name='file_operations_reader' arguments='{\"source\": \"data/in.json\"}'/>",
+            {"source": "data/in.json"},
+        ),
+        ('<tool_call name="file_operations_reader">source=data/in.json</tool_call>', {"source": "data/in.json"}),
+        ('<tool_call tool="File Operations Reader"></tool_call>', {}),
+        (
+            '<tool_call arguments=\'{"source": "data/in.json"}\'>file_operations_reader</tool_call>',
+            {"source": "data/in.json"},
+        ),
+    ],
+)
+def test_the_attribute_form(text: str, arguments: dict[str, object]) -> None:
+    parsed = parse_turn(text, RESOLVER)
+    (action,) = parsed.actions
+    assert (action.kind, action.tool, action.arguments, action.closed, parsed.issues) == (
+        CALL, "file_operations_reader", arguments, True, ()
+    )  # fmt: skip
+
+
+def test_attribute_forms_of_search_and_info() -> None:
+    parsed = parse_turn('<tool_search query="read csv"/> <tool_info name="data_processing_parser"/>', RESOLVER)
+    assert [(a.kind, a.requested, a.tool) for a in parsed.actions] == [
+        (SEARCH, "read csv", None),
+        (INFO, "data_processing_parser", "data_processing_parser"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "issue"),
+    [
+        (
+            "<tool_call>file_operations_reader to read the input</tool_call>",
+            "unreadable arguments in <tool_call> dropped: 'to read the input'",
+        ),
+        (
+            "<tool_call>file_operations_reader source=a.json and then stop</tool_call>",
+            "unreadable arguments in <tool_call> dropped: 'and then stop'",
+        ),
+        (
+            '<tool_call>{"tool": "file_operations_reader"} and more</tool_call>',
+            "text after the JSON in <tool_call> dropped: 'and more'",
+        ),
+        (
+            '<tool_call name="file_operations_reader" mode="fast"></tool_call>',
+            "unknown attribute 'mode' of <tool_call> dropped",
+        ),
+        (
+            "<tool_call name='file_operations_reader' arguments='nope'/>",
+            "unreadable arguments in <tool_call> dropped: 'nope'",
+        ),
+        ("<tool_info>file_operations_reader source=a.json</tool_info>", "arguments of <tool_info> ignored"),
+        ("<tool_call>file_operations_reader {broken</tool_call>", "invalid JSON arguments in <tool_call>"),
+        ("<tool_call>file_operations_reader please", "unreadable arguments in <tool_call> dropped: 'please'"),
+    ],
+)
+def test_whatever_is_dropped_is_recorded(text: str, issue: str) -> None:
+    parsed = parse_turn(text, RESOLVER)
+    assert [a.tool for a in parsed.actions] == ["file_operations_reader"]
+    assert issue in parsed.issues
+
+
+def test_prose_after_an_unclosed_call_is_not_an_argument() -> None:
+    parsed = parse_turn("<tool_call>file_operations_reader source=a.json\nThen I will parse it.", RESOLVER)
+    assert parsed.actions[0].arguments == {"source": "a.json"}
+    assert parsed.issues == ("unclosed <tool_call>",)
+
+
+def test_native_text_tags_next_to_function_calls_are_recorded() -> None:
+    calls = (ToolCall("file_operations_reader", "{}", "c1"),)
+    parsed = parse_native(calls, "Also <tool_call>file_operations_writer</tool_call>", RESOLVER)
+    assert [a.tool for a in parsed.actions] == ["file_operations_reader"]
+    assert parsed.issues == ("1 action tag(s) in the text ignored next to function calls",)

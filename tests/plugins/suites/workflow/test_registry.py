@@ -141,7 +141,7 @@ def test_describe_gives_the_full_tool_info(registry: ToolRegistry) -> None:
     text = registry.describe("file_operations_writer")
     assert text.startswith("Tool: file_operations_writer\nCategory: file_operations\nDescription: ")
     assert "destination (string, REQUIRED)" in text
-    assert 'output_format (string, OPTIONAL, default: "json")' in text
+    assert 'output_format (string, OPTIONAL, default: "json", one of json/csv/xml/yaml)' in text
     assert "FILE_NOT_FOUND" in text and "success (boolean)" in text
     assert text.endswith(
         "Dependencies: data_processing_transformer, network_validator (these tools should be executed before this one)"
@@ -156,6 +156,29 @@ def test_search_results_text(registry: ToolRegistry) -> None:
     assert "1. file_operations_reader" in text and "Relevance: 1.00" in text and "REQUIRED" in text
     assert text.endswith("You can now use these tools with <tool_call>tool_name</tool_call>")
     assert "No tools matched" in registry.format_search_results("zzzz", [])
+
+
+def test_parameter_constraints_are_read_shown_and_checked(registry: ToolRegistry) -> None:
+    fetcher = registry.get("network_fetcher")
+    timeout = next(p for p in fetcher.parameters if p.name == "timeout")
+    assert (timeout.minimum, timeout.maximum, timeout.enum) == (1, 3600, ())
+    assert "timeout (integer, OPTIONAL, default: 30, min 1, max 3600)" in registry.describe(fetcher)
+    schema = registry.openai_tool_map()["network_fetcher"]["function"]["parameters"]["properties"]["timeout"]
+    assert (schema["minimum"], schema["maximum"]) == (1, 3600)
+    reader = registry.openai_tool_map()["file_operations_reader"]["function"]["parameters"]["properties"]
+    assert reader["input_format"]["enum"] == ["json", "csv", "xml", "yaml"]
+    spec = {"name": "utility_x", "category": "utility", "description": "X",
+            "parameters": [{"name": "n", "type": "integer", "constraints": {"minimum": "one"}}]}  # fmt: skip
+    with pytest.raises(ValueError, match=r"tool 'utility_x': field 'parameters\[0\]\.constraints\.minimum' must be a"):
+        registry_from_document({"tools": [spec]}, "custom.json")
+    spec["parameters"] = [{"name": "f", "constraints": {"enum": "json"}}]
+    with pytest.raises(ValueError, match=r"field 'parameters\[0\]\.constraints\.enum' must be a list"):
+        registry_from_document({"tools": [spec]}, "custom.json")
+
+
+def test_names_in_text(registry: ToolRegistry) -> None:
+    text = "Use file_operations_reader_8, then data_processing_parser; not data_processing_parsers or x_utility_cache."
+    assert registry.names_in(text) == ["file_operations_reader", "data_processing_parser"]
 
 
 def test_openai_tool_schemas(registry: ToolRegistry) -> None:

@@ -49,10 +49,28 @@ def test_legacy_perfect_run_reproduces_the_stored_figures() -> None:
     assert result.label is Outcome.SUCCESS
 
 
-def test_corrected_perfect_run_reaches_one() -> None:
+def test_corrected_perfect_run_fixes_only_the_documented_bugs() -> None:
+    # §4.2: the exact bonus counted once -> workflow 0.4 + 0.3 + 0.2 + 0.1 = 1.0.
+    # §4.3 with the history passed: success rate 1.0, error recovery 0 (nothing failed, nothing recovered), so
+    # EQ = 0.4 + 0.3·1.0 + 0.2·1.0 + 0.1·0 = 0.9, TA = 1.0, phase2 = 0.95.
     result = score(inputs(), "corrected")
-    assert (result.workflow_score, result.quality_score, result.phase2_score) == (1.0, 1.0, 1.0)
+    assert (result.workflow_score, result.quality_score, result.phase2_score) == (1.0, 0.9, 0.95)
+    assert (result.exec_success_rate, result.error_recovery) == (1.0, 0.0)
     assert result.label is Outcome.SUCCESS
+
+
+def test_clean_run_recovery_is_its_own_option() -> None:
+    clean = score(inputs(), "corrected", clean_run_recovery=True)
+    assert (clean.workflow_score, clean.quality_score, clean.phase2_score, clean.error_recovery) == (1.0, 1.0, 1.0, 1.0)
+    # a run with a failure is scored by the original formula, with or without the option
+    attempts = (("file_operations_reader", False), ("file_operations_reader", True), *((t, True) for t in REQUIRED[1:]))
+    assert score(inputs(attempts=attempts), "corrected", clean_run_recovery=True) == score(
+        inputs(attempts=attempts), "corrected"
+    )
+    nothing = score(inputs((), ()), "corrected", clean_run_recovery=True)
+    assert nothing.error_recovery == 0.0  # no attempt: nothing was clean either
+    with pytest.raises(ValueError, match="clean_run_recovery applies to scoring=corrected only"):
+        score(inputs(), "legacy", clean_run_recovery=True)
 
 
 def test_corrected_uses_the_real_history() -> None:
@@ -66,7 +84,7 @@ def test_corrected_uses_the_real_history() -> None:
     corrected = score(inputs(attempts=attempts), "corrected")
     legacy = score(inputs(attempts=attempts), "legacy")
     assert corrected.exec_success_rate == pytest.approx(3 / 5)
-    assert corrected.error_recovery == pytest.approx(1.0)  # both failed tools recovered
+    assert corrected.error_recovery == pytest.approx(0.6)  # §4.3: +0.3 per "same tool failed then succeeded"
     assert legacy.exec_success_rate == pytest.approx(0.8)  # legacy never saw the history
     assert legacy.error_recovery == 0.0
     # workflow_score always used the history: 0.4 + 0.3 + 0.2·0.6 + 0.1·bonus
@@ -74,10 +92,29 @@ def test_corrected_uses_the_real_history() -> None:
     assert legacy.workflow_score == pytest.approx(0.4 + 0.3 + 0.12 + 0.02)
 
 
-def test_unrecovered_failure_halves_recovery() -> None:
-    attempts = (("file_operations_reader", False), ("file_operations_reader", True), ("network_fetcher", False))
-    result = score(inputs(("file_operations_reader",), attempts), "corrected")
-    assert result.error_recovery == pytest.approx(0.5)
+def test_error_recovery_is_the_originals_formula() -> None:
+    # +0.3 per recovery, capped at 1; a failure that is never recovered adds nothing
+    def recovery(*attempts: tuple[str, bool]) -> float:
+        return score(inputs(("file_operations_reader",), attempts), "corrected").error_recovery
+
+    assert recovery(("file_operations_reader", False), ("file_operations_reader", True)) == pytest.approx(0.3)
+    assert recovery(("a", False), ("a", True), ("b", False)) == pytest.approx(0.3)
+    assert recovery(("a", False), ("a", False), ("a", True)) == pytest.approx(0.3)  # one recovery, not two
+    assert recovery(("a", False), ("a", True), ("a", False), ("a", True)) == pytest.approx(0.6)
+    assert recovery(*((("a", False), ("a", True)) * 4)) == 1.0
+
+
+def test_a_run_that_executed_only_its_first_tool() -> None:
+    # The independent check's example (3 required tools, only the first ran, executor level failure): quality 0.565
+    # legacy, 0.709 under the old corrected variant, which gave a run without failures full error recovery.
+    # workflow = 0.4/3 + 0.3/3 + 0.2 = 0.4333; EQ = 0.4·rate + 0.3·1 + 0.2·0.4333 + 0.1·recovery, then ×0.8.
+    one = inputs(("file_operations_reader",), signal=False)
+    legacy, corrected = score(one, "legacy"), score(one, "corrected")
+    assert legacy.executor_level == LEVEL_FAILURE
+    assert legacy.quality_score == pytest.approx(0.565, abs=1e-3)  # rate 0.8 (fallback), recovery 0
+    assert corrected.quality_score == pytest.approx(0.8 * (0.4 + 0.3 + 0.2 * 1.3 / 3), abs=1e-9)  # rate 1, recovery 0
+    assert corrected.quality_score == pytest.approx(0.629, abs=1e-3)
+    assert score(one, "corrected", clean_run_recovery=True).quality_score == pytest.approx(0.709, abs=1e-3)
 
 
 def test_workflow_components_coverage_order_and_empty_cases() -> None:
@@ -140,7 +177,9 @@ def test_flawed_plan_is_the_default_comparison() -> None:
     flawed = ("file_operations_reader", "file_operations_writer")  # a missing_step plan
     assert expected_for(flawed, REQUIRED, "prompt_plan") == flawed
     assert expected_for(flawed, REQUIRED, "reference") == REQUIRED
-    assert expected_for((), REQUIRED, "prompt_plan") == REQUIRED  # baseline/cot carry no plan
+    assert expected_for(None, REQUIRED, "prompt_plan") == REQUIRED  # baseline/cot show no plan
+    with pytest.raises(ValueError, match="empty plan"):  # never a silent switch to the reference
+        expected_for((), REQUIRED, "prompt_plan")
     following_plan = score(inputs(flawed, expected=flawed), "corrected")
     assert following_plan.workflow_score == pytest.approx(1.0)
     assert following_plan.tool_coverage_rate == pytest.approx(2 / 3)  # coverage is always against required tools

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -116,6 +117,9 @@ def test_options_defaults_expansion_and_validation() -> None:
     default = WorkflowOptions()
     assert (default.prompt_types, default.difficulties, default.tool_success_rates) == (["optimal"], ["easy"], [0.8])
     assert default.task_types == list(TASK_TYPES) and default.scoring == "corrected" and default.classifier == "rules"
+    assert (default.substring_match, default.validate_arguments, default.clean_run_recovery, default.native_tools) == (
+        False, True, False, "discovered"
+    )  # fmt: skip
     assert WorkflowOptions(prompt_types=["flawed"]).prompt_types == [f"flawed_{f}" for f in FLAW_TYPES]
     assert WorkflowOptions(prompt_types=["all", "optimal"]).prompt_types == ["baseline", "cot", "optimal"]
     bad: list[tuple[dict[str, Any], str]] = [
@@ -129,6 +133,8 @@ def test_options_defaults_expansion_and_validation() -> None:
         ({"multi_call": "many"}, r"^multi_call: .*valid choices: all, first, reject"),
         ({"classifier": "ai"}, r"^classifier: .*valid choices: llm, rules"),
         ({"max_turns": 0}, r"^max_turns: must be at least 1"),
+        ({"native_tools": "some"}, r"^native_tools: unknown value 'some'; valid choices: all, discovered"),
+        ({"scoring": "legacy", "clean_run_recovery": True}, r"^clean_run_recovery: applies to scoring=corrected only"),
     ]
     for kwargs, pattern in bad:
         with pytest.raises(ValueError, match=pattern):
@@ -139,7 +145,8 @@ def test_identity_metrics_and_factors(suite: WorkflowSuite) -> None:
     identity = suite.identity()
     assert re.fullmatch(r"[0-9a-f]{64}", identity["tool_registry_sha256"])
     assert re.fullmatch(r"[0-9a-f]{64}", identity["task_file_sha256"])
-    assert set(identity) == {"tool_registry_sha256", "task_file_sha256"}  # options are classified by `option`
+    # Data digests only: the options that change results are classified by `option` (tests/core/test_result_identity).
+    assert set(identity) <= {"tool_registry_sha256", "task_file_sha256", "phrases_sha256"}
     assert suite.metrics() == WORKFLOW_METRICS and suite.factor_names() == FACTORS
     names = [m.name for m in WORKFLOW_METRICS]
     assert len(names) == len(set(names)) and {f"error_{c}" for c in ERROR_CATEGORIES} <= set(names)
@@ -200,8 +207,12 @@ def test_native_mode(suite: WorkflowSuite) -> None:
     assert transcript is not None and transcript["prompt"]["system"] == SYSTEM_PROMPT_NATIVE
     first_tools = model.seen_tools[0]
     assert first_tools is not None
-    names = {t["function"]["name"] for t in first_tools}
-    assert {"tool_search", "tool_info"} <= names and set(suite.registry.names) <= names
+    names = [t["function"]["name"] for t in first_tools]
+    # `discovered`: the helpers and the tools the prompt names (here the plan's), not the whole registry
+    plan = transcript["prompt"]["expected_sequence"]
+    assert names == [*(n for n in suite.registry.names if n in suite.registry.names_in(transcript["prompt"]["user"])),
+                     "tool_search", "tool_info"]  # fmt: skip
+    assert set(plan) <= set(names) and len(names) < len(suite.registry.names)
     assert transcript["turns"][0]["native_calls"][0]["name"] == transcript["task"]["required_tools"][0]
     assert transcript["execution_history"][0]["arguments"] == {"source": "data/input.json"}
 
@@ -221,3 +232,66 @@ def test_legacy_scoring_caps_the_workflow_score() -> None:
         episode = play(suite, make_unit(suite, name), PlanFollower())
         assert episode.metrics["workflow_score"] <= 0.92
         assert episode.transcript is not None and episode.transcript["scores"]["variant"] == "legacy"
+
+
+def test_native_all_offers_the_whole_registry() -> None:
+    suite = WorkflowSuite(WorkflowOptions(task_types=["simple_task"], native_tools="all"))
+    model = PlanFollower(native=True)
+    play(suite, make_unit(suite, "unit-all"), model, context("native"))
+    first = model.seen_tools[0]
+    assert first is not None and [t["function"]["name"] for t in first][:-2] == list(suite.registry.names)
+
+
+FLAWS_NEEDING_TWO = ("missing_step", "sequence_disorder", "semantic_drift")
+
+
+def test_flawed_cells_sample_only_tasks_their_flaw_applies_to() -> None:
+    """The planner's rule: missing_step, sequence_disorder and semantic_drift are never paired with a one-tool task;
+    the other prompt types keep sampling every task of the type."""
+    prompt_types = ["optimal", *(f"flawed_{f}" for f in FLAWS_NEEDING_TWO), "flawed_tool_misuse"]
+    suite = WorkflowSuite(WorkflowOptions(prompt_types=prompt_types, task_types=["simple_task", "basic_task"]))
+    one_step = {t.task_id for t in suite.library if len(t.required_tools) == 1}
+    # the README's figures: 54 simple_task and 46 basic_task tasks have one tool (66 and 74 of 120 qualify)
+    assert Counter(suite.library.get(task_id).task_type for task_id in one_step) == {
+        "simple_task": 54,
+        "basic_task": 46,
+    }
+    for cell in suite.cells("M"):
+        sampled = {suite.sample_task(cell, f"key-{i}").task_id for i in range(300)}
+        flaw = str(cell.factor("prompt_type")).removeprefix("flawed_")
+        if flaw in FLAWS_NEEDING_TWO:
+            assert not sampled & one_step, cell
+        else:
+            assert sampled & one_step, cell
+    cell = next(c for c in suite.cells("M") if c.factor("prompt_type") == "flawed_missing_step")
+    unit = test_units.make_unit("k" * 64, cell, 0, 1)
+    episode = play(suite, unit, PlanFollower())
+    assert episode.transcript is not None
+    assert len(episode.transcript["task"]["required_tools"]) >= 2
+    # scored against the (non-empty) plan the prompt showed
+    assert episode.transcript["prompt"]["expected_sequence"] == plan_tools(episode.transcript["prompt"]["user"])
+
+
+def test_a_flawed_cell_without_applicable_tasks_is_a_one_line_error(tmp_path: Any) -> None:
+    path = tmp_path / "single.json"
+    tasks = [{"id": f"s{i}", "task_type": "simple_task", "required_tools": ["utility_cache"]} for i in range(3)]
+    path.write_text(json.dumps({"tasks": tasks}), encoding="utf-8")
+    options = {"task_file": str(path), "task_types": ["simple_task"]}
+    WorkflowSuite(WorkflowOptions(prompt_types=["optimal", "flawed_tool_misuse"], **options))  # these apply
+    message = (
+        r"^prompt_types: flawed_missing_step needs tasks whose reference plan has at least two steps; "
+        r"single\.json has no such simple_task task$"
+    )
+    with pytest.raises(ValueError, match=message):
+        WorkflowSuite(WorkflowOptions(prompt_types=["flawed_missing_step"], **options))
+    with pytest.raises(ValueError, match=r"^task_types: single\.json has no basic_task task$"):
+        WorkflowSuite(WorkflowOptions(task_file=str(path), task_types=["simple_task", "basic_task"]))
+
+
+def test_settings_record_every_option_that_changes_results(suite: WorkflowSuite) -> None:
+    episode = play(suite, make_unit(suite, "unit-settings"), PlanFollower())
+    assert episode.transcript is not None
+    settings = episode.transcript["settings"]
+    assert {"substring_match", "validate_arguments", "clean_run_recovery", "native_tools", "native_mode"} <= set(
+        settings
+    )

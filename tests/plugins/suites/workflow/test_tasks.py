@@ -62,9 +62,11 @@ def test_shipped_tasks_are_well_formed(library: TaskLibrary, registry: ToolRegis
         assert task.complexity == COMPLEXITY[task.task_type]
         assert len(set(task.required_tools)) == len(task.required_tools)
         assert all(name in registry.names for name in task.required_tools)
-        assert task.description.endswith(".") and task.metadata["subject"] in task.description
-        # the canonical description is natural language: difficulty decides whether tools are named
-        assert not any(name in task.description for name in registry.names)
+        # Deliberately no description of their own: every difficulty level's wording is rendered from the tools.
+        assert task.description == "" and task.descriptions == {}
+        canonical = task.metadata["original_description"]  # kept where the original kept pre-rewrite text
+        assert canonical.endswith(".") and task.metadata["subject"] in canonical
+        assert not any(name in canonical for name in registry.names)
         assert task.inputs and task.expected_outputs and task.workflow is None
 
 
@@ -168,7 +170,14 @@ def test_original_format_spellings_are_read(tmp_path: Path) -> None:
             r"lib\.json: task 't1': field 'required_tools\[0\]' 'nope' is not a tool",
         ),
         (_raw(id="t1", required_tools=[]), r"lib\.json: task 't1': field 'required_tools' must be a non-empty list"),
-        (_raw(id="t1", description=""), r"lib\.json: task 't1': field 'description'"),
+        (_raw(id="t1", description=""), r"lib\.json: task 't1': field 'description' must be a non-empty string"),
+        (_raw(id="t1", description=3), r"lib\.json: task 't1': field 'description' must be a non-empty string"),
+        (
+            _raw(id="t1", descriptions={"trivial": "x"}),
+            r"lib\.json: task 't1': field 'descriptions\.trivial' is not a difficulty level; choices: very_easy",
+        ),
+        (_raw(id="t1", descriptions={"hard": " "}), r"lib\.json: task 't1': field 'descriptions\.hard' must be a"),
+        (_raw(id="t1", descriptions=["x"]), r"lib\.json: task 't1': field 'descriptions' must map difficulty levels"),
         (_raw(id="t1", workflow={"steps": []}), r"lib\.json: task 't1': field 'workflow\.optimal_sequence' is missing"),
         (_raw(id="t1", metadata=[1]), r"lib\.json: task 't1': field 'metadata' must be a JSON object"),
     ],
@@ -197,3 +206,26 @@ def test_sampling_an_empty_type_is_an_error(tmp_path: Path) -> None:
     assert library.by_type("simple_task") == ()
     with pytest.raises(ValueError, match="no tasks of type 'simple_task'"):
         library.sample("simple_task", 0)
+
+
+def test_descriptions_are_optional_and_may_be_given_per_level(tmp_path: Path) -> None:
+    tasks = [
+        _raw(id="plain", description="  Move the ledger to the archive.  "),
+        _raw(id="levels", descriptions={"very_easy": "Use file_operations_reader.", "hard": "Deal with the ledger."}),
+        {"id": "bare", "task_type": "simple_task", "required_tools": ["utility_cache"]},
+    ]
+    library = load_tasks(_write(tmp_path, tasks, "described.json"))
+    plain, levels, bare = (library.get(key) for key in ("plain", "levels", "bare"))
+    assert (plain.description, plain.descriptions) == ("Move the ledger to the archive.", {})
+    assert levels.description == "Do it." and levels.descriptions == {
+        "very_easy": "Use file_operations_reader.", "hard": "Deal with the ledger."
+    }  # fmt: skip
+    assert (bare.description, bare.descriptions) == ("", {})
+
+
+def test_sampling_can_be_restricted(library: TaskLibrary) -> None:
+    multi = [library.sample("simple_task", seed, lambda t: len(t.required_tools) > 1) for seed in range(40)]
+    assert all(len(task.required_tools) > 1 for task in multi)
+    assert len({task.task_id for task in multi}) > 10
+    with pytest.raises(ValueError, match="no qualifying tasks of type 'simple_task'"):
+        library.sample("simple_task", 0, lambda t: False)

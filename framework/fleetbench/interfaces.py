@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
@@ -24,10 +25,10 @@ from fleetbench.types import (
     Episode,
     ErrorClass,
     Lane,
-    Message,
     MetricSpec,
     ModelSpec,
     ReportFilter,
+    Request,
     RunRecord,
     Unit,
     UnitResult,
@@ -92,15 +93,14 @@ class Plugin(abc.ABC):  # noqa: B024 - a marker base with shared class attribute
 
 
 class Chat(Protocol):
-    """The scheduler's callable bound to one lane: sends one request with retries, timeouts and rate limits.
+    """The scheduler's callable bound to one lane: sends one request with retries, timeouts and rate limits, adding the
+    model's generation settings.
 
     It raises `fleetbench.errors.InfraFailure` when the request could not be completed (timeouts, exhausted retries,
     auth); suites let it propagate so the unit is recorded as not done rather than as a model failure.
     """
 
-    async def __call__(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
-    ) -> Completion: ...
+    async def __call__(self, request: Request) -> Completion: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,14 +125,9 @@ class Provider(Plugin):
     DeploymentParams: ClassVar[type[Any]] = NoOptions
 
     @abc.abstractmethod
-    async def complete(
-        self,
-        lane: Lane,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> Completion:
-        """Send one request to `lane.deployment` with the lane's credential and return the reply."""
+    async def complete(self, lane: Lane, request: Request) -> Completion:
+        """Send one request to `lane.deployment` with the lane's credential and return the reply. The request carries
+        its messages, tools, tool choice and generation settings, typed."""
 
     @abc.abstractmethod
     def classify(self, exc: BaseException) -> ErrorClass:
@@ -316,3 +311,21 @@ class Storage(Plugin):
 
     def close(self) -> None:
         """Release connections."""
+
+
+class SimulatedPlayer(Plugin):
+    """Plays one protocol for the `simulated` provider (entry-point group `fleetbench.simulators`, named after the
+    protocol: the suite's name). Constructed as `cls(options)`.
+
+    A suite that wants to be exercised without a real API ships a player next to itself; the simulated provider
+    finds it by the request's `protocol`, so the provider never imports a suite and never reads prompt text to learn
+    its job. Replies must be deterministic given the request, the profile and `rng`.
+    """
+
+    profiles: ClassVar[tuple[str, ...]]
+    """The competence profiles this player knows (`models.X.params.profile` of a simulated model)."""
+
+    @abc.abstractmethod
+    def respond(self, request: Request, profile: str, params: Mapping[str, Any], rng: random.Random) -> Completion:
+        """The simulated model's reply to `request` (answer or judgement, by `request.purpose`). `params` are the
+        model's validated params (e.g. `qa_accuracy`)."""

@@ -32,6 +32,7 @@ KINDS: dict[str, type[interfaces.Plugin]] = {
     "suites": interfaces.Suite,
     "sharding": interfaces.ShardingStrategy,
     "naming": interfaces.NamingPolicy,
+    "simulators": interfaces.SimulatedPlayer,
 }
 
 P = TypeVar("P", bound=interfaces.Plugin)

@@ -198,7 +198,7 @@ def _workers(
     judge = None
     if spec.judge is not None:
         judge_states = [states[lane.lane_id] for lane in spec.lanes[spec.judge.name]]
-        judge = JudgePool(providers[spec.judge.provider], judge_states)
+        judge = JudgePool(providers[spec.judge.provider], judge_states, spec.judge.generation)
     workers = []
     for model in spec.models:
         if model.name not in missing:

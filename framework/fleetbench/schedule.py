@@ -9,9 +9,10 @@ what the provider classifies as transient or rate limited. A 429 pauses the whol
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +24,11 @@ from fleetbench.types import (
     CallStatus,
     Completion,
     Episode,
+    GenerationSettings,
     Lane,
-    Message,
     ModelSpec,
     Outcome,
+    Request,
     Unit,
     UnitResult,
 )
@@ -99,16 +101,16 @@ class LaneChat:
     unit_key: str
     run_id: str
     calls: list[CallRecord] = field(default_factory=list)
-    settings: Mapping[str, Any] = field(default_factory=dict)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    """The lane's model's generation settings, added to every request (suites never set them)."""
     _started: float = field(default=0.0, init=False, repr=False)
     _clock: float = field(default=0.0, init=False, repr=False)
 
-    async def __call__(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
-    ) -> Completion:
+    async def __call__(self, request: Request) -> Completion:
+        request = dataclasses.replace(request, generation=self.generation)
         for attempt in range(1, self.conf.max_attempts + 1):
             try:
-                completion = await self._send(messages, tools)
+                completion = await self._send(request)
             except TimeoutError:
                 # No retry on a request timeout (as the original): a hung endpoint would otherwise cost minutes each.
                 self._record(attempt, CallStatus.TIMEOUT, error="request timed out")
@@ -127,7 +129,7 @@ class LaneChat:
             return completion
         raise InfraFailure("retries_exhausted", f"{self.conf.max_attempts} attempts failed")
 
-    async def _send(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None) -> Completion:
+    async def _send(self, request: Request) -> Completion:
         """One request within the lane's limits. Its recorded latency and timeout cover the request only, not the
         wait for a slot or a token; a backoff after it happens outside the slot."""
         async with self.state.slots:
@@ -136,7 +138,7 @@ class LaneChat:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that arrives as the
             # request completes, which let a cancelled worker keep taking units after Ctrl-C.
             async with asyncio.timeout(self.conf.request_timeout_s):
-                return await self.provider.complete(self.state.lane, list(messages), tools, self.settings)
+                return await self.provider.complete(self.state.lane, request)
 
     async def _handle_failure(self, exc: Exception, attempt: int) -> None:
         verdict = self.provider.classify(exc)
@@ -185,16 +187,18 @@ class LaneChat:
 class JudgePool:
     """Chats on the judge model's lanes, handed out round robin. Judge requests are recorded with the judged unit."""
 
-    def __init__(self, provider: Provider, states: Sequence[LaneState]) -> None:
+    def __init__(self, provider: Provider, states: Sequence[LaneState], generation: GenerationSettings) -> None:
         self._provider = provider
         self._states = list(states)
+        self._generation = generation
         self._turn = 0
 
     def bind(self, conf: SchedulerConf, unit_key: str, run_id: str, calls: list[CallRecord]) -> LaneChat:
-        """A chat on the next judge lane; it shares that lane's slots and limiter with everything else sent there."""
+        """A chat on the next judge lane; it shares that lane's slots and limiter with everything else sent there, and
+        sends the judge model's own generation settings."""
         state = self._states[self._turn % len(self._states)]
         self._turn += 1
-        return LaneChat(state, self._provider, conf, unit_key, run_id, calls)
+        return LaneChat(state, self._provider, conf, unit_key, run_id, calls, self._generation)
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,9 @@ class Executor:
 
 async def run_unit(executor: Executor, state: LaneState, unit: Unit) -> tuple[UnitResult, list[CallRecord]]:
     """Execute one unit on one lane under the episode timeout."""
-    chat = LaneChat(state, executor.provider, executor.conf, unit.key, executor.run_id)
+    chat = LaneChat(
+        state, executor.provider, executor.conf, unit.key, executor.run_id, generation=executor.model.generation
+    )
     lane = state.lane
     judge = executor.judge.bind(executor.conf, unit.key, executor.run_id, chat.calls) if executor.judge else None
     context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment, judge=judge)

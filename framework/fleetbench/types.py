@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Message = dict[str, Any]
-"""One chat message in the OpenAI wire shape: {"role": ..., "content": ..., ...}."""
+"""One chat message in the OpenAI wire shape: {"role": ..., "content": ..., ...} (what `ChatMessage.wire` gives)."""
 
 FactorValue = str | int | float | bool
 
@@ -166,6 +166,77 @@ class ToolCall:
     name: str
     arguments: str = "{}"
     call_id: str = ""
+
+    def wire(self) -> dict[str, Any]:
+        """The OpenAI wire shape of the call inside an assistant message."""
+        return {"id": self.call_id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+class Role(enum.StrEnum):
+    """Who speaks a chat message."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of a conversation, typed: its role, its text, and (assistant) the tool calls it made or (tool)
+    the call it answers."""
+
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    def wire(self) -> Message:
+        """The OpenAI wire shape (what providers send and transcripts store)."""
+        message: Message = {"role": self.role.value, "content": self.content}
+        if self.tool_calls:
+            message["content"] = self.content or None
+            message["tool_calls"] = [call.wire() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        return message
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function the model may call (native tool calling); `parameters` is its JSON Schema."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    def wire(self) -> dict[str, Any]:
+        """The OpenAI wire shape of the tool."""
+        function = {"name": self.name, "description": self.description, "parameters": dict(self.parameters)}
+        return {"type": "function", "function": function}
+
+
+class Purpose(enum.StrEnum):
+    """Why a request is sent: to answer a unit's question, or to judge a unit's result."""
+
+    ANSWER = "answer"
+    JUDGE = "judge"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One LLM request, typed. Suites fill in the conversation, the tools offered and the protocol it belongs to; the
+    scheduler adds the model's generation settings. Providers send exactly this; none reads the prompt to learn its
+    job (the simulated provider picks its behaviour from `protocol` and `purpose`)."""
+
+    messages: tuple[ChatMessage, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | None = None
+    """`auto`, `none`, `required`, or one function's name; None leaves the API's default."""
+    purpose: Purpose = Purpose.ANSWER
+    protocol: str = ""
+    """The protocol the conversation follows (the suite's name, e.g. `jsonl`, `workflow`)."""
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
 
 
 @dataclass(frozen=True)

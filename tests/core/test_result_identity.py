@@ -42,6 +42,8 @@ PLUGIN_OPTIONS: dict[tuple[str, str, str], dict[str, bool]] = {
     ("sharding", "even", "Options"): {},
     ("sharding", "weighted", "Options"): {},
     ("sharding", "dynamic", "Options"): {},
+    ("simulators", "jsonl", "Options"): {},
+    ("simulators", "workflow", "Options"): {},
 }  # fmt: skip
 
 CATALOG_OPTIONS: dict[type[Any], dict[str, bool]] = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import Provider
 from fleetbench.schedule import Executor, LaneChat, LaneState, TokenBucket, run_unit
+from fleetbench.testing.requests import request_of
 from fleetbench.testing.units import make_unit
 from fleetbench.types import (
     CallStatus,
@@ -22,14 +22,14 @@ from fleetbench.types import (
     DeploymentSpec,
     ErrorClass,
     Lane,
-    Message,
     ModelSpec,
     Outcome,
+    Request,
 )
 from fleetbench_plugins.providers.simulated import SimulatedOptions, SimulatedProvider
 from fleetbench_plugins.suites.jsonl import JsonlOptions, JsonlSuite
 
-MESSAGES = [{"role": "user", "content": "What is 2 + 3? Answer with the number only."}]
+MESSAGES = request_of([{"role": "user", "content": "What is 2 + 3? Answer with the number only."}], protocol="jsonl")
 
 
 def _lane(**params: float) -> Lane:
@@ -98,13 +98,7 @@ class RaisingProvider(Provider):
         super().__init__(None)
         self.error, self.status = error, status
 
-    async def complete(
-        self,
-        lane: Lane,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> Completion:
+    async def complete(self, lane: Lane, request: Request) -> Completion:
         raise self.error
 
     def classify(self, exc: BaseException) -> ErrorClass:
@@ -158,13 +152,7 @@ class CountingProvider(Provider):
         super().__init__(None)
         self.in_flight = self.peak = 0
 
-    async def complete(
-        self,
-        lane: Lane,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> Completion:
+    async def complete(self, lane: Lane, request: Request) -> Completion:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         await asyncio.sleep(0.005)

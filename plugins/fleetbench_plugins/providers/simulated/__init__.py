@@ -1,5 +1,9 @@
 """The `simulated` provider: an in-process model, deterministic from a seed, with configurable latency and faults.
 
+What it says is played by a *player* (entry-point group `fleetbench.simulators`) chosen by the request's `protocol`:
+each suite that wants to be exercised without a real API ships one next to itself (the `jsonl` and `workflow` suites
+do). The provider imports no suite and never reads prompt text to learn its job.
+
 Its replies depend only on the seed, the base model's profile and the conversation, never on the deployment or the
 credential, so a unit gives the same result whichever lane runs it (the unit key does not contain the lane either).
 Latency and injected faults are per deployment, so a slow or flaky deployment can be simulated next to healthy ones.
@@ -12,14 +16,33 @@ import dataclasses
 import functools
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stevedore import ExtensionManager
+
 from fleetbench.errors import choices_text
-from fleetbench.interfaces import Provider, option
-from fleetbench.types import CallStatus, Completion, ErrorClass, Lane, Message
-from fleetbench_plugins.providers.simulated import judge, qa
-from fleetbench_plugins.providers.simulated.profiles import PROFILES, Profile
+from fleetbench.interfaces import Provider, SimulatedPlayer, option
+from fleetbench.types import CallStatus, ChatMessage, Completion, ErrorClass, Lane, Request
+
+PLAYERS_GROUP = "fleetbench.simulators"
+
+
+@functools.cache
+def players() -> dict[str, SimulatedPlayer]:
+    """Every installed player, by protocol (loaded once; a broken one is skipped here and named by
+    `fleetbench plugins`)."""
+    manager: ExtensionManager[Any] = ExtensionManager(PLAYERS_GROUP, invoke_on_load=False)
+    found: dict[str, SimulatedPlayer] = {}
+    for extension in manager:
+        player_cls = extension.plugin
+        if isinstance(player_cls, type) and issubclass(player_cls, SimulatedPlayer):
+            found[extension.name] = player_cls(player_cls.Options())
+    return found
+
+
+def known_profiles() -> list[str]:
+    """Profiles some installed player knows."""
+    return sorted({profile for player in players().values() for profile in player.profiles})
 
 
 @dataclasses.dataclass
@@ -33,12 +56,12 @@ class SimulatedOptions:
 class SimulatedModelParams:
     """Per base model: the competence profile, and optionally its `jsonl` accuracy."""
 
-    profile: str = option("strong", affects_result=True, help="competence profile (see profiles.py)")
+    profile: str = option("strong", affects_result=True, help="competence profile (players define its behaviour)")
     qa_accuracy: float | None = option(None, affects_result=True, help="jsonl accuracy; null = the profile's")
 
     def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise ValueError(f"profile: {self.profile!r} is not a profile; choices: {choices_text(PROFILES)}")
+        if self.profile not in known_profiles():
+            raise ValueError(f"profile: {self.profile!r} is not a profile; choices: {choices_text(known_profiles())}")
         if self.qa_accuracy is not None and not 0 <= self.qa_accuracy <= 1:
             raise ValueError(f"qa_accuracy: must be within [0, 1], got {self.qa_accuracy}")
 
@@ -62,13 +85,9 @@ class SimulatedDeploymentParams:
                 raise ValueError(f"{name}: must be within [0, 1], got {getattr(self, name)}")
 
 
-def _words(messages: Sequence[Message]) -> int:
-    """A rough token count: words of every message."""
-    return sum(len(str(m.get("content") or "").split()) for m in messages)
-
-
-def _message_text(message: Message) -> str:
-    return f"{message.get('role')}\x1e{message.get('content') or ''}\x1e{message.get('tool_calls') or ''}"
+def _message_text(message: ChatMessage) -> str:
+    calls = ",".join(f"{c.name}({c.arguments})" for c in message.tool_calls)
+    return f"{message.role.value}\x1e{message.content}\x1e{calls}\x1e{message.tool_call_id or ''}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -89,6 +108,10 @@ class SimulatedRateLimitError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class NoPlayerError(Exception):
+    """No installed player speaks the request's protocol."""
+
+
 class SimulatedProvider(Provider):
     """A deterministic stand-in for an LLM API."""
 
@@ -97,32 +120,31 @@ class SimulatedProvider(Provider):
     DeploymentParams = SimulatedDeploymentParams
 
     def __init__(self, options: SimulatedOptions) -> None:
-        self._options = options
+        super().__init__(options)
         # Faults come from a stream, not from the conversation: a retry of the same request must be able to succeed.
         self._faults = random.Random(options.seed)
-        self._lane_params: dict[str, tuple[SimulatedDeploymentParams, SimulatedModelParams]] = {}
+        self._lane_params: dict[str, tuple[SimulatedDeploymentParams, dict[str, Any]]] = {}
 
-    async def complete(
-        self,
-        lane: Lane,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> Completion:
+    async def complete(self, lane: Lane, request: Request) -> Completion:
         deployment, model = self._params(lane)
         delay = deployment.latency_ms + self._faults.random() * deployment.jitter_ms
         if delay > 0:
             await asyncio.sleep(delay / 1000.0)
         self._maybe_fail(deployment)
-        profile = PROFILES[model.profile]
-        rng = random.Random(self._conversation_seed(lane.base_model, messages, tools))
-        return self._respond(messages, tools, profile, model, rng)
+        player = players().get(request.protocol)
+        if player is None:
+            raise NoPlayerError(
+                f"no simulated player for protocol {request.protocol!r} (installed: {choices_text(players())}); "
+                f"a suite registers one under {PLAYERS_GROUP}"
+            )
+        rng = random.Random(self._conversation_seed(lane.base_model, request))
+        return player.respond(request, str(model["profile"]), model, rng)
 
-    def _params(self, lane: Lane) -> tuple[SimulatedDeploymentParams, SimulatedModelParams]:
-        """A lane's params as dataclasses, built once per lane (they were validated with the config)."""
+    def _params(self, lane: Lane) -> tuple[SimulatedDeploymentParams, dict[str, Any]]:
+        """A lane's deployment params as their dataclass and its model params, once per lane (already validated)."""
         params = self._lane_params.get(lane.lane_id)
         if params is None:
-            params = SimulatedDeploymentParams(**lane.params), SimulatedModelParams(**lane.model_params)
+            params = SimulatedDeploymentParams(**lane.params), {"profile": "strong", **lane.model_params}
             self._lane_params[lane.lane_id] = params
         return params
 
@@ -133,49 +155,20 @@ class SimulatedProvider(Provider):
         if draw < deployment.rate_limit_rate + deployment.transient_error_rate:
             raise SimulatedTransientError("503 Service Unavailable (injected)")
 
-    def _conversation_seed(
-        self, base_model: str, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None
-    ) -> int:
+    def _conversation_seed(self, base_model: str, request: Request) -> int:
         """A seed fixed by the conversation: its opening (the task), its length and its last message.
 
         Hashing only these keeps each call O(1) in the conversation length (hashing the whole history made long
         episodes quadratic) while two different points of any conversation still get different seeds.
         """
+        messages = request.messages
         hasher = hashlib.blake2b(digest_size=8)
-        header = f"{self._options.seed}\x1f{base_model}\x1f{len(messages)}\x1f{bool(tools)}\x1f"
+        header = f"{self.options.seed}\x1f{base_model}\x1f{len(messages)}\x1f{bool(request.tools)}\x1f"
         hasher.update(header.encode())
         if messages:
             hasher.update(_opening_digest(*(_message_text(m) for m in messages[:2])))
             hasher.update(_message_text(messages[-1]).encode())
         return int.from_bytes(hasher.digest(), "big")
-
-    def _respond(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        profile: Profile,
-        model: SimulatedModelParams,
-        rng: random.Random,
-    ) -> Completion:
-        system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
-        if judge.is_judge_request(system):
-            text = judge.verdict(str(messages[-1].get("content") or ""), profile, rng)
-            return Completion(text=text, prompt_tokens=_words(messages), completion_tokens=len(text.split()))
-        if tools or "<tool_search>" in system:
-            # The protocol player is imported on demand: the jsonl path never pays for loading the tool registry.
-            from fleetbench_plugins.providers.simulated.workflow_agent import respond
-
-            reply: Completion = respond(messages, tools, profile, rng)
-            return reply
-        prompt = str(messages[-1].get("content") or "") if messages else ""
-        accuracy = profile.qa_accuracy if model.qa_accuracy is None else model.qa_accuracy
-        text = qa.answer(prompt, accuracy, rng)
-        return Completion(
-            text=text,
-            prompt_tokens=_words(messages),
-            completion_tokens=len(text.split()),
-            finish_reason="stop",
-        )
 
     def classify(self, exc: BaseException) -> ErrorClass:
         if isinstance(exc, SimulatedRateLimitError):

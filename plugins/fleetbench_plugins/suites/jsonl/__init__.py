@@ -22,7 +22,7 @@ from typing import Any
 
 from fleetbench.errors import ConfigError, InfraFailure, choices_text
 from fleetbench.interfaces import Chat, EpisodeContext, Suite, option
-from fleetbench.types import Cell, Episode, MetricSpec, Outcome, Unit
+from fleetbench.types import Cell, ChatMessage, Episode, MetricSpec, Outcome, Request, Role, Unit
 from fleetbench_plugins.suites.jsonl.dataset import Dataset, Item, load_dataset
 from fleetbench_plugins.suites.jsonl.scorers import SCORERS
 
@@ -112,18 +112,18 @@ class JsonlSuite(Suite):
 
     async def run_episode(self, unit: Unit, chat: Chat, context: EpisodeContext) -> Episode:
         item = self.item_for(unit)
-        messages = [
-            {"role": "system", "content": self._options.system_prompt},
-            {"role": "user", "content": item.prompt},
-        ]
+        messages = (
+            ChatMessage(Role.SYSTEM, self._options.system_prompt),
+            ChatMessage(Role.USER, item.prompt),
+        )
         transcript: dict[str, Any] = {
             "item": item.item_id,
-            "messages": messages,
+            "messages": [message.wire() for message in messages],
             "reference": item.reference,
             "scorer": item.scorer,
         }
         try:
-            completion = await chat(messages)
+            completion = await chat(Request(messages, protocol=self.name))
         except InfraFailure as exc:
             transcript["infra"] = str(exc)
             return Episode(Outcome.INFRA_ERROR, task_id=item.item_id, infra_status=exc.status, transcript=transcript)

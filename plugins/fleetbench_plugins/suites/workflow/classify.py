@@ -32,6 +32,7 @@ from typing import Any
 
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import Chat
+from fleetbench.types import ChatMessage, Purpose, Request, Role
 from fleetbench_plugins.suites.workflow.executor import STOP_MAX_TURNS
 from fleetbench_plugins.suites.workflow.model import ERROR_CATEGORIES, INFRASTRUCTURE_CATEGORY, Task
 from fleetbench_plugins.suites.workflow.transcript import Attempt, EpisodeLog
@@ -249,9 +250,9 @@ async def classify(d: Diagnosis, classifier: str, judge: Chat | None, transcript
     rules = classify_rules(d)
     if classifier == "rules" or judge is None:
         return rules
-    messages = [{"role": "system", "content": JUDGE_PROMPT}, {"role": "user", "content": transcript_text}]
+    messages = (ChatMessage(Role.SYSTEM, JUDGE_PROMPT), ChatMessage(Role.USER, transcript_text))
     try:
-        reply = await judge(messages)
+        reply = await judge(Request(messages, purpose=Purpose.JUDGE, protocol="workflow"))
     except InfraFailure as exc:
         return _fallback(rules, f"judge infrastructure failure: {exc.status}")
     if _names_infrastructure_category(reply.text):

@@ -21,14 +21,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import Chat
-from fleetbench.types import Completion, Message
+from fleetbench.types import ChatMessage, Completion, Message, Request, Role, ToolSpec
 from fleetbench_plugins.suites.workflow.model import Task
 from fleetbench_plugins.suites.workflow.names import NameResolver
-from fleetbench_plugins.suites.workflow.native import helper_function_schemas, parse_native
+from fleetbench_plugins.suites.workflow.native import helper_tools, parse_native
 from fleetbench_plugins.suites.workflow.protocol import (
     CALL,
     INFO,
@@ -43,6 +42,9 @@ from fleetbench_plugins.suites.workflow.protocol import (
 from fleetbench_plugins.suites.workflow.registry import ToolRegistry
 from fleetbench_plugins.suites.workflow.simulator import ToolSimulator
 from fleetbench_plugins.suites.workflow.transcript import Attempt, EpisodeLog, TurnRecord
+
+PROTOCOL = "workflow"
+"""The protocol requests of this suite carry (the simulated provider's `workflow` player speaks it)."""
 
 STOP_COMPLETED = "completed"
 STOP_MAX_TURNS = "max_turns"
@@ -130,20 +132,20 @@ class WorkflowExecutor:
         self._config = config or ExecutorConfig()
         self._native = native
         self._resolver = NameResolver(registry.tools.values(), substring=self._config.substring_match)
-        self._messages: list[Message] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        self._messages: list[ChatMessage] = [ChatMessage(Role.SYSTEM, system), ChatMessage(Role.USER, user)]
         self._log = EpisodeLog()
         self._read_up_to = 0  # messages already scanned for tool names (native `discovered` mode)
 
     @property
     def messages(self) -> list[Message]:
-        """The conversation so far, in OpenAI wire shape."""
-        return list(self._messages)
+        """The conversation so far, in OpenAI wire shape (as transcripts store it)."""
+        return [message.wire() for message in self._messages]
 
     async def run(self, chat: Chat) -> EpisodeLog:
         """Play the episode to completion, early stop, max turns or an infrastructure failure."""
         for turn in range(1, self._config.max_turns + 1):
             try:
-                completion = await chat(list(self._messages), self._offered_tools())
+                completion = await chat(Request(tuple(self._messages), self._offered_tools(), protocol=PROTOCOL))
             except InfraFailure as exc:
                 # Not a model error: keep the partial log and say why the episode ended.
                 self._log.api_issues.append({"turn": turn, "status": exc.status, "detail": exc.detail})
@@ -156,22 +158,22 @@ class WorkflowExecutor:
         self._log.stop_reason = STOP_MAX_TURNS
         return self._log
 
-    def _offered_tools(self) -> list[dict[str, Any]] | None:
-        """The `tools=` of the next request: None in text mode, else the helpers and the registry's tools (all, or
+    def _offered_tools(self) -> tuple[ToolSpec, ...]:
+        """The tools of the next request: none in text mode, else the helpers and the registry's tools (all, or
         those whose names the model has read so far in non-assistant messages, in registry order)."""
         if not self._native:
-            return None
+            return ()
+        specs = self._registry.tool_specs()
         if self._config.native_tools == "all":
-            return [*self._registry.openai_tools(), *helper_function_schemas()]
+            return (*specs.values(), *helper_tools())
         discovered = self._log.discovered_tools
         for message in self._messages[self._read_up_to :]:
-            if message.get("role") != "assistant":
-                discovered.extend(n for n in self._registry.names_in(str(message.get("content") or "")))
+            if message.role is not Role.ASSISTANT:
+                discovered.extend(n for n in self._registry.names_in(message.content))
         self._log.discovered_tools = list(dict.fromkeys(discovered))
         self._read_up_to = len(self._messages)
         known = set(self._log.discovered_tools)
-        offered = [schema for name, schema in self._registry.openai_tool_map().items() if name in known]
-        return [*offered, *helper_function_schemas()]
+        return (*(spec for name, spec in specs.items() if name in known), *helper_tools())
 
     def _play_turn(self, turn: int, completion: Completion) -> None:
         native_calls = [{"name": c.name, "arguments": c.arguments} for c in completion.tool_calls]
@@ -207,14 +209,14 @@ class WorkflowExecutor:
         return dataclasses.replace(parsed, actions=actions)
 
     @staticmethod
-    def _assistant_message(completion: Completion, parsed: ParsedTurn, as_tool_messages: bool) -> Message:
+    def _assistant_message(completion: Completion, parsed: ParsedTurn, as_tool_messages: bool) -> ChatMessage:
         if not as_tool_messages:
-            return {"role": "assistant", "content": completion.text}
-        calls = [
-            {"id": a.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            return ChatMessage(Role.ASSISTANT, completion.text)
+        calls = tuple(
+            dataclasses.replace(c, call_id=a.call_id)
             for c, a in zip(completion.tool_calls, parsed.actions, strict=True)
-        ]
-        return {"role": "assistant", "content": completion.text or None, "tool_calls": calls}
+        )
+        return ChatMessage(Role.ASSISTANT, completion.text, calls)
 
     def _act(self, record: TurnRecord, parsed: ParsedTurn, as_tool_messages: bool) -> None:
         selection = select_actions(parsed.actions, self._config.multi_call)
@@ -250,11 +252,11 @@ class WorkflowExecutor:
         record.feedback_kind = kind
         record.feedback = [text for _, text in replies] + list(notes)
         if not as_tool_messages:
-            self._messages.append({"role": "user", "content": "\n\n".join(record.feedback)})
+            self._messages.append(ChatMessage(Role.USER, "\n\n".join(record.feedback)))
             return
         for index, (action, text) in enumerate(replies):
             content = "\n\n".join([text, *notes]) if index == len(replies) - 1 else text
-            self._messages.append({"role": "tool", "tool_call_id": action.call_id, "content": content})
+            self._messages.append(ChatMessage(Role.TOOL, content, tool_call_id=action.call_id))
 
     def _perform(self, turn: int, action: Action) -> str:
         if action.kind == SEARCH:
@@ -323,7 +325,7 @@ class WorkflowExecutor:
     def _send(self, record: TurnRecord, kind: str, text: str) -> None:
         record.feedback_kind = kind
         record.feedback = [text]
-        self._messages.append({"role": "user", "content": text})
+        self._messages.append(ChatMessage(Role.USER, text))
 
     def _no_action_text(self) -> str:
         base = NATIVE_NO_ACTION if self._native else NO_ACTION

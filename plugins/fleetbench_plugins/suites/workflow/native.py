@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fleetbench.types import ToolCall
+from fleetbench.types import ToolCall, ToolSpec
 from fleetbench_plugins.suites.workflow.names import NameResolver
 from fleetbench_plugins.suites.workflow.protocol import (
     CALL,
@@ -45,8 +45,8 @@ def parse_native(tool_calls: Sequence[ToolCall], text: str, resolver: NameResolv
     return ParsedTurn(tuple(actions), tuple(issues), textual.completion_signal)
 
 
-def helper_function_schemas() -> list[dict[str, Any]]:
-    """OpenAI function schemas of the two discovery helpers offered in native tool-calling mode."""
+def helper_tools() -> list[ToolSpec]:
+    """The two discovery helpers offered as functions in native tool-calling mode."""
     return [
         _function(
             SEARCH_FUNCTION, "Search the tool registry; returns the 5 most relevant tools.", "query", "What to search"
@@ -55,16 +55,15 @@ def helper_function_schemas() -> list[dict[str, Any]]:
     ]
 
 
-def _function(name: str, description: str, param: str, param_description: str) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": description,
-            "parameters": {
-                "type": "object",
-                "properties": {param: {"type": "string", "description": param_description}},
-                "required": [param],
-            },
-        },
+def helper_function_schemas() -> list[dict[str, Any]]:
+    """The helpers' OpenAI wire schemas."""
+    return [tool.wire() for tool in helper_tools()]
+
+
+def _function(name: str, description: str, param: str, param_description: str) -> ToolSpec:
+    parameters = {
+        "type": "object",
+        "properties": {param: {"type": "string", "description": param_description}},
+        "required": [param],
     }
+    return ToolSpec(name, description, parameters)

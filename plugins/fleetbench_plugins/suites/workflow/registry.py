@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from fleetbench.types import ToolSpec
 from fleetbench_plugins.suites.workflow.files import read_json
 from fleetbench_plugins.suites.workflow.model import TOOL_CATEGORIES, Tool, ToolError, ToolParameter
 
@@ -98,7 +99,7 @@ class ToolRegistry:
         self._index = {name: self._tool_tokens(tool) for name, tool in by_name.items()}
         self._idf = self._inverse_document_frequency()
         self._similar: dict[str, tuple[Tool, ...]] = {}  # memo for similar(); derived data only
-        self._schemas: Mapping[str, dict[str, Any]] | None = None  # memo for openai_tool_map()
+        self._schemas: Mapping[str, ToolSpec] | None = None  # memo for tool_specs()
         self._name_re: re.Pattern[str] | None = None  # memo for names_in()
 
     # -- construction -------------------------------------------------------------------------------------------
@@ -283,13 +284,18 @@ class ToolRegistry:
         return "\n".join(lines)
 
     def openai_tools(self) -> list[dict[str, Any]]:
-        """OpenAI function-calling schemas, one per tool, for native tool-calling mode."""
+        """OpenAI function-calling schemas, one per tool (the wire shape of `tool_specs`)."""
         return list(self.openai_tool_map().values())
 
     def openai_tool_map(self) -> Mapping[str, dict[str, Any]]:
-        """Each tool's OpenAI function schema by name, in registry order (built once)."""
+        """Each tool's OpenAI function schema by name, in registry order."""
+        return {name: spec.wire() for name, spec in self.tool_specs().items()}
+
+    def tool_specs(self) -> Mapping[str, ToolSpec]:
+        """Each tool as a function the model may call (native tool-calling mode), by name, in registry order (built
+        once)."""
         if self._schemas is None:
-            self._schemas = MappingProxyType({tool.name: _function_schema(tool) for tool in self.tools.values()})
+            self._schemas = MappingProxyType({tool.name: _tool_spec(tool) for tool in self.tools.values()})
         return self._schemas
 
     def names_in(self, text: str) -> list[str]:
@@ -315,7 +321,7 @@ def json_type(param: ToolParameter) -> str:
     return _JSON_TYPES.get(param.type.lower(), "string")
 
 
-def _function_schema(tool: Tool) -> dict[str, Any]:
+def _tool_spec(tool: Tool) -> ToolSpec:
     properties: dict[str, Any] = {}
     for param in tool.parameters:
         prop: dict[str, Any] = {"type": json_type(param), "description": param.description}
@@ -331,14 +337,7 @@ def _function_schema(tool: Tool) -> dict[str, Any]:
     description = tool.description
     if tool.dependencies:
         description += f" Run after: {', '.join(tool.dependencies)}."
-    return {
-        "type": "function",
-        "function": {
-            "name": tool.name,
-            "description": description,
-            "parameters": {"type": "object", "properties": properties, "required": required},
-        },
-    }
+    return ToolSpec(tool.name, description, {"type": "object", "properties": properties, "required": required})
 
 
 # -- parsing a registry document -----------------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import pytest
 
 from fleetbench.errors import InfraFailure
-from fleetbench.types import Completion, Message
+from fleetbench.testing.requests import wire
+from fleetbench.types import Completion, Message, Request
 from fleetbench_plugins.suites.workflow.classify import (
     Diagnosis,
     ErrorVerdict,
@@ -140,9 +140,8 @@ class JudgeChat:
         self.reply = reply
         self.seen: list[list[Message]] = []
 
-    async def __call__(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
-    ) -> Completion:
+    async def __call__(self, request: Request) -> Completion:
+        messages, _tools = wire(request)
         self.seen.append(list(messages))
         if isinstance(self.reply, BaseException):
             raise self.reply

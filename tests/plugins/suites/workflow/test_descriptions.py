@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 
 from fleetbench.interfaces import EpisodeContext
 from fleetbench.testing.units import make_unit
-from fleetbench.types import Cell, Completion, DeploymentSpec, Message, ModelSpec
+from fleetbench.types import Cell, Completion, DeploymentSpec, ModelSpec, Request
 from fleetbench_plugins.suites.workflow import WorkflowOptions, WorkflowSuite
 from fleetbench_plugins.suites.workflow.difficulty import (
     SOURCE_LEVEL,
@@ -85,9 +84,7 @@ def _tasks(text: str) -> list[dict[str, Any]]:
 
 
 class _Quiet:
-    async def __call__(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
-    ) -> Completion:
+    async def __call__(self, request: Request) -> Completion:
         return Completion("TASK_COMPLETED")
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from fleetbench.errors import InfraFailure
-from fleetbench.types import Completion, Message, ToolCall
+from fleetbench.testing.requests import wire
+from fleetbench.types import Completion, Message, Request, ToolCall
 from fleetbench_plugins.suites.workflow.executor import (
     STOP_COMPLETED,
     STOP_EXECUTION_LIMIT,
@@ -64,9 +65,8 @@ class ScriptedChat:
         self.script = list(script)
         self.requests: list[tuple[list[Message], list[Mapping[str, Any]] | None]] = []
 
-    async def __call__(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
-    ) -> Completion:
+    async def __call__(self, request: Request) -> Completion:
+        messages, tools = wire(request)
         self.requests.append((json.loads(json.dumps(list(messages))), None if tools is None else list(tools)))
         if not self.script:
             raise AssertionError("the model script ran out of replies")

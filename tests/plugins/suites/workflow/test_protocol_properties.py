@@ -7,13 +7,12 @@ import asyncio
 import json
 import random
 import re
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleetbench.types import Completion, Message, ToolCall
+from fleetbench.types import Completion, Request, ToolCall
 from fleetbench_plugins.suites.workflow.executor import ExecutorConfig, WorkflowExecutor
 from fleetbench_plugins.suites.workflow.model import Task
 from fleetbench_plugins.suites.workflow.names import NameResolver, variant_key
@@ -143,9 +142,7 @@ class _Once:
     def __init__(self, reply: Completion) -> None:
         self.reply = reply
 
-    async def __call__(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
-    ) -> Completion:
+    async def __call__(self, request: Request) -> Completion:
         return self.reply
 
 

@@ -16,7 +16,8 @@ import pytest
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import EpisodeContext
 from fleetbench.testing import units as test_units
-from fleetbench.types import Completion, DeploymentSpec, Episode, Message, ModelSpec, ToolCall, Unit
+from fleetbench.testing.requests import wire
+from fleetbench.types import Completion, DeploymentSpec, Episode, ModelSpec, Request, ToolCall, Unit
 from fleetbench_plugins.suites.workflow import FACTORS, WorkflowOptions, WorkflowSuite, unit_seed
 from fleetbench_plugins.suites.workflow.metrics import WORKFLOW_METRICS
 from fleetbench_plugins.suites.workflow.model import ERROR_CATEGORIES, FLAW_TYPES, TASK_TYPES
@@ -41,9 +42,8 @@ class PlanFollower:
         self.native, self.infra_at, self.requests = native, infra_at, 0
         self.seen_tools: list[Sequence[Mapping[str, Any]] | None] = []
 
-    async def __call__(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
-    ) -> Completion:
+    async def __call__(self, request: Request) -> Completion:
+        messages, tools = wire(request)
         self.requests += 1
         self.seen_tools.append(tools)
         if self.requests == self.infra_at:
@@ -61,16 +61,12 @@ class PlanFollower:
 class Mute:
     """A scripted model that never acts."""
 
-    async def __call__(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
-    ) -> Completion:
+    async def __call__(self, request: Request) -> Completion:
         return Completion("Let me think about which tool might be appropriate here before acting on anything.")
 
 
 class Judge:
-    async def __call__(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None
-    ) -> Completion:
+    async def __call__(self, request: Request) -> Completion:
         return Completion('{"error_type": "tool_call_format_errors", "reasoning": "never acted", "confidence": 0.9}')
 
 

@@ -9,12 +9,12 @@ import re
 
 import pytest
 
-from fleetbench_plugins.providers.simulated.agent_render import default_arguments
 from fleetbench_plugins.suites.workflow.classify import Diagnosis, classify_rules
 from fleetbench_plugins.suites.workflow.flaws import flaw_applies, inject_flaw
 from fleetbench_plugins.suites.workflow.model import SEVERITIES, Task, Tool, ToolParameter
 from fleetbench_plugins.suites.workflow.reference import reference_workflow
 from fleetbench_plugins.suites.workflow.registry import load_registry
+from fleetbench_plugins.suites.workflow.simulated.agent_render import default_arguments
 from fleetbench_plugins.suites.workflow.simulator import ToolSimulator
 from fleetbench_plugins.suites.workflow.tasks import load_tasks
 from fleetbench_plugins.suites.workflow.transcript import Attempt

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetbench_plugins.providers.simulated.agent_knowledge import Knowledge, knowledge
 from fleetbench_plugins.suites.workflow.prompts import PLAN_END, PLAN_HEADER, plan_tools
+from fleetbench_plugins.suites.workflow.simulated.agent_knowledge import Knowledge, knowledge
 
 # A description fragment must evoke a tool at least this strongly to count as a step on its own: an operation word
 # (weight 3) does, a lone category or description word does not.

@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fleetbench_plugins.providers.simulated.agent_knowledge import knowledge
+from fleetbench.types import ChatMessage, Role, ToolCall
+from fleetbench_plugins.suites.workflow.simulated.agent_knowledge import knowledge
 
 SEARCH = "search"
 INFO = "info"
@@ -91,18 +92,18 @@ _FIRST_TOOL_RE = re.compile(r"required tool NOW:\s*<tool_call>\s*([A-Za-z_][\w\-
 _FUNCTIONS = {"tool_search": SEARCH, "tool_info": INFO}
 
 
-def read_history(messages: Sequence[Mapping[str, Any]]) -> tuple[Exchange, ...]:
+def read_history(messages: Sequence[ChatMessage]) -> tuple[Exchange, ...]:
     """Every earlier turn of the conversation, oldest first (messages before the first reply are the prompt)."""
     exchanges: list[Exchange] = []
     index = 0
     while index < len(messages):
         message = messages[index]
         index += 1
-        if message.get("role") != "assistant":
+        if message.role is not Role.ASSISTANT:
             continue
         answers: list[str] = []
-        while index < len(messages) and messages[index].get("role") != "assistant":
-            answers.append(str(messages[index].get("content") or ""))
+        while index < len(messages) and messages[index].role is not Role.ASSISTANT:
+            answers.append(messages[index].content)
             index += 1
         reply = _read_reply(message)
         fed = _read_feedback("\n\n".join(answers))
@@ -113,13 +114,11 @@ def read_history(messages: Sequence[Mapping[str, Any]]) -> tuple[Exchange, ...]:
     return tuple(exchanges)
 
 
-def _read_reply(message: Mapping[str, Any]) -> _Reply:
-    text = str(message.get("content") or "")
-    calls = message.get("tool_calls") or []
-    if calls:
-        kind, target = _native_action(calls[0])
-        return _annotated(text, kind, target)
-    return _read_text_reply(text)
+def _read_reply(message: ChatMessage) -> _Reply:
+    if message.tool_calls:
+        kind, target = _native_action(message.tool_calls[0])
+        return _annotated(message.content, kind, target)
+    return _read_text_reply(message.content)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -141,10 +140,8 @@ def _annotated(text: str, kind: str, target: str) -> _Reply:
     return _Reply(kind, target, number, skipped, bool(_COMPLETION_RE.search(text)), ADOPT_MARKER in text)
 
 
-def _native_action(call: Any) -> tuple[str, str]:
-    function = call.get("function", call) if isinstance(call, Mapping) else call
-    name = str(function.get("name", "") if isinstance(function, Mapping) else getattr(function, "name", ""))
-    raw = function.get("arguments", "{}") if isinstance(function, Mapping) else getattr(function, "arguments", "{}")
+def _native_action(call: ToolCall) -> tuple[str, str]:
+    name, raw = call.name, call.arguments
     kind = _FUNCTIONS.get(name, CALL)
     if kind == CALL:
         return kind, name

@@ -1,15 +1,36 @@
-"""The simulated model's answers to plain prompts (the `jsonl` suite's shipped dataset).
+"""The simulated model's side of the `jsonl` suite: it answers the shipped dataset's questions.
 
-It really solves the small task families the built-in dataset holds (arithmetic, string operations, counting, sorting)
-and, with the probability its profile sets, answers wrongly in a plausible way. Prompts it cannot parse get a polite
-non-answer, which scores as wrong, as a real model's would.
+Registered as the `jsonl` player of the `simulated` provider (entry-point group `fleetbench.simulators`). It really
+solves the small task families the built-in dataset holds (arithmetic, string operations, counting, sorting) and, with
+the probability its profile (or the model's `qa_accuracy`) sets, answers wrongly in a plausible way. Prompts it cannot
+parse get a polite non-answer, which scores as wrong, as a real model's would.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from fleetbench.interfaces import SimulatedPlayer
+from fleetbench.types import Completion, Request, Role
+
+ACCURACY = {"strong": 0.92, "weak": 0.55, "unclosed-tags": 0.8, "native-only": 0.85}
+"""Chance of a correct answer per competence profile (a model's `qa_accuracy` param overrides it)."""
+
+
+class JsonlPlayer(SimulatedPlayer):
+    """Answers the last user message as a model of the profile's accuracy would."""
+
+    profiles: ClassVar[tuple[str, ...]] = tuple(ACCURACY)
+
+    def respond(self, request: Request, profile: str, params: Mapping[str, Any], rng: random.Random) -> Completion:
+        prompt = next((m.content for m in reversed(request.messages) if m.role is Role.USER), "")
+        accuracy = params.get("qa_accuracy")
+        text = answer(prompt, ACCURACY[profile] if accuracy is None else float(accuracy), rng)
+        words = sum(len(m.content.split()) for m in request.messages)
+        return Completion(text=text, prompt_tokens=words, completion_tokens=len(text.split()), finish_reason="stop")
 
 Solver = Callable[[re.Match[str]], str]
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetbench_plugins.providers.simulated.agent_history import (
+from fleetbench_plugins.suites.workflow.simulated.agent_history import (
     CALL,
     FAILED,
     INFO,
@@ -24,9 +24,9 @@ from fleetbench_plugins.providers.simulated.agent_history import (
     UNKNOWN_TOOL,
     Exchange,
 )
-from fleetbench_plugins.providers.simulated.agent_knowledge import knowledge
-from fleetbench_plugins.providers.simulated.agent_task import Step, TaskView
-from fleetbench_plugins.providers.simulated.profiles import Profile
+from fleetbench_plugins.suites.workflow.simulated.agent_knowledge import knowledge
+from fleetbench_plugins.suites.workflow.simulated.agent_task import Step, TaskView
+from fleetbench_plugins.suites.workflow.simulated.profiles import Profile
 
 MAX_TURNS = 10  # the executor's budget (reference §3.2); a model only "knows" it loosely, as a wish to be brief
 COMPLETE = "complete"

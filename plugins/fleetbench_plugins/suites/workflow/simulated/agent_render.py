@@ -10,10 +10,10 @@ import json
 import random
 from dataclasses import dataclass
 
-from fleetbench_plugins.providers.simulated.agent_history import ADOPT_MARKER, CALL, INFO, SEARCH
-from fleetbench_plugins.providers.simulated.agent_policy import COMPLETE, EXPLAIN, PROSE, WAIT, Decision, State
-from fleetbench_plugins.providers.simulated.profiles import Profile
 from fleetbench_plugins.suites.workflow.protocol import INFO_FUNCTION, SEARCH_FUNCTION
+from fleetbench_plugins.suites.workflow.simulated.agent_history import ADOPT_MARKER, CALL, INFO, SEARCH
+from fleetbench_plugins.suites.workflow.simulated.agent_policy import COMPLETE, EXPLAIN, PROSE, WAIT, Decision, State
+from fleetbench_plugins.suites.workflow.simulated.profiles import Profile
 
 # The prompt's default parameters (§2.1), as a model would pass them.
 _INPUT = "data/input.json"

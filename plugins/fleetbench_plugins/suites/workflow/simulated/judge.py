@@ -10,10 +10,7 @@ import json
 import random
 import re
 
-from fleetbench_plugins.providers.simulated.profiles import Profile
-
-MARKER = '"error_type"'
-"""A system prompt asking for this JSON key is a judge request."""
+from fleetbench_plugins.suites.workflow.simulated.profiles import Profile
 
 _CLUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("tool_call_format_errors", re.compile(r"format (error|help)|no tool calls|could not parse", re.IGNORECASE)),
@@ -24,10 +21,6 @@ _CLUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("tool_selection_errors", re.compile(r"wrong tool|TOOL_NOT_FOUND|instead of", re.IGNORECASE)),
 )
 _CATEGORIES = (*(name for name, _ in _CLUES), "other_errors")
-
-
-def is_judge_request(system_prompt: str) -> bool:
-    return MARKER in system_prompt
 
 
 def verdict(transcript: str, profile: Profile, rng: random.Random) -> str:

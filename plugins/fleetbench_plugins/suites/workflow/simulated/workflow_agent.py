@@ -12,28 +12,25 @@ Modules: `agent_knowledge` (vocabulary), `agent_task` (reading the prompt), `age
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from fleetbench.types import Completion, Message, ToolCall
-from fleetbench_plugins.providers.simulated.agent_history import read_history
-from fleetbench_plugins.providers.simulated.agent_policy import build_state, decide
-from fleetbench_plugins.providers.simulated.agent_render import render
-from fleetbench_plugins.providers.simulated.agent_task import read_task
-from fleetbench_plugins.providers.simulated.profiles import Profile
+from fleetbench.types import ChatMessage, Completion, Role, ToolCall, ToolSpec
 from fleetbench_plugins.suites.workflow.protocol import INFO_FUNCTION, SEARCH_FUNCTION
+from fleetbench_plugins.suites.workflow.simulated.agent_history import read_history
+from fleetbench_plugins.suites.workflow.simulated.agent_policy import build_state, decide
+from fleetbench_plugins.suites.workflow.simulated.agent_render import render
+from fleetbench_plugins.suites.workflow.simulated.agent_task import read_task
+from fleetbench_plugins.suites.workflow.simulated.profiles import Profile
 
 
 def respond(
-    messages: Sequence[Message],
-    tools: Sequence[Mapping[str, Any]] | None,
-    profile: Profile,
-    rng: random.Random,
+    messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], profile: Profile, rng: random.Random
 ) -> Completion:
     """The agent's next reply to a workflow conversation (text tags, or native tool calls when `tools` are given)."""
-    user = next((str(m.get("content") or "") for m in messages if m.get("role") == "user"), "")
+    user = next((m.content for m in messages if m.role is Role.USER), "")
     native = bool(tools)
-    offered = _function_names(tools) if native else frozenset()
+    offered = frozenset(tool.name for tool in tools)
     helpers = (SEARCH_FUNCTION in offered, INFO_FUNCTION in offered) if native else (True, True)
     state = build_state(read_task(user), read_history(messages), profile, rng, native, helpers)
     reply = render(decide(state), state, rng)
@@ -44,19 +41,10 @@ def respond(
     return Completion(
         text=reply.text,
         tool_calls=calls,
-        prompt_tokens=sum(_words(m.get("content")) for m in messages),
+        prompt_tokens=sum(_words(m.content) for m in messages),
         completion_tokens=_words(reply.text) + sum(_words(c.arguments) for c in calls),
         finish_reason="tool_calls" if calls else "stop",
     )
-
-
-def _function_names(tools: Sequence[Mapping[str, Any]] | None) -> frozenset[str]:
-    names = set()
-    for tool in tools or ():
-        function = tool.get("function", tool)
-        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
-            names.add(function["name"])
-    return frozenset(names)
 
 
 def _words(content: Any) -> int:

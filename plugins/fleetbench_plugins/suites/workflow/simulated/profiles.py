@@ -1,4 +1,4 @@
-"""Competence profiles of the simulated model: how often it knows the answer, and how it plays the tool protocol.
+"""Competence profiles of the simulated workflow agent: how it plays the tool protocol.
 
 Profiles are data, so a researcher can tell at a glance what distinguishes `strong` from `weak`.
 """
@@ -13,8 +13,6 @@ class Profile:
     """How a simulated model behaves. Probabilities are per decision and drawn from a seeded RNG."""
 
     name: str
-    qa_accuracy: float
-    """Chance of answering a `jsonl` item correctly."""
     follows_plan: float = 0.95
     """Chance of taking the next step of a plan given in the prompt (optimal / flawed prompts). A step the task
     description itself names is followed more reliably (the description corroborates the plan)."""
@@ -42,10 +40,9 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "strong": Profile("strong", qa_accuracy=0.92, follows_plan=0.9, checks_plan=0.25, repairs_plan=0.35),
+    "strong": Profile("strong", follows_plan=0.9, checks_plan=0.25, repairs_plan=0.35),
     "weak": Profile(
         "weak",
-        qa_accuracy=0.55,
         follows_plan=0.7,
         picks_right_tool=0.55,
         retries_failed_tool=0.5,
@@ -58,7 +55,6 @@ PROFILES: dict[str, Profile] = {
     ),
     "unclosed-tags": Profile(
         "unclosed-tags",
-        qa_accuracy=0.8,
         follows_plan=0.9,
         picks_right_tool=0.8,
         drops_closing_tags=True,
@@ -66,6 +62,6 @@ PROFILES: dict[str, Profile] = {
         repairs_plan=0.3,
     ),
     "native-only": Profile(
-        "native-only", qa_accuracy=0.85, follows_plan=0.9, native_only=True, checks_plan=0.25, repairs_plan=0.35
+        "native-only", follows_plan=0.9, native_only=True, checks_plan=0.25, repairs_plan=0.35
     ),
 }

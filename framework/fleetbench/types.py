@@ -23,7 +23,11 @@ class Outcome(enum.StrEnum):
 
 
 class CallStatus(enum.StrEnum):
-    """How one LLM request ended, as classified by the provider and the scheduler."""
+    """How one LLM request ended, as classified by the provider and the scheduler.
+
+    `AUTH` (a refused key) and `NOT_FOUND` (a wrong deployment name or endpoint) are properties of the lane, not of
+    the request: retrying them elsewhere on the same lane cannot help. `CONTEXT_LENGTH` is the request's own fault.
+    """
 
     OK = "ok"
     TIMEOUT = "timeout"
@@ -31,6 +35,8 @@ class CallStatus(enum.StrEnum):
     TRANSIENT = "transient"
     PERMANENT = "permanent"
     AUTH = "auth"
+    NOT_FOUND = "not_found"
+    CONTEXT_LENGTH = "context_length"
     EMPTY = "empty"
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import InfraFailure
-from fleetbench.interfaces import Provider
-from fleetbench.schedule import Executor, LaneChat, LaneState, TokenBucket, run_unit
+from fleetbench.interfaces import Dispatch, Provider
+from fleetbench.schedule import Executor, LaneChat, LaneState, TokenBucket, run_unit, worker_counts
 from fleetbench.testing.requests import request_of
 from fleetbench.testing.units import make_unit
 from fleetbench.types import (
@@ -174,3 +174,34 @@ def test_every_chat_on_a_lane_shares_its_max_concurrency() -> None:
 
     asyncio.run(burst())
     assert provider.peak == 2
+
+
+class _Quota(Dispatch):
+    """A dispatch with fixed per-lane quotas (or none: a shared queue)."""
+
+    def __init__(self, quotas: dict[str, int | None]) -> None:
+        self._quotas = quotas
+
+    def next_unit(self, lane_id: str) -> None:
+        return None
+
+    def planned(self, lane_id: str) -> int | None:
+        return self._quotas[lane_id]
+
+
+def _states(*concurrency: int) -> list[LaneState]:
+    return [
+        LaneState.of(dataclasses.replace(_lane(), lane_id=f"L{i}", max_concurrency=c))
+        for i, c in enumerate(concurrency)
+    ]
+
+
+def test_workers_never_outnumber_the_units() -> None:
+    states = _states(8, 8, 8)
+    shared = _Quota({"L0": None, "L1": None, "L2": None})
+    assert worker_counts(states, shared, 5) == [2, 2, 1]  # round robin: every lane gets work first
+    assert worker_counts(states, shared, 1000) == [8, 8, 8]  # capped by max_concurrency
+    assert worker_counts(states, shared, 0) == [0, 0, 0]
+    static = _Quota({"L0": 1, "L1": 0, "L2": 30})
+    assert worker_counts(states, static, 31) == [1, 0, 8]  # never more workers than a lane's quota
+    assert sum(worker_counts(_states(10_000), _Quota({"L0": None}), 3)) == 3

@@ -1,16 +1,20 @@
-"""Shared fixtures: run the real `fleetbench` command in a subprocess, in a scratch working directory."""
+"""Shared fixtures: run the real `fleetbench` command in a subprocess, in a scratch working directory.
+
+`sqlite_url`, `postgres_url` and `simulated_provider` come from fleetbench's own pytest plugin
+(`fleetbench.testing.pytest_plugin`, entry point `pytest11`), as they do for any plugin author's tests.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-from fleetbench.testing.databases import fresh_postgres_database
+pytest_plugins = ["pytester"]  # tests/core/test_contract_kits.py runs the kits in sessions of their own
 
 CLI = [sys.executable, "-m", "fleetbench.entry"]
 
@@ -41,11 +45,3 @@ def run_cli(tmp_path: Path) -> RunCli:
 def stderr_lines(process: subprocess.CompletedProcess[str]) -> Sequence[str]:
     """Non-empty stderr lines."""
     return [line for line in process.stderr.splitlines() if line.strip()]
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """URL of a new, empty PostgreSQL database, dropped after the test (skips when no server answers, unless
-    FLEETBENCH_REQUIRE_POSTGRES=1, which CI sets)."""
-    with fresh_postgres_database() as url:
-        yield url

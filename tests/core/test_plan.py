@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import pytest
 
-from fleetbench.interfaces import Storage
+from fleetbench.interfaces import NoOptions, Storage
 from fleetbench.plan import CHECK_CHUNK, MissingUnits, ModelPlan, cell_key, diff, model_plan, unit_key
-from fleetbench.types import Cell, UnitScope
-from fleetbench_plugins.storage.sql import SqlStorage
-from tests.plugins.storage.builders import DEEPSEEK, LLAMA, RUN, result_for
-from tests.plugins.storage.builders import storage as open_storage
+from fleetbench.testing.fakes import ExactNaming
+from fleetbench.testing.memory_storage import MemoryStorage
+from fleetbench.types import (
+    Catalog,
+    Cell,
+    DeploymentSpec,
+    Episode,
+    ModelSpec,
+    Outcome,
+    RunRecord,
+    Unit,
+    UnitResult,
+    UnitScope,
+)
 
 SCOPE = UnitScope("a" * 32, "b" * 32)
-A, B = DEEPSEEK, LLAMA
+A, B = "DeepSeek-V3-0324", "Llama-3.3-70B-Instruct"
+RUN = "run-1"
 CELLS = [Cell("grid", A, (("level", level),)) for level in ("low", "mid", "high")]
 
 
@@ -63,7 +73,7 @@ def test_planning_streams() -> None:
 
 
 class CountingStorage:
-    """The real SQL storage, counting how often the planner looks up keys."""
+    """A real storage, counting how often the planner looks up keys."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -78,11 +88,22 @@ class CountingStorage:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> SqlStorage:
-    return open_storage(f"sqlite:///{tmp_path / 'plan.db'}")
+def storage() -> Storage:
+    """A storage that keeps the full contract (it passes the storage kit) with run `run-1` begun."""
+    catalog = Catalog(tuple(ModelSpec(name, "scripted", (DeploymentSpec(name),)) for name in (A, B)))
+    store = MemoryStorage(naming=ExactNaming(NoOptions(), catalog=catalog))
+    store.begin_run(RunRecord(RUN, 1000.0, "grid", (A, B), {}, "0.1.0", "test-host"))
+    return store
 
 
-def test_missing_units_stream_in_plan_order_and_skip_completed_cells(storage: SqlStorage) -> None:
+def result_for(unit: Unit, run_id: str, *, infra: bool = False) -> UnitResult:
+    """A finished result (a success, or an infra error) for a planned unit."""
+    episode = Episode(Outcome.INFRA_ERROR if infra else Outcome.SUCCESS, infra_status="timeout" if infra else None)
+    model = unit.cell.base_model
+    return UnitResult(unit, run_id, model, f"{model}#0", 1000.0, 1.0, episode)
+
+
+def test_missing_units_stream_in_plan_order_and_skip_completed_cells(storage: Storage) -> None:
     plan = _plan(instances=4)
     units = list(plan.units())
     done = units[:4] + units[5:8:2]  # the whole first cell, two of the second
@@ -97,7 +118,7 @@ def test_missing_units_stream_in_plan_order_and_skip_completed_cells(storage: Sq
     assert [u.key for u in missing.stream(3)] == [u.key for u in streamed[3:]]
 
 
-def test_missing_units_check_large_cells_chunk_by_chunk(storage: SqlStorage) -> None:
+def test_missing_units_check_large_cells_chunk_by_chunk(storage: Storage) -> None:
     plan = _plan(instances=CHECK_CHUNK * 2 + 5, cells=CELLS[:1])
     counting = CountingStorage(storage)
     missing = MissingUnits.of(plan, counting)  # type: ignore[arg-type]
@@ -108,7 +129,7 @@ def test_missing_units_check_large_cells_chunk_by_chunk(storage: SqlStorage) -> 
     assert counting.lookups == 3
 
 
-def test_cells_of_different_sizes_count_only_their_own_instances(storage: SqlStorage) -> None:
+def test_cells_of_different_sizes_count_only_their_own_instances(storage: Storage) -> None:
     small, large = CELLS[0], CELLS[1]
     big_plan = model_plan(A, [(small, 5), (large, 5)], SCOPE, 0)
     storage.write([result_for(u, RUN) for u in big_plan.units()], [])  # an earlier run with 5 units per cell
@@ -118,7 +139,7 @@ def test_cells_of_different_sizes_count_only_their_own_instances(storage: SqlSto
     assert [(u.cell, u.index) for u in missing.stream()] == [(large, 5), (large, 6), (large, 7)]
 
 
-def test_infra_errors_count_as_missing_and_diff_totals(storage: SqlStorage) -> None:
+def test_infra_errors_count_as_missing_and_diff_totals(storage: Storage) -> None:
     other = model_plan(B, [(Cell("grid", B, (("level", "x"),)), 2)], UnitScope("e" * 32, "f" * 32), 0)
     plans = [_plan(instances=2), other]
     units = list(plans[0].units())

@@ -45,3 +45,21 @@ def run_cli(tmp_path: Path) -> RunCli:
 def stderr_lines(process: subprocess.CompletedProcess[str]) -> Sequence[str]:
     """Non-empty stderr lines."""
     return [line for line in process.stderr.splitlines() if line.strip()]
+
+
+def plugin_rows(stdout: str) -> dict[tuple[str, str], dict[str, str]]:
+    """The table `fleetbench plugins` prints, as {(kind, name): {distribution, status, options}}; a cell that the table
+    wrapped over several lines is joined back into one line."""
+    rows: list[list[str]] = []
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if len(cells) != 5:
+            continue
+        if cells[0]:
+            rows.append(cells)
+        elif rows:
+            rows[-1] = [f"{old} {new}".strip() for old, new in zip(rows[-1], cells, strict=True)]
+    return {
+        (kind, name): {"distribution": distribution, "status": status, "options": options}
+        for kind, name, distribution, status, options in rows
+    }

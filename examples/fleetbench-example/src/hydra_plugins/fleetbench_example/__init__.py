@@ -1,0 +1,1 @@
+"""Hydra discovers this package by scanning the `hydra_plugins` namespace (see `searchpath.py`)."""

@@ -78,3 +78,11 @@ def test_every_package_directory_is_listed_in_pyproject() -> None:
             relative = init.parent.relative_to(root)
             found.add(".".join([name, *relative.parts]))
     assert found - listed == set(), "add these packages to [tool.setuptools] packages"
+
+
+def test_ci_runs_exactly_the_readmes_test_command() -> None:
+    """`.ci/run` is the README's test command verbatim, and that command installs the example plugin package."""
+    readme = (ROOT / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if line.endswith(".venv/bin/python -m pytest -q"))
+    assert command in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert "-e examples/fleetbench-example" in command

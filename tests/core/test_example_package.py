@@ -50,8 +50,10 @@ def test_plugins_lists_the_example_packages_plugins_with_distribution_version_an
 
 def test_the_gateway_provider_runs_end_to_end_from_the_command_line(run_cli: RunCli, gateway: GatewayServer) -> None:
     env = {"EXAMPLE_GATEWAY_URL": gateway.url, "EXAMPLE_GATEWAY_KEY": KEY}
-    args = ("models=with_gateway", "run.models=[Gateway-Capitals]", "suite=capitals", "run.instances=4")
-    process = run_cli("run", *args, "scheduler.backoff_base_s=0.01", env=env)
+    # The package's experiment preset selects its suite, its catalog (with the gateway model) and the gateway
+    # provider's typed options section, so the provider's option is overridden without `+`.
+    args = ("experiment=capitals_gateway", "run.models=[Gateway-Capitals]", "run.instances=4")
+    process = run_cli("run", *args, "providers.gateway.connect_timeout_s=5", "scheduler.backoff_base_s=0.01", env=env)
     assert process.returncode == 0, process.stderr
     assert "planned 20 units: 0 already stored, 20 executed (success 20)" in process.stdout
     assert {request["model"] for request in gateway.requests} == {"gw-capitals", "gw-capitals-2"}

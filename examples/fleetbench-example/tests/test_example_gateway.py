@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +27,7 @@ from fleetbench.types import (
     ToolCall,
     ToolSpec,
 )
-from fleetbench_example.gateway import GatewayOptions, GatewayProvider, retry_after_s
+from fleetbench_example.gateway import GatewayError, GatewayOptions, GatewayProvider, retry_after_s
 from fleetbench_example.gateway.wire import MalformedReply, completion_of, request_body
 from fleetbench_example.gateway_server import GatewayServer
 
@@ -169,3 +174,23 @@ def test_a_request_timeout_is_the_schedulers_and_surfaces_as_timeout_error(gatew
     with pytest.raises(TimeoutError) as failure:
         run_then_close(provider, cut_short())
     assert provider.classify(failure.value).status is CallStatus.TIMEOUT
+
+
+def test_the_reference_gateway_also_runs_as_a_process(tmp_path: Path) -> None:
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({"What is the capital of Peru?": "Lima"}))
+    command = [sys.executable, "-m", "fleetbench_example.gateway_server", "--api-key", "K", "--answers", str(answers)]
+    server = subprocess.Popen([*command, "--model", "gw-a", "--model", "gw-b=down"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        provider = GatewayProvider(GatewayOptions())
+        lane = make_lane("gw-a", provider="gateway", endpoint=url, api_key="K")
+        assert run_then_close(provider, provider.complete(lane, QUESTION)).text == "Lima"
+        down = make_lane("gw-b", provider="gateway", endpoint=url, api_key="K")
+        with pytest.raises(GatewayError) as failure:
+            run_then_close(provider, provider.complete(down, QUESTION))
+        assert provider.classify(failure.value).status is CallStatus.TRANSIENT
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0

@@ -112,10 +112,11 @@ class PlayerContract:
     def test_its_replies_are_completions(
         self, player: SimulatedPlayer, suite: Suite, params: Mapping[str, Any], units: list[Unit]
     ) -> None:
-        chat = PlayerChat(player, player.profiles[0], {"profile": player.profiles[0], **params})
+        profile = player.profiles[0]
+        chat = PlayerChat(player, profile, {"profile": profile, **params})
         played_episode(suite, units[0], chat)
         for request in chat.requests:
-            reply = player.respond(request, player.profiles[0], {**params}, random.Random(0))
+            reply = player.respond(request, profile, {"profile": profile, **params}, random.Random(0))
             assert isinstance(reply, Completion)
             assert reply.text.strip() or reply.tool_calls
             assert reply.prompt_tokens >= 0 and reply.completion_tokens >= 0

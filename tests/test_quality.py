@@ -20,6 +20,11 @@ def test_ruff_is_clean() -> None:
     assert process.returncode == 0, process.stdout + process.stderr
 
 
+def test_ruff_format_is_clean() -> None:
+    process = _tool("ruff", "format", "--check", "framework", "plugins", "tests", "benchmarks", "examples")
+    assert process.returncode == 0, process.stdout + process.stderr
+
+
 def test_mypy_strict_is_clean() -> None:
     process = _tool("mypy")
     assert process.returncode == 0, process.stdout + process.stderr

@@ -32,6 +32,7 @@ class JsonlPlayer(SimulatedPlayer):
         words = sum(len(m.content.split()) for m in request.messages)
         return Completion(text=text, prompt_tokens=words, completion_tokens=len(text.split()), finish_reason="stop")
 
+
 Solver = Callable[[re.Match[str]], str]
 
 _SOLVERS: list[tuple[re.Pattern[str], Solver]] = [

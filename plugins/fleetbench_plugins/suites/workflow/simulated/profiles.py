@@ -61,7 +61,5 @@ PROFILES: dict[str, Profile] = {
         checks_plan=0.2,
         repairs_plan=0.3,
     ),
-    "native-only": Profile(
-        "native-only", follows_plan=0.9, native_only=True, checks_plan=0.25, repairs_plan=0.35
-    ),
+    "native-only": Profile("native-only", follows_plan=0.9, native_only=True, checks_plan=0.25, repairs_plan=0.35),
 }

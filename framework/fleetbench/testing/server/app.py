@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fleetbench.types import Completion
+from fleetbench.types import Completion, Request
 
 from .config import PROTOCOL_AUTO, Behaviour, Latency, ServeConfig, key_fingerprint
 from .log import RequestLog
@@ -143,6 +143,12 @@ async def _served(
     except BadRequest as exc:
         return _error(400, str(exc), "invalid_request_error")
     await asyncio.sleep(served.latency_s(behaviour.latency))
+    if behaviour.context_tokens is not None and _words(typed) > behaviour.context_tokens:
+        message = (
+            f"This model's maximum context length is {behaviour.context_tokens} tokens. However, your messages "
+            f"resulted in {_words(typed)} tokens. Please reduce the length of the messages."
+        )
+        return _error(400, message, "context_length_exceeded")
     if fault == "hang":
         await asyncio.sleep(behaviour.hang_s)
         return _error(504, "the deployment hung", "timeout")
@@ -153,12 +159,16 @@ async def _served(
     completion = await served.models.answer(name, typed)
     if fault == "empty":
         completion = Completion(text="", prompt_tokens=completion.prompt_tokens)
-    payload = json.dumps(response_body(completion, name)).encode()
+    payload = json.dumps(response_body(completion, name, reasoning_only=behaviour.reasoning_only)).encode()
     if fault == "malformed_json":
         return web.Response(body=payload[: len(payload) // 2] + b"}", content_type="application/json")
     if fault == "truncated":
         return await _truncated(request, payload)
     return web.Response(body=payload, content_type="application/json")
+
+
+def _words(request: Request) -> int:
+    return sum(len(message.content.split()) for message in request.messages)
 
 
 def _error(status: int, message: str, code: str) -> web.Response:

@@ -69,6 +69,10 @@ class Behaviour:
     faults: Faults = dataclasses.field(default_factory=Faults)
     reject_keys: tuple[str, ...] = ()
     """Keys answered 401: literal keys or their fingerprints as the request log shows them (`sha256:...`)."""
+    context_tokens: int | None = None
+    """A context window: a request of more words than this is answered 400 `context_length_exceeded`."""
+    reasoning_only: bool = False
+    """Answer in `reasoning_content` with an empty `content` (as some gateways serve reasoning models)."""
 
     def refuses(self, key: str | None) -> bool:
         """True when this deployment answers `key` with 401."""
@@ -184,8 +188,9 @@ def _check(b: Behaviour, key: str) -> None:
     ):
         if not _number(value) or value < 0:
             problems.append(f"{name}: must be a number of seconds >= 0, got {value!r}")
-    if b.max_concurrency is not None and (not isinstance(b.max_concurrency, int) or b.max_concurrency < 1):
-        problems.append(f"max_concurrency: must be a positive integer or null, got {b.max_concurrency!r}")
+    for name, count in (("max_concurrency", b.max_concurrency), ("context_tokens", b.context_tokens)):
+        if count is not None and (not isinstance(count, int) or count < 1):
+            problems.append(f"{name}: must be a positive integer or null, got {count!r}")
     if problems:
         raise ConfigError(f"{key}.{problems[0]}")
 

@@ -69,9 +69,12 @@ def _generation(body: Mapping[str, Any]) -> GenerationSettings:
     )
 
 
-def response_body(completion: Completion, model: str) -> dict[str, Any]:
-    """A chat-completions response carrying `completion`."""
+def response_body(completion: Completion, model: str, *, reasoning_only: bool = False) -> dict[str, Any]:
+    """A chat-completions response carrying `completion` (its text as `reasoning_content`, with an empty content,
+    when `reasoning_only`)."""
     message: dict[str, Any] = {"role": "assistant", "content": completion.text}
+    if reasoning_only:
+        message.update(content="", reasoning_content=completion.text)
     if completion.tool_calls:
         message["tool_calls"] = [call.wire() for call in completion.tool_calls]
     finish = completion.finish_reason or ("tool_calls" if completion.tool_calls else "stop")

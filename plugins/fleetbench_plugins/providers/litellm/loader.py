@@ -75,6 +75,6 @@ def _configure(module: Any) -> None:
     module.drop_params = False
     for name in LITELLM_LOGGERS:
         logger = logging.getLogger(name)
-        logger.setLevel(max(logger.level, logging.WARNING))
+        logger.setLevel(max(logger.level, logging.ERROR))  # its warnings are about itself, not about the run
         if secret_filter not in logger.filters:
             logger.addFilter(secret_filter)

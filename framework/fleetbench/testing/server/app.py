@@ -116,7 +116,8 @@ async def _answer(served: Served, request: web.Request, name: str | None, entry:
         return _error(404, f"The API deployment for this resource does not exist: {name!r}", "DeploymentNotFound")
     key = _key(request)
     if key is None or behaviour.refuses(key):
-        return _error(401, "Access denied due to invalid subscription key or wrong API endpoint.", "401")
+        # Echoing the key, as some APIs do, tests that clients keep error texts out of what they store and print.
+        return _error(401, f"Access denied: invalid subscription key {key!r} or wrong API endpoint.", "401")
     if behaviour.max_concurrency is not None and served.in_flight[name] >= behaviour.max_concurrency:
         entry["fault"] = "concurrency"
         return _rate_limited(behaviour, entry)

@@ -92,6 +92,9 @@ class ServeConfig:
 
     deployments: Mapping[str, Behaviour]
     seed: int = 0
+    """Seeds the fault draws and latencies (not the answers)."""
+    model_seed: int = 0
+    """The simulated provider's seed (`providers.simulated.seed`): the same answers as an in-process run with it."""
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def load_file(path: Path) -> dict[str, Any]:
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"serve --config: {path}: must be a mapping with `defaults` and `deployments`")
-    _check_keys(data, {"defaults", "deployments", "seed"}, f"{path}")
+    _check_keys(data, {"defaults", "deployments", "seed", "model_seed"}, f"{path}")
     return data
 
 
@@ -125,10 +128,11 @@ def build_config(
             raise ConfigError(f"{where}: deployments.{name}: must be a mapping")
         merged = {**catalog.get(name, {"model": name}), **_deep_merge(defaults, section)}
         deployments[name] = behaviour(merged, f"{where}: deployments.{name}")
-    seed = file_data.get("seed", 0)
-    if not isinstance(seed, int):
-        raise ConfigError(f"{where}: seed: must be an integer, got {seed!r}")
-    return ServeConfig(deployments, seed)
+    seeds = {name: file_data.get(name, 0) for name in ("seed", "model_seed")}
+    for name, value in seeds.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{where}: {name}: must be an integer, got {value!r}")
+    return ServeConfig(deployments, **seeds)
 
 
 def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

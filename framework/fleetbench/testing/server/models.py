@@ -16,7 +16,7 @@ class SimulatedModels:
     """Answers a request as the simulated base model a deployment is mapped to."""
 
     def __init__(self, config: ServeConfig) -> None:
-        ref = registry.load("providers", {"plugin": "simulated", "seed": config.seed}, "serve.seed")
+        ref = registry.load("providers", {"plugin": "simulated", "seed": config.model_seed}, "serve.model_seed")
         self._provider: Provider = ref.create()
         self._lanes: Mapping[str, Lane] = {
             name: self._lane(ref.cls, name, behaviour.model or name, behaviour.profile, behaviour.qa_accuracy)

@@ -20,7 +20,7 @@ DEFAULT_PORT = 8765
 
 def parse_serve_args(args: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     """`--options` of the server, and Hydra overrides (`key=value`, for the catalog) apart."""
-    parser = argparse.ArgumentParser(prog="fleetbench serve", add_help=False, exit_on_error=False)
+    parser = argparse.ArgumentParser(prog="fleetbench serve", add_help=False, exit_on_error=False, allow_abbrev=False)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--config", type=Path)

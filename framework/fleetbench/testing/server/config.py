@@ -108,7 +108,7 @@ def load_file(path: Path) -> dict[str, Any]:
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"serve --config: {path}: must be a mapping with `defaults` and `deployments`")
-    _check_keys(data, {"defaults", "deployments", "seed", "model_seed"}, f"{path}")
+    _check_keys(data, {"defaults", "deployments", "seed", "model_seed"}, f"serve --config {path}")
     return data
 
 

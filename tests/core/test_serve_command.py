@@ -98,3 +98,16 @@ def test_print_env_points_every_real_model_entry_at_the_server(run_cli: RunCli) 
     assert env["AZURE_AI_ENDPOINT"] == env["AZURE_OPENAI_ENDPOINT"] == "http://127.0.0.1:9999"
     assert env["GATEWAY_BASE_URL"] == "http://127.0.0.1:9999/v1"
     assert len({env[f"GATEWAY_API_KEY_{i}"] for i in range(3)}) == 3
+
+
+def test_the_readme_configuration_example_is_valid() -> None:
+    import yaml
+
+    from fleetbench.testing.server.config import build_config
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("**Latency, limits and faults**", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = build_config({"DeepSeek-V3-0324-3": {"model": "DeepSeek-V3-0324"}}, yaml.safe_load(block), {}, "README")
+    flaky = config.deployments["DeepSeek-V3-0324-3"]
+    assert flaky.faults.rate_limited == 0.5 and flaky.latency.distribution == "uniform" and flaky.max_concurrency == 25
+    assert config.deployments["My-Local-Model"].reasoning_only

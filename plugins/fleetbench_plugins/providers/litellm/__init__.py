@@ -53,17 +53,6 @@ class LitellmModelParams:
                 raise ValueError(f"{name}: must be a price >= 0 in USD per token or null, got {value}")
 
 
-def _mapped_cost(module: Any, model: str, prompt: int, completion: int) -> float | None:
-    """The cost map's price of a call to `model`, or None when the map does not know the name."""
-    try:
-        prompt_cost, completion_cost = module.cost_per_token(
-            model=model, prompt_tokens=prompt, completion_tokens=completion
-        )
-    except Exception:  # litellm raises a plain Exception for a name its cost map does not hold
-        return None
-    return float(prompt_cost + completion_cost)
-
-
 class ProviderCallError(Exception):
     """A failed request, already classified with its redacted detail (the original exception is not kept, so
     nothing can print its unredacted text later)."""
@@ -94,32 +83,18 @@ class LitellmProvider(Provider):
         failure: ErrorClass | None = None
         try:
             response = await module.acompletion(**arguments)
-            return wire.completion_of(response, self._cost(module, lane, response))
+            return wire.completion_of(response, self._cost(response))
         except (ImportError, NameError, AttributeError, TypeError, AssertionError):
             raise  # bugs (ours or litellm's) stop the run loudly
         except Exception as exc:  # classified here, where the lane's key is known, then raised without the original
             failure = classify.verdict(exc, (lane.api_key or "",))
         raise ProviderCallError(failure)
 
-    def _cost(self, module: Any, lane: Lane, response: Any) -> float | None:
-        """The call's cost in USD: the catalog's per-token prices; else the cost map's price of `cost_model`; else
-        what litellm priced the call at by its deployment name; else the cost map's price of the base model (a
-        deployment `X-2` costs what `X` costs). None when no price is known."""
-        usage = getattr(response, "usage", None)
-        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion = int(getattr(usage, "completion_tokens", 0) or 0)
-        priced = wire.token_cost(lane.model_params, prompt, completion)
-        if priced is not None:
-            return priced
-        cost_model = lane.model_params.get("cost_model")
-        if cost_model:
-            return _mapped_cost(module, str(cost_model), prompt, completion)
-        hidden = getattr(response, "_hidden_params", None) or {}
-        cost = hidden.get("response_cost")
-        if isinstance(cost, int | float):
-            return float(cost)
-        base = f"{lane.route}/{lane.base_model}" if lane.route else lane.base_model
-        return _mapped_cost(module, base, prompt, completion)
+    @staticmethod
+    def _cost(response: Any) -> float | None:
+        """What litellm priced the call at (see `wire.pricing`); None when it knows no price."""
+        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        return float(cost) if isinstance(cost, int | float) else None
 
     def classify(self, exc: BaseException) -> ErrorClass:
         if isinstance(exc, ProviderCallError):

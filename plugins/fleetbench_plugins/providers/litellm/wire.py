@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from fleetbench.types import Completion, GenerationSettings, Lane, Request, ToolCall
@@ -34,11 +33,24 @@ def call_arguments(lane: Lane, request: Request, *, protocol_headers: bool, drop
     if request.tool_choice is not None:
         arguments["tool_choice"] = _tool_choice(request.tool_choice)
     arguments.update(generation_arguments(request.generation))
+    arguments.update(pricing(lane))
     if drop_params:
         arguments["drop_params"] = True
     if protocol_headers and request.protocol:
         arguments["headers"] = {PROTOCOL_HEADER: request.protocol, PURPOSE_HEADER: request.purpose.value}
     return arguments
+
+
+def pricing(lane: Lane) -> dict[str, Any]:
+    """How litellm prices the call (its `response_cost`): the catalog's per-token prices when the model declares
+    any; else the cost map's entry `cost_model`, or the base model under its route, so a deployment `X-2`, unknown to
+    the cost map, costs what `X` costs."""
+    params = lane.model_params
+    prompt_price, completion_price = params.get("input_cost_per_token"), params.get("output_cost_per_token")
+    if prompt_price is not None or completion_price is not None:
+        return {"input_cost_per_token": prompt_price or 0.0, "output_cost_per_token": completion_price or 0.0}
+    base = f"{lane.route}/{lane.base_model}" if lane.route else lane.base_model
+    return {"base_model": params.get("cost_model") or base}
 
 
 def _tool_choice(choice: str) -> str | dict[str, Any]:
@@ -91,11 +103,3 @@ def completion_of(response: Any, cost_usd: float | None) -> Completion:
 def _tool_call(call: Any) -> ToolCall:
     function = call.function
     return ToolCall(name=str(function.name or ""), arguments=function.arguments or "{}", call_id=str(call.id or ""))
-
-
-def token_cost(prices: Mapping[str, float | None], prompt_tokens: int, completion_tokens: int) -> float | None:
-    """Cost from per-token prices given in the catalog; None when neither price is given."""
-    prompt_price, completion_price = prices.get("input_cost_per_token"), prices.get("output_cost_per_token")
-    if prompt_price is None and completion_price is None:
-        return None
-    return prompt_tokens * (prompt_price or 0.0) + completion_tokens * (completion_price or 0.0)

@@ -74,7 +74,7 @@ class LitellmProvider(Provider):
         loader.prefetch()
 
     async def complete(self, lane: Lane, request: Request) -> Completion:
-        module = loader.litellm()
+        module = await loader.loaded()
         if lane.api_key:
             loader.secret_filter.secrets.add(lane.api_key)
         arguments = wire.call_arguments(

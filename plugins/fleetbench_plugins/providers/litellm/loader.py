@@ -7,6 +7,7 @@ soon as the provider is constructed (planning and the database migration overlap
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -53,6 +54,12 @@ def litellm() -> ModuleType:
             _configure(module)
             _module = module
     return _module
+
+
+async def loaded() -> ModuleType:
+    """The litellm module; while it still imports, the event loop goes on (signals, heartbeats) instead of blocking
+    on the import lock."""
+    return _module if _module is not None else await asyncio.to_thread(litellm)
 
 
 def prefetch() -> None:

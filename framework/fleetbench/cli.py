@@ -1,4 +1,4 @@
-"""The `fleetbench` command: run | report | plugins | names | show.
+"""The `fleetbench` command: run | report | runs | plugins | names | show | serve.
 
 `run` goes through Hydra's app entry (so `-m` sweeps and launchers work); every other command composes the same
 configuration with Hydra's compose API. Before any job starts, literal secrets are moved out of the overrides, every
@@ -374,6 +374,31 @@ def cmd_plugins(args: Sequence[str]) -> int:
     return 1 if broken else 0
 
 
+# --- serve -----------------------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: Sequence[str]) -> int:
+    """Serve the catalog's deployments (and the config file's) over HTTP as simulated models, until Ctrl-C."""
+    import asyncio
+
+    from fleetbench.testing.server import announce, serve
+    from fleetbench.testing.server.cli import parse_serve_args, served_config, served_environment_lines
+
+    options, overrides = parse_serve_args(args)
+    cfg = compose_config(overrides)
+    if options.print_env:
+        sys.stdout.write(served_environment_lines(cfg, options))
+        return 0
+    config = served_config(cfg, options)
+    try:
+        asyncio.run(
+            serve(config, options.host, options.port, options.log, lambda url: announce(url, len(config.deployments)))
+        )
+    except OSError as exc:
+        raise UserError(f"serve: cannot listen on {options.host}:{options.port}: {exc.strerror or exc}") from None
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "run": cmd_run,
     "report": cmd_report,
@@ -381,6 +406,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "names": cmd_names,
     "runs": cmd_runs,
     "show": cmd_show,
+    "serve": cmd_serve,
 }
 
 

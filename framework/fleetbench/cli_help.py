@@ -59,6 +59,21 @@ COMMAND_HELP: dict[str, CommandHelp] = {
         "installed it and its options (name, type, default, whether it changes results). A plugin that fails to "
         "load or breaks its contract is listed with the reason; the exit code is then 1.",
     ),
+    "serve": CommandHelp(
+        "fleetbench serve [--host H] [--port P] [--config FILE] [--log FILE] [--latency-s S] [--max-concurrency N] "
+        "[--retry-after-s S] [--seed N] [--print-env] [OVERRIDES]",
+        "serve the simulated models over HTTP as OpenAI / Azure deployments (tests, benchmarks, demos)",
+        "An OpenAI- and Azure-compatible HTTP server (127.0.0.1:8765 by default; --port 0 picks a free port) that "
+        "answers as the simulated models under every deployment name of the catalog (overrides select the catalog "
+        "like any command's) plus those a --config file adds: POST /v1/chat/completions and /chat/completions "
+        "(model = deployment name), /openai/deployments/NAME/chat/completions?api-version=... (Azure OpenAI) and "
+        "/models/chat/completions (Azure AI Foundry), tools included. The config file (YAML or JSON) has `defaults` "
+        "and `deployments: {NAME: {...}}` with model, profile, protocol, latency {mean_s, spread_s, distribution}, "
+        "max_concurrency (beyond it: 429 with Retry-After retry_after_s), faults {error_500, rate_limited, reset, "
+        "hang, empty, malformed_json, truncated} (probabilities per request) and reject_keys (401). --log FILE "
+        "appends one JSON line per request: deployment, key fingerprint (never the key), times, status, fault. "
+        "--print-env prints the environment that points the catalog's real-model entries at the server, then exits.",
+    ),
 }
 
 

@@ -180,6 +180,7 @@ class LaneChat:
                 completion_tokens=completion.completion_tokens if completion else 0,
                 http_status=http_status,
                 error=error,
+                cost_usd=completion.cost_usd if completion else None,
             )
         )
 

@@ -255,6 +255,8 @@ class Completion:
     completion_tokens: int = 0
     finish_reason: str | None = None
     reasoning: str | None = None
+    cost_usd: float | None = None
+    """What the call cost in USD, when the provider knows a price for the model (None: unknown)."""
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,8 @@ class CallRecord:
     completion_tokens: int = 0
     http_status: int | None = None
     error: str | None = None
+    cost_usd: float | None = None
+    """What the request cost in USD (None: no price known, or the request failed)."""
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def test_bad_config_in_one_sweep_job_stops_the_whole_sweep_before_any_job(run_cl
 def test_unknown_command_lists_the_commands(run_cli: RunCli) -> None:
     process = run_cli("frobnicate")
     assert process.returncode == 2
-    assert "names, plugins, report, run, runs, show" in process.stderr
+    assert "names, plugins, report, run, runs, serve, show" in process.stderr
 
 
 @pytest.mark.parametrize(

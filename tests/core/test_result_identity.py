@@ -27,6 +27,11 @@ PLUGIN_OPTIONS: dict[tuple[str, str, str], dict[str, bool]] = {
         "latency_ms": NEUTRAL, "jitter_ms": NEUTRAL, "transient_error_rate": NEUTRAL, "rate_limit_rate": NEUTRAL,
         "retry_after_s": NEUTRAL,
     },
+    ("providers", "litellm", "Options"): {"protocol_headers": NEUTRAL, "drop_params": RESULT},
+    ("providers", "litellm", "ModelParams"): {
+        "input_cost_per_token": NEUTRAL, "output_cost_per_token": NEUTRAL, "cost_model": NEUTRAL,
+    },
+    ("providers", "litellm", "DeploymentParams"): {},
     ("storage", "sql", "Options"): {"url": NEUTRAL, "echo": NEUTRAL, "busy_timeout_s": NEUTRAL},
     ("suites", "jsonl", "Options"): {
         "dataset": NEUTRAL, "scorer": RESULT, "categories": NEUTRAL, "system_prompt": RESULT, "items": NEUTRAL,

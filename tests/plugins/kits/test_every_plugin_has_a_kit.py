@@ -24,6 +24,7 @@ KIT_OF_KIND: dict[str, type] = {
 
 KIT_TESTS: dict[tuple[str, str], type] = {
     ("providers", "simulated"): test_providers.TestSimulatedProvider,
+    ("providers", "litellm"): test_providers.TestLitellmProvider,
     ("storage", "sql"): test_storage.TestSqlStorageOnSqlite,
     ("suites", "jsonl"): test_suites.TestJsonlSuite,
     ("suites", "workflow"): test_suites.TestWorkflowSuite,

@@ -69,6 +69,7 @@ def call_row(call: CallRecord) -> dict[str, Any]:
         "prompt_tokens": call.prompt_tokens,
         "completion_tokens": call.completion_tokens,
         "http_status": call.http_status,
+        "cost_usd": call.cost_usd,
         # Provider errors may quote the request URL, query string (`?api-key=...`) included.
         "error": redact_text(call.error) if call.error else call.error,
     }

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0004"
 """The alembic head revision this code reads and writes. `migrate()` upgrades a database to it."""
 
 VERSION_TABLE = "fleetbench_alembic_version"
@@ -111,6 +111,7 @@ calls = Table(
     Column("completion_tokens", Integer, nullable=False),
     Column("http_status", Integer),
     Column("error", Text),
+    Column("cost_usd", Double),
     Index("ix_calls_unit_key", "unit_key"),
     Index("ix_calls_run_id", "run_id"),
 )

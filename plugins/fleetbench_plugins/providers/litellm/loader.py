@@ -1,0 +1,87 @@
+"""Importing litellm: lazily, offline, quiet, and never leaking a key through its log records.
+
+litellm takes seconds to import, so only a run that uses it pays for that, and it starts in a background thread as
+soon as the provider is constructed (planning and the database migration overlap with it). Before the import,
+`LITELLM_LOCAL_MODEL_COST_MAP` makes litellm read its bundled cost map instead of fetching one from the internet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from types import ModuleType
+from typing import Any
+
+from fleetbench.secrets import redact_text
+
+LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Proxy", "LiteLLM Router", "litellm", "httpx", "openai")
+
+_lock = threading.Lock()
+_module: ModuleType | None = None
+
+
+class SecretFilter(logging.Filter):
+    """Removes known keys (and every URL secret) from the log records of litellm and its HTTP clients.
+
+    Nothing of litellm should log a key, but its debug lines quote request headers and URLs; this filter makes sure
+    that a future version's log line cannot carry one into `fleetbench.log`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        record.msg, record.args = redact_text(text), None
+        return True
+
+
+secret_filter = SecretFilter()
+
+
+def litellm() -> ModuleType:
+    """The litellm module, imported once (thread-safe), offline and quiet."""
+    global _module
+    with _lock:
+        if _module is None:
+            os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+            import litellm as module
+
+            _configure(module)
+            _module = module
+    return _module
+
+
+async def loaded() -> ModuleType:
+    """The litellm module; while it still imports, the event loop goes on (signals, heartbeats) instead of blocking
+    on the import lock."""
+    return _module if _module is not None else await asyncio.to_thread(litellm)
+
+
+def prefetch() -> None:
+    """Start importing litellm in a daemon thread (the first request waits for it if it has not finished)."""
+    if _module is None:
+        threading.Thread(target=_quiet_import, name="litellm-import", daemon=True).start()
+
+
+def _quiet_import() -> None:
+    try:
+        litellm()
+    except Exception:  # the first request imports again and raises the error where it is handled
+        logging.getLogger(__name__).debug("background import of litellm failed", exc_info=True)
+
+
+def _configure(module: Any) -> None:
+    """No retries of its own, no "give feedback" banners on stdout, redacted logs."""
+    module.suppress_debug_info = True
+    module.num_retries = 0
+    module.drop_params = False
+    for name in LITELLM_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.level, logging.ERROR))  # its warnings are about itself, not about the run
+        if secret_filter not in logger.filters:
+            logger.addFilter(secret_filter)

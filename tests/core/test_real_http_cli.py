@@ -1,0 +1,95 @@
+"""The `fleetbench` command through litellm against `fleetbench serve`, in subprocesses: a runner killed with
+SIGKILL at random moments, then run again, stores exactly the planned units; no configured key reaches the database,
+the logs, the transcripts, `outputs/`, `multirun/`, the server's request log or the terminal, even when the API
+echoes the key in its error text."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetbench.testing.server.config import key_fingerprint
+from fleetbench.testing.server.process import RunningServer, served
+from tests.conftest import CLI, RunCli, cli_env
+from tests.core.real_http import environment, rows, run_through
+from tests.core.test_secrets import _database_text
+
+pytestmark = pytest.mark.slow
+
+KEYS = {
+    "AZURE_AI_API_KEY": "sk-live-SERVE-DO-NOT-LEAK-0001",
+    "GATEWAY_API_KEY_0": "sk-live-SERVE-DO-NOT-LEAK-0002",
+    "GATEWAY_API_KEY_1": "sk-live-SERVE-DO-NOT-LEAK-0003",
+    "GATEWAY_API_KEY_2": "sk-live-SERVE-DO-NOT-LEAK-0004",
+}
+TWO_EACH = [f"models.deepseek_v3_0324.deployments.{i}.max_concurrency=2" for i in range(3)]
+JOB = ["run.models=[DeepSeek-V3-0324]", "run.instances=6", *TWO_EACH]
+
+
+def run_env(server: RunningServer) -> dict[str, str]:
+    return {**environment(server), **KEYS}
+
+
+def assert_no_key_anywhere(root: Path, server: RunningServer, *outputs: str) -> None:
+    database = f"sqlite:///{root / 'fleetbench.db'}"
+    texts = list(_database_text(database))
+    files = [p for p in [*root.rglob("*"), server.log_path] if p.is_file()]
+    for key in KEYS.values():
+        assert all(key not in output for output in outputs), f"{key} printed"
+        assert all(key not in row for row in texts), f"{key} stored in the database"
+        for path in files:
+            assert key.encode() not in path.read_bytes(), f"{key} leaked into {path}"
+
+
+def test_sigkill_at_random_moments_then_a_rerun_stores_exactly_the_planned_units(tmp_path: Path) -> None:
+    """Three runs killed after a random number of requests (each resumes what the previous left), then one that
+    finishes (in process, to save a start-up): 30 units stored once each, none lost, none twice, no key anywhere."""
+    chance = random.Random(8)
+    with served(tmp_path / "server", {"defaults": {"latency": 0.3}}) as server:
+        command = [*CLI, "run", "run.progress=off", *JOB]
+        kills = 0
+        for _ in range(3):
+            seen = len(server.requests())
+            process = subprocess.Popen(command, cwd=tmp_path, env=cli_env(run_env(server)), stdout=subprocess.DEVNULL)
+            target = seen + chance.randrange(1, 20)
+            deadline = time.monotonic() + 120
+            while len(server.requests()) < target and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            kills += process.poll() is None
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            stored = rows(tmp_path / "fleetbench.db", "select count(*) n, count(distinct unit_key) d from units")
+            assert stored[0]["n"] == stored[0]["d"] <= 30
+        assert kills == 3, "every trial was killed mid-run"
+        before = rows(tmp_path / "fleetbench.db", "select count(*) n from units where outcome != 'infra_error'")[0]
+        final = run_through(server, tmp_path / "fleetbench.db", JOB, KEYS)
+        assert (final.planned, final.already_stored, final.executed) == (30, before["n"], 30 - before["n"])
+        units = rows(tmp_path / "fleetbench.db", "select count(*) n, count(distinct unit_key) d from units")
+        assert units == [{"n": 30, "d": 30}]
+        infra = rows(tmp_path / "fleetbench.db", "select count(*) n from units where outcome = 'infra_error'")
+        assert infra == [{"n": 0}]
+        assert_no_key_anywhere(tmp_path, server)
+
+
+def test_no_configured_key_reaches_anything_a_sweep_writes_or_prints(run_cli: RunCli, tmp_path: Path) -> None:
+    """A `-m` sweep through litellm; the gateway refuses one key with a 401 that quotes it, and fails 10% of
+    requests with 500s."""
+    refused = key_fingerprint(KEYS["GATEWAY_API_KEY_1"])
+    config = {"seed": 1, "defaults": {"faults": {"error_500": 0.1}, "reject_keys": [refused]}}
+    with served(tmp_path / "server", config) as server:
+        process = run_cli(
+            "run", "-m", "run.seed=1,2", "run.instances=1", "run.models=[DeepSeek-V3-0324,qwen2.5-7b-instruct]",
+            "scheduler.backoff_base_s=0.01", "scheduler.backoff_max_s=0.05", env=run_env(server), timeout=300,
+        )  # fmt: skip
+        assert process.returncode == 0, process.stderr
+        assert process.stdout.count("planned 10 units") == 2
+        assert {e["status"] for e in server.requests()} >= {200, 401, 500}
+        assert len(list(tmp_path.glob("multirun/*/*/*/fleetbench.log"))) == 2
+        auth = rows(tmp_path / "fleetbench.db", "select error from calls where status = 'auth'")
+        assert auth and all("***" in row["error"] for row in auth), "the quoted key is redacted, not dropped"
+        assert_no_key_anywhere(tmp_path, server, process.stdout, process.stderr)

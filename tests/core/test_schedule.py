@@ -12,7 +12,8 @@ import pytest
 from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import Provider
-from fleetbench.schedule import Executor, LaneChat, LaneState, TokenBucket, run_unit
+from fleetbench.lanes import LaneState, TokenBucket
+from fleetbench.schedule import Executor, LaneChat, run_unit
 from fleetbench.testing.requests import request_of
 from fleetbench.testing.units import make_unit
 from fleetbench.types import (
@@ -72,7 +73,7 @@ def test_transient_failures_are_retried_and_every_attempt_is_recorded() -> None:
 
 
 def test_rate_limits_pause_the_lane_for_retry_after_and_exhaust_into_an_infra_failure() -> None:
-    chat = _chat(_lane(rate_limit_rate=1.0, retry_after_s=0.02), max_attempts=3)
+    chat = _chat(_lane(rate_limit_rate=1.0, retry_after_s=0.02), max_rate_limited=3)
     before = time.monotonic()
     with pytest.raises(InfraFailure) as failure:
         asyncio.run(chat(MESSAGES))

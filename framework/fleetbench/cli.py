@@ -365,7 +365,9 @@ def cmd_show(args: Sequence[str]) -> int:
     placement = transcript.get("placement")
     if placement:
         home = f"; its static lane: {placement['home_lane']}" if placement.get("home_lane") else ""
-        console.print(f"ran on {' → '.join(placement['lanes'])} ({placement['restarts']} restarts{home})", markup=False)
+        restarts = placement["restarts"]
+        counted = f"{restarts} restart{'' if restarts == 1 else 's'}"
+        console.print(f"ran on {' → '.join(placement['lanes'])} ({counted}{home})", markup=False)
     console.print(_suite_named(cfg, suite_name).render_transcript(transcript), markup=False, highlight=False)
     return 0
 

@@ -9,8 +9,13 @@ from pathlib import Path
 
 from fleetbench.concurrency import AdaptiveSlots
 from fleetbench.config import compose_config, resolve_run
+from fleetbench.config.schema import SchedulerConf
+from fleetbench.lanes import LaneState
 from fleetbench.runner import run
-from fleetbench.types import CallStatus
+from fleetbench.schedule import JudgePool, LaneChat
+from fleetbench.testing.requests import request_of
+from fleetbench.types import CallStatus, Completion, GenerationSettings, Lane, Request
+from tests.core.test_schedule import CountingProvider, _lane
 
 
 def test_a_429_burst_lowers_the_limit_once_per_epoch_and_never_below_one() -> None:
@@ -75,6 +80,37 @@ def test_a_cancelled_waiter_gives_its_slot_back() -> None:
         return slots.in_use
 
     assert asyncio.run(scenario()) == 0
+
+
+class LimitWatchingProvider(CountingProvider):
+    """Records, at each request's start, how many requests are in flight and the lane's limit at that moment."""
+
+    def __init__(self, state: LaneState) -> None:
+        super().__init__()
+        self.state = state
+        self.seen: list[tuple[int, int]] = []
+
+    async def complete(self, lane: Lane, request: Request) -> Completion:
+        self.seen.append((self.in_flight + 1, self.state.slots.limit))
+        return await super().complete(lane, request)
+
+
+def test_worker_and_judge_chats_on_a_lane_together_stay_within_its_current_limit() -> None:
+    state = LaneState.of(_lane())  # max_concurrency 4
+    state.slots.rate_limited(state.slots.epoch)  # a 429: the lane now allows 2 in flight, then climbs back
+    provider = LimitWatchingProvider(state)
+    judge = JudgePool(provider, [state], GenerationSettings())
+    conf, request = SchedulerConf(), request_of([{"role": "user", "content": "hi"}], protocol="jsonl")
+
+    async def burst() -> None:
+        workers = [LaneChat(state, provider, conf, f"{i:032x}", "r") for i in range(6)]
+        judges = [judge.bind(conf, f"{i:032x}", "r", []) for i in range(6)]
+        await asyncio.gather(*(chat(request) for chat in workers + judges for _ in range(2)))
+
+    asyncio.run(burst())
+    assert all(in_flight <= limit for in_flight, limit in provider.seen)
+    assert max(in_flight for in_flight, _ in provider.seen[:2]) == 2 and provider.peak == 4
+    assert state.statuses[CallStatus.OK] == 24
 
 
 def _in_flight_at_starts(db: Path, deployment: str) -> list[tuple[str, int]]:

@@ -58,21 +58,25 @@ def _placements(db: Path) -> list[dict[str, Any]]:
     return found
 
 
-def test_one_deployment_refusing_every_connection_leaves_no_unit_undone(tmp_path: Path) -> None:
-    """The issue's case: on main, one dead deployment left units "not done" while the others sat idle."""
-    db = tmp_path / "refused.db"
-    summary = _run(db, "run.instances=100", *LATENCY, f"{SIM_AGENT_2}.refuse_connections=true")
+@pytest.mark.parametrize(
+    ("fault", "status"), [("refuse_connections=true", "unreachable"), ("transient_error_rate=1", "transient")]
+)
+def test_one_deployment_failing_every_request_leaves_no_unit_undone(tmp_path: Path, fault: str, status: str) -> None:
+    """The issue's case: before lane health, one dead deployment left units "not done" while the others sat idle."""
+    db = tmp_path / "dead.db"
+    summary = _run(db, "run.instances=100", *LATENCY, f"{SIM_AGENT_2}.{fault}")
     _assert_all_stored_once(db, summary)
     assert summary.units_by_deployment["Sim-Agent-2"] == 0
     assert summary.units_by_deployment["Sim-Agent"] + summary.units_by_deployment["Sim-Agent-3"] == 500
-    # The breaker parked the lane after exactly `breaker_failures` refused connections (5): no unit was retried
-    # against it after that, and no failure reached a unit's outcome.
-    assert _rows(db, "select status, count(*) from calls where deployment = 'Sim-Agent-2' group by status") == [
-        ("unreachable", 5)
-    ]
+    # The breaker parked the lane after `breaker_failures` (5) failed requests: none was sent to it afterwards. A
+    # refused connection fails at once, so exactly 5 were sent; a 503 comes after the latency, so the lane's other
+    # requests already in flight (at most 7 more) fail too.
+    [(recorded, calls)] = _rows(db, "select status, count(*) from calls where deployment = 'Sim-Agent-2' group by 1")
+    assert recorded == status
+    assert calls == 5 if status == "unreachable" else 5 <= calls <= 5 + 7
     lane = _lane(summary, "Sim-Agent-2")
-    assert (lane.mode, lane.parks, lane.episodes_lost) == (Mode.PARKED, 1, 5)
-    assert summary.restarts == 5
+    assert (lane.mode, lane.parks, lane.episodes_lost) == (Mode.PARKED, 1, calls)
+    assert summary.restarts == calls
 
 
 def test_a_parked_lane_is_probed_after_its_cool_down_and_resumes(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ traceback; the other lanes finish. And a run stopped by its deadline: status, ex
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -61,6 +62,14 @@ def test_each_failing_deployment_gets_one_line_naming_what_to_check(run_cli: Run
     stored = (tmp_path / "fleetbench.db").read_bytes()
     for secret in (KEY_SECRET, ENDPOINT_SECRET):
         assert secret not in output and secret not in logs[0] and secret.encode() not in stored
+
+    # The unit whose request met the refused key started again elsewhere; `show` says where it ran.
+    with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
+        [(unit_key,)] = connection.execute("select unit_key from calls where status = 'auth'").fetchall()
+    shown = run_cli("show", unit_key[:16])
+    assert shown.returncode == 0, shown.stderr
+    where = shown.stdout.splitlines()[1]
+    assert re.fullmatch(r"ran on Sim-Agent-2 → (Sim-Agent-3 → )?Sim-Agent \((1 restart|2 restarts)\)", where), where
 
 
 def test_a_run_stopped_by_its_deadline_exits_124_and_resumes(run_cli: RunCli, tmp_path: Path) -> None:

@@ -157,5 +157,5 @@ def test_a_429_storm_lowers_the_lanes_concurrency_which_then_climbs_back(tmp_pat
     assert all(in_flight <= k + 1 for k, (_, in_flight) in enumerate(after))
     assert max(in_flight for _, in_flight in after[:3]) <= 2
     # ...and it does climb back: late in the run the lane again carries (nearly) its full max_concurrency.
-    assert max(in_flight for _, in_flight in after) >= 6
+    assert max(in_flight for _, in_flight in after) >= 5
     assert max(in_flight for _, in_flight in calls) <= 8

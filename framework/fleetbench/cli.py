@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import difflib
 import io
+import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
 from fleetbench.config.compose import hydra_context, normalize_overrides
 from fleetbench.config.secret_overrides import hide_secrets
-from fleetbench.errors import FleetbenchError, Interrupted, UnknownNameError, UserError
+from fleetbench.errors import DEADLINE_EXIT, FleetbenchError, Interrupted, UnknownNameError, UserError
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.preflight import check_output_dir, check_storages
 from fleetbench.progress import make_progress
@@ -44,6 +45,8 @@ def _console(stderr: bool = False) -> Console:
 
 console = _console()
 err_console = _console(stderr=True)
+summary_log = logging.getLogger("fleetbench.summary")
+"""The end-of-run summary in the run's log file (`conf/config.yaml` sends this logger to the file only)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -181,7 +184,7 @@ def _hydra_run(args: list[str]) -> int:
 
 def _run_job(cfg: DictConfig) -> None:
     """One Hydra job: validate, run, print the summary. Exits 2 on bad input, 1 when the storage or a plugin fails
-    and 130 when interrupted, each with one line."""
+    and 130 when interrupted, each with one line; 124 after the summary when `scheduler.deadline_s` stopped it."""
     try:
         spec = resolve_run(cfg)
         summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error)
@@ -195,6 +198,12 @@ def _run_job(cfg: DictConfig) -> None:
         _error(f"error: {exc}")
         sys.exit(1)
     print_summary(summary)
+    if summary.status == "deadline":
+        _error(
+            f"deadline: scheduler.deadline_s={spec.scheduler.deadline_s:g} passed; {summary.executed} units finished "
+            "and kept; run again to resume"
+        )
+        sys.exit(DEADLINE_EXIT)
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -218,6 +227,16 @@ def print_summary(summary: RunSummary) -> None:
     )
     if summary.infra:
         console.print("not done (infrastructure): " + ", ".join(f"{k} {v}" for k, v in summary.infra.items()))
+    if summary.restarts:
+        console.print(f"episodes started again after losing their lane: {summary.restarts}", soft_wrap=True)
+    if summary.moved:
+        console.print(f"units run on a lane other than their static one (failover): {summary.moved}", soft_wrap=True)
+    problems = summary.lane_problems
+    if problems:
+        console.print(f"deployments with problems ({len(problems)}):", soft_wrap=True)
+    for line in problems:
+        console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
+        summary_log.warning("deployment with problems: %s", line)
 
 
 # --- report / names / show / plugins ---------------------------------------------------------------------------------
@@ -343,6 +362,12 @@ def cmd_show(args: Sequence[str]) -> int:
         raise UserError(f"show: prefix {prefixes[0]!r} is ambiguous ({found[0][0]}, {found[1][0]}, ...); give more")
     key, suite_name, transcript = found[0]
     console.print(f"unit {key}", style="bold")
+    placement = transcript.get("placement")
+    if placement:
+        home = f"; its static lane: {placement['home_lane']}" if placement.get("home_lane") else ""
+        restarts = placement["restarts"]
+        counted = f"{restarts} restart{'' if restarts == 1 else 's'}"
+        console.print(f"ran on {' → '.join(placement['lanes'])} ({counted}{home})", markup=False)
     console.print(_suite_named(cfg, suite_name).render_transcript(transcript), markup=False, highlight=False)
     return 0
 

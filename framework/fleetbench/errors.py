@@ -61,3 +61,13 @@ class InfraFailure(FleetbenchError):
         super().__init__(f"{status}: {detail}" if detail else status)
         self.status = status
         self.detail = detail
+
+
+class LaneLost(InfraFailure):
+    """The episode's lane cannot carry it on (parked, stopped, a request that timed out, retries used up): the
+    scheduler starts the episode again on a healthy lane of the same model instead of recording it as not done."""
+
+
+DEADLINE_EXIT = 124
+"""Exit code of a run stopped by `scheduler.deadline_s` (as `timeout(1)`): finished results were kept; run again to
+resume."""

@@ -205,6 +205,11 @@ class UnitSource(abc.ABC):
 class Dispatch(abc.ABC):
     """Answers "which unit next?" for the lanes of one base model. Called from one event loop (no locking)."""
 
+    failover: bool = True
+    """Whether a unit may run on another lane of its model than the one its share assigned, when that lane is down
+    (parked or stopped): an episode in flight restarts elsewhere, and `take_over` hands out the rest of its share.
+    False keeps every unit on its own lane (it waits for the lane's probe, or ends as not done if the lane stops)."""
+
     @abc.abstractmethod
     def next_unit(self, lane_id: str) -> Unit | None:
         """The next unit this lane should run, or None when it has nothing left."""
@@ -213,6 +218,12 @@ class Dispatch(abc.ABC):
     def planned(self, lane_id: str) -> int | None:
         """How many units this lane is meant to run: its quota for a static split, None when lanes pull from a
         shared queue. The scheduler starts no more workers on a lane than it has units."""
+
+    def take_over(self, lane_id: str, down_lane_id: str) -> Unit | None:
+        """Failover: the next unit of `down_lane_id`'s share for `lane_id` to run because that lane is down, or None
+        when that share has nothing left. Only asked when `failover` is true and shares are static; a strategy that
+        never binds units to lanes (a shared queue) keeps this default."""
+        return None
 
 
 class ShardingStrategy(Plugin):

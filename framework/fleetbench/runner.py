@@ -6,7 +6,8 @@ storage, so nothing is written before the whole configuration has been checked.
 Stopping: the first Ctrl-C / SIGTERM stops every worker from taking another unit and gives the units in flight up
 to `scheduler.drain_timeout_s` to finish; a second signal abandons them at once. Either way every result already
 finished is committed, counted, and the run is recorded as `interrupted` (exit 130). A signal during start-up or
-planning ends the run the same way, before anything is executed.
+planning ends the run the same way, before anything is executed. `scheduler.deadline_s` stops the run the same way
+as the first signal when it passes; the run is recorded as `deadline`.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from fleetbench import __version__
 from fleetbench.config import RunSpec
 from fleetbench.errors import FleetbenchError, Interrupted
 from fleetbench.interfaces import Provider, Storage
+from fleetbench.lane_report import LaneReport, problem_lines
+from fleetbench.lanes import LaneState, Pulse
 from fleetbench.plan import MissingUnits, PlanDiff, diff, model_plan
 from fleetbench.progress import NullProgress, ProgressView
 from fleetbench.report.runs import HEARTBEAT_S
-from fleetbench.schedule import Executor, JudgePool, LaneState, lane_workers
+from fleetbench.schedule import Executor, JudgePool
 from fleetbench.signals import Signals, sync_signals_interrupt
 from fleetbench.types import CallRecord, RunRecord, UnitResult
+from fleetbench.workers import ModelWork, lane_workers
 from fleetbench.writer import ResultWriter
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,12 @@ class RunSummary:
     calls_by_deployment: Counter[str] = field(default_factory=Counter)
     base_model_of: dict[str, str] = field(default_factory=dict)
     transactions: int = 0
+    restarts: int = 0
+    """Episodes started again from their first turn on another (or the same) lane after losing theirs."""
+    moved: int = 0
+    """Units finished on a lane other than the one their static share assigned."""
+    lanes: list[LaneReport] = field(default_factory=list)
+    """How every lane of the run fared (see `problem_lines`)."""
 
     def record(self, result: UnitResult, calls: Sequence[CallRecord]) -> None:
         """Count one committed result."""
@@ -66,6 +76,15 @@ class RunSummary:
         self.units_by_deployment[result.deployment] += 1
         for call in calls:
             self.calls_by_deployment[call.deployment] += 1
+        placement = (result.episode.transcript or {}).get("placement")
+        if placement:
+            self.restarts += placement["restarts"]
+            self.moved += placement["home_lane"] not in (None, result.lane_id)
+
+    @property
+    def lane_problems(self) -> list[str]:
+        """One line per deployment that had problems: cause, count, what to check."""
+        return problem_lines(self.lanes)
 
 
 def _silent(_: str) -> None:
@@ -73,19 +92,29 @@ def _silent(_: str) -> None:
 
 
 def run(spec: RunSpec, progress: ProgressView | None = None, notify: Notify = _silent) -> RunSummary:
-    """Execute exactly the units of the spec that storage does not hold yet. Raises `Interrupted` on Ctrl-C/SIGTERM."""
+    """Execute exactly the units of the spec that storage does not hold yet. Raises `Interrupted` on Ctrl-C/SIGTERM;
+    a run stopped by its deadline returns with status `deadline`."""
+    deadline = None if spec.scheduler.deadline_s is None else time.monotonic() + spec.scheduler.deadline_s
     with sync_signals_interrupt():
         providers = {name: ref.create() for name, ref in spec.providers.items()}
         storage = spec.common.storage.create(naming=spec.common.naming)
         try:
-            return _run_with(spec, providers, storage, progress or NullProgress(), notify)
+            return _run_with(spec, providers, storage, _Outlet(progress or NullProgress(), notify, deadline))
         finally:
             storage.close()
 
 
-def _run_with(
-    spec: RunSpec, providers: Mapping[str, Provider], storage: Storage, progress: ProgressView, notify: Notify
-) -> RunSummary:
+@dataclass(frozen=True)
+class _Outlet:
+    """Where a run reports to (progress view, one-line notices) and when it must stop (monotonic deadline)."""
+
+    progress: ProgressView
+    notify: Notify
+    deadline: float | None
+
+
+def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage, outlet: _Outlet) -> RunSummary:
+    notify = outlet.notify
     run_id = uuid.uuid4().hex
     summary: RunSummary | None = None
     try:
@@ -99,7 +128,7 @@ def _run_with(
         raise Interrupted("interrupted before any unit ran; nothing was executed") from None
     started = time.perf_counter()
     try:
-        _run_loop(_execute(spec, providers, storage, plan.missing, summary, progress, notify))
+        _run_loop(_execute(spec, providers, storage, plan.missing, summary, outlet))
     except KeyboardInterrupt:  # a signal outside the execution's own handlers (e.g. while it shuts down)
         summary.status = "interrupted"
     finally:
@@ -157,29 +186,34 @@ async def _execute(
     storage: Storage,
     missing: Mapping[str, MissingUnits],
     summary: RunSummary,
-    progress: ProgressView,
-    notify: Notify,
+    outlet: _Outlet,
 ) -> None:
     lanes = {lane.lane_id: lane for model in spec.models if model.name in missing for lane in spec.lanes[model.name]}
 
     def committed(result: UnitResult, calls: Sequence[CallRecord]) -> None:
         summary.record(result, calls)
-        progress.unit_done(lanes[result.lane_id], result.episode.outcome)
+        outlet.progress.unit_done(lanes[result.lane_id], result.episode.outcome)
 
     writer = ResultWriter(storage, spec.scheduler.write_batch, on_commit=committed)
     writer.start()
     signals = Signals.install()
     heartbeat = asyncio.ensure_future(_heartbeat(writer, storage, summary.run_id))
-    workers = _workers(spec, providers, missing, summary.run_id, writer, signals.stopping)
-    progress.start(list(lanes.values()), sum(source.count for source in missing.values()))
+    pulse = Pulse()
+    # One state per lane for the whole run, shared by its workers and by judge requests sent to it.
+    states = {lane.lane_id: LaneState.of(lane, spec.scheduler, pulse) for ls in spec.lanes.values() for lane in ls}
+    workers = _workers(spec, providers, missing, summary.run_id, writer, signals.stopping, states)
+    stop = _Stop(signals, _Deadline(outlet.deadline, signals.stopping), pulse)
+    outlet.progress.start(list(lanes.values()), sum(source.count for source in missing.values()))
     try:
         summary.status = "failed"  # what finish_run records if a worker's exception propagates
-        summary.status = await _supervise(workers, signals, spec.scheduler.drain_timeout_s, notify)
+        summary.status = await _supervise(workers, stop, spec.scheduler.drain_timeout_s, outlet.notify)
     finally:
+        stop.deadline.cancel()
         heartbeat.cancel()
-        progress.stop()
+        outlet.progress.stop()
         await writer.close()
         summary.newly_completed, summary.transactions = writer.newly_completed, writer.transactions
+        summary.lanes = [LaneReport.of(state) for state in states.values()]
         for provider in providers.values():
             await provider.aclose()
         signals.remove()  # last: a signal while results are committed must not interrupt the commit
@@ -192,9 +226,8 @@ def _workers(
     run_id: str,
     writer: ResultWriter,
     stopping: asyncio.Event,
+    states: Mapping[str, LaneState],
 ) -> list[Coroutine[Any, Any, None]]:
-    # One limiter per lane for the whole run, shared by its workers and by judge requests sent to it.
-    states = {lane.lane_id: LaneState.of(lane) for model_lanes in spec.lanes.values() for lane in model_lanes}
     judge = None
     if spec.judge is not None:
         judge_states = [states[lane.lane_id] for lane in spec.lanes[spec.judge.name]]
@@ -204,11 +237,41 @@ def _workers(
         if model.name not in missing:
             continue
         source = missing[model.name]
-        executor = Executor(spec.suite, model, providers[model.provider], spec.scheduler, run_id, judge)
-        dispatch = spec.sharding.dispatch(source, spec.lanes[model.name])
         model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
-        workers.extend(lane_workers(executor, model_states, dispatch, writer.submit, stopping, source.count))
+        pulse = model_states[0].breaker.pulse
+        work = ModelWork(spec.sharding.dispatch(source, spec.lanes[model.name]), model_states, pulse, stopping)
+        executor = Executor(spec.suite, model, providers[model.provider], spec.scheduler, run_id, judge, work.lanes)
+        workers.extend(lane_workers(executor, work, writer.submit, stopping, source.count))
     return workers
+
+
+class _Deadline:
+    """Sets the stop flag when the run's deadline passes (as the first Ctrl-C would) and remembers that it did."""
+
+    def __init__(self, at: float | None, stopping: asyncio.Event) -> None:
+        self.reached = False
+        self._stopping = stopping
+        self._task = None if at is None else asyncio.ensure_future(self._wait(at))
+
+    async def _wait(self, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        if not self._stopping.is_set():
+            self.reached = True
+            self._stopping.set()
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """What stops a run: the signals (first: drain, second: abandon), the deadline, and the pulse that wakes workers
+    waiting on lanes so they see the stop flag."""
+
+    signals: Signals
+    deadline: _Deadline
+    pulse: Pulse
 
 
 async def _heartbeat(writer: ResultWriter, storage: Storage, run_id: str) -> None:
@@ -220,23 +283,26 @@ async def _heartbeat(writer: ResultWriter, storage: Storage, run_id: str) -> Non
             log.warning("heartbeat of run %s not recorded: %s", run_id, exc)
 
 
-async def _supervise(workers: list[Coroutine[Any, Any, None]], signals: Signals, drain_s: float, notify: Notify) -> str:
-    """Run every worker to the end, or stop them on a signal (see the module docstring). A worker that fails
-    cancels the others and its exception propagates once they have stopped."""
+async def _supervise(workers: list[Coroutine[Any, Any, None]], stop: _Stop, drain_s: float, notify: Notify) -> str:
+    """Run every worker to the end, or stop them on a signal or the deadline (see the module docstring). A worker
+    that fails cancels the others and its exception propagates once they have stopped."""
+    signals, deadline = stop.signals, stop.deadline
     tasks: set[asyncio.Future[None]] = {asyncio.ensure_future(worker) for worker in workers}
     try:
         failed = await _until(tasks, signals.stopping)
         if failed is None and not signals.stopping.is_set():
             return "completed"
         if failed is None:
+            stop.pulse.fire()  # workers waiting on a lane or for failover see the stop flag at once
+            why = "deadline reached (scheduler.deadline_s)" if deadline.reached else "stopping"
             notify(
-                f"stopping: no new units; {sum(not t.done() for t in tasks)} in flight get up to {drain_s:g}s to "
+                f"{why}: no new units; {sum(not t.done() for t in tasks)} in flight get up to {drain_s:g}s to "
                 "finish (press Ctrl-C again to stop now)"
             )
             failed = await _drain(tasks, signals.abandon, drain_s)
         if failed is not None:
             raise failed
-        return "interrupted"
+        return "deadline" if deadline.reached else "interrupted"
     finally:
         await _cancel(tasks)
 

@@ -1,9 +1,14 @@
-"""Lanes and the requests sent through them: concurrency, token buckets, Retry-After, timeouts, retries.
+"""The requests of one episode on one lane, and the episode itself: timeouts, retries, restarts on lane loss.
 
-Each lane runs `max_concurrency` workers that pull units from the base model's dispatch. Every LLM request of an
-episode goes through the lane's `LaneChat`, which waits for the lane's token bucket (per request, not per task: the
-original throttled per task and multi-turn bursts broke provider limits), applies the request timeout, and retries
-what the provider classifies as transient or rate limited. A 429 pauses the whole lane for its Retry-After.
+Every LLM request of an episode goes through the lane's `LaneChat`, which enters the lane (`lanes.LaneState`: its
+adaptive concurrency, Retry-After pause, token bucket — per request, not per task: the original throttled per task
+and multi-turn bursts broke provider limits — and circuit breaker), applies the request timeout, and retries what the
+provider classifies as transient, unreachable or rate limited. A 429 pauses the whole lane for its Retry-After and
+does not use up one of the request's `max_attempts` (it has its own budget, `max_rate_limited`).
+
+An episode keeps its lane for all its turns. When the lane cannot carry it on (parked or stopped meanwhile, a request
+timed out, retries used up), `run_unit` starts the episode again from its first turn on a healthy lane of the same
+base model, up to `max_restarts` times, and records which lanes it used.
 """
 
 from __future__ import annotations
@@ -12,20 +17,20 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from fleetbench.config.schema import SchedulerConf
-from fleetbench.errors import InfraFailure
-from fleetbench.interfaces import Dispatch, EpisodeContext, Provider, Suite
+from fleetbench.errors import InfraFailure, LaneLost
+from fleetbench.interfaces import EpisodeContext, Provider, Suite
+from fleetbench.lanes import STOP_STATUSES, LaneState, Mode, Pulse
 from fleetbench.types import (
     CallRecord,
     CallStatus,
     Completion,
     Episode,
+    ErrorClass,
     GenerationSettings,
-    Lane,
     ModelSpec,
     Outcome,
     Request,
@@ -38,52 +43,8 @@ _jitter = random.Random()
 PROGRAMMING_ERRORS = (ImportError, NameError, AttributeError, TypeError, AssertionError, SyntaxError)
 """Exceptions that mean a bug, never an API outcome: they propagate and stop the run loudly."""
 
-
-class TokenBucket:
-    """Requests per minute with a one-second burst; `None` means unlimited."""
-
-    def __init__(self, rpm: float | None) -> None:
-        self._rate = None if rpm is None else rpm / 60.0
-        self._capacity = 1.0 if self._rate is None else max(1.0, self._rate)
-        self._tokens = self._capacity
-        self._stamp = time.monotonic()
-
-    async def acquire(self) -> None:
-        """Wait until one request may be sent."""
-        if self._rate is None:
-            return
-        while True:
-            now = time.monotonic()
-            self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
-            self._stamp = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return
-            await asyncio.sleep((1.0 - self._tokens) / self._rate)
-
-
-@dataclass
-class LaneState:
-    """A lane's limits for the whole run: requests in flight (slots), requests per minute (bucket), and the pause
-    after a 429 (the whole lane waits for Retry-After). Every request to the lane goes through it, whoever sends it."""
-
-    lane: Lane
-    bucket: TokenBucket
-    slots: asyncio.Semaphore
-    paused_until: float = 0.0
-
-    @classmethod
-    def of(cls, lane: Lane) -> LaneState:
-        return cls(lane, TokenBucket(lane.rpm), asyncio.Semaphore(lane.max_concurrency))
-
-    async def ready(self) -> None:
-        """Wait out a pause, then take a token."""
-        while (wait := self.paused_until - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
-        await self.bucket.acquire()
-
-    def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+REQUEST_FAULTS = frozenset({CallStatus.PERMANENT, CallStatus.CONTEXT_LENGTH})
+"""Failures of the request itself: no other attempt or lane would answer it differently."""
 
 
 def backoff_s(conf: SchedulerConf, attempt: int) -> float:
@@ -103,57 +64,90 @@ class LaneChat:
     calls: list[CallRecord] = field(default_factory=list)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     """The lane's model's generation settings, added to every request (suites never set them)."""
+    lost: LaneLost | None = None
+    """Set when this chat gave up because its lane could not carry the episode on (see `run_unit`)."""
     _started: float = field(default=0.0, init=False, repr=False)
     _clock: float = field(default=0.0, init=False, repr=False)
 
     async def __call__(self, request: Request) -> Completion:
         request = dataclasses.replace(request, generation=self.generation)
-        for attempt in range(1, self.conf.max_attempts + 1):
+        try:
+            return await self._complete(request)
+        except LaneLost as lost:
+            self.lost = lost
+            raise
+
+    async def _complete(self, request: Request) -> Completion:
+        failed = limited = attempt = 0
+        while True:
+            attempt += 1
+            outcome = await self._attempt(request, attempt)
+            if isinstance(outcome, Completion):
+                return outcome
+            if outcome.status is CallStatus.RATE_LIMITED:
+                limited += 1
+            else:
+                failed += 1
+            await self._recover(outcome, failed, limited)
+
+    async def _attempt(self, request: Request, attempt: int) -> Completion | ErrorClass:
+        """One request within the lane's limits: the completion, or the verdict on its failure. Its recorded latency
+        and timeout cover the request only, not the wait to enter the lane; a backoff after it happens outside."""
+        ticket = await self.state.enter()
+        status: CallStatus | None = None  # stays None when cancelled or on a bug: no answer to account for
+        http_status: int | None = None
+        completion: Completion | None = None
+        try:
+            self._started, self._clock = time.time(), time.perf_counter()
             try:
                 completion = await self._send(request)
             except TimeoutError:
-                # No retry on a request timeout (as the original): a hung endpoint would otherwise cost minutes each.
-                self._record(attempt, CallStatus.TIMEOUT, error="request timed out")
-                raise InfraFailure("request_timeout", f"no reply within {self.conf.request_timeout_s:g}s") from None
+                verdict = ErrorClass(CallStatus.TIMEOUT, detail=f"no reply within {self.conf.request_timeout_s:g}s")
             except PROGRAMMING_ERRORS:
                 raise  # a bug in a provider or our code must stop the run, not be recorded as an API failure
-            except Exception as exc:  # the provider classifies; anything it calls permanent ends the unit
-                await self._handle_failure(exc, attempt)
-                continue
-            if not completion.text.strip() and not completion.tool_calls:
-                self._record(attempt, CallStatus.EMPTY, completion=completion, error="empty reply")
-                if attempt == self.conf.max_attempts:
-                    raise InfraFailure("empty_response", f"{attempt} empty replies")
-                continue
-            self._record(attempt, CallStatus.OK, completion=completion)
-            return completion
-        raise InfraFailure("retries_exhausted", f"{self.conf.max_attempts} attempts failed")
+            except Exception as exc:  # the provider classifies every API failure
+                verdict = self.provider.classify(exc)
+            else:
+                if completion.text.strip() or completion.tool_calls:
+                    status = CallStatus.OK
+                    self._record(attempt, status, completion=completion)
+                    return completion
+                verdict = ErrorClass(CallStatus.EMPTY, detail="empty reply")
+            status, http_status = verdict.status, verdict.http_status
+            self._record(attempt, status, completion=completion, http_status=http_status, error=verdict.detail)
+            return verdict
+        finally:
+            self.state.leave(ticket, status, http_status)
 
     async def _send(self, request: Request) -> Completion:
-        """One request within the lane's limits. Its recorded latency and timeout cover the request only, not the
-        wait for a slot or a token; a backoff after it happens outside the slot."""
-        async with self.state.slots:
-            await self.state.ready()
-            self._started, self._clock = time.time(), time.perf_counter()
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that arrives as the
-            # request completes, which let a cancelled worker keep taking units after Ctrl-C.
-            async with asyncio.timeout(self.conf.request_timeout_s):
-                return await self.provider.complete(self.state.lane, request)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that arrives as the
+        # request completes, which let a cancelled worker keep taking units after Ctrl-C.
+        async with asyncio.timeout(self.conf.request_timeout_s):
+            return await self.provider.complete(self.state.lane, request)
 
-    async def _handle_failure(self, exc: Exception, attempt: int) -> None:
-        verdict = self.provider.classify(exc)
-        self._record(attempt, verdict.status, http_status=verdict.http_status, error=verdict.detail)
-        if verdict.status in (CallStatus.AUTH, CallStatus.PERMANENT):
-            raise InfraFailure(verdict.status.value, verdict.detail) from exc
-        if attempt == self.conf.max_attempts:
-            status = "rate_limit_exhausted" if verdict.status is CallStatus.RATE_LIMITED else "retries_exhausted"
-            raise InfraFailure(status, verdict.detail) from exc
-        if verdict.status is CallStatus.RATE_LIMITED:
-            self.state.pause(
-                verdict.retry_after_s if verdict.retry_after_s is not None else backoff_s(self.conf, attempt)
-            )
-        else:
-            await asyncio.sleep(backoff_s(self.conf, attempt))
+    async def _recover(self, verdict: ErrorClass, failed: int, limited: int) -> None:
+        """After a failed attempt: raise when this request cannot succeed here, else wait for the next attempt."""
+        status, detail = verdict.status, verdict.detail
+        if status in REQUEST_FAULTS:
+            raise InfraFailure(status.value, detail)
+        if status in STOP_STATUSES:
+            raise LaneLost(status.value, detail)
+        if status is CallStatus.TIMEOUT:
+            # No retry on this lane (as the original): a hung endpoint would cost the full timeout each time.
+            raise LaneLost("request_timeout", detail)
+        if self.state.breaker.mode is not Mode.ACTIVE:
+            raise LaneLost(self.state.breaker.lost_status(), detail)
+        if status is CallStatus.RATE_LIMITED:
+            if limited >= self.conf.max_rate_limited:
+                raise LaneLost("rate_limit_exhausted", detail)
+            wait = verdict.retry_after_s if verdict.retry_after_s is not None else backoff_s(self.conf, limited)
+            self.state.pause(wait)
+        elif failed >= self.conf.max_attempts:
+            if status is CallStatus.EMPTY:
+                raise InfraFailure("empty_response", f"{failed} empty replies")
+            raise LaneLost("retries_exhausted", detail)
+        elif status is not CallStatus.EMPTY:  # an empty reply is asked again at once, as before
+            await asyncio.sleep(backoff_s(self.conf, failed))
 
     def _record(
         self,
@@ -186,7 +180,8 @@ class LaneChat:
 
 
 class JudgePool:
-    """Chats on the judge model's lanes, handed out round robin. Judge requests are recorded with the judged unit."""
+    """Chats on the judge model's lanes, handed out round robin over the lanes that are active (any lane when none
+    is). Judge requests are recorded with the judged unit."""
 
     def __init__(self, provider: Provider, states: Sequence[LaneState], generation: GenerationSettings) -> None:
         self._provider = provider
@@ -197,9 +192,40 @@ class JudgePool:
     def bind(self, conf: SchedulerConf, unit_key: str, run_id: str, calls: list[CallRecord]) -> LaneChat:
         """A chat on the next judge lane; it shares that lane's slots and limiter with everything else sent there, and
         sends the judge model's own generation settings."""
-        state = self._states[self._turn % len(self._states)]
+        active = [state for state in self._states if state.breaker.mode is Mode.ACTIVE] or self._states
+        state = active[self._turn % len(active)]
         self._turn += 1
         return LaneChat(state, self._provider, conf, unit_key, run_id, calls, self._generation)
+
+
+@dataclass
+class ModelLanes:
+    """One base model's lanes as seen by an episode that lost its lane: where may it start again?"""
+
+    states: Sequence[LaneState]
+    pulse: Pulse
+    stopping: asyncio.Event
+    movable: bool = True
+    """Whether a unit may run on a lane other than the one its static share assigned (`Dispatch.failover`)."""
+
+    async def replacement(self, lost: LaneState, home: str | None) -> LaneState | None:
+        """The lane to start the episode again on: another active lane (the one with the most free slots), else the
+        same lane if it is still active (a timeout), else the first lane due for its probe, else — when lanes are
+        parked — wait for one. None when every allowed lane is stopped or the run is stopping."""
+        allowed = [s for s in self.states if self.movable or home is None or s.lane.lane_id == home]
+        while not self.stopping.is_set():
+            active = [s for s in allowed if s.breaker.mode is Mode.ACTIVE]
+            others = [s for s in active if s is not lost]
+            if others or active:
+                return max(others, key=lambda s: s.free_slots) if others else active[0]
+            due = [s for s in allowed if s.breaker.mode is Mode.PARKED and s.breaker.takes_units]
+            if due:
+                return due[0]
+            alive = [s for s in allowed if s.breaker.mode is not Mode.STOPPED]
+            if not alive:
+                return None
+            await self.pulse.wait(min(s.breaker.cooldown_left() for s in alive) or None)
+        return None
 
 
 @dataclass(frozen=True)
@@ -212,71 +238,66 @@ class Executor:
     conf: SchedulerConf
     run_id: str
     judge: JudgePool | None = None
+    lanes: ModelLanes | None = None
+    """The model's lanes, for restarting an episode whose lane was lost (None: no restarts)."""
 
 
-async def run_unit(executor: Executor, state: LaneState, unit: Unit) -> tuple[UnitResult, list[CallRecord]]:
-    """Execute one unit on one lane under the episode timeout."""
-    chat = LaneChat(
-        state, executor.provider, executor.conf, unit.key, executor.run_id, generation=executor.model.generation
-    )
-    lane = state.lane
-    judge = executor.judge.bind(executor.conf, unit.key, executor.run_id, chat.calls) if executor.judge else None
-    context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment, judge=judge)
+async def run_unit(
+    executor: Executor, state: LaneState, unit: Unit, home: str | None = None
+) -> tuple[UnitResult, list[CallRecord]]:
+    """Execute one unit, starting on `state`'s lane; `home` is the lane its static share assigned (None: a shared
+    queue). When the lane is lost mid-episode the episode starts again on a replacement lane (see `ModelLanes`), at
+    most `max_restarts` times; every request of every try is kept in the calls."""
+    calls: list[CallRecord] = []
+    used = [state.lane.lane_id]
     started, clock = time.time(), time.perf_counter()
+    while True:
+        episode, lost = await _episode(executor, state, unit, calls)
+        if lost is None:
+            break
+        state.episodes_lost += 1
+        replacement = None
+        if executor.lanes is not None and len(used) <= executor.conf.max_restarts:
+            replacement = await executor.lanes.replacement(state, home)
+        if replacement is None:
+            break
+        state = replacement
+        used.append(state.lane.lane_id)
+    lane = state.lane
+    result = UnitResult(
+        unit,
+        executor.run_id,
+        lane.deployment,
+        lane.lane_id,
+        started,
+        time.perf_counter() - clock,
+        _with_placement(episode, home, used),
+    )
+    return result, calls
+
+
+async def _episode(
+    executor: Executor, state: LaneState, unit: Unit, calls: list[CallRecord]
+) -> tuple[Episode, LaneLost | None]:
+    """One try of the episode on one lane, under the episode timeout; the loss that ended it, if any."""
+    conf, lane = executor.conf, state.lane
+    chat = LaneChat(state, executor.provider, conf, unit.key, executor.run_id, calls, executor.model.generation)
+    judge = executor.judge.bind(conf, unit.key, executor.run_id, calls) if executor.judge else None
+    context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment, judge=judge)
     try:
-        async with asyncio.timeout(executor.conf.episode_timeout_s):
+        async with asyncio.timeout(conf.episode_timeout_s):
             episode = await executor.suite.run_episode(unit, chat, context)
     except TimeoutError:
         episode = Episode(Outcome.INFRA_ERROR, infra_status="episode_timeout")
     except InfraFailure as exc:  # a suite that does not catch it still gets the unit recorded as not done
         episode = Episode(Outcome.INFRA_ERROR, infra_status=exc.status)
-    result = UnitResult(
-        unit, executor.run_id, lane.deployment, lane.lane_id, started, time.perf_counter() - clock, episode
-    )
-    return result, chat.calls
+    return episode, chat.lost if episode.outcome is Outcome.INFRA_ERROR else None
 
 
-Sink = Callable[[UnitResult, list[CallRecord]], Awaitable[None]]
-
-
-async def lane_worker(
-    executor: Executor, state: LaneState, dispatch: Dispatch, sink: Sink, stopping: asyncio.Event
-) -> None:
-    """Pull units for this lane until the dispatch has none or the run is stopping; each result is durably written
-    before the next pull. The stop flag is checked before every pull, so a worker never starts a unit after Ctrl-C
-    even if a library swallowed its cancellation."""
-    while not stopping.is_set() and (unit := dispatch.next_unit(state.lane.lane_id)) is not None:
-        result, calls = await run_unit(executor, state, unit)
-        await sink(result, calls)
-
-
-def worker_counts(states: Sequence[LaneState], dispatch: Dispatch, units: int) -> list[int]:
-    """Workers per lane: up to each lane's `max_concurrency` and its planned units, never more in total than there
-    are units to run (handed out round robin, so every lane gets work before any lane gets a second worker)."""
-    caps = []
-    for state in states:
-        planned = dispatch.planned(state.lane.lane_id)
-        caps.append(min(state.lane.max_concurrency, units if planned is None else planned))
-    counts = [0] * len(states)
-    remaining = min(units, sum(caps))
-    while remaining:
-        for i, cap in enumerate(caps):
-            if remaining and counts[i] < cap:
-                counts[i] += 1
-                remaining -= 1
-    return counts
-
-
-def lane_workers(
-    executor: Executor,
-    states: Sequence[LaneState],
-    dispatch: Dispatch,
-    sink: Sink,
-    stopping: asyncio.Event,
-    units: int,
-) -> list[Coroutine[Any, Any, None]]:
-    """Workers for one base model's lanes, sharing each lane's limiter (see `worker_counts`)."""
-    workers: list[Coroutine[Any, Any, None]] = []
-    for state, count in zip(states, worker_counts(states, dispatch, units), strict=True):
-        workers.extend(lane_worker(executor, state, dispatch, sink, stopping) for _ in range(count))
-    return workers
+def _with_placement(episode: Episode, home: str | None, used: list[str]) -> Episode:
+    """The episode with a `placement` entry in its transcript when it ran anywhere but its own lane in one go:
+    the lanes it used in order, how often it started again, and its static lane (None under a shared queue)."""
+    if len(used) == 1 and home in (None, used[0]):
+        return episode
+    placement = {"lanes": used, "restarts": len(used) - 1, "home_lane": home}
+    return dataclasses.replace(episode, transcript={**(episode.transcript or {}), "placement": placement})

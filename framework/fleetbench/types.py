@@ -26,13 +26,16 @@ class CallStatus(enum.StrEnum):
     """How one LLM request ended, as classified by the provider and the scheduler.
 
     `AUTH` (a refused key) and `NOT_FOUND` (a wrong deployment name or endpoint) are properties of the lane, not of
-    the request: retrying them elsewhere on the same lane cannot help. `CONTEXT_LENGTH` is the request's own fault.
+    the request: retrying them elsewhere on the same lane cannot help. `UNREACHABLE` (connection refused, name not
+    resolved, connect timeout) is the lane's endpoint failing before any HTTP answer; like `TRANSIENT` it counts
+    toward the lane's circuit breaker. `CONTEXT_LENGTH` is the request's own fault.
     """
 
     OK = "ok"
     TIMEOUT = "timeout"
     RATE_LIMITED = "rate_limited"
     TRANSIENT = "transient"
+    UNREACHABLE = "unreachable"
     PERMANENT = "permanent"
     AUTH = "auth"
     NOT_FOUND = "not_found"
@@ -101,6 +104,24 @@ class Catalog:
 
 
 @dataclass(frozen=True)
+class LaneSource:
+    """Where a lane is declared in the configuration, for messages that tell the user what to check.
+
+    It holds catalog keys and the names of the environment variables the configuration refers to, never a value:
+    a literal key written in the configuration leaves `credential_env` empty.
+    """
+
+    deployment_key: str
+    """The deployment's catalog key, e.g. `models.deepseek_v3_0324.deployments[1]`."""
+    credential_key: str | None = None
+    """The API key's catalog key, e.g. `models.deepseek_v3_0324.deployments[1].api_keys[0]` (None: no key)."""
+    credential_env: tuple[str, ...] = ()
+    """Environment variables the API key's configured text refers to (`${oc.env:AZURE_AI_API_KEY}`)."""
+    endpoint_env: tuple[str, ...] = ()
+    """Environment variables the endpoint's configured text refers to."""
+
+
+@dataclass(frozen=True)
 class Lane:
     """One (deployment, credential) pair with its own limits. The provider calls `deployment` verbatim."""
 
@@ -119,6 +140,8 @@ class Lane:
     api_key: str | None = field(default=None, repr=False, compare=False)
     params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     model_params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    source: LaneSource | None = field(default=None, compare=False)
+    """Where the lane is declared (catalog keys, environment variable names), for the end-of-run lane summary."""
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,13 @@ CASES = [
     pytest.param(["run.instances=1000000000000"], ["run.instances", "10,000,000"], id="absurd-instances"),
     pytest.param(["scheduler.write_batch=0"], ["scheduler.write_batch", "from 1"], id="zero-write-batch"),
     pytest.param(["scheduler.request_timeout_s=inf"], ["scheduler.request_timeout_s", "inf"], id="infinite-timeout"),
+    pytest.param(["scheduler.deadline_s=-5"], ["scheduler.deadline_s", "null or from 0", "-5"], id="negative-deadline"),
+    pytest.param(["scheduler.breaker_failures=0"], ["scheduler.breaker_failures", "from 1"], id="breaker-never-trips"),
+    pytest.param(
+        ["models.sim_agent.deployments.1.params.outage=melted"],
+        ["models.sim_agent.deployments[1].params.outage", "'melted'", "auth, hang, not_found"],
+        id="unknown-outage",
+    ),
     pytest.param(
         ["models.sim_agent.generation.temperature=-1"], ["models.sim_agent.generation.temperature"], id="bad-generation"
     ),

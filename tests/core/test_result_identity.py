@@ -25,7 +25,9 @@ PLUGIN_OPTIONS: dict[tuple[str, str, str], dict[str, bool]] = {
     ("providers", "simulated", "ModelParams"): {"profile": RESULT, "qa_accuracy": RESULT},
     ("providers", "simulated", "DeploymentParams"): {
         "latency_ms": NEUTRAL, "jitter_ms": NEUTRAL, "transient_error_rate": NEUTRAL, "rate_limit_rate": NEUTRAL,
-        "retry_after_s": NEUTRAL,
+        "retry_after_s": NEUTRAL, "hang_rate": NEUTRAL, "empty_rate": NEUTRAL, "max_in_flight": NEUTRAL,
+        "refuse_connections": NEUTRAL, "auth_failure": NEUTRAL, "auth_failure_keys": NEUTRAL, "not_found": NEUTRAL,
+        "outage": NEUTRAL, "outage_after": NEUTRAL, "outage_requests": NEUTRAL,
     },
     ("providers", "litellm", "Options"): {"protocol_headers": NEUTRAL, "drop_params": RESULT},
     ("providers", "litellm", "ModelParams"): {
@@ -44,8 +46,8 @@ PLUGIN_OPTIONS: dict[tuple[str, str, str], dict[str, bool]] = {
         "tool_registry": NEUTRAL, "task_file": NEUTRAL,
     },
     ("naming", "catalog", "Options"): {"unknown": NEUTRAL, "suffix_pattern": NEUTRAL},
-    ("sharding", "even", "Options"): {},
-    ("sharding", "weighted", "Options"): {},
+    ("sharding", "even", "Options"): {"failover": NEUTRAL},
+    ("sharding", "weighted", "Options"): {"failover": NEUTRAL},
     ("sharding", "dynamic", "Options"): {},
     ("simulators", "jsonl", "Options"): {},
     ("simulators", "workflow", "Options"): {},

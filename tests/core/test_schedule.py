@@ -13,7 +13,8 @@ import pytest
 from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import Dispatch, Provider
-from fleetbench.schedule import Executor, LaneChat, LaneState, TokenBucket, run_unit, worker_counts
+from fleetbench.lanes import LaneState, TokenBucket
+from fleetbench.schedule import Executor, LaneChat, run_unit
 from fleetbench.testing.fakes import Fault, ScriptedProvider, TinyOptions, TinySuite
 from fleetbench.testing.lanes import make_lane
 from fleetbench.testing.requests import request_of
@@ -26,6 +27,7 @@ from fleetbench.types import (
     ModelSpec,
     Outcome,
 )
+from fleetbench.workers import worker_counts
 
 MESSAGES = request_of([{"role": "user", "content": "What is 2 + 3? Answer with the number only."}], protocol="tiny")
 TRANSIENT = Fault(CallStatus.TRANSIENT, http_status=503)
@@ -53,7 +55,7 @@ def test_transient_failures_are_retried_and_every_attempt_is_recorded() -> None:
 
 def test_rate_limits_pause_the_lane_for_retry_after_and_exhaust_into_an_infra_failure() -> None:
     throttled = ScriptedProvider(failing={"Sim-Agent-2": Fault(CallStatus.RATE_LIMITED, 0.02, 429)})
-    chat = _chat(_lane(), throttled, max_attempts=3)
+    chat = _chat(_lane(), throttled, max_rate_limited=3)
     before = time.monotonic()
     with pytest.raises(InfraFailure) as failure:
         asyncio.run(chat(MESSAGES))

@@ -10,7 +10,7 @@ from fleetbench.testing.units import ListSource, make_unit
 from fleetbench.types import Cell, Lane, Unit
 from fleetbench_plugins.sharding.dynamic import DynamicSharding
 from fleetbench_plugins.sharding.even import EvenSharding
-from fleetbench_plugins.sharding.static import apportion
+from fleetbench_plugins.sharding.static import StaticOptions, apportion
 from fleetbench_plugins.sharding.weighted import WeightedSharding
 
 CELL = Cell("jsonl", "Sim-Agent", (("category", "arithmetic"),))
@@ -29,7 +29,7 @@ def _lanes(*capacities: int, weights: tuple[float | None, ...] = ()) -> list[Lan
 
 
 def _weighted_sizes(units: int, lanes: list[Lane]) -> list[int]:
-    taken = _drain(WeightedSharding(NoOptions()).dispatch(_units(units), lanes), lanes)
+    taken = _drain(WeightedSharding(StaticOptions()).dispatch(_units(units), lanes), lanes)
     assert sorted(u.key for v in taken.values() for u in v) == sorted(u.key for u in _units(units).stream())
     return [len(taken[lane.lane_id]) for lane in lanes]
 
@@ -49,14 +49,14 @@ def _drain(dispatch, lanes: list[Lane]) -> dict[str, list[Unit]]:  # type: ignor
 
 def test_even_splits_100_units_over_three_lanes_34_33_33() -> None:
     lanes = _lanes(8, 8, 8)
-    taken = _drain(EvenSharding(NoOptions()).dispatch(_units(100), lanes), lanes)
+    taken = _drain(EvenSharding(StaticOptions()).dispatch(_units(100), lanes), lanes)
     assert [len(v) for v in taken.values()] == [34, 33, 33]
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 5, 99, 101, 1000])
 def test_even_sizes_differ_by_at_most_one_and_cover_every_unit_once(n: int) -> None:
     lanes = _lanes(1, 4, 9)
-    taken = _drain(EvenSharding(NoOptions()).dispatch(_units(n), lanes), lanes)
+    taken = _drain(EvenSharding(StaticOptions()).dispatch(_units(n), lanes), lanes)
     sizes = [len(v) for v in taken.values()]
     assert max(sizes) - min(sizes) <= 1
     keys = [u.key for units in taken.values() for u in units]
@@ -65,7 +65,7 @@ def test_even_sizes_differ_by_at_most_one_and_cover_every_unit_once(n: int) -> N
 
 def test_weighted_without_any_declared_weight_follows_max_concurrency() -> None:
     lanes = _lanes(1, 2, 7)
-    dispatch = WeightedSharding(NoOptions()).dispatch(_units(100), lanes)
+    dispatch = WeightedSharding(StaticOptions()).dispatch(_units(100), lanes)
     taken = _drain(dispatch, lanes)
     assert [len(v) for v in taken.values()] == [10, 20, 70]
     assert [dispatch.planned(lane.lane_id) for lane in lanes] == [10, 20, 70]

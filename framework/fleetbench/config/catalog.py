@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,9 +18,11 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 from fleetbench.config.schema import MAX_CONCURRENCY
 from fleetbench.errors import ConfigError, choices_text
 from fleetbench.limits import name_problem
-from fleetbench.types import Catalog, DeploymentSpec, GenerationSettings, Lane, ModelSpec
+from fleetbench.types import Catalog, DeploymentSpec, GenerationSettings, Lane, LaneSource, ModelSpec
 
 TOOL_CALLING_MODES = ("text", "native")
+ENV_REFERENCE = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
+"""The variable named by an `${oc.env:NAME}` or `${oc.env:NAME,default}` interpolation."""
 
 
 def build_catalog(models: DictConfig) -> Catalog:
@@ -165,9 +168,26 @@ def build_lanes(
                     api_key=api_key,
                     params=deployment_params.get(dep_spec.name, {}),
                     model_params=model_params,
+                    source=_lane_source(dep_node, dep_key, cred_index if api_key is not None else None),
                 )
             )
     return tuple(lanes)
+
+
+def _lane_source(dep_node: DictConfig | None, dep_key: str, cred_index: int | None) -> LaneSource:
+    """Catalog keys and referenced environment variable names of one lane, read from the unresolved configuration
+    (so no secret is ever read for it)."""
+    if dep_node is None:
+        return LaneSource(dep_key)
+    raw = OmegaConf.to_container(dep_node, resolve=False)
+    assert isinstance(raw, dict)
+    endpoint_env = tuple(ENV_REFERENCE.findall(str(raw.get("endpoint") or "")))
+    if cred_index is None:
+        return LaneSource(dep_key, endpoint_env=endpoint_env)
+    credential = str(raw["api_keys"][cred_index])
+    return LaneSource(
+        dep_key, f"{dep_key}.api_keys[{cred_index}]", tuple(ENV_REFERENCE.findall(credential)), endpoint_env
+    )
 
 
 def _credentials(dep_node: DictConfig | None, key: str) -> list[str | None]:

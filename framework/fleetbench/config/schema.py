@@ -86,17 +86,34 @@ class RunConf:
 
 @dataclass
 class SchedulerConf:
-    """Timeouts, retries and write batching. Times are seconds."""
+    """Timeouts, retries, lane health and write batching. Times are seconds."""
 
     request_timeout_s: float = 150.0
     episode_timeout_s: float = 900.0
     max_attempts: int = 5
+    """Attempts of one request that fail (transient, unreachable, empty reply); 429 answers are counted apart."""
+    max_rate_limited: int = 30
+    """429 answers one request may get (each waited out for its Retry-After) before it counts as failed."""
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     write_batch: int = 512
     drain_timeout_s: float = 30.0
-    """After the first Ctrl-C / SIGTERM, how long units in flight may finish before they are abandoned (a second
-    signal abandons them at once)."""
+    """After the first Ctrl-C / SIGTERM (or the deadline), how long units in flight may finish before they are
+    abandoned (a second signal abandons them at once)."""
+    deadline_s: float | None = None
+    """Stop taking units this many seconds after the run started and drain as on the first Ctrl-C (None: no
+    deadline). The run ends with status `deadline` and exit code 124 (as `timeout(1)`)."""
+    concurrency_decrease: float = 0.5
+    """On a 429 a lane's effective concurrency is multiplied by this (never below 1); it grows back by one after
+    each run of successes as long as the current limit, up to the deployment's `max_concurrency`."""
+    breaker_failures: int = 5
+    """Consecutive transient failures, refused connections or request timeouts that park a lane."""
+    breaker_cooldown_s: float = 30.0
+    """How long a parked lane waits before one probe request; doubled after each failed probe."""
+    breaker_cooldown_max_s: float = 300.0
+    max_restarts: int = 3
+    """How often one episode may start again from its first turn after losing its lane (parked, stopped, a request
+    timeout, retries exhausted); a restart goes to another healthy lane of the model when there is one."""
 
 
 @dataclass

@@ -138,9 +138,16 @@ SCHEDULER_LIMITS: dict[str, tuple[float, float]] = {
     "backoff_max_s": (0.0001, 86_400.0),
     "drain_timeout_s": (0.0, 86_400.0),
     "max_attempts": (1, 1_000),
+    "max_rate_limited": (1, 100_000),
     "write_batch": (1, 100_000),
+    "concurrency_decrease": (0.01, 1.0),
+    "breaker_failures": (1, 1_000_000),
+    "breaker_cooldown_s": (0.0001, 86_400.0),
+    "breaker_cooldown_max_s": (0.0001, 86_400.0),
+    "max_restarts": (0, 1_000),
 }
 """Accepted ranges of the scheduler's settings (anything outside is a typo, not a plan)."""
+DEADLINE_MAX_S = 366 * 86_400.0
 
 
 def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
@@ -156,6 +163,9 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
         value = getattr(scheduler, name)
         if not (math.isfinite(value) and low <= value <= high):
             raise ConfigError(f"scheduler.{name}: must be from {low:g} to {high:g}, got {value}")
+    deadline = scheduler.deadline_s
+    if deadline is not None and not (math.isfinite(deadline) and 0 < deadline <= DEADLINE_MAX_S):
+        raise ConfigError(f"scheduler.deadline_s: must be null or from 0 to {DEADLINE_MAX_S:g} seconds, got {deadline}")
 
 
 def _check_instances(suite: interfaces.Suite, models: tuple[ModelSpec, ...], instances: int) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from fleetbench.interfaces import Dispatch, ShardingStrategy, UnitSource
 from fleetbench.types import Lane
-from fleetbench_plugins.sharding.static import QuotaDispatch, apportion
+from fleetbench_plugins.sharding.static import QuotaDispatch, StaticOptions, apportion
 
 UNDECLARED_WEIGHT = 1.0
 """The weight of a lane that declares none while another lane of its base model does."""
@@ -31,5 +31,7 @@ def lane_weights(lanes: Sequence[Lane]) -> list[float]:
 class WeightedSharding(ShardingStrategy):
     """Static quotas by `lane_weights`, apportioned by largest remainder."""
 
+    Options = StaticOptions
+
     def dispatch(self, source: UnitSource, lanes: Sequence[Lane]) -> Dispatch:
-        return QuotaDispatch(source, lanes, apportion(source.count, lane_weights(lanes)))
+        return QuotaDispatch(source, lanes, apportion(source.count, lane_weights(lanes)), self.options.failover)

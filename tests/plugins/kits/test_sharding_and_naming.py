@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleetbench.interfaces import NoOptions, ShardingStrategy
+from fleetbench.interfaces import ShardingStrategy
 from fleetbench.testing.contracts import NamingContract, ShardingContract
 from fleetbench.testing.contracts.naming import MakeNaming
 from fleetbench_plugins.naming.catalog import CatalogNaming, CatalogNamingOptions
@@ -16,19 +16,19 @@ from fleetbench_plugins.sharding.weighted import WeightedSharding
 class TestDynamicSharding(ShardingContract):
     @pytest.fixture
     def strategy(self) -> ShardingStrategy:
-        return DynamicSharding(NoOptions())
+        return DynamicSharding(DynamicSharding.Options())
 
 
 class TestEvenSharding(ShardingContract):
     @pytest.fixture
     def strategy(self) -> ShardingStrategy:
-        return EvenSharding(NoOptions())
+        return EvenSharding(EvenSharding.Options())
 
 
 class TestWeightedSharding(ShardingContract):
     @pytest.fixture
     def strategy(self) -> ShardingStrategy:
-        return WeightedSharding(NoOptions())
+        return WeightedSharding(WeightedSharding.Options())
 
 
 class TestCatalogNaming(NamingContract):

@@ -163,7 +163,7 @@ def test_a_refused_key_is_auth_and_never_appears_in_the_detail(
     assert complete(provider, lane(server, route, "Guarded", key="another-key")).text  # other keys are served
 
 
-def test_a_refused_connection_is_transient(provider: LitellmProvider, tmp_path: Path) -> None:
+def test_a_refused_connection_is_unreachable(provider: LitellmProvider, tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as probe:  # a port nothing listens on
@@ -180,7 +180,7 @@ def test_a_refused_connection_is_transient(provider: LitellmProvider, tmp_path: 
             api_key=KEY,
         )
         verdict = failure(provider, closed)
-    assert (verdict.status, verdict.http_status) == (CallStatus.TRANSIENT, None)
+    assert (verdict.status, verdict.http_status) == (CallStatus.UNREACHABLE, None)
 
 
 def test_an_empty_reply_is_returned_for_the_scheduler_to_judge(

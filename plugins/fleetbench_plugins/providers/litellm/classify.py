@@ -46,8 +46,24 @@ def verdict(exc: BaseException, secrets: Iterable[str] = ()) -> ErrorClass:
     return ErrorClass(call_status, retry_after_s=retry_after, http_status=http_status, detail=detail)
 
 
+UNREACHABLE_ERRORS = ("ConnectError", "ClientConnectorError", "ConnectionRefusedError", "gaierror")
+"""Causes that mean no connection was made at all (refused, no route, unknown host): the endpoint is unreachable."""
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it was raised from (litellm wraps the HTTP client's error several levels deep)."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(found) < 10:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
 def _call_status(exc: BaseException, status: int | None, answered: bool) -> CallStatus:
     names = {cls.__name__ for cls in type(exc).__mro__}
+    if not answered and any(type(cause).__name__ in UNREACHABLE_ERRORS for cause in _chain(exc)):
+        return CallStatus.UNREACHABLE
     if names & {"Timeout", "APITimeoutError", "TimeoutError", "TimeoutException"}:
         return CallStatus.TIMEOUT
     if "ContextWindowExceededError" in names:

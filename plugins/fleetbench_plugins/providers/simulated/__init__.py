@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import hashlib
 import random
+from collections import Counter
 from typing import Any
 
 from stevedore import ExtensionManager
@@ -66,23 +67,59 @@ class SimulatedModelParams:
             raise ValueError(f"qa_accuracy: must be within [0, 1], got {self.qa_accuracy}")
 
 
+RATE_FIELDS = ("rate_limit_rate", "transient_error_rate", "hang_rate", "empty_rate")
+OUTAGES = ("unreachable", "transient", "rate_limited", "auth", "not_found", "hang")
+"""What every request of an outage gets: a refused connection, 503, 429, 401, 404, or no answer at all."""
+
+
 @dataclasses.dataclass
 class SimulatedDeploymentParams:
-    """Per deployment: latency and fault injection (rates are probabilities per request)."""
+    """Per deployment: latency and fault injection. Rates are probabilities per request (drawn once per request, in
+    the order rate limit, transient, hang, empty; together at most 1); the other faults hit every request."""
 
     latency_ms: float = option(0.0, affects_result=False)
     jitter_ms: float = option(0.0, affects_result=False)
-    transient_error_rate: float = option(0.0, affects_result=False)
-    rate_limit_rate: float = option(0.0, affects_result=False)
+    transient_error_rate: float = option(0.0, affects_result=False, help="503 Service Unavailable")
+    rate_limit_rate: float = option(0.0, affects_result=False, help="429 with Retry-After: retry_after_s")
     retry_after_s: float = option(0.05, affects_result=False)
+    hang_rate: float = option(0.0, affects_result=False, help="no answer at all: the request timeout ends it")
+    empty_rate: float = option(0.0, affects_result=False, help="an answer with empty content")
+    max_in_flight: int | None = option(
+        None, affects_result=False, help="requests in flight beyond this are answered 429 (a deployment's capacity)"
+    )
+    refuse_connections: bool = option(False, affects_result=False, help="every connection is refused")
+    auth_failure: bool = option(False, affects_result=False, help="401 for every request, whatever the key")
+    auth_failure_keys: list[str] = option(
+        affects_result=False, default_factory=list, help="401 for the lanes with these credential ids (key0, key1, ...)"
+    )
+    not_found: bool = option(False, affects_result=False, help="404: no deployment of that name")
+    outage: str = option("unreachable", affects_result=False, help=f"what an outage does: {', '.join(OUTAGES)}")
+    outage_after: int | None = option(
+        None, affects_result=False, help="an outage begins after this many requests to the deployment (null: none)"
+    )
+    outage_requests: int | None = option(
+        None, affects_result=False, help="how many requests the outage lasts (null: to the end of the run)"
+    )
 
     def __post_init__(self) -> None:
-        for name in ("latency_ms", "jitter_ms", "retry_after_s"):
-            if getattr(self, name) < 0:
+        for name in ("latency_ms", "jitter_ms", "retry_after_s", "outage_after", "outage_requests"):
+            if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
-        for name in ("transient_error_rate", "rate_limit_rate"):
+        if self.outage not in OUTAGES:
+            raise ValueError(f"outage: {self.outage!r} is not valid; choices: {choices_text(OUTAGES)}")
+        for name in RATE_FIELDS:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be within [0, 1], got {getattr(self, name)}")
+        if sum(getattr(self, name) for name in RATE_FIELDS) > 1:
+            raise ValueError(f"{RATE_FIELDS[0]}: the fault rates ({', '.join(RATE_FIELDS)}) add up to more than 1")
+        if self.max_in_flight is not None and self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight: must be at least 1 or null, got {self.max_in_flight}")
+
+    def in_outage(self, ordinal: int) -> bool:
+        """Whether the deployment's `ordinal`-th request (from 1) falls in its outage."""
+        if self.outage_after is None or ordinal <= self.outage_after:
+            return False
+        return self.outage_requests is None or ordinal <= self.outage_after + self.outage_requests
 
 
 def _message_text(message: ChatMessage) -> str:
@@ -108,6 +145,18 @@ class SimulatedRateLimitError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class SimulatedAuthError(Exception):
+    """An injected HTTP 401: the lane's key is refused."""
+
+
+class SimulatedNotFoundError(Exception):
+    """An injected HTTP 404: no deployment of that name."""
+
+
+class SimulatedConnectionRefused(ConnectionRefusedError):
+    """An injected refused connection: nothing answers at the deployment's endpoint."""
+
+
 class NoPlayerError(Exception):
     """No installed player speaks the request's protocol."""
 
@@ -124,13 +173,25 @@ class SimulatedProvider(Provider):
         # Faults come from a stream, not from the conversation: a retry of the same request must be able to succeed.
         self._faults = random.Random(options.seed)
         self._lane_params: dict[str, tuple[SimulatedDeploymentParams, dict[str, Any]]] = {}
+        self._in_flight: Counter[str] = Counter()
+        self._requests: Counter[str] = Counter()
 
     async def complete(self, lane: Lane, request: Request) -> Completion:
         deployment, model = self._params(lane)
-        delay = deployment.latency_ms + self._faults.random() * deployment.jitter_ms
-        if delay > 0:
-            await asyncio.sleep(delay / 1000.0)
-        self._maybe_fail(deployment)
+        self._refuse_or_reject(lane, deployment)
+        self._in_flight[lane.deployment] += 1
+        self._requests[lane.deployment] += 1
+        ordinal = self._requests[lane.deployment]
+        try:
+            if deployment.in_outage(ordinal):
+                await self._outage(lane, deployment)
+            delay = deployment.latency_ms + self._faults.random() * deployment.jitter_ms
+            if delay > 0:
+                await asyncio.sleep(delay / 1000.0)
+            if await self._maybe_fail(lane.deployment, deployment):
+                return Completion("")
+        finally:
+            self._in_flight[lane.deployment] -= 1
         player = players().get(request.protocol)
         if player is None:
             raise NoPlayerError(
@@ -148,12 +209,47 @@ class SimulatedProvider(Provider):
             self._lane_params[lane.lane_id] = params
         return params
 
-    def _maybe_fail(self, deployment: SimulatedDeploymentParams) -> None:
-        draw = self._faults.random()
-        if draw < deployment.rate_limit_rate:
+    @staticmethod
+    def _refuse_or_reject(lane: Lane, deployment: SimulatedDeploymentParams) -> None:
+        """Faults that hit before any latency: no connection, a refused key, an unknown deployment name."""
+        if deployment.refuse_connections:
+            raise SimulatedConnectionRefused(f"connection refused by the endpoint of {lane.deployment!r} (injected)")
+        if deployment.auth_failure or lane.credential_id in deployment.auth_failure_keys:
+            raise SimulatedAuthError(f"401 Unauthorized: invalid API key {lane.credential_id} (injected)")
+        if deployment.not_found:
+            raise SimulatedNotFoundError(f"404 DeploymentNotFound: {lane.deployment!r} does not exist (injected)")
+
+    @staticmethod
+    async def _outage(lane: Lane, deployment: SimulatedDeploymentParams) -> None:
+        """Fail (or hang) the way the deployment's outage says."""
+        kind = deployment.outage
+        if kind == "hang":
+            await asyncio.Event().wait()  # never set: only the scheduler's request timeout ends this request
+        if kind == "rate_limited":
             raise SimulatedRateLimitError(deployment.retry_after_s)
-        if draw < deployment.rate_limit_rate + deployment.transient_error_rate:
+        if kind == "transient":
+            raise SimulatedTransientError("503 Service Unavailable (injected outage)")
+        if kind == "auth":
+            raise SimulatedAuthError(f"401 Unauthorized: invalid API key {lane.credential_id} (injected outage)")
+        if kind == "not_found":
+            raise SimulatedNotFoundError(f"404 DeploymentNotFound: {lane.deployment!r} (injected outage)")
+        raise SimulatedConnectionRefused(f"connection refused by the endpoint of {lane.deployment!r} (injected outage)")
+
+    async def _maybe_fail(self, name: str, deployment: SimulatedDeploymentParams) -> bool:
+        """Raise an injected fault, hang, or say the reply is to be empty (True); False for a normal answer."""
+        if deployment.max_in_flight is not None and self._in_flight[name] > deployment.max_in_flight:
+            raise SimulatedRateLimitError(deployment.retry_after_s)
+        draw = self._faults.random()
+        threshold = deployment.rate_limit_rate
+        if draw < threshold:
+            raise SimulatedRateLimitError(deployment.retry_after_s)
+        threshold += deployment.transient_error_rate
+        if draw < threshold:
             raise SimulatedTransientError("503 Service Unavailable (injected)")
+        threshold += deployment.hang_rate
+        if draw < threshold:
+            await asyncio.Event().wait()  # never set: only the scheduler's request timeout ends this request
+        return draw < threshold + deployment.empty_rate
 
     def _conversation_seed(self, base_model: str, request: Request) -> int:
         """A seed fixed by the conversation: its opening (the task), its length and its last message.
@@ -175,8 +271,17 @@ class SimulatedProvider(Provider):
             return ErrorClass(
                 CallStatus.RATE_LIMITED, retry_after_s=exc.retry_after_s, http_status=429, detail=str(exc)
             )
-        if isinstance(exc, SimulatedTransientError):
-            return ErrorClass(CallStatus.TRANSIENT, http_status=503, detail=str(exc))
-        if isinstance(exc, TimeoutError):
-            return ErrorClass(CallStatus.TIMEOUT, detail="request timed out")
+        for kind, status, http_status in CLASSES:
+            if isinstance(exc, kind):
+                return ErrorClass(status, http_status=http_status, detail=str(exc))
         return ErrorClass(CallStatus.PERMANENT, detail=f"{type(exc).__name__}: {exc}")
+
+
+CLASSES: tuple[tuple[type[BaseException], CallStatus, int | None], ...] = (
+    (SimulatedTransientError, CallStatus.TRANSIENT, 503),
+    (SimulatedAuthError, CallStatus.AUTH, 401),
+    (SimulatedNotFoundError, CallStatus.NOT_FOUND, 404),
+    (ConnectionRefusedError, CallStatus.UNREACHABLE, None),
+    (TimeoutError, CallStatus.TIMEOUT, None),
+)
+"""Injected exceptions and how they are classified (the rate limit carries its Retry-After and is handled apart)."""

@@ -1,0 +1,80 @@
+"""A lane's requests in flight, with a limit that adapts to 429s: multiplicative decrease, additive recovery.
+
+asyncio's `Semaphore` cannot change its size. anyio's `CapacityLimiter` can, but it yields to the event loop on every
+acquisition (a checkpoint) and wants a distinct borrower per holder; this small class keeps the uncontended path to
+one comparison, so the scheduler's hot path costs what the plain semaphore did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+
+class AdaptiveSlots:
+    """At most `limit` holders at once; `limit` moves between 1 and `ceiling` (the deployment's `max_concurrency`).
+
+    `rate_limited(epoch)` multiplies the limit by `decrease` (rounding down, never below 1). One decrease per burst:
+    each decrease starts a new epoch, and a 429 on a request sent in an earlier epoch was caused by the old limit, so
+    it does not lower the limit again. `succeeded()` raises the limit by one after each run of successes as long as
+    the current limit (TCP's congestion avoidance), so recovery from 1 to 8 takes 1 + 2 + ... + 7 successes.
+    Lowering the limit never cancels holders: newcomers wait until fewer than `limit` are held.
+    """
+
+    def __init__(self, ceiling: int, decrease: float = 0.5) -> None:
+        self.ceiling = self.limit = self.lowest = ceiling
+        self.decrease = decrease
+        self.in_use = 0
+        self.epoch = 0
+        self.decreases = 0
+        self._successes = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting while `limit` are held (first come, first served)."""
+        if self.in_use < self.limit and not self._waiters:
+            self.in_use += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed over just as we were cancelled: give it back
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back and hand it to the next waiter if the limit allows."""
+        self.in_use -= 1
+        self._wake()
+
+    def rate_limited(self, epoch: int) -> None:
+        """A request sent in `epoch` was answered 429: lower the limit once per epoch."""
+        if epoch != self.epoch:
+            return
+        self.limit = max(1, int(self.limit * self.decrease))
+        self.lowest = min(self.lowest, self.limit)
+        self.epoch += 1
+        self.decreases += 1
+        self._successes = 0
+
+    def succeeded(self) -> None:
+        """A request succeeded: after as many successes since the last change as the current limit, allow one more
+        in flight."""
+        if self.limit >= self.ceiling:
+            return
+        self._successes += 1
+        if self._successes >= self.limit:
+            self._successes = 0
+            self.limit += 1
+            self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_use < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_use += 1
+                waiter.set_result(None)

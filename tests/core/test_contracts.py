@@ -79,6 +79,10 @@ class _Optional(ScriptedProvider):
         raise NotImplementedError
 
 
+class _Builtin(ScriptedProvider):
+    complete = max  # type: ignore[assignment]  # a builtin without an introspectable signature
+
+
 class _VarArgs(ScriptedProvider):
     async def complete(self, *args: Any) -> Completion:  # type: ignore[override]
         raise NotImplementedError
@@ -99,6 +103,8 @@ class _VarArgs(ScriptedProvider):
         (_KeywordOnly, "_KeywordOnly.classify(self, exc: 'BaseException', *, verbose: 'bool') -> 'ErrorClass' does not "
          "match Provider.classify(self, exc: 'BaseException') -> 'ErrorClass': "
          "it requires parameter 'verbose' that the contract never passes"),
+        (_Builtin, "_Builtin.complete(...) does not match "
+         "Provider.complete(self, lane: 'Lane', request: 'Request') -> 'Completion': it must be 'async def'"),
         (_Optional, None),
         (_VarArgs, None),
     ],

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleetbench.config.identity import build_scopes, canonical_json, digest, model_identity, suite_identity
-from fleetbench.interfaces import NoOptions, Suite
+from fleetbench.interfaces import NoOptions, Suite, option
 from fleetbench.plan import cell_key, model_plan, unit_key
 from fleetbench.runner import run
 from fleetbench.testing.fakes import TinyOptions, TinySuite
@@ -27,11 +27,17 @@ WORDS = ["alpha", "bravo"]
 
 
 def _units(
-    suite: Suite | None = None, model: ModelSpec = MODEL, seed: int = 7, instances: int = 3, judge: Any = None
+    suite: Suite | None = None,
+    model: ModelSpec = MODEL,
+    seed: int = 7,
+    instances: int = 3,
+    judge: Any = None,
+    provider_options: Any = None,
+    params: Any = None,
 ) -> list[Unit]:
     """The units the runner plans: scopes from the suite's and the model's identities, cells from the suite."""
     suite = suite or TinySuite(TinyOptions(words=WORDS))
-    identity = model_identity(model, NoOptions(), NoOptions())
+    identity = model_identity(model, provider_options or NoOptions(), params or NoOptions())
     scope = build_scopes(suite_identity(suite, suite.options, judge), {model.name: identity}).by_model[model.name]
     cells = [(cell, suite.instances(cell, instances)) for cell in suite.cells(model.name)]
     return list(model_plan(model.name, cells, scope, seed).units())
@@ -110,6 +116,22 @@ def test_what_the_model_answers_with_changes_every_key_and_its_deployments_do_no
     assert _keys(_units(model=dataclasses.replace(MODEL, aliases=("pinned",), route="r"))) == base
 
 
+@dataclasses.dataclass
+class _Settings:
+    """Options (or model params) of a provider: one that changes answers, one that cannot."""
+
+    seed: int = option(0, affects_result=True)
+    timeout_s: float = option(1.0, affects_result=False)
+
+
+def test_the_providers_and_the_models_result_relevant_settings_change_every_key_and_the_others_none() -> None:
+    base = _keys(_units(provider_options=_Settings(), params=_Settings()))
+    assert _keys(_units(provider_options=_Settings(timeout_s=9.0), params=_Settings(timeout_s=9.0))) == base
+    assert _keys(_units(provider_options=_Settings(seed=1), params=_Settings())).isdisjoint(base)
+    assert _keys(_units(provider_options=_Settings(), params=_Settings(seed=1))).isdisjoint(base)
+    assert _keys(_units(provider_options=_Settings(seed=1))).isdisjoint(_keys(_units(params=_Settings(seed=1))))
+
+
 def test_every_unit_of_a_plan_carries_its_own_index_and_the_seed_and_so_asks_its_own_question() -> None:
     units = _units(seed=11, instances=4)
     assert [(u.cell.factor("word"), u.index, u.seed) for u in units] == [
@@ -144,7 +166,7 @@ SEEDS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 INDICES = st.integers(min_value=0, max_value=2**63 - 1)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(scope=st.builds(UnitScope, HEX32, HEX32), cell=CELLS, seed=SEEDS, index=INDICES)
 def test_a_planned_unit_has_the_key_computed_from_scratch(scope: UnitScope, cell: Cell, seed: int, index: int) -> None:
     """The planner's shared per-cell hash state gives exactly the one-shot key (stable however it is computed)."""
@@ -155,7 +177,7 @@ def test_a_planned_unit_has_the_key_computed_from_scratch(scope: UnitScope, cell
     assert len(unit.key) == 32 and int(unit.key, 16) >= 0
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(
     points=st.sets(
         st.tuples(st.sampled_from(["a" * 32, "b" * 32]), st.sampled_from(["c" * 32, "d" * 32]), CELLS, SEEDS, INDICES),

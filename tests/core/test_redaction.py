@@ -128,7 +128,7 @@ def configs_with_secrets(draw: st.DrawFn) -> tuple[Any, list[str]]:
     return config, secrets
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(case=configs_with_secrets())
 def test_no_secret_survives_redaction(case: tuple[Any, list[str]]) -> None:
     config, secrets = case
@@ -138,7 +138,7 @@ def test_no_secret_survives_redaction(case: tuple[Any, list[str]]) -> None:
     assert "${oc.env:K}" in redacted and "api-version=2" in redacted and "keep=1" in redacted
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(secret=SECRET, param=st.sampled_from(SECRET_PARAMS), prose=st.text("abc :/", max_size=10))
 def test_no_secret_survives_in_a_line_of_text(secret: str, param: str, prose: str) -> None:
     for text in (

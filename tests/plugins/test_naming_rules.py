@@ -158,7 +158,7 @@ def _declared(catalog: Catalog) -> dict[str, str]:
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(catalog=catalogs(), data=st.data())
 def test_every_declared_spelling_resolves_in_any_case_and_padding(catalog: Catalog, data: st.DataObject) -> None:
     policy = _policy(catalog)
@@ -170,7 +170,7 @@ def test_every_declared_spelling_resolves_in_any_case_and_padding(catalog: Catal
             assert policy.how(padding + variant + padding) is not None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(catalog=catalogs(), number=st.integers(min_value=0, max_value=999), separator=st.sampled_from(["-", "_", "."]))
 def test_a_suffix_resolves_only_as_a_dash_and_one_or_two_digits(catalog: Catalog, number: int, separator: str) -> None:
     policy = _policy(catalog)
@@ -187,7 +187,7 @@ def test_a_suffix_resolves_only_as_a_dash_and_one_or_two_digits(catalog: Catalog
             policy.base_name(spelling)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(catalog=catalogs(), spelling=NAME)
 def test_an_undeclared_spelling_is_unknown_or_passed_through_unchanged(catalog: Catalog, spelling: str) -> None:
     assume(spelling.casefold() not in _declared(catalog))

@@ -45,7 +45,11 @@ def test_unimplemented_abstract_methods_are_listed() -> None:
     class Empty(ShardingStrategy):
         pass
 
+    class Nothing(Provider):
+        pass
+
     assert contract_problem(Provider, Half) == "Half does not implement classify of Provider"
+    assert contract_problem(Provider, Nothing) == "Nothing does not implement classify, complete of Provider"
     assert contract_problem(ShardingStrategy, Empty) == "Empty does not implement dispatch of ShardingStrategy"
 
 
@@ -134,6 +138,39 @@ def test_a_suite_must_name_itself_and_its_version(cls: type[Any], attribute: str
     )
 
 
+class _Nameless(Suite):
+    """A suite that never declares `name` (only the contract's annotation has it)."""
+
+    version = "1"
+
+    def cells(self, base_model: str) -> Iterator[Cell]:
+        yield from ()
+
+    async def run_episode(self, unit: Any, chat: Any, context: Any) -> Any:
+        raise NotImplementedError
+
+    def metrics(self) -> Any:
+        return ()
+
+
+def test_a_suite_without_a_name_attribute_is_refused() -> None:
+    assert contract_problem(Suite, _Nameless) == (
+        "_Nameless.name must be a non-empty string class attribute (part of every unit key)"
+    )
+
+
+class _LateMismatch(ExactNaming):
+    """The contract's `catalog` is a property; `resolutions` after it (alphabetically) requires an extra argument."""
+
+    def resolutions(self, verbose: bool) -> Any:  # type: ignore[override]
+        raise NotImplementedError
+
+
+def test_methods_after_a_property_are_still_checked() -> None:
+    problem = contract_problem(NamingPolicy, _LateMismatch)
+    assert problem is not None and problem.startswith("_LateMismatch.resolutions(self, verbose: 'bool')")
+
+
 def test_identity_is_checked_for_suites_only() -> None:
     class Unnamed(QueueSharding):
         name = ""
@@ -157,6 +194,7 @@ class _WithPlugin:
 class _ResultRelevantDeployment:
     region: str = option("eu", affects_result=True)
     latency: float = option(0.0, affects_result=False)
+    tier: str = option("gold", affects_result=True)
 
 
 class _NotADataclass:
@@ -183,7 +221,7 @@ def _provider_with(**attributes: Any) -> type[Any]:
         ),
         (
             {"DeploymentParams": _ResultRelevantDeployment},
-            "Custom.DeploymentParams field(s) region are declared affects_result=True, but any lane may run any "
+            "Custom.DeploymentParams field(s) region, tier are declared affects_result=True, but any lane may run any "
             "unit: move them to ModelParams",
         ),
         ({"ModelParams": _ResultRelevantDeployment, "DeploymentParams": _WithPlugin}, None),

@@ -155,16 +155,16 @@ def test_an_unlimited_bucket_never_waits_and_a_limited_one_has_a_one_second_burs
 
 
 def test_the_judge_pool_hands_out_its_lanes_round_robin_with_the_judges_settings() -> None:
-    states = [LaneState.of(make_lane(f"Judge-{i}", base_model="Judge")) for i in (1, 2)]
+    states = [LaneState.of(make_lane(f"Judge-{i}", base_model="Judge")) for i in (1, 2, 3)]
     generation = GenerationSettings(temperature=0.0)
     pool = JudgePool(ScriptedProvider(), states, generation)
     calls: list[CallRecord] = []
-    chats = [pool.bind(FAST, f"{i:032x}", "run-1", calls) for i in range(3)]
-    assert [chat.state for chat in chats] == [states[0], states[1], states[0]]
+    chats = [pool.bind(FAST, f"{i:032x}", "run-1", calls) for i in range(4)]
+    assert [chat.state for chat in chats] == [states[0], states[1], states[2], states[0]]
     assert all(chat.generation == generation and chat.calls is calls for chat in chats)
-    assert [chat.unit_key for chat in chats] == [f"{i:032x}" for i in range(3)]
+    assert [chat.unit_key for chat in chats] == [f"{i:032x}" for i in range(4)]
     asyncio.run(chats[1](REQUEST))
-    assert [(c.deployment, c.unit_key) for c in calls] == [("Judge-2", f"{1:032x}")]
+    assert [(c.deployment, c.unit_key, c.run_id) for c in calls] == [("Judge-2", f"{1:032x}", "run-1")]
 
 
 class _Judged(TinySuite):
@@ -184,12 +184,18 @@ class _Judged(TinySuite):
 def test_run_unit_records_the_units_and_the_judges_calls_and_an_uncaught_infra_failure_as_not_done() -> None:
     model = ModelSpec("Model", "scripted", (DeploymentSpec("Model-2"),), generation=GenerationSettings(seed=3))
     judge = JudgePool(ScriptedProvider(), [LaneState.of(make_lane("Judge", base_model="Judge"))], GenerationSettings())
-    executor = Executor(_Judged(TinyOptions()), model, ScriptedProvider(), FAST, "run-1", judge)
+    answering = ScriptedProvider()
+    executor = Executor(_Judged(TinyOptions()), model, answering, FAST, "run-1", judge)
+    before = time.time()
     ok, ok_calls = asyncio.run(run_unit(executor, LaneState.of(LANE), make_unit("a" * 32, CELL, 0)))
     assert ok.episode.outcome is Outcome.SUCCESS
     assert (ok.deployment, ok.lane_id, ok.run_id, ok.unit.key) == ("Model-2", LANE.lane_id, "run-1", "a" * 32)
-    assert ok.duration_s >= 0 and ok.started_at > 0
-    assert sorted(c.deployment for c in ok_calls) == ["Judge", "Model-2"]
+    assert 0 <= ok.duration_s < 5 and before <= ok.started_at <= time.time()
+    assert sorted((c.deployment, c.unit_key, c.run_id) for c in ok_calls) == [
+        ("Judge", "a" * 32, "run-1"),
+        ("Model-2", "a" * 32, "run-1"),
+    ]
+    assert [request.generation for _, request in answering.requests] == [GenerationSettings(seed=3)]
     context = _Judged.contexts[-1]
     assert (context.model, context.lane_id, context.deployment) == (model, LANE.lane_id, "Model-2")
     failed, failed_calls = asyncio.run(run_unit(executor, LaneState.of(LANE), make_unit("b" * 32, CELL, 1)))
@@ -237,3 +243,115 @@ def test_a_stopping_worker_takes_no_unit() -> None:
 
     asyncio.run(scenario())
     assert dispatch.asked == [] and len(dispatch.units) == 1
+
+
+# --- limits on a hand-moved clock ---------------------------------------------------------------------------------
+
+
+class HandClock:
+    """Stands in for the `time` module and `asyncio.sleep` inside `fleetbench.schedule`: time moves only when the
+    scheduler sleeps, by exactly what it asked for, so waits can be checked to the last digit."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 9))
+        if len(self.sleeps) > 50:
+            raise AssertionError(f"the scheduler keeps sleeping: {self.sleeps[:5]}...")
+        self.now += seconds
+
+
+class _AsyncioWithClock:
+    def __init__(self, clock: HandClock) -> None:
+        self.sleep = clock.sleep
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(asyncio, name)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> HandClock:
+    from fleetbench import schedule
+
+    hand = HandClock()
+    monkeypatch.setattr(schedule, "time", hand)
+    monkeypatch.setattr(schedule, "asyncio", _AsyncioWithClock(hand))
+    return hand
+
+
+def _acquire(bucket: TokenBucket, count: int) -> None:
+    async def take() -> None:
+        for _ in range(count):
+            await bucket.acquire()
+
+    asyncio.run(take())
+
+
+def test_a_bucket_holds_one_seconds_worth_of_requests_then_waits_exactly_for_each_token(clock: HandClock) -> None:
+    _acquire(TokenBucket(600), 10)  # 10 per second: the burst
+    assert clock.sleeps == []
+    _acquire(TokenBucket(600), 12)
+    assert clock.sleeps == [0.1, 0.1]
+
+
+def test_a_slow_bucket_still_allows_one_request_at_once(clock: HandClock) -> None:
+    _acquire(TokenBucket(30), 2)  # one every two seconds; a burst of at least one
+    assert clock.sleeps == [2.0]
+
+
+def test_a_lane_state_limits_by_its_lanes_rpm(clock: HandClock) -> None:
+    state = LaneState.of(make_lane("Model-2", rpm=60.0, max_concurrency=3))
+
+    async def ready_twice() -> None:
+        await state.ready()
+        await state.ready()
+
+    asyncio.run(ready_twice())
+    assert clock.sleeps == [1.0]
+
+
+def test_ready_waits_out_a_pause_exactly_once(clock: HandClock) -> None:
+    state = LaneState.of(LANE)
+    state.pause(2.5)
+    asyncio.run(state.ready())
+    assert clock.sleeps == [2.5]
+
+
+def test_no_attempt_allowed_sends_nothing_and_fails() -> None:
+    provider = ScriptedProvider()
+    chat = _chat(provider, SchedulerConf(max_attempts=0))
+    with pytest.raises(InfraFailure) as failure:
+        asyncio.run(chat(REQUEST))
+    assert (failure.value.status, failure.value.detail) == ("retries_exhausted", "0 attempts failed")
+    assert provider.requests == [] and chat.calls == []
+
+
+def test_a_request_timeout_records_the_attempt_and_names_the_limit() -> None:
+    chat = _chat(ScriptedProvider(latency_s=1.0), SchedulerConf(request_timeout_s=0.02, max_attempts=3))
+    with pytest.raises(InfraFailure) as failure:
+        asyncio.run(chat(REQUEST))
+    assert (failure.value.status, failure.value.detail) == ("request_timeout", "no reply within 0.02s")
+    assert [(c.attempt, c.status, c.error, c.prompt_tokens) for c in chat.calls] == [
+        (1, CallStatus.TIMEOUT, "request timed out", 0)
+    ]
+
+
+def test_calls_record_when_they_started_how_long_they_took_and_the_tokens_of_empty_replies() -> None:
+    empty = Completion("", prompt_tokens=5, completion_tokens=1)
+    chat = _chat(ScriptedProvider(script=[empty, Fault(CallStatus.TRANSIENT), "ok"], latency_s=0.01))
+    before = time.time()
+    asyncio.run(chat(REQUEST))
+    after = time.time()
+    assert [(c.attempt, c.status, c.prompt_tokens, c.completion_tokens) for c in chat.calls] == [
+        (1, CallStatus.EMPTY, 5, 1),
+        (2, CallStatus.TRANSIENT, 0, 0),
+        (3, CallStatus.OK, 1, 1),
+    ]
+    assert all(before <= c.started_at <= after for c in chat.calls)
+    assert all(0.005 <= c.latency_s < after - before for c in chat.calls)
+    assert chat.calls[0].started_at < chat.calls[1].started_at < chat.calls[2].started_at

@@ -31,6 +31,8 @@ class CountingCompose:
         ("run.models=A,B", "run.models=[A],[B]"),
         ("run.models=[A],B", "run.models=[A],[B]"),
         ("run.models=[A,B],C", "run.models=[A,B],[C]"),
+        ("run.models='a=b'", "run.models=['a=b']"),
+        ("run.models='a=b=c'", "run.models=['a=b=c']"),
         ("suite.categories=arithmetic", "suite.categories=[arithmetic]"),
         ("run.instances=3", "run.instances=3"),
         ("run.seed=1,2", "run.seed=1,2"),

@@ -9,6 +9,7 @@ import re
 import pytest
 from rich.console import Console
 
+from fleetbench import progress as progress_module
 from fleetbench.progress import NullProgress, PlainProgress, RichProgress, make_progress
 from fleetbench.testing.lanes import make_lane
 from fleetbench.types import Outcome
@@ -102,7 +103,47 @@ def test_the_rich_view_shows_the_run_and_each_deployment_once_with_outcomes() ->
         progress.unit_done(lane, outcome)
     progress.stop()
     assert isinstance(console.file, io.StringIO)
-    final = console.file.getvalue().rsplit("all units", 1)[1]  # the last refresh
-    assert re.search(r"3/4\s+failure=1 success=2", final)
-    assert re.search(r"Dep-A\s.*\b2\b", final) and re.search(r"Dep-B\s.*\b1\b", final)
-    assert final.count("Dep-A") == 1
+    output = console.file.getvalue()
+    assert re.search(r"0:00:\d\d\n\x1b\[\?25h$", output), "the last frame stays on screen (not transient)"
+    final = output.rsplit("\x1b[2K", 1)[1].removesuffix("\x1b[?25h").splitlines()
+    assert len(final) == 3
+    overall, dep_a, dep_b = final
+    assert re.fullmatch(r"all units {20}━+ +3/4 failure=1 success=2 0:00:\d\d", overall), overall
+    assert re.fullmatch(r"  Dep-A {22}━+ 2/\? +0:00:\d\d", dep_a), dep_a
+    assert re.fullmatch(r"  Dep-B {22}━+ 1/\? +0:00:\d\d", dep_b), dep_b
+
+
+def test_make_progress_draws_on_the_console_it_is_given() -> None:
+    console = _console(True)
+    progress = make_progress("rich", console)
+    progress.start([A1], total=1)
+    progress.unit_done(A1, Outcome.SUCCESS)
+    progress.stop()
+    assert isinstance(console.file, io.StringIO)
+    assert "all units" in console.file.getvalue()
+
+
+class Clock:
+    """A clock the test moves by hand (the plain view prints every `interval_s` of it)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_plain_lines_come_every_five_seconds_by_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(progress_module, "time", clock)
+    progress = PlainProgress()
+    progress.start([A1], total=9)
+    for elapsed in (1.0, 4.9, 5.0, 9.9, 10.0):
+        clock.now = 100.0 + elapsed
+        progress.unit_done(A1, Outcome.SUCCESS)
+    assert capsys.readouterr().err.splitlines() == [
+        "[    5.0s] 3/9 units | Dep-A 3",
+        "[   10.0s] 5/9 units | Dep-A 5",
+    ]

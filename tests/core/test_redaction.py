@@ -72,6 +72,7 @@ def test_replace_secrets_passes_each_secret_to_the_replacement_in_order() -> Non
     assert replace_secrets(text, "endpoint", mark) == "a postgresql://u:<1>@h/db b https://h/p?sig=<2> c"
     assert seen == ["pw", "s1"]
     assert replace_secrets("whole", "api_key", mark) == "<3>"
+    assert seen == ["pw", "s1", "whole"]
 
 
 def test_redact_text_of_an_error_message() -> None:

@@ -73,6 +73,19 @@ def test_with_by_factors_calls_are_left_to_the_shares_which_follow_the_models_la
     ]
 
 
+def test_shares_follow_the_last_row_of_the_last_model_too() -> None:
+    rows = [_row("Alpha", 1, level="low"), _row("Beta", 1, level="low"), _row("Beta", 0, 1, level="high")]
+    lines = _markdown(Report(("level",), (), rows, SHARES))
+    assert [line.split(" | ")[0] for line in lines[2:]] == [
+        "| Alpha",
+        "|   └ Alpha",
+        "|   └ Alpha-2",
+        "| Beta",
+        "| Beta",
+        "|   └ Beta",
+    ]
+
+
 def test_only_the_first_mean_metrics_are_headlines() -> None:
     metrics = tuple(MetricSpec(f"m{i}", "", "sum" if i == 1 else "mean") for i in range(7))
     report = Report((), metrics, [_row("Alpha", 1, **{m.name: float(i) for i, m in enumerate(metrics)})], [])
@@ -96,6 +109,8 @@ def test_csv_carries_every_column_of_every_row() -> None:
     assert [dict(r) for r in parsed] == [{k: str(v) for k, v in row.items()} for row in rows]
     empty = render(Report((), (), [], []), "csv", Console(file=io.StringIO()))
     assert empty == "base_model\r\n"
+    one = render(Report((), (), [{"base_model": "Alpha", "total": 1}], []), "csv", Console(file=io.StringIO()))
+    assert one == "base_model,total\r\nAlpha,1\r\n"
 
 
 def test_json_carries_rows_and_shares() -> None:
@@ -109,9 +124,24 @@ def test_the_table_is_printed_not_returned() -> None:
     out = io.StringIO()
     console = Console(file=out, width=200, color_system=None)
     assert render(Report((), (CORRECT,), [_row("Alpha", 3, 1, correct=0.75)], SHARES), "table", console) is None
-    printed = out.getvalue()
-    assert "fleetbench report" in printed
-    assert "Alpha" in printed and "└ Alpha-2" in printed and "75.0%" in printed and "0.750" in printed
+    lines = out.getvalue().splitlines()
+    assert lines[0].strip() == "fleetbench report"
+    header = [cell.strip() for cell in lines[2].split("┃")[1:-1]]
+    assert header == ["model", "units", "calls", "success", "partial", "failure", "not done", "success %", "correct"]
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    assert cells == [
+        ["Alpha", "4", "8", "3", "0", "1", "0", "75.0%", "0.750"],
+        ["└ Alpha", "3 (75.0%)", "4 (50.0%)", "", "", "", "", "", ""],
+        ["└ Alpha-2", "1 (25.0%)", "4 (50.0%)", "", "", "", "", "", ""],
+    ]
+
+
+def test_on_a_narrow_terminal_each_row_stays_on_one_line() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=40, color_system=None)
+    render(Report((), (), [_row("A-model-with-a-very-long-canonical-name", 1), _row("B", 2)], []), "table", console)
+    rows = [line for line in out.getvalue().splitlines() if line.startswith("│")]
+    assert len(rows) == 2 and rows[0].startswith("│ A-model-with") and rows[1].startswith("│ B ")
 
 
 def test_build_report_aggregates_by_base_model_and_factors_with_shares() -> None:

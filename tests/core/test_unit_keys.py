@@ -8,6 +8,7 @@ change needs a new `KEY_SCHEME` and a storage migration, and then new pins here.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
 from hypothesis import given, settings
@@ -61,11 +62,32 @@ def test_a_whole_unit_built_through_the_planner_has_a_pinned_key() -> None:
     assert {u.cell_key for u in units} == {"bdaf5ea8bcba2addebec220f02793ab1", "5bb00dfd0e4e17549c1f621310a3d73c"}
 
 
+def test_what_each_scope_stands_for_is_described_with_its_kind() -> None:
+    suite = TinySuite(TinyOptions(words=WORDS))
+    judged = suite_identity(suite, suite.options, {"model": "Judge-Model"})
+    assert judged == {
+        "suite": "tiny",
+        "version": "1",
+        "data": {},
+        "options": {"case_sensitive": True},
+        "judge": {"model": "Judge-Model"},
+    }
+    identity = model_identity(MODEL, NoOptions(), NoOptions())
+    scopes = build_scopes(judged, {MODEL.name: identity})
+    scope = scopes.by_model[MODEL.name]
+    assert scopes.descriptions == {
+        scope.suite: {"kind": "suite", **judged},
+        scope.model: {"kind": "model", **identity},
+    }
+    assert (scope.suite, scope.model) == (digest(judged), digest(identity))
+
+
 def test_the_scope_encoding_is_pinned() -> None:
     assert canonical_json({"b": 0.1, "a": [1, "é", None, True], "c": ("x",)}) == (
         b'{"a":[1,"\\u00e9",null,true],"b":0.1,"c":["x"]}'
     )
     assert digest({"suite": "tiny"}) == "f280e8be46085cfa1ed3d284b005ff98"
+    assert canonical_json({"path": PurePosixPath("/data/set.jsonl")}) == b'{"path":"/data/set.jsonl"}'  # as str()
 
 
 class _Versioned(TinySuite):

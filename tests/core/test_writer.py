@@ -341,3 +341,59 @@ def test_other_storage_calls_run_on_the_writer_thread_and_return_their_value() -
     thread, runs = asyncio.run(scenario())
     assert thread.startswith("fleetbench-writer")
     assert [r["run_id"] for r in runs] == [RUN]
+
+
+def test_other_storage_calls_never_run_while_a_commit_does() -> None:
+    storage = _storage()
+    assert isinstance(storage, GatedStorage)
+    writer = ResultWriter(storage, max_batch=2)
+    order: list[str] = []
+
+    async def scenario() -> None:
+        writer.start()
+        async with asyncio.timeout(WAIT_S):
+            commit = asyncio.ensure_future(writer.submit(_result(0), []))
+            await _until_started(storage)
+            other = asyncio.ensure_future(writer.call(lambda: order.append(f"call after {len(storage.batches)}")))
+            await asyncio.sleep(0.05)
+            assert not other.done(), "a storage call ran beside a running commit"
+            storage.gate.set()
+            await asyncio.gather(commit, other)
+            await writer.close()
+
+    asyncio.run(scenario())
+    assert order == ["call after 1"]
+
+
+def test_close_waits_for_a_storage_call_whose_caller_gave_up() -> None:
+    storage = _storage()
+    writer = ResultWriter(storage, max_batch=2)
+    release, finished = threading.Event(), threading.Event()
+
+    def slow_heartbeat() -> None:
+        release.wait(WAIT_S)
+        finished.set()
+
+    async def scenario() -> None:
+        writer.start()
+        caller = asyncio.ensure_future(writer.call(slow_heartbeat))
+        await asyncio.sleep(0.01)
+        caller.cancel()
+        threading.Timer(0.05, release.set).start()
+        await writer.close()
+
+    asyncio.run(scenario())
+    assert finished.is_set(), "close() returned while a storage call was still running on the writer thread"
+
+
+def test_a_writer_that_never_started_closes_cleanly_and_names_its_task_when_it_does() -> None:
+    asyncio.run(ResultWriter(_storage(), max_batch=2).close())
+
+    async def names() -> set[str]:
+        writer = ResultWriter(_storage(), max_batch=2)
+        writer.start()
+        found = {task.get_name() for task in asyncio.all_tasks()}
+        await writer.close()
+        return found
+
+    assert "fleetbench-writer" in asyncio.run(names())

@@ -125,6 +125,16 @@ def test_an_invalid_suffix_pattern_is_refused_naming_the_option(pattern: str) ->
         registry.load("naming", {"plugin": "catalog", "suffix_pattern": pattern}, "naming")
 
 
+def test_a_spelling_claimed_by_two_models_is_refused_naming_both_claims() -> None:
+    catalog = Catalog((_model("Alpha", aliases=("shared",)), _model("Beta", deployments=("Beta", "SHARED"))))
+    with pytest.raises(ConfigError) as raised:
+        _policy(catalog)
+    assert str(raised.value) == (
+        "models: 'SHARED' (deployment of 'Beta') is also the alias of 'Alpha'; "
+        "one spelling may name only one base model"
+    )
+
+
 def test_an_unknown_rule_is_refused_naming_the_choices() -> None:
     with pytest.raises(ValueError, match=r"^unknown: 'guess' is not valid; choices: error, passthrough$"):
         CatalogNamingOptions(unknown="guess")

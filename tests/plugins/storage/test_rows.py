@@ -3,6 +3,7 @@ real SQLite and PostgreSQL in test_sql_write.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 
@@ -79,9 +80,13 @@ def test_a_64_character_key_is_fine() -> None:
     assert unit_row(_result("k" * 64), "M")["unit_key"] == "k" * 64
 
 
-def test_metric_names_must_be_identifiers() -> None:
-    with pytest.raises(ValueError, match=r"^metric 'bad name'"):
+def test_metric_and_factor_names_must_be_identifiers() -> None:
+    with pytest.raises(ValueError, match=r"^metric 'bad name': names must match"):
         unit_row(_result(metrics={"bad name": 1.0}), "M")
+    result = _result()
+    odd = dataclasses.replace(result, unit=dataclasses.replace(result.unit, cell=Cell("jsonl", "M", (("9x", 1),))))
+    with pytest.raises(ValueError, match=r"^factor '9x': names must match"):
+        unit_row(odd, "M")
 
 
 def test_a_call_row_redacts_secrets_quoted_in_the_error() -> None:

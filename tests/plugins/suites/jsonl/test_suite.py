@@ -35,6 +35,8 @@ from fleetbench_plugins.suites.jsonl.scorers import SCORERS, contains, exact, re
         ("27", "-27", False),
         ("", "", True),
         ("..", "", True),
+        ("Xavier", "avier", False),
+        ("x.", "x", True),
     ],
 )
 def test_exact_ignores_case_padding_a_trailing_full_stop_and_space_runs(
@@ -50,6 +52,8 @@ def test_exact_ignores_case_padding_a_trailing_full_stop_and_space_runs(
         ("It is new   york city", "New York", True),
         ("Lyon", "Paris", False),
         ("Par is", "paris", False),
+        ("a b", "xx", False),
+        ("a  b", "a b", True),
     ],
 )
 def test_contains_finds_the_reference_inside_the_answer(answer: str, reference: str, expected: bool) -> None:
@@ -88,7 +92,9 @@ def test_a_dataset_keeps_items_in_order_with_their_defaults(tmp_path: Path) -> N
         "   ",
         {"id": "q3", "prompt": "Say x", "reference": "^x$", "scorer": "regex", "category": "math"},
     ]
-    dataset = load_dataset(str(_write(tmp_path, rows)), "exact")
+    path = _write(tmp_path, rows)
+    dataset = load_dataset(str(path), "exact")
+    assert dataset.path == path
     assert [(i.item_id, i.scorer, i.category) for i in dataset.items] == [
         ("q1", "exact", "math"),
         ("7", "contains", "all"),
@@ -185,8 +191,12 @@ def test_instances_per_mode(tmp_path: Path) -> None:
     assert _suite(tmp_path, rows).instances(cell, 3) == 3
     assert _suite(tmp_path, rows, items="all").instances(cell, 1) == 3
     assert _suite(tmp_path, rows, items="cycle").instances(cell, 10) == 10
-    with pytest.raises(ConfigError, match=r"^run\.instances: 4 units per cell, but category 'c' .* holds 3 items"):
+    with pytest.raises(ConfigError) as raised:
         _suite(tmp_path, rows).instances(cell, 4)
+    assert str(raised.value) == (
+        f"run.instances: 4 units per cell, but category 'c' of suite.dataset {str(tmp_path / 'data.jsonl')!r} holds 3 "
+        "items; ask at most 3, every item once (suite.items=all), or repeat items on purpose (suite.items=cycle)"
+    )
 
 
 def test_a_unit_asks_the_item_at_its_index_of_the_seeded_permutation(tmp_path: Path) -> None:
@@ -211,10 +221,10 @@ def test_identity_is_the_dataset_digest(tmp_path: Path) -> None:
     suite = _suite(tmp_path, [ROW])
     assert suite.identity() == {"dataset": load_dataset(str(tmp_path / "data.jsonl"), "exact").digest}
     assert suite.factor_names() == ("category",)
-    assert [(m.name, m.aggregate) for m in suite.metrics()] == [
-        ("correct", "mean"),
-        ("prompt_tokens", "sum"),
-        ("completion_tokens", "sum"),
+    assert [(m.name, m.description, m.aggregate) for m in suite.metrics()] == [
+        ("correct", "1 if the answer matched the reference, else 0", "mean"),
+        ("prompt_tokens", "tokens sent", "sum"),
+        ("completion_tokens", "tokens received", "sum"),
     ]
 
 

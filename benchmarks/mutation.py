@@ -12,9 +12,10 @@ Run (it takes a while; the README's "Mutation testing" section gives the last fi
     .venv/bin/python benchmarks/mutation.py --survivors  # re-test only the last run's survivors (after adding tests)
     .venv/bin/python benchmarks/mutation.py --report     # print the last run's table again
 
-It prints one row per mutated module: mutants tried, killed, survived, timed out (a hang counts as caught), with no
-covering test, and the share caught; then the survivors not explained in docs/mutation.md (`mutmut show NAME`, run in
-`.mutation/`, prints a mutant's diff). Survivors that docs/mutation.md lists as equivalent are counted apart.
+It prints one row per mutated module: mutants tried, killed, survived, of those the ones docs/mutation.md explains
+(equivalent mutants, each with its reason), timed out (a hang counts as caught), with no covering test, and the share
+caught, of all and of those not explained ("net"); then the survivors docs/mutation.md does not explain
+(`mutmut show NAME`, run in `.mutation/`, prints a mutant's diff).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def module_of(mutant: str) -> str:
 
 
 def equivalents() -> set[str]:
-    """Mutant names that docs/mutation.md explains as equivalent (each in backquotes)."""
+    """Mutant names that docs/mutation.md explains (each in backquotes)."""
     text = EQUIVALENTS.read_text() if EQUIVALENTS.exists() else ""
     return set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", text))
 
@@ -95,9 +96,9 @@ def table(found: dict[str, str]) -> list[str]:
         counts = by_module[module_of(mutant)]
         counts["tried"] += 1
         counts[status if status in COLUMNS else "other"] += 1
-        counts["equivalent"] += status == "survived" and mutant in explained
+        counts["explained"] += status == "survived" and mutant in explained
     total: Counter[str] = sum(by_module.values(), Counter())
-    head = "| module | tried | killed | survived | equivalent | timeout | no tests | other | caught | caught, net |"
+    head = "| module | tried | killed | survived | explained | timeout | no tests | other | caught | caught, net |"
     lines = [head, "|---|" + "---:|" * 9]
     for module, counts in [*sorted(by_module.items()), ("total", total)]:
         lines.append(_row(module, counts))
@@ -106,10 +107,10 @@ def table(found: dict[str, str]) -> list[str]:
 
 def _row(module: str, counts: Counter[str]) -> str:
     caught = sum(counts[status] for status in CAUGHT)
-    cells = [counts["tried"], counts["killed"], counts["survived"], counts["equivalent"], counts["timeout"]]
+    cells = [counts["tried"], counts["killed"], counts["survived"], counts["explained"], counts["timeout"]]
     cells += [counts["no tests"], counts["other"]]
     share = f"{100.0 * caught / counts['tried']:.1f}%" if counts["tried"] else "-"
-    real = counts["tried"] - counts["equivalent"]
+    real = counts["tried"] - counts["explained"]
     share_real = f"{100.0 * caught / real:.1f}%" if real else "-"
     return f"| {module} | " + " | ".join(str(c) for c in cells) + f" | {share} | {share_real} |"
 

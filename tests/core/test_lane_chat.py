@@ -299,6 +299,14 @@ def test_a_bucket_holds_one_seconds_worth_of_requests_then_waits_exactly_for_eac
     assert clock.sleeps == [0.1, 0.1]
 
 
+def test_a_bucket_waits_only_for_the_part_of_a_token_still_missing(clock: HandClock) -> None:
+    bucket = TokenBucket(600)
+    _acquire(bucket, 10)
+    clock.now += 0.05  # half a token has come back
+    _acquire(bucket, 1)
+    assert clock.sleeps == [0.05]
+
+
 def test_a_slow_bucket_still_allows_one_request_at_once(clock: HandClock) -> None:
     _acquire(TokenBucket(30), 2)  # one every two seconds; a burst of at least one
     assert clock.sleeps == [2.0]

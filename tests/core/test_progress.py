@@ -105,6 +105,9 @@ def test_the_rich_view_shows_the_run_and_each_deployment_once_with_outcomes() ->
     assert isinstance(console.file, io.StringIO)
     output = console.file.getvalue()
     assert re.search(r"0:00:\d\d\n\x1b\[\?25h$", output), "the last frame stays on screen (not transient)"
+    first = output.removeprefix("\x1b[?25l").split("\r")[0].splitlines()
+    assert re.fullmatch(r"all units {20}\s+0/4  0:00:\d\d", first[0]), first[0]  # no outcome yet, nothing else
+    assert re.fullmatch(r"  Dep-A {22}━+ 0/\?  0:00:\d\d", first[1]), first[1]
     final = output.rsplit("\x1b[2K", 1)[1].removesuffix("\x1b[?25h").splitlines()
     assert len(final) == 3
     overall, dep_a, dep_b = final

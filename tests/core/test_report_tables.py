@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -118,6 +119,15 @@ def test_json_carries_rows_and_shares() -> None:
     text = render(Report((), (CORRECT,), rows, SHARES), "json", Console(file=io.StringIO()))
     assert text is not None and text.endswith("}\n")
     assert json.loads(text) == {"rows": rows, "deployment_shares": SHARES}
+
+
+def test_json_is_indented_and_writes_database_numbers_as_text() -> None:
+    rows = [{"base_model": "Alpha", "correct": Decimal("0.5")}]  # PostgreSQL's numeric aggregates come as Decimal
+    text = render(Report((), (), rows, []), "json", Console(file=io.StringIO()))
+    assert text == (
+        '{\n  "rows": [\n    {\n      "base_model": "Alpha",\n      "correct": "0.5"\n    }\n  ],\n'
+        '  "deployment_shares": []\n}\n'
+    )
 
 
 def test_the_table_is_printed_not_returned() -> None:

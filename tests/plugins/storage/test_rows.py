@@ -11,7 +11,7 @@ import pytest
 
 from fleetbench.errors import StorageError
 from fleetbench.testing.units import TEST_SCOPE, make_unit
-from fleetbench.types import CallRecord, CallStatus, Cell, Episode, Outcome, RunRecord, UnitResult
+from fleetbench.types import CallRecord, CallStatus, Cell, Episode, Outcome, ReportFilter, RunRecord, UnitResult
 from fleetbench_plugins.storage.sql.rows import (
     TRANSCRIPT_ENCODING,
     call_row,
@@ -22,6 +22,7 @@ from fleetbench_plugins.storage.sql.rows import (
     scope_rows,
     unit_row,
 )
+from tests.plugins.storage.builders import DEEPSEEK, call, result, storage
 
 CELL = Cell("jsonl", "deepseek-v3-0324-2", (("category", "arithmetic"), ("rate", 0.8)))
 
@@ -163,3 +164,13 @@ def test_transcripts_round_trip_compressed_with_unicode_and_odd_values() -> None
 def test_an_unknown_transcript_encoding_is_refused_naming_it() -> None:
     with pytest.raises(StorageError, match=r"^transcript encoding 'msgpack' is unknown to this fleetbench$"):
         decode_transcript("msgpack", b"")
+
+
+def test_calls_alone_are_appended_without_touching_any_unit(database_url: str) -> None:
+    """A write may carry call records only (no result): nothing is upserted, the calls are kept."""
+    store = storage(database_url)
+    store.write([result("a")], [])
+    assert store.write([], [call("a", DEEPSEEK), call("a", DEEPSEEK, attempt=2)]) == 0
+    (share,) = store.deployment_shares(ReportFilter())
+    assert (share["deployment"], share["units"], share["calls"]) == (DEEPSEEK, 1, 2)
+    store.close()

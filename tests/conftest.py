@@ -13,6 +13,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests run hypothesis's default 100 examples; the mutation run (benchmarks/mutation.py) runs them once per
+# mutant, so it asks for fewer (`--hypothesis-profile=mutation`): example-based tests carry most of its kills.
+settings.register_profile("mutation", max_examples=25)
 
 pytest_plugins = ["pytester"]  # tests/core/test_contract_kits.py runs the kits in sessions of their own
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tomllib
@@ -91,3 +92,27 @@ def test_ci_runs_exactly_the_readmes_test_command() -> None:
     command = next(line for line in readme.splitlines() if line.endswith(".venv/bin/python -m pytest -q"))
     assert command in (ROOT / ".ci" / "run").read_text().splitlines()
     assert "-e examples/fleetbench-example" in command
+
+
+def _imported_modules(path: Path) -> set[str]:
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+    return modules
+
+
+def test_core_tests_import_no_plugin() -> None:
+    """Core tests run on the fakes of `fleetbench.testing`; a built-in plugin is reached only as a user reaches it
+    (the CLI, or the registry through its entry point), never imported (nor are the plugin tests' helpers). The
+    example third-party package is another matter: test_example_package.py drives it as its author would."""
+    plugin_packages = ("fleetbench_plugins", "tests.plugins")
+    offenders = {
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sorted((ROOT / "tests" / "core").rglob("*.py"))
+        for module in _imported_modules(path)
+        if module.startswith(plugin_packages)
+    }
+    assert offenders == set()

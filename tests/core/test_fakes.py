@@ -6,16 +6,24 @@ from collections.abc import Sequence
 
 import pytest
 
-from fleetbench.interfaces import NamingPolicy, NoOptions, Provider, Storage, Suite
+from fleetbench.interfaces import NamingPolicy, NoOptions, Provider, ShardingStrategy, Storage, Suite
 from fleetbench.testing.contracts import (
     ExpectedFailure,
     NamingContract,
     ProviderContract,
+    ShardingContract,
     StorageContract,
     SuiteContract,
 )
 from fleetbench.testing.contracts.naming import MakeNaming
-from fleetbench.testing.fakes import ExactNaming, Fault, ScriptedProvider, TinyOptions, TinySuite
+from fleetbench.testing.fakes import (
+    ExactNaming,
+    Fault,
+    QueueSharding,
+    ScriptedProvider,
+    TinyOptions,
+    TinySuite,
+)
 from fleetbench.testing.lanes import make_lane
 from fleetbench.testing.memory_storage import MemoryStorage
 from fleetbench.types import CallStatus
@@ -56,3 +64,9 @@ class TestMemoryStorage(StorageContract):
     @pytest.fixture
     def storage(self, naming: NamingPolicy) -> Storage:
         return MemoryStorage(naming=naming)
+
+
+class TestQueueSharding(ShardingContract):
+    @pytest.fixture
+    def strategy(self) -> ShardingStrategy:
+        return QueueSharding(NoOptions())

@@ -1,4 +1,5 @@
-"""Small, complete plugins for tests: a provider that answers from a script, a tiny suite, and an exact naming policy.
+"""Small, complete plugins for tests: a provider that answers from a script, a tiny suite, an exact naming policy and
+a shared-queue sharding strategy.
 
 They are real implementations of the contracts, not mocks: each passes its contract kit in fleetbench's own tests,
 so core tests (planning, scheduling, the runner) can exercise real plugin behaviour without depending on a plugin
@@ -14,7 +15,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from fleetbench.errors import ConfigError, InfraFailure, UnknownNameError, choices_text
-from fleetbench.interfaces import Chat, EpisodeContext, NamingPolicy, NoOptions, Provider, Suite, option
+from fleetbench.interfaces import (
+    Chat,
+    Dispatch,
+    EpisodeContext,
+    NamingPolicy,
+    NoOptions,
+    Provider,
+    ShardingStrategy,
+    Suite,
+    UnitSource,
+    option,
+)
 from fleetbench.types import (
     CallStatus,
     Catalog,
@@ -221,3 +233,23 @@ class ExactNaming(NamingPolicy):
 
     def resolutions(self) -> Sequence[tuple[str, str, str]]:
         return [(spelling, base, how) for spelling, (base, how) in self._spellings.items()]
+
+
+class _Queue(Dispatch):
+    def __init__(self, source: UnitSource, lanes: Sequence[Lane]) -> None:
+        self._units = source.stream()
+        self._lanes = {lane.lane_id for lane in lanes}
+
+    def next_unit(self, lane_id: str) -> Unit | None:
+        return next(self._units, None) if lane_id in self._lanes else None
+
+    def planned(self, lane_id: str) -> int | None:
+        return None if lane_id in self._lanes else 0
+
+
+class QueueSharding(ShardingStrategy):
+    """One shared queue per base model: whichever of its lanes asks gets the next unit. Constructed as
+    `QueueSharding(NoOptions())`."""
+
+    def dispatch(self, source: UnitSource, lanes: Sequence[Lane]) -> Dispatch:
+        return _Queue(source, lanes)

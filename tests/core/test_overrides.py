@@ -1,0 +1,101 @@
+"""Command-line overrides made into what Hydra composes (`fleetbench.config.overrides.normalize`), decided from the
+configuration's own schema: scalars for list options are wrapped, catalog `params` keys get `++` or are refused."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import DictConfig
+
+from fleetbench.config import compose_config
+from fleetbench.config.overrides import normalize
+from fleetbench.errors import ConfigError
+
+
+class CountingCompose:
+    """The application's composition, counting its calls and what it was asked to compose."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, overrides: list[str]) -> DictConfig:
+        self.calls.append(list(overrides))
+        return compose_config(overrides)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("run.models=Sim-Weak", "run.models=[Sim-Weak]"),
+        ("run.models=[Sim-Weak]", "run.models=[Sim-Weak]"),
+        ("run.models=[A,B]", "run.models=[A,B]"),
+        ("run.models=A,B", "run.models=[A],[B]"),
+        ("run.models=[A],B", "run.models=[A],[B]"),
+        ("run.models=[A,B],C", "run.models=[A,B],[C]"),
+        ("run.models='a=b'", "run.models=['a=b']"),
+        ("run.models='a=b=c'", "run.models=['a=b=c']"),
+        ("suite.categories=arithmetic", "suite.categories=[arithmetic]"),
+        ("run.instances=3", "run.instances=3"),
+        ("run.seed=1,2", "run.seed=1,2"),
+        ("models.sim_agent.params.qa_accuracy=0.5", "++models.sim_agent.params.qa_accuracy=0.5"),
+        ("models.sim_agent.params.profile=weak", "models.sim_agent.params.profile=weak"),  # already in the catalog
+        ("models.sim_agent.deployments.0.params.jitter_ms=3", "++models.sim_agent.deployments.0.params.jitter_ms=3"),
+        # A provider that is not installed: validation names it later; the key is added for Hydra to compose.
+        ("models.deepseek_v3_0324.params.anything=1", "++models.deepseek_v3_0324.params.anything=1"),
+        # A handle that names no catalog entry: Hydra's own error names the key.
+        ("models.nobody.params.profile=weak", "++models.nobody.params.profile=weak"),
+    ],
+)
+def test_overrides_are_rewritten_from_the_schema(given: str, expected: str) -> None:
+    compose = CountingCompose()
+    assert normalize([given], compose) == [expected]
+    assert compose.calls == [[]], "composed once, with the group selections only"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "suite=workflow",
+        "providers@providers.other=simulated",
+        "+run.extra=1",
+        "~run.label",
+        "hydra.searchpath=[pkg://x]",
+        "run.models=[unclosed",
+        # Hydra's override grammar has no brackets in keys; Hydra refuses it, naming the override.
+        "models.sim_agent.deployments[1].params.jitter_ms=3",
+    ],
+)
+def test_selections_additions_deletions_and_unparsable_overrides_pass_unchanged(override: str) -> None:
+    compose = CountingCompose()
+    assert normalize([override], compose) == [override]
+    assert compose.calls == []
+
+
+def test_the_schema_comes_from_the_selected_configs_and_nothing_is_composed_twice() -> None:
+    compose = CountingCompose()
+    overrides = ["suite=workflow", "run.models=Sim-Weak", "suite.difficulties=hard", "run.instances=2"]
+    rewritten = normalize(overrides, compose)
+    assert rewritten == ["suite=workflow", "run.models=[Sim-Weak]", "suite.difficulties=[hard]", "run.instances=2"]
+    assert compose.calls == [["suite=workflow"]]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "models.sim_agent.params.latency_ms=3",
+            "models.sim_agent.params.latency_ms: not a param of provider 'simulated'; "
+            "valid params: profile, qa_accuracy",
+        ),
+        (
+            "models.sim_agent.deployments.2.params.profile=weak",
+            "models.sim_agent.deployments[2].params.profile: not a param of provider 'simulated'; valid params: "
+            "jitter_ms, latency_ms, rate_limit_rate, retry_after_s, transient_error_rate",
+        ),
+    ],
+)
+def test_a_params_key_the_provider_does_not_declare_is_refused_naming_the_valid_ones(
+    override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        normalize([override], CountingCompose())
+    assert str(raised.value).startswith(message)

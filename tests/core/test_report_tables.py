@@ -1,0 +1,178 @@
+"""The report tables (`fleetbench.report.tables`), through their public functions: one row per base model (× `by`
+factors), its deployments' shares beneath it, headline metrics, and the four output formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+
+from fleetbench.interfaces import NoOptions
+from fleetbench.report.tables import HEADLINE_METRICS, Report, build_report, render
+from fleetbench.testing.fakes import ExactNaming
+from fleetbench.testing.memory_storage import MemoryStorage
+from fleetbench.testing.runs import fake_models
+from fleetbench.testing.units import make_unit
+from fleetbench.types import Catalog, Cell, Episode, MetricSpec, Outcome, ReportFilter, RunRecord, UnitResult
+
+CORRECT = MetricSpec("correct", "1 if right", "mean")
+TOKENS = MetricSpec("tokens", "sent", "sum")
+
+
+def _row(base: str, success: int, failure: int = 0, infra: int = 0, **extra: Any) -> dict[str, Any]:
+    total = success + failure
+    return {"base_model": base, "total": total, "success": success, "partial": 0, "failure": failure,
+            "infra_error": infra, "mean_duration_s": 1.5, "mean_turns": 1.0, **extra}  # fmt: skip
+
+
+SHARES = [
+    {"base_model": "Alpha", "deployment": "Alpha", "units": 3, "calls": 4},
+    {"base_model": "Alpha", "deployment": "Alpha-2", "units": 1, "calls": 4},
+    {"base_model": "Beta", "deployment": "Beta", "units": 0, "calls": 0},
+]
+
+
+def _markdown(report: Report) -> list[str]:
+    text = render(report, "markdown", Console(file=io.StringIO()))
+    assert text is not None and text.endswith("\n")
+    return text.splitlines()
+
+
+def test_markdown_has_one_row_per_model_with_its_deployment_shares_beneath() -> None:
+    rows = [_row("Alpha", 3, 1, infra=2, correct=0.75, tokens=120.0), _row("Beta", 0, 0, correct=None, tokens=None)]
+    lines = _markdown(Report((), (CORRECT, TOKENS), rows, SHARES))
+    assert lines == [
+        "| model | units | calls | success | partial | failure | not done | success % | correct |",
+        "|---|---|---|---|---|---|---|---|---|",
+        "| Alpha | 4 | 8 | 3 | 0 | 1 | 2 | 75.0% | 0.750 |",
+        "|   └ Alpha | 3 (75.0%) | 4 (50.0%) |  |  |  |  |  |  |",
+        "|   └ Alpha-2 | 1 (25.0%) | 4 (50.0%) |  |  |  |  |  |  |",
+        "| Beta | 0 | 0 | 0 | 0 | 0 | 0 | - | - |",
+        "|   └ Beta | 0 (-) | 0 (-) |  |  |  |  |  |  |",
+    ]
+
+
+def test_with_by_factors_calls_are_left_to_the_shares_which_follow_the_models_last_row() -> None:
+    rows = [
+        _row("Alpha", 1, 1, level="low", rate=0.8),
+        _row("Alpha", 2, 0, level="high", rate=None),
+        _row("Beta", 0, 1, level="low", rate=1),
+    ]
+    lines = _markdown(Report(("level", "rate"), (), rows, SHARES))
+    assert lines[0] == "| model | level | rate | units | calls | success | partial | failure | not done | success % |"
+    assert lines[2:] == [
+        "| Alpha | low | 0.800 | 2 |  | 1 | 0 | 1 | 0 | 50.0% |",
+        "| Alpha | high | - | 2 |  | 2 | 0 | 0 | 0 | 100.0% |",
+        "|   └ Alpha |  |  | 3 (75.0%) | 4 (50.0%) |  |  |  |  |  |",
+        "|   └ Alpha-2 |  |  | 1 (25.0%) | 4 (50.0%) |  |  |  |  |  |",
+        "| Beta | low | 1 | 1 |  | 0 | 0 | 1 | 0 | 0.0% |",
+        "|   └ Beta |  |  | 0 (-) | 0 (-) |  |  |  |  |  |",
+    ]
+
+
+def test_shares_follow_the_last_row_of_the_last_model_too() -> None:
+    rows = [_row("Alpha", 1, level="low"), _row("Beta", 1, level="low"), _row("Beta", 0, 1, level="high")]
+    lines = _markdown(Report(("level",), (), rows, SHARES))
+    assert [line.split(" | ")[0] for line in lines[2:]] == [
+        "| Alpha",
+        "|   └ Alpha",
+        "|   └ Alpha-2",
+        "| Beta",
+        "| Beta",
+        "|   └ Beta",
+    ]
+
+
+def test_only_the_first_mean_metrics_are_headlines() -> None:
+    metrics = tuple(MetricSpec(f"m{i}", "", "sum" if i == 1 else "mean") for i in range(7))
+    report = Report((), metrics, [_row("Alpha", 1, **{m.name: float(i) for i, m in enumerate(metrics)})], [])
+    head, _, row = _markdown(report)
+    shown = ["m0", "m2", "m3", "m4"]
+    assert HEADLINE_METRICS == 4
+    assert head.endswith("| success % | " + " | ".join(shown) + " |")
+    assert row.endswith("| 0.000 | 2.000 | 3.000 | 4.000 |")
+
+
+def test_markdown_escapes_pipes_in_cells() -> None:
+    lines = _markdown(Report(("flaw",), (), [_row("A|B", 1, flaw="x|y")], []))
+    assert lines[2] == "| A\\|B | x\\|y | 1 |  | 1 | 0 | 0 | 0 | 100.0% |"
+
+
+def test_csv_carries_every_column_of_every_row() -> None:
+    rows = [_row("Alpha", 3, 1, correct=0.75, tokens=120.0), _row("Beta", 1, correct=1.0, tokens=3.0)]
+    text = render(Report((), (CORRECT, TOKENS), rows, SHARES), "csv", Console(file=io.StringIO()))
+    assert text is not None
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert [dict(r) for r in parsed] == [{k: str(v) for k, v in row.items()} for row in rows]
+    empty = render(Report((), (), [], []), "csv", Console(file=io.StringIO()))
+    assert empty == "base_model\r\n"
+    one = render(Report((), (), [{"base_model": "Alpha", "total": 1}], []), "csv", Console(file=io.StringIO()))
+    assert one == "base_model,total\r\nAlpha,1\r\n"
+
+
+def test_json_carries_rows_and_shares() -> None:
+    rows = [_row("Alpha", 3, 1, correct=0.75)]
+    text = render(Report((), (CORRECT,), rows, SHARES), "json", Console(file=io.StringIO()))
+    assert text is not None and text.endswith("}\n")
+    assert json.loads(text) == {"rows": rows, "deployment_shares": SHARES}
+
+
+def test_json_is_indented_and_writes_database_numbers_as_text() -> None:
+    rows = [{"base_model": "Alpha", "correct": Decimal("0.5")}]  # PostgreSQL's numeric aggregates come as Decimal
+    text = render(Report((), (), rows, []), "json", Console(file=io.StringIO()))
+    assert text == (
+        '{\n  "rows": [\n    {\n      "base_model": "Alpha",\n      "correct": "0.5"\n    }\n  ],\n'
+        '  "deployment_shares": []\n}\n'
+    )
+
+
+def test_the_table_is_printed_not_returned() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    assert render(Report((), (CORRECT,), [_row("Alpha", 3, 1, correct=0.75)], SHARES), "table", console) is None
+    lines = out.getvalue().splitlines()
+    assert lines[0].strip() == "fleetbench report"
+    header = [cell.strip() for cell in lines[2].split("┃")[1:-1]]
+    assert header == ["model", "units", "calls", "success", "partial", "failure", "not done", "success %", "correct"]
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    assert cells == [
+        ["Alpha", "4", "8", "3", "0", "1", "0", "75.0%", "0.750"],
+        ["└ Alpha", "3 (75.0%)", "4 (50.0%)", "", "", "", "", "", ""],
+        ["└ Alpha-2", "1 (25.0%)", "4 (50.0%)", "", "", "", "", "", ""],
+    ]
+
+
+def test_on_a_narrow_terminal_each_row_stays_on_one_line() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=40, color_system=None)
+    render(Report((), (), [_row("A-model-with-a-very-long-canonical-name", 1), _row("B", 2)], []), "table", console)
+    rows = [line for line in out.getvalue().splitlines() if line.startswith("│")]
+    assert len(rows) == 2 and rows[0].startswith("│ A-model-with") and rows[1].startswith("│ B ")
+
+
+def test_build_report_aggregates_by_base_model_and_factors_with_shares() -> None:
+    catalog = Catalog(fake_models(["Alpha", "Beta"]))
+    storage = MemoryStorage(naming=ExactNaming(NoOptions(), catalog=catalog))
+    storage.begin_run(RunRecord("r", 0.0, "tiny", ("Alpha", "Beta"), {}, "v", "h"))
+    results = []
+    for i, (model, deployment, level, outcome) in enumerate(
+        [("Alpha", "Alpha", "low", Outcome.SUCCESS), ("Alpha", "Alpha-2", "low", Outcome.FAILURE),
+         ("Alpha", "Alpha", "high", Outcome.SUCCESS), ("Beta", "Beta", "low", Outcome.INFRA_ERROR)]
+    ):  # fmt: skip
+        unit = make_unit(f"{i:032x}", Cell("tiny", model, (("level", level),)), i)
+        episode = Episode(outcome, {"correct": float(outcome is Outcome.SUCCESS)})
+        results.append(UnitResult(unit, "r", deployment, deployment, 0.0, 1.0, episode))
+    storage.write(results, [])
+    report = build_report(storage, ReportFilter(), (CORRECT,), ["level"])
+    assert [(r["base_model"], r["level"], r["total"], r["success"], r["correct"]) for r in report.rows] == [
+        ("Alpha", "high", 1, 1, 1.0),
+        ("Alpha", "low", 2, 1, 0.5),
+        ("Beta", "low", 0, 0, None),
+    ]
+    assert report.by == ("level",) and report.metrics == (CORRECT,)
+    assert [(s["deployment"], s["units"]) for s in report.shares_of("Alpha")] == [("Alpha", 2), ("Alpha-2", 1)]
+    assert report.shares_of("Nobody") == []

@@ -29,6 +29,6 @@ def name_problem(value: str) -> str | None:
 
 def checked_name(name: str, what: str) -> str:
     """`name` if it is usable as a factor or metric name, else ValueError naming it."""
-    if not FACTOR_OR_METRIC_NAME.match(name):
+    if not FACTOR_OR_METRIC_NAME.fullmatch(name):
         raise ValueError(f"{what} {name!r}: names must match {FACTOR_OR_METRIC_NAME.pattern}")
     return name

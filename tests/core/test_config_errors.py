@@ -16,6 +16,7 @@ CASES = [
         ["suite.plugin=workflow"], ["suite.plugin", "'workflow'", "'jsonl'", "suite=workflow"], id="plugin-renamed"
     ),
     pytest.param(["run.instancs=3"], ["run.instancs", "no such key", "instances"], id="typo-in-key"),
+    pytest.param(["+run.extra=1"], ["run.extra", "no such key", "instances"], id="added-unknown-key"),
     pytest.param(
         ["storage.urll=x.db"], ["storage.urll", "no such key", "busy_timeout_s, echo, plugin, url"], id="plugin-typo"
     ),

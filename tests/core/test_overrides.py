@@ -40,7 +40,7 @@ class CountingCompose:
         ("models.sim_agent.params.profile=weak", "models.sim_agent.params.profile=weak"),  # already in the catalog
         ("models.sim_agent.deployments.0.params.jitter_ms=3", "++models.sim_agent.deployments.0.params.jitter_ms=3"),
         # A provider that is not installed: validation names it later; the key is added for Hydra to compose.
-        ("models.deepseek_v3_0324.params.anything=1", "++models.deepseek_v3_0324.params.anything=1"),
+        ("models.deepseek_v3_0324.params.cost_model=gpt-4o", "++models.deepseek_v3_0324.params.cost_model=gpt-4o"),
         # A handle that names no catalog entry: Hydra's own error names the key.
         ("models.nobody.params.profile=weak", "++models.nobody.params.profile=weak"),
     ],
@@ -89,7 +89,7 @@ def test_the_schema_comes_from_the_selected_configs_and_nothing_is_composed_twic
         (
             "models.sim_agent.deployments.2.params.profile=weak",
             "models.sim_agent.deployments[2].params.profile: not a param of provider 'simulated'; valid params: "
-            "jitter_ms, latency_ms, rate_limit_rate, retry_after_s, transient_error_rate",
+            "auth_failure, auth_failure_keys, empty_rate, hang_rate, jitter_ms, latency_ms",
         ),
     ],
 )

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from fleetbench import registry
 from fleetbench.errors import ConfigError, FleetbenchError, choices_text
 
-PARAMS_KEY = re.compile(r"^models\.([^.\[\]]+)\.(?:deployments(?:\.(\d+)|\[(\d+)\])\.)?params\.([^.\[\]]+)$")
+PARAMS_KEY = re.compile(r"^models\.([^.]+)\.(?:deployments\.(\d+)\.)?params\.([^.]+)$")
 
 Compose = Callable[[list[str]], DictConfig]
 
@@ -81,11 +81,10 @@ def _as_lists(override: Override, raw: str) -> str:
     return raw
 
 
-def _check_param(base: DictConfig, handle: str, dot_index: str | None, bracket_index: str | None, name: str) -> None:
+def _check_param(base: DictConfig, handle: str, deployment: str | None, name: str) -> None:
     model = OmegaConf.select(base, f"models.{handle}", default=None)
     if not isinstance(model, DictConfig):
         return  # the key names no catalog entry: Hydra's own error says so
-    deployment = dot_index if dot_index is not None else bracket_index
     attribute = "ModelParams" if deployment is None else "DeploymentParams"
     try:
         provider = registry.plugin_class("providers", str(model.provider), f"models.{handle}.provider")

@@ -66,7 +66,7 @@ def resolve_common(cfg: DictConfig) -> NamingSpec:
     naming_ref = _load("naming", cfg.naming, "naming")
     naming = naming_ref.create(catalog=catalog)
     storage = _load("storage", cfg.storage, "storage")
-    report = _typed(ReportConf, cfg.report)
+    report = _typed(ReportConf, cfg.report, "report")
     if report.format not in REPORT_FORMATS:
         raise ConfigError(f"report.format: {report.format!r} is not valid; choices: {choices_text(REPORT_FORMATS)}")
     return NamingSpec(catalog, naming, storage, report)
@@ -75,8 +75,8 @@ def resolve_common(cfg: DictConfig) -> NamingSpec:
 def resolve_run(cfg: DictConfig) -> RunSpec:
     """The full validation of `fleetbench run`: names, plugins, options, lanes, limits and result identity."""
     common = resolve_common(cfg)
-    run = _typed(RunConf, cfg.run)
-    scheduler = _typed(SchedulerConf, cfg.scheduler)
+    run = _typed(RunConf, cfg.run, "run")
+    scheduler = _typed(SchedulerConf, cfg.scheduler, "scheduler")
     _check_run(run, scheduler)
     models = _selected_models(common, run)
     # Constructed here: options that depend on data (a dataset's categories) are checked before anything runs.
@@ -127,7 +127,12 @@ def _provider(cfg: DictConfig, name: str) -> registry.PluginRef[interfaces.Provi
     return registry.load("providers", {"plugin": name}, f"providers.{name}")
 
 
-def _typed(cls: type[Any], node: DictConfig) -> Any:
+def _typed(cls: type[Any], node: DictConfig, key: str) -> Any:
+    """A typed section as its dataclass; a key added with `+` that the schema does not know is refused."""
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = [str(name) for name in node if name not in fields]
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: no such key; valid keys under {key}: {choices_text(fields)}")
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
 
 

@@ -13,11 +13,13 @@ import pytest
 from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import InfraFailure
 from fleetbench.interfaces import Chat, Dispatch, EpisodeContext
-from fleetbench.schedule import Executor, JudgePool, LaneChat, LaneState, TokenBucket, backoff_s, lane_worker, run_unit
+from fleetbench.lanes import LaneState, Pulse, TokenBucket
+from fleetbench.schedule import Executor, JudgePool, LaneChat, backoff_s, run_unit
 from fleetbench.testing.fakes import Fault, ScriptedProvider, TinyOptions, TinySuite
 from fleetbench.testing.lanes import make_lane
 from fleetbench.testing.requests import request_of
 from fleetbench.testing.units import make_unit
+from fleetbench.workers import ModelWork, lane_worker
 from fleetbench.types import (
     CallRecord,
     CallStatus,
@@ -79,12 +81,21 @@ def test_auth_and_permanent_failures_end_the_unit_at_once_with_the_detail(fault:
 
 
 def test_transient_failures_exhaust_into_retries_exhausted_with_the_last_detail() -> None:
-    faults = [Fault(CallStatus.TRANSIENT, http_status=502), Fault(CallStatus.TIMEOUT, http_status=504)]
+    faults = [Fault(CallStatus.TRANSIENT, http_status=502), Fault(CallStatus.TRANSIENT, http_status=503)]
     chat = _chat(ScriptedProvider(script=faults), SchedulerConf(max_attempts=2, backoff_base_s=0.001))
     with pytest.raises(InfraFailure) as failure:
         asyncio.run(chat(REQUEST))
-    assert (failure.value.status, failure.value.detail) == ("retries_exhausted", "504 timeout (scripted)")
-    assert [c.status for c in chat.calls] == [CallStatus.TRANSIENT, CallStatus.TIMEOUT]
+    assert (failure.value.status, failure.value.detail) == ("retries_exhausted", "503 transient (scripted)")
+    assert [c.http_status for c in chat.calls] == [502, 503]
+
+
+def test_a_timed_out_request_is_not_retried_on_the_same_lane() -> None:
+    faults = [Fault(CallStatus.TIMEOUT, http_status=504), "never asked"]
+    chat = _chat(ScriptedProvider(script=faults), SchedulerConf(max_attempts=5, backoff_base_s=0.001))
+    with pytest.raises(InfraFailure) as failure:
+        asyncio.run(chat(REQUEST))
+    assert (failure.value.status, failure.value.detail) == ("request_timeout", "504 timeout (scripted)")
+    assert [c.status for c in chat.calls] == [CallStatus.TIMEOUT]
 
 
 def test_a_rate_limit_without_retry_after_pauses_the_lane_for_a_backoff() -> None:
@@ -224,7 +235,11 @@ def test_a_worker_runs_units_until_the_dispatch_has_none_and_hands_each_result_o
     async def sink(result: UnitResult, calls: list[CallRecord]) -> None:
         handed.append((result.unit.index, len(dispatch.asked)))
 
-    asyncio.run(lane_worker(executor, LaneState.of(LANE), dispatch, sink, asyncio.Event()))
+    async def scenario() -> None:
+        state, stopping = LaneState.of(LANE), asyncio.Event()
+        await lane_worker(executor, ModelWork(dispatch, [state], Pulse(), stopping), state, sink, stopping)
+
+    asyncio.run(scenario())
     assert handed == [(0, 1), (1, 2), (2, 3)], "each result is handed over before the next unit is pulled"
     assert dispatch.asked == [LANE.lane_id] * 4
 
@@ -236,7 +251,8 @@ def test_a_stopping_worker_takes_no_unit() -> None:
     async def scenario() -> None:
         stopping = asyncio.Event()
         stopping.set()
-        await lane_worker(executor, LaneState.of(LANE), dispatch, _never, stopping)
+        state = LaneState.of(LANE)
+        await lane_worker(executor, ModelWork(dispatch, [state], Pulse(), stopping), state, _never, stopping)
 
     async def _never(result: UnitResult, calls: list[CallRecord]) -> None:
         raise AssertionError("no unit may run")
@@ -249,7 +265,7 @@ def test_a_stopping_worker_takes_no_unit() -> None:
 
 
 class HandClock:
-    """Stands in for the `time` module and `asyncio.sleep` inside `fleetbench.schedule`: time moves only when the
+    """Stands in for the `time` module and `asyncio.sleep` inside `fleetbench.lanes`: time moves only when the
     scheduler sleeps, by exactly what it asked for, so waits can be checked to the last digit."""
 
     def __init__(self) -> None:
@@ -276,11 +292,11 @@ class _AsyncioWithClock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> HandClock:
-    from fleetbench import schedule
+    from fleetbench import lanes
 
     hand = HandClock()
-    monkeypatch.setattr(schedule, "time", hand)
-    monkeypatch.setattr(schedule, "asyncio", _AsyncioWithClock(hand))
+    monkeypatch.setattr(lanes, "time", hand)
+    monkeypatch.setattr(lanes, "asyncio", _AsyncioWithClock(hand))
     return hand
 
 
@@ -330,13 +346,14 @@ def test_ready_waits_out_a_pause_exactly_once(clock: HandClock) -> None:
     assert clock.sleeps == [2.5]
 
 
-def test_no_attempt_allowed_sends_nothing_and_fails() -> None:
-    provider = ScriptedProvider()
-    chat = _chat(provider, SchedulerConf(max_attempts=0))
+def test_one_attempt_allowed_sends_once_and_gives_the_lane_up_with_the_detail() -> None:
+    provider = ScriptedProvider(script=[Fault(CallStatus.TRANSIENT, http_status=503), "never asked"])
+    chat = _chat(provider, SchedulerConf(max_attempts=1))
     with pytest.raises(InfraFailure) as failure:
         asyncio.run(chat(REQUEST))
-    assert (failure.value.status, failure.value.detail) == ("retries_exhausted", "0 attempts failed")
-    assert provider.requests == [] and chat.calls == []
+    assert (failure.value.status, failure.value.detail) == ("retries_exhausted", "503 transient (scripted)")
+    assert len(provider.requests) == 1 and [c.attempt for c in chat.calls] == [1]
+    assert chat.lost is failure.value, "the chat remembers the loss so the episode can start again elsewhere"
 
 
 def test_a_request_timeout_records_the_attempt_and_names_the_limit() -> None:
@@ -345,7 +362,7 @@ def test_a_request_timeout_records_the_attempt_and_names_the_limit() -> None:
         asyncio.run(chat(REQUEST))
     assert (failure.value.status, failure.value.detail) == ("request_timeout", "no reply within 0.02s")
     assert [(c.attempt, c.status, c.error, c.prompt_tokens) for c in chat.calls] == [
-        (1, CallStatus.TIMEOUT, "request timed out", 0)
+        (1, CallStatus.TIMEOUT, "no reply within 0.02s", 0)
     ]
 
 

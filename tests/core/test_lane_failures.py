@@ -7,7 +7,9 @@ counted as model failures — and how the lanes behaved, from the recorded calls
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from fleetbench.types import CallStatus
 FAST = ["scheduler.backoff_base_s=0.001", "scheduler.backoff_max_s=0.005"]
 LATENCY = [f"models.sim_agent.deployments.{i}.params.latency_ms=5" for i in range(3)]
 SIM_AGENT_2 = "models.sim_agent.deployments.1.params"
+TRANSCRIPT_ENCODING = "json+zlib"
 
 
 def _run(db: Path, *overrides: str) -> RunSummary:
@@ -48,11 +51,11 @@ def _lane(summary: RunSummary, lane_id: str) -> Any:
 
 
 def _placements(db: Path) -> list[dict[str, Any]]:
-    from fleetbench_plugins.storage.sql.rows import decode_transcript
-
+    """Placements read from the transcripts table as any reader of the database would (zlib-compressed JSON)."""
     found = []
     for encoding, data in _rows(db, "select encoding, data from transcripts"):
-        placement = decode_transcript(encoding, data).get("placement")
+        assert encoding == TRANSCRIPT_ENCODING
+        placement = json.loads(zlib.decompress(data)).get("placement")
         if placement:
             found.append(placement)
     return found

@@ -109,6 +109,7 @@ def test_a_call_row_redacts_secrets_quoted_in_the_error() -> None:
         "completion_tokens": 3,
         "http_status": 429,
         "error": "429 from https://gw/v1?api-key=***",
+        "cost_usd": None,
     }
     assert call_row(CallRecord("k", "r", "l", "d", "c", 1, 0.0, 0.0, CallStatus.OK))["error"] is None
 

@@ -1,5 +1,5 @@
-"""The circuit breaker's transitions and the 429 budget, request by request, through `LaneChat` and the simulated
-provider (times are cool-downs of a few milliseconds; assertions are on states and recorded calls)."""
+"""The circuit breaker's transitions and the 429 budget, request by request, through the core's `LaneChat` and the
+simulated provider (times are cool-downs of a few milliseconds; assertions are on states and recorded calls)."""
 
 from __future__ import annotations
 

@@ -84,10 +84,14 @@ def test_a_post_init_refusal_names_the_field_when_its_message_starts_with_one(le
         ),
         (
             ["storage.urll=x"],
-            "storage.urll: no such key; valid keys under storage: busy_timeout_s, echo, plugin, url",
+            "storage.urll: no such key; valid keys under storage ('sql'): busy_timeout_s, echo, url",
         ),
         # Another override is broken too: the valid keys come from the typed schema, where a plugin section has none.
         (["storage.urll=x", "run.seedd=2"], "storage.urll: no such key; valid keys under storage: (none)"),
+        (
+            ["sharding=dynamic", "sharding.failovr=true"],
+            "sharding.failovr: no such key; sharding 'dynamic' takes no options (`sharding=NAME` picks another plugin)",
+        ),
         (["run.instances=many"], "run.instances: Value 'many' of type 'str' could not be converted to Integer"),
     ],
 )

@@ -157,7 +157,7 @@ def test_report_on_a_missing_database_says_so_and_creates_nothing(run_cli: RunCl
     process = run_cli("report")
     assert process.returncode != 0
     assert [line for line in process.stderr.splitlines() if line.strip()] == [
-        "error: no database at fleetbench.db; it is created by migrate() (fleetbench run does that)"
+        "error: no database at fleetbench.db (storage.url); `fleetbench run` creates it"
     ]
     assert list(tmp_path.iterdir()) == []
 

@@ -92,7 +92,7 @@ def test_a_typo_in_the_third_party_suites_options_names_the_valid_ones(run_cli: 
     process = run_cli("run", "suite=capitals", "suite.region=[europe]")
     assert process.returncode == 2
     assert stderr_lines(process) == [
-        "error: suite.region: no such key; valid keys under suite: accept_aliases, plugin, prompt_style, regions"
+        "error: suite.region: no such key; valid keys under suite ('capitals'): accept_aliases, prompt_style, regions"
     ]
 
 

@@ -70,6 +70,8 @@ def test_the_request_log_names_deployment_and_key_fingerprint_never_the_key(serv
     ("config", "expected"),
     [
         ({"deployments": {"X": {"latncy": 1}}}, "deployments.X: unknown key 'latncy'; valid keys:"),
+        ({"defaults": {"max_concurency": 3}}, ": defaults: unknown key 'max_concurency'; valid keys:"),
+        ({"defaults": {"faults": {"eror_500": 1}}}, ": defaults.faults: unknown key 'eror_500'; valid keys:"),
         ({"defaults": {"faults": {"error_500": 2}}}, "faults.error_500: must be a probability within [0, 1], got 2"),
         ({"defaults": {"latency": {"distribution": "pareto"}}}, "latency.distribution: 'pareto' is not valid"),
         ({"deployments": {"X": {"profile": "genius"}}}, "profile: 'genius' is not a profile"),

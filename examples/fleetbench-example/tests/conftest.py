@@ -6,9 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleetbench_example.capitals import PROMPT_STYLES
-from fleetbench_example.capitals.data import countries
-from fleetbench_example.gateway_server import GatewayServer, running_gateway
+from fleetbench_example.gateway_server import GatewayServer, capital_answers, running_gateway
 
 API_KEY = "example-test-key"
 MODELS = {
@@ -18,15 +16,6 @@ MODELS = {
     "gw-down": "down",
     "gw-too-long": "too_long",
 }
-
-
-def capital_answers() -> dict[str, str]:
-    """Every question of the capitals suite (both styles) with its right answer: a model that knows them all."""
-    return {
-        style.format(country=country.country): country.capital
-        for style in PROMPT_STYLES.values()
-        for country in countries()
-    }
 
 
 @pytest.fixture

@@ -194,3 +194,21 @@ def test_the_reference_gateway_also_runs_as_a_process(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=30) == 0
+
+
+def test_the_process_answers_the_capitals_suite_with_capitals_and_refuses_a_missing_answers_file(
+    tmp_path: Path,
+) -> None:
+    command = [sys.executable, "-m", "fleetbench_example.gateway_server", "--api-key", "K", "--model", "gw-a"]
+    missing = subprocess.run([*command, "--answers", str(tmp_path / "none.json")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "--answers: cannot read" in missing.stderr.splitlines()[-1]
+    assert "Traceback" not in missing.stderr
+    server = subprocess.Popen([*command, "--capitals"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        lane = make_lane("gw-a", provider="gateway", endpoint=server.stdout.readline().strip(), api_key="K")
+        provider = GatewayProvider(GatewayOptions())
+        assert run_then_close(provider, provider.complete(lane, QUESTION)).text == "Lima"
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0

@@ -86,11 +86,18 @@ def _unknown_key_message(exc: OmegaConfBaseException, overrides: Sequence[str]) 
     full_key = str(getattr(exc, "full_key", "") or "?")
     parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
     valid = _keys_at(parent, [o for o in overrides if full_key not in o])
-    return f"{full_key}: no such key; valid keys{f' under {parent}' if parent else ''}: {choices_text(valid)}"
+    plugin = valid.pop("plugin", None)
+    if plugin is None:
+        return f"{full_key}: no such key; valid keys{f' under {parent}' if parent else ''}: {choices_text(list(valid))}"
+    # A plugin section: its keys are the plugin's options; `plugin` itself is chosen through the group.
+    if not valid:
+        return f"{full_key}: no such key; {parent} {plugin!r} takes no options (`{parent}=NAME` picks another plugin)"
+    return f"{full_key}: no such key; valid keys under {parent} ({plugin!r}): {choices_text(list(valid))}"
 
 
-def _keys_at(path: str, overrides: list[str]) -> list[str]:
-    """Keys of the composed node at `path`, composing again without the offending override (inside Hydra's context)."""
+def _keys_at(path: str, overrides: list[str]) -> dict[str, object]:
+    """Keys (and plain values) of the composed node at `path`, composing again without the offending override
+    (inside Hydra's context)."""
     try:
         node = compose(config_name=CONFIG_NAME, overrides=overrides)
     except Exception:  # the other overrides are broken too: fall back to the typed schema's keys
@@ -98,7 +105,10 @@ def _keys_at(path: str, overrides: list[str]) -> list[str]:
 
         node = OmegaConf.structured(FleetbenchConf)
     selected = OmegaConf.select(node, path) if path else node
-    return [str(k) for k in selected] if isinstance(selected, DictConfig) else []
+    if not isinstance(selected, DictConfig):
+        return {}
+    container = OmegaConf.to_container(selected, resolve=False)  # unresolved: a secret's interpolation stays text
+    return {str(key): value for key, value in container.items()} if isinstance(container, dict) else {}
 
 
 def _one_line(exc: BaseException) -> str:

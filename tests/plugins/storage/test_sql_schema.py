@@ -54,7 +54,8 @@ def test_constructing_touches_neither_disk_nor_network(tmp_path: Path) -> None:
 
 def test_reading_a_missing_database_says_so(tmp_path: Path) -> None:
     store = SqlStorage(SqlOptions(url=f"sqlite:///{tmp_path / 'missing.db'}"), naming=naming())
-    with pytest.raises(StorageError, match=r"no database at .*missing\.db; it is created by migrate\(\)"):
+    missing = r"no database at .*missing\.db \(storage\.url\); `fleetbench run` creates it"
+    with pytest.raises(StorageError, match=missing):
         store.aggregate(["base_model"], ReportFilter())
     assert not (tmp_path / "missing.db").exists()
 

@@ -11,9 +11,11 @@ Each model it serves has a behaviour:
 Requests for any other model get 404, with a wrong key 401, with a malformed body 400. Every request received is
 recorded (`GatewayServer.requests`, without the key). Run it as a process::
 
-    python -m fleetbench_example.gateway_server --api-key K --answers answers.json --model gw-capitals
+    python -m fleetbench_example.gateway_server --api-key K --capitals --model gw-capitals
 
-(it prints its URL on the first line), or in a test with `running_gateway(...)`, which serves from a thread.
+(`--capitals` answers every question of this package's capitals suite right; `--answers FILE` takes a JSON object
+question -> answer instead),
+it prints its URL on the first line; or in a test with `running_gateway(...)`, which serves from a thread.
 """
 
 from __future__ import annotations
@@ -126,15 +128,37 @@ def _model(spec: str) -> tuple[str, str]:
     return name, behaviour or "answer"
 
 
+def capital_answers() -> dict[str, str]:
+    """Every question of the capitals suite (every prompt style) with its right answer: a model that knows them all."""
+    from fleetbench_example.capitals import PROMPT_STYLES
+    from fleetbench_example.capitals.data import countries
+
+    return {style.format(country=c.country): c.capital for style in PROMPT_STYLES.values() for c in countries()}
+
+
+def _answers_file(parser: argparse.ArgumentParser, path: Path) -> dict[str, str]:
+    try:
+        answers = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        parser.error(f"--answers: cannot read {str(path)!r}: {exc.strerror}")
+    except ValueError as exc:
+        parser.error(f"--answers: {path} is not JSON: {exc}")
+    if not isinstance(answers, dict) or not all(isinstance(v, str) for v in answers.values()):
+        parser.error(f"--answers: {path} must hold a JSON object of question -> answer strings")
+    return answers
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted; the first line on stdout is the gateway's URL."""
     parser = argparse.ArgumentParser(description="A tiny reference gateway for the fleetbench-example provider.")
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--model", action="append", type=_model, required=True, help="NAME or NAME=BEHAVIOUR")
-    parser.add_argument("--answers", type=Path, help="JSON object: question -> answer")
+    table = parser.add_mutually_exclusive_group()
+    table.add_argument("--answers", type=Path, help="a JSON file holding an object: question -> answer")
+    table.add_argument("--capitals", action="store_true", help="answer the capitals suite's questions right")
     parser.add_argument("--retry-after", type=float, default=1.0)
     args = parser.parse_args(argv)
-    answers = json.loads(args.answers.read_text()) if args.answers else {}
+    answers = capital_answers() if args.capitals else _answers_file(parser, args.answers) if args.answers else {}
     server = GatewayServer(args.api_key, dict(args.model), answers, args.retry_after)
     with running_gateway(server):
         print(server.url, flush=True)

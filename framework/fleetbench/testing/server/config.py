@@ -118,7 +118,11 @@ def build_config(
     """Served deployments: every catalog deployment (name -> its base model, and its profile for a simulated one)
     plus those the file adds, each with the file's `defaults`, the command line's `overrides` and its own section
     applied in that order."""
-    defaults = {**dict(file_data.get("defaults") or {}), **overrides}
+    file_defaults = file_data.get("defaults") or {}
+    if not isinstance(file_defaults, dict):
+        raise ConfigError(f"{where}: defaults: must be a mapping")
+    behaviour(file_defaults, f"{where}: defaults")  # a typo there is named where it is, not in the first deployment
+    defaults = {**file_defaults, **overrides}
     sections = dict(file_data.get("deployments") or {})
     names = list(catalog) + [name for name in sections if name not in catalog]
     deployments = {}

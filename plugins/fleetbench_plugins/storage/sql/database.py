@@ -92,7 +92,7 @@ class SqlDatabase:
         if path.is_dir():
             raise StorageError(f"{self._where}: {path} is a directory, not a database file")
         if not path.exists() and not writable:
-            raise StorageError(f"no database at {path}; it is created by migrate() (fleetbench run does that)")
+            raise StorageError(f"no database at {path} (storage.url); `fleetbench run` creates it")
         if writable and not folder.is_dir():
             raise StorageError(f"{self._where}: cannot create {path}: directory {folder} does not exist")
         if writable and not (os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))):

@@ -34,6 +34,7 @@ from fleetbench.progress import make_progress
 from fleetbench.report import build_report, render
 from fleetbench.report.runs import render_runs
 from fleetbench.runner import RunSummary, run
+from fleetbench.signals import quiet_signals
 from fleetbench.types import ReportFilter
 
 
@@ -79,13 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stop signal that error is the interruption, not a bug to report.
         if not interrupts.received():
             raise
-        _error("interrupted: every finished unit is kept; run again to resume")
+        _error(interrupts.LATE_INTERRUPTED)
         return Interrupted.exit_code
 
 
 def _error(message: str) -> None:
     """One line on stderr, never wrapped (scripts and tests read it)."""
     print(" ".join(message.split()), file=sys.stderr, flush=True)
+    if message.startswith("interrupted"):
+        interrupts.reported()
 
 
 def _overrides(args: Sequence[str]) -> list[str]:
@@ -192,6 +195,7 @@ def _run_job(cfg: DictConfig) -> None:
         _error(f"error: {exc}")
         sys.exit(exc.exit_code)
     except Interrupted as exc:
+        quiet_signals()  # the run is over: a further Ctrl-C must not interrupt its one line and exit
         _error(str(exc))
         sys.exit(exc.exit_code)
     except FleetbenchError as exc:  # storage or plugin failures: one line here too, not Hydra's traceback

@@ -37,6 +37,10 @@ def main() -> None:
         code = entry()
     except SystemExit as exc:  # a Hydra job ends this way
         code = _code(exc)
+    except KeyboardInterrupt:  # another signal while the CLI was already on its way out: exit as interrupted
+        if not interrupts.was_reported():
+            sys.stderr.write(interrupts.LATE_INTERRUPTED + "\n")
+        interrupts.exit_now(interrupts.INTERRUPTED_EXIT)
     if interrupts.received():
         interrupts.exit_now(code)
     sys.exit(code)

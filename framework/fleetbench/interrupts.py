@@ -17,7 +17,9 @@ import sys
 from types import FrameType
 
 INTERRUPTED_EXIT = 130
+LATE_INTERRUPTED = "interrupted: every finished unit is kept; run again to resume"
 _received = False
+_reported = False
 
 
 def note() -> None:
@@ -29,6 +31,17 @@ def note() -> None:
 def received() -> bool:
     """True once a stop signal arrived in this process."""
     return _received
+
+
+def reported() -> None:
+    """Record that the interruption's one line has been printed (a later signal must not print another)."""
+    global _reported
+    _reported = True
+
+
+def was_reported() -> bool:
+    """True once the interruption's one line has been printed."""
+    return _reported
 
 
 def record_and_interrupt(signum: int, frame: FrameType | None) -> None:

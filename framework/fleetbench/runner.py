@@ -33,7 +33,7 @@ from fleetbench.plan import MissingUnits, PlanDiff, diff, model_plan
 from fleetbench.progress import NullProgress, ProgressView
 from fleetbench.report.runs import HEARTBEAT_S
 from fleetbench.schedule import Executor, JudgePool
-from fleetbench.signals import Signals, sync_signals_interrupt
+from fleetbench.signals import Signals, deferred, note_only, sync_signals_interrupt
 from fleetbench.types import CallRecord, RunRecord, UnitResult
 from fleetbench.workers import ModelWork, lane_workers
 from fleetbench.writer import ResultWriter
@@ -101,7 +101,8 @@ def run(spec: RunSpec, progress: ProgressView | None = None, notify: Notify = _s
         try:
             return _run_with(spec, providers, storage, _Outlet(progress or NullProgress(), notify, deadline))
         finally:
-            storage.close()
+            with deferred():
+                storage.close()
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,9 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
     except KeyboardInterrupt:  # a signal outside the execution's own handlers (e.g. while it shuts down)
         summary.status = "interrupted"
     finally:
-        summary.wall_s = time.perf_counter() - started
-        storage.finish_run(run_id, summary.status, time.time(), summary.executed)
+        with deferred():  # a signal now must not cost the run its record (see fleetbench.signals)
+            summary.wall_s = time.perf_counter() - started
+            storage.finish_run(run_id, summary.status, time.time(), summary.executed)
     if summary.status == "interrupted":
         raise Interrupted(f"interrupted: {summary.executed} units finished and kept; run again to resume")
     return summary
@@ -216,7 +218,9 @@ async def _execute(
         summary.lanes = [LaneReport.of(state) for state in states.values()]
         for provider in providers.values():
             await provider.aclose()
-        signals.remove()  # last: a signal while results are committed must not interrupt the commit
+        # Last: a signal while results are committed must not interrupt the commit; from here until the run's end is
+        # recorded, a signal is only noted (`deferred` in `_run_with` takes over).
+        signals.remove(then=note_only)
 
 
 def _workers(

@@ -2,9 +2,11 @@
 
 - While the run executes (on its event loop), the first signal sets `stopping` (no worker takes another unit; units
   in flight may finish) and a second sets `abandon` (units in flight are cancelled at once).
-- Before and after that (start-up, planning, shutdown), both signals raise `KeyboardInterrupt` in the main thread,
-  which the runner turns into an `interrupted` run and the CLI into one line and exit code 130. SIGTERM is included
-  so that a cluster scheduler stopping a worker gets the same clean end as a Ctrl-C.
+- Before that (start-up, planning), both signals raise `KeyboardInterrupt` in the main thread, which the runner
+  turns into an `interrupted` run and the CLI into one line and exit code 130. SIGTERM is included so that a cluster
+  scheduler stopping a worker gets the same clean end as a Ctrl-C.
+- Once execution has ended, recording how the run ended and closing storage is not interruptible (`deferred`): a
+  signal there is only noted, so the `runs` row and the "N units finished and kept" line are always written.
 """
 
 from __future__ import annotations
@@ -36,6 +38,33 @@ def sync_signals_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM are noted (`interrupts.received()`) but interrupt nothing (main thread
+    only): for the few statements that must finish once started, such as recording the end of a run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, note_only) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def quiet_signals() -> None:
+    """From now on SIGINT and SIGTERM are only noted (main thread only): for a process on its way out."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, note_only)
+
+
+def note_only(signum: int, frame: object) -> None:
+    """A signal handler that records the stop and interrupts nothing."""
+    interrupts.note()
+
+
 @dataclass
 class Signals:
     """Signal handlers on the running event loop; remove them with `remove()`."""
@@ -62,9 +91,10 @@ class Signals:
             self.abandon.set()
         self.stopping.set()
 
-    def remove(self) -> None:
-        """Restore the handlers that were in place before `install`."""
+    def remove(self, then: Any = None) -> None:
+        """Restore the handlers that were in place before `install`, or install `then` instead (a handler such as
+        `note_only`, so that nothing between the end of execution and recording it can be interrupted)."""
         loop = asyncio.get_running_loop()
         for sig, previous in self._previous.items():
             loop.remove_signal_handler(sig)
-            signal.signal(sig, previous)
+            signal.signal(sig, previous if then is None else then)

@@ -17,9 +17,7 @@ CASES = [
     ),
     pytest.param(["run.instancs=3"], ["run.instancs", "no such key", "instances"], id="typo-in-key"),
     pytest.param(["+run.extra=1"], ["run.extra", "no such key", "instances"], id="added-unknown-key"),
-    pytest.param(
-        ["storage.urll=x.db"], ["storage.urll", "no such key", "busy_timeout_s, echo, url"], id="plugin-typo"
-    ),
+    pytest.param(["storage.urll=x.db"], ["storage.urll", "no such key", "busy_timeout_s, echo, url"], id="plugin-typo"),
     pytest.param(
         ["suite=workflow", "suite.severty=light"], ["suite.severty", "no such key", "severity"], id="typo-after-switch"
     ),

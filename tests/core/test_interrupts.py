@@ -176,3 +176,54 @@ def test_ctrl_c_at_any_moment_of_a_cli_run_exits_130_with_no_traceback(tmp_path:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines and lines[-1].startswith("interrupted"), stderr
     assert len(lines) <= 2, stderr  # "stopping: ..." while units run, then the one-line outcome
+
+
+def _cli_burst(tmp_path: Path, url: str) -> tuple[subprocess.CompletedProcess[str], int, str, int]:
+    """A CLI run signalled once mid-run, then hundreds of times while it drains, records and closes."""
+    slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=300" for i in range(3)]
+    command = [*CLI, "run", "suite.items=cycle", "run.instances=100", "run.progress=off", f"storage.url={url}", *slow]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    engine = create_engine(url)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:  # wait for the first stored results
+            with engine.connect() as connection:
+                try:
+                    if connection.execute(text("select count(*) from units")).scalar_one() >= 5:
+                        break
+                except Exception as exc:  # the schema may not be there yet: not an error, keep polling
+                    assert "units" in str(exc).lower() or "relation" in str(exc).lower(), exc
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+        while process.poll() is None:  # then a burst until it exits: while it drains, records the run and closes
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.003)
+        stdout, stderr = process.communicate(timeout=60)
+        with engine.connect() as connection:
+            stored = connection.execute(text("select count(*) from units")).scalar_one()
+            status, executed = connection.execute(text("select status, executed_units from runs")).one()
+    finally:
+        engine.dispose()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), int(stored), status, executed
+
+
+def _assert_burst_recorded(result: tuple[subprocess.CompletedProcess[str], int, str, int]) -> None:
+    process, stored, status, executed = result
+    output = process.stdout + process.stderr
+    assert process.returncode == 130, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output and "Exception" not in output, output
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    assert lines[-1] == f"interrupted: {stored} units finished and kept; run again to resume", output
+    assert (status, executed) == ("interrupted", stored)
+
+
+def test_a_burst_of_signals_while_a_run_stops_still_records_it_on_sqlite(tmp_path: Path) -> None:
+    _assert_burst_recorded(_cli_burst(tmp_path, f"sqlite:///{tmp_path / 'burst.db'}"))
+
+
+@pytest.mark.postgres
+def test_a_burst_of_signals_while_a_run_stops_still_records_it_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    _assert_burst_recorded(_cli_burst(tmp_path, postgres_url))

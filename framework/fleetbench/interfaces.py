@@ -264,6 +264,12 @@ class Storage(Plugin):
     Writes are idempotent on the unit key and transactional: writing a unit twice never counts it twice.
     """
 
+    def preflight(self) -> None:
+        """Check, creating and changing nothing, that `migrate` and writes could work here (the path, the server,
+        the driver, the permissions); raise `StorageError` with one line when they could not. `fleetbench run`
+        checks every storage of a sweep this way before it migrates any. The default checks nothing."""
+        return None
+
     @abc.abstractmethod
     def migrate(self) -> Sequence[str]:
         """Create or upgrade the schema. Safe to call on every start. Returns notices for the user (one line each)

@@ -21,10 +21,24 @@ FACTOR_OR_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 def name_problem(value: str) -> str | None:
-    """Why `value` cannot be stored as a name (too long), or None when it can."""
+    """Why `value` cannot be stored as a name (too long, or not storable text), or None when it can."""
     if len(value) > NAME_MAX_CHARS:
         return f"{value[:40]!r}… has {len(value)} characters; at most {NAME_MAX_CHARS} can be stored"
-    return None
+    return text_problem(value)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as text, or None when it can: PostgreSQL's text holds no NUL character, and a
+    lone surrogate (JSON's `"\\ud800"`) cannot be encoded as UTF-8 for any storage."""
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return f"holds a NUL character (at {found.start()}), which a database cannot store as text"
+    return f"holds a lone surrogate {found.group()!r} (at {found.start()}), which is not valid Unicode text"
 
 
 def checked_name(name: str, what: str) -> str:

@@ -53,10 +53,13 @@ def check_storages(configured: Iterable[NamingSpec], notify: Callable[[str], Non
     This is the first thing a run does anyway; doing it here reports a database path that is a directory, a corrupt
     or read-only file, a missing PostgreSQL database or a missing driver before any job starts.
     """
-    for common in configured:
-        storage = common.storage.create(naming=common.naming)
-        try:
+    storages = [common.storage.create(naming=common.naming) for common in configured]
+    try:
+        for storage in storages:  # all of them first, so a refused sweep creates no database anywhere
+            storage.preflight()
+        for storage in storages:
             for notice in storage.migrate():
                 notify(notice)
-        finally:
+    finally:
+        for storage in storages:
             storage.close()

@@ -86,7 +86,7 @@ def _stored_database(run_cli: RunCli, directory: Path) -> Path:
         pytest.param(
             lambda d: (d / "fleetbench.db").write_bytes(b"not a database, just bytes " * 200),
             "fleetbench.db",
-            "file is not a database",
+            "fleetbench.db is not a SQLite database",
             id="corrupt-db",
         ),
         pytest.param(lambda d: None, "missing/fleetbench.db", "directory missing does not exist", id="no-such-dir"),
@@ -100,6 +100,16 @@ def test_a_bad_sqlite_database_is_one_line_and_nothing_is_written(
     line = _one_error_line(run_cli("run", "run.instances=1", f"storage.url=sqlite:///{url}"))
     assert expected in line
     assert _snapshot(tmp_path) == before, "no outputs/ directory, no new database file, the bad file unchanged"
+
+
+def test_a_sweep_refused_by_its_second_storage_creates_no_database_for_the_first(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    before = _snapshot(tmp_path)
+    urls = "storage.url=sqlite:///first.db,sqlite:///missing/second.db"
+    line = _one_error_line(run_cli("run", "-m", urls, "run.instances=1"))
+    assert "directory missing does not exist" in line
+    assert _snapshot(tmp_path) == before, "no first.db, no multirun/ directory"
 
 
 def test_a_read_only_database_is_one_line_and_stays_untouched(

@@ -92,6 +92,21 @@ def test_a_sweep_writes_no_literal_secret_in_its_snapshot_logs_or_database(run_c
     _assert_nowhere(process, tmp_path, f"sqlite:///{tmp_path / 'fleetbench.db'}")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sweep", [False, True])
+@pytest.mark.parametrize("shape", ["{key: VALUE}", "[{key: VALUE}]", "[[VALUE]]"])
+def test_a_key_of_the_wrong_shape_is_refused_in_one_line_that_shows_no_key(
+    run_cli: RunCli, tmp_path: Path, shape: str, sweep: bool
+) -> None:
+    keys = f"models.sim_agent.deployments.0.api_keys={shape.replace('VALUE', KEY_A)}"
+    process = run_cli("run", *(["-m", "run.seed=1,2"] if sweep else []), "run.instances=1", keys)
+    assert process.returncode == 2, process.stderr
+    (line,) = [line for line in process.stderr.splitlines() if line.strip()]
+    assert line.startswith("error: models.sim_agent.deployments[0].api_keys[0]: must be a string"), line
+    assert not (tmp_path / "fleetbench.db").exists() and not (tmp_path / "outputs").exists()
+    _assert_nowhere(process, tmp_path, f"sqlite:///{tmp_path / 'nothing.db'}")
+
+
 FAILING_SHARDING = '''
 from fleetbench.interfaces import ShardingStrategy
 

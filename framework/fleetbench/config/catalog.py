@@ -89,6 +89,7 @@ def _deployment_spec(key: str, node: DictConfig) -> DeploymentSpec:
         raise ConfigError(f"{key}.rpm: must be a positive number of requests per minute or null, got {node.rpm}")
     if node.weight is not None and not (math.isfinite(node.weight) and node.weight > 0):
         raise ConfigError(f"{key}.weight: must be a positive finite number or null, got {node.weight}")
+    _check_api_keys(node, f"{key}.api_keys")
     return DeploymentSpec(
         name=name,
         credential_count=max(1, len(node.api_keys)),
@@ -96,6 +97,20 @@ def _deployment_spec(key: str, node: DictConfig) -> DeploymentSpec:
         rpm=None if node.rpm is None else float(node.rpm),
         weight=None if node.weight is None else float(node.weight),
     )
+
+
+def _check_api_keys(node: DictConfig, key: str) -> None:
+    """`api_keys` is a list of strings (`${oc.env:...}` references). The message never shows a value: it may be a
+    key typed on the command line."""
+    container = OmegaConf.to_container(node, resolve=False)  # unresolved: references stay references
+    raw = container.get("api_keys") if isinstance(container, dict) else None
+    if not isinstance(raw, list):
+        raise ConfigError(f"{key}: must be a list of strings (${{oc.env:VAR}} references), got a {type(raw).__name__}")
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, str):
+            raise ConfigError(
+                f"{key}[{i}]: must be a string (an ${{oc.env:VAR}} reference), got a {type(entry).__name__}"
+            )
 
 
 def _plain_str(node: DictConfig, field: str, key: str) -> str:

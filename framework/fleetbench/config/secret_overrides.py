@@ -75,7 +75,9 @@ def _hide(value: Any, key: str, vault: SecretVault) -> Any:
     if isinstance(value, list):
         return [_hide(v, key, vault) for v in value]
     if isinstance(value, dict):
-        return {k: _hide(v, str(k), vault) for k, v in value.items()}
+        # Under a secret's key everything is secret, whatever its shape (`api_keys=[{a: KEY}]` is refused later,
+        # but Hydra prints and saves the override first).
+        return {k: _hide(v, key if SECRET_KEY.search(key) else str(k), vault) for k, v in value.items()}
     return value
 
 

@@ -23,6 +23,9 @@ from .rows import decode_transcript, run_row, scope_rows
 from .schema import runs, scopes
 from .writes import dialect_insert, write_batch
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
+
 STREAM_CHUNK = 10_000
 """Rows fetched per round trip when streaming keys or exports (a server-side cursor on PostgreSQL)."""
 
@@ -108,6 +111,18 @@ class SqlDatabase:
         except exc.DBAPIError as error:
             detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
             raise StorageError(f"{action} in {self._where} failed: {detail}") from error
+
+    def preflight(self) -> None:
+        if self.dialect == "sqlite":
+            self._check_sqlite_path(writable=True)
+            path = Path(make_url(self._options.url).database or "")
+            if path.exists() and path.stat().st_size:
+                with path.open("rb") as file:
+                    if file.read(16) != SQLITE_HEADER:
+                        raise StorageError(f"{self._where}: {path} is not a SQLite database")
+            return
+        with self.errors("connecting"), self.engine().connect():
+            pass
 
     def migrate(self) -> list[str]:
         self._check_sqlite_path(writable=True)

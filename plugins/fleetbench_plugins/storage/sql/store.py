@@ -46,6 +46,11 @@ class SqlStorage(Storage):
                 self._database = SqlDatabase(self.options, self._naming)
             return self._database
 
+    def preflight(self) -> None:
+        """SQLite: the path is usable and, when the file exists, it is a SQLite database; PostgreSQL: the server
+        answers and the database exists. Creates nothing."""
+        self._db().preflight()
+
     def migrate(self) -> list[str]:
         """Create the schema or upgrade it to this version's head; concurrent callers wait for each other. Returns
         a notice when an upgrade moved old units aside (see migration 0002)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetbench.errors import UserError, choices_text
-from fleetbench.limits import name_problem
+from fleetbench.limits import name_problem, text_problem
 from fleetbench_plugins.suites.jsonl.scorers import SCORERS
 
 BUILTIN = Path(__file__).with_name("data") / "builtin.jsonl"
@@ -49,7 +49,7 @@ def load_dataset(name: str, default_scorer: str) -> Dataset:
         raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"suite.dataset: cannot read {str(path)!r}: {exc.strerror}") from None
-    items = [_item(path, number, line, default_scorer) for number, line in _lines(raw)]
+    items = [_item(path, number, line, default_scorer) for number, line in _lines(path, raw)]
     if not items:
         raise UserError(f"suite.dataset: {str(path)!r} holds no items")
     seen: set[str] = set()
@@ -60,8 +60,12 @@ def load_dataset(name: str, default_scorer: str) -> Dataset:
     return Dataset(path, tuple(items), hashlib.sha256(raw).hexdigest()[:16])
 
 
-def _lines(raw: bytes) -> list[tuple[int, str]]:
-    text = raw.decode("utf-8")
+def _lines(path: Path, raw: bytes) -> list[tuple[int, str]]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
@@ -87,4 +91,8 @@ def _item(path: Path, number: int, line: str, default_scorer: str) -> Item:
     problem = name_problem(str(row["id"]))
     if problem is not None:
         raise UserError(f"{where}: id {problem}")
+    for key in ("prompt", "reference", "category"):
+        problem = text_problem(str(row.get(key) or ""))
+        if problem is not None:
+            raise UserError(f"{where}: {key} {problem}")
     return Item(str(row["id"]), str(row["prompt"]), str(row["reference"]), scorer, str(row.get("category") or "all"))

@@ -126,11 +126,21 @@ def test_the_digest_follows_the_bytes_of_the_file(tmp_path: Path) -> None:
         ([{**ROW, "id": "x" * 256}], r"data\.jsonl:1: id 'xxxx.*has 256 characters; at most 255"),
         ([ROW, "", {**ROW, "prompt": "again"}], r"data\.jsonl: item id 'q1' appears twice"),
         (["", "  "], r"suite\.dataset: '.*data\.jsonl' holds no items"),
+        ([ROW, '{"id": "a\\u0000b", "prompt": "p", "reference": "r"}'], r"data\.jsonl:2: id holds a NUL character"),
+        (['{"id": "a", "prompt": "p\\ud800", "reference": "r"}'], r"data\.jsonl:1: prompt holds a lone surrogate"),
+        ([{**ROW, "category": "a\x00"}], r"data\.jsonl:1: category holds a NUL character \(at 1\)"),
     ],
 )
 def test_every_problem_names_the_file_and_line(tmp_path: Path, lines: list[Any], problem: str) -> None:
     with pytest.raises(UserError, match=problem):
         load_dataset(str(_write(tmp_path, lines)), "exact")
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b'{"id": "a", "prompt": "p", "reference": "r"}\n{"id": "b", "prompt": "\xff"}\n')
+    with pytest.raises(UserError, match=r"data\.jsonl:2: not UTF-8 text \(byte 0xff\)$"):
+        load_dataset(str(path), "exact")
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:

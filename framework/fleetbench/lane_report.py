@@ -45,6 +45,7 @@ class LaneReport:
     lowest_concurrency: int
     concurrency: int
     episodes_lost: int
+    episodes_given_up: int
     units_taken_over: int
     units_not_run: int
 
@@ -63,6 +64,7 @@ class LaneReport:
             lowest_concurrency=slots.lowest,
             concurrency=slots.limit,
             episodes_lost=state.episodes_lost,
+            episodes_given_up=state.episodes_given_up,
             units_taken_over=state.units_taken_over,
             units_not_run=state.units_not_run,
         )
@@ -127,10 +129,20 @@ def _actions(lanes: Sequence[LaneReport]) -> list[str]:
                 f"({report.concurrency} at the end)"
             )
         if report.episodes_lost:
-            actions.append(f"{who}episodes lost mid-way ×{report.episodes_lost} (started again)")
+            actions.append(f"{who}episodes lost mid-way ×{report.episodes_lost} ({_fates(report)})")
         if report.units_not_run:
             actions.append(f"{who}units not run, no lane left ×{report.units_not_run}")
     return actions
+
+
+def _fates(report: LaneReport) -> str:
+    """What became of the episodes this lane lost: started again elsewhere, or given up (left not done)."""
+    restarted, given_up = report.episodes_lost - report.episodes_given_up, report.episodes_given_up
+    if not given_up:
+        return "started again"
+    if not restarted:
+        return "not started again: left not done"
+    return f"{restarted} started again, {given_up} left not done"
 
 
 def _checks(lanes: Sequence[LaneReport]) -> list[str]:

@@ -202,6 +202,8 @@ class LaneState:
     http_statuses: dict[CallStatus, set[int]] = field(default_factory=dict)
     episodes_lost: int = 0
     """Episodes that had to start again elsewhere (or were given up) because this lane could not carry them."""
+    episodes_given_up: int = 0
+    """Of those, the episodes left not done: no lane to start again on, or `scheduler.max_restarts` used up."""
     units_taken_over: int = 0
     """Units of another lane's static share run here because that lane was down (`sharding.failover`)."""
     units_not_run: int = 0

@@ -260,6 +260,7 @@ async def run_unit(
         if executor.lanes is not None and len(used) <= executor.conf.max_restarts:
             replacement = await executor.lanes.replacement(state, home)
         if replacement is None:
+            state.episodes_given_up += 1
             break
         state = replacement
         used.append(state.lane.lane_id)

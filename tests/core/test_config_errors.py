@@ -17,6 +17,12 @@ CASES = [
     ),
     pytest.param(["run.instancs=3"], ["run.instancs", "no such key", "instances"], id="typo-in-key"),
     pytest.param(["+run.extra=1"], ["run.extra", "no such key", "instances"], id="added-unknown-key"),
+    pytest.param(["+foo.bar=1"], ["foo: no such key", "scheduler, sharding"], id="added-unknown-top-level-key"),
+    pytest.param(
+        ["scheduler.breaker_cooldown_s=100", "scheduler.breaker_cooldown_max_s=1"],
+        ["scheduler.breaker_cooldown_max_s", "at least scheduler.breaker_cooldown_s (100), got 1"],
+        id="cooldown-max-below-base",
+    ),
     pytest.param(["storage.urll=x.db"], ["storage.urll", "no such key", "busy_timeout_s, echo, url"], id="plugin-typo"),
     pytest.param(
         ["suite=workflow", "suite.severty=light"], ["suite.severty", "no such key", "severity"], id="typo-after-switch"

@@ -104,8 +104,17 @@ def test_composition_failures_become_one_line_naming_the_key(overrides: list[str
 def test_an_unparsable_override_is_one_line() -> None:
     with pytest.raises(ConfigError) as raised:
         compose_config(["run.models=["])
-    assert str(raised.value).startswith("no viable alternative at input '['")
+    assert str(raised.value).startswith("run.models: the override 'run.models=[' does not parse (no viable alternative")
     assert "\n" not in str(raised.value)
+
+
+def test_a_value_the_lexer_refuses_names_its_key_and_how_to_quote_it() -> None:
+    with pytest.raises(ConfigError) as raised:
+        compose_config(["run.label=ü🙂"])
+    assert str(raised.value) == (
+        "run.label: the override 'run.label=ü🙂' does not parse; quote a value holding characters other than "
+        "letters, digits and _-./:, e.g. run.label='ü🙂'"
+    )
 
 
 def test_translate_keeps_config_errors_and_leaves_unknown_exceptions_alone() -> None:

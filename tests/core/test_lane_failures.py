@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from fleetbench.config import compose_config, resolve_run
+from fleetbench.lane_report import problem_lines
 from fleetbench.lanes import Mode
 from fleetbench.runner import RunSummary, run
 from fleetbench.types import CallStatus
@@ -175,6 +176,18 @@ def test_a_request_that_hangs_restarts_its_episode_elsewhere(tmp_path: Path) -> 
     _assert_all_stored_once(db, summary)
     assert _rows(db, "select count(*) from calls where status = 'timeout'")[0][0] >= 1
     assert summary.restarts >= 1
+
+
+def test_without_restarts_a_lost_episode_is_left_not_done_and_the_summary_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "no-restarts.db"
+    summary = _run(db, "run.instances=8", *LATENCY, f"{SIM_AGENT_2}.auth_failure=true", "scheduler.max_restarts=0")
+    lost = _lane(summary, "Sim-Agent-2")
+    assert lost.episodes_lost == lost.episodes_given_up >= 1
+    not_done = _rows(db, "select count(*) from units where outcome = 'infra_error'")[0][0]
+    assert not_done == lost.episodes_given_up and summary.restarts == 0
+    [line] = [line for line in problem_lines(summary.lanes) if line.startswith("Sim-Agent-2")]
+    assert f"episodes lost mid-way ×{lost.episodes_lost} (not started again: left not done)" in line, line
+    assert "(started again)" not in line
 
 
 @pytest.mark.parametrize("failover", [True, False])

@@ -67,7 +67,9 @@ def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseExceptio
         return ConfigError(_unknown_key_message(keyed, overrides))
     if keyed is not None:
         return ConfigError(f"{keyed.full_key}: {_one_line(keyed)}")
-    if isinstance(exc, OverrideParseException | HydraException | OmegaConfBaseException):
+    if isinstance(exc, OverrideParseException):
+        return ConfigError(_unparsable(exc))
+    if isinstance(exc, HydraException | OmegaConfBaseException):
         return ConfigError(_one_line(exc))
     return exc
 
@@ -109,6 +111,21 @@ def _keys_at(path: str, overrides: list[str]) -> dict[str, object]:
         return {}
     container = OmegaConf.to_container(selected, resolve=False)  # unresolved: a secret's interpolation stays text
     return {str(key): value for key, value in container.items()} if isinstance(container, dict) else {}
+
+
+def _unparsable(exc: OverrideParseException) -> str:
+    """Hydra's parser names no key (and its lexer no cause): say which override, why when Hydra knows, and how to
+    quote a value."""
+    override = str(exc.override or "").strip()
+    if not override:
+        return _one_line(exc)
+    key, _, value = override.partition("=")
+    detail = _one_line(exc)
+    why = "" if detail.startswith("LexerNoViableAltException") else f" ({detail})"
+    return (
+        f"{key.lstrip('+~')}: the override {override!r} does not parse{why}; quote a value holding characters other "
+        f"than letters, digits and _-./:, e.g. {key}='{value}'"
+    )
 
 
 def _one_line(exc: BaseException) -> str:

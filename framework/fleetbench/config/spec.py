@@ -17,7 +17,7 @@ from fleetbench import interfaces, registry
 from fleetbench.config.catalog import as_dict, build_catalog, build_lanes, model_node, raw_params
 from fleetbench.config.groups import check_section
 from fleetbench.config.identity import Scopes, build_scopes, model_identity, suite_identity
-from fleetbench.config.schema import MAX_INSTANCES, ReportConf, RunConf, SchedulerConf
+from fleetbench.config.schema import MAX_INSTANCES, FleetbenchConf, ReportConf, RunConf, SchedulerConf
 from fleetbench.errors import ConfigError, UnknownNameError, choices_text
 from fleetbench.limits import SEED_MAX, SEED_MIN, checked_name
 from fleetbench.secrets import redact
@@ -62,6 +62,7 @@ class RunSpec:
 
 def resolve_common(cfg: DictConfig) -> NamingSpec:
     """Catalog, naming policy, storage plugin and report settings (used by every command)."""
+    _check_root(cfg)
     catalog = build_catalog(cfg.models)
     naming_ref = _load("naming", cfg.naming, "naming")
     naming = naming_ref.create(catalog=catalog)
@@ -70,6 +71,14 @@ def resolve_common(cfg: DictConfig) -> NamingSpec:
     if report.format not in REPORT_FORMATS:
         raise ConfigError(f"report.format: {report.format!r} is not valid; choices: {choices_text(REPORT_FORMATS)}")
     return NamingSpec(catalog, naming, storage, report)
+
+
+def _check_root(cfg: DictConfig) -> None:
+    """A top-level key the schema does not know (`+foo.bar=1`) is a typo: refused, never silently carried along."""
+    known = [f.name for f in dataclasses.fields(FleetbenchConf)]
+    for name in (str(key) for key in cfg):
+        if name not in known and name != "hydra":
+            raise ConfigError(f"{name}: no such key; valid keys: {choices_text(sorted(known))}")
 
 
 def resolve_run(cfg: DictConfig) -> RunSpec:
@@ -168,6 +177,12 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
         value = getattr(scheduler, name)
         if not (math.isfinite(value) and low <= value <= high):
             raise ConfigError(f"scheduler.{name}: must be from {low:g} to {high:g}, got {value}")
+    for low_key, high_key in (("backoff_base_s", "backoff_max_s"), ("breaker_cooldown_s", "breaker_cooldown_max_s")):
+        low_value, high_value = getattr(scheduler, low_key), getattr(scheduler, high_key)
+        if high_value < low_value:
+            raise ConfigError(
+                f"scheduler.{high_key}: must be at least scheduler.{low_key} ({low_value:g}), got {high_value:g}"
+            )
     deadline = scheduler.deadline_s
     if deadline is not None and not (math.isfinite(deadline) and 0 < deadline <= DEADLINE_MAX_S):
         raise ConfigError(f"scheduler.deadline_s: must be null or from 0 to {DEADLINE_MAX_S:g} seconds, got {deadline}")

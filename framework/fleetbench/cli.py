@@ -117,6 +117,9 @@ def cmd_run(args: Sequence[str]) -> int:
         storages.setdefault(f"{common.storage.name}:{common.storage.options!r}", common)
     check_output_dir(jobs[0], parsed.multirun)
     check_storages(storages.values(), notify=_error)
+    if parsed.multirun and launched.runs_jobs_elsewhere(jobs[0]):
+        with launched.patient_signals(notify=_error):
+            return _hydra_run(hydra_args)
     return _hydra_run(hydra_args)
 
 
@@ -179,14 +182,16 @@ def _hydra_run(args: list[str]) -> int:
     sys.argv = ["fleetbench", *args]
     try:
         app()
-    except KeyboardInterrupt:
-        # Ctrl-C while a launcher waits for its workers (joblib, Ray, submitit): the jobs stop on the same signal
-        # (or with the launcher) and keep every unit they stored.
-        if not any(a in ("-m", "--multirun") for a in args):
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # A sweep stopped by Ctrl-C: jobs in this process exit 130 themselves; a launcher's jobs end as `JobFailed`
+        # (Hydra exits 1 after printing the first) or are left behind by a second Ctrl-C. Either way it is 130.
+        multirun = any(a in ("-m", "--multirun") for a in args)
+        if not (multirun and interrupts.received()) or (isinstance(exc, SystemExit) and exc.code == 130):
             raise
         raise Interrupted("interrupted: every finished unit is kept; run again to resume") from None
     finally:
         sys.argv = saved
+        launched.end_worker_pools()
     return 0
 
 

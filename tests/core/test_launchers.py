@@ -8,7 +8,11 @@ Every sweep runs through the real CLI in a subprocess; the database is read back
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -255,3 +259,62 @@ def test_a_job_failing_in_a_worker_fails_the_sweep_with_one_line(
     assert failed[0].endswith("failed (exit code 1): error: the database went away")
     assert "Traceback" not in process.stderr
     assert _stored(url).units == 0
+
+
+SLOW = [
+    override
+    for i in range(3)
+    for override in (
+        f"models.sim_agent.deployments.{i}.params.latency_ms=1000",
+        f"models.sim_agent.deployments.{i}.max_concurrency=2",
+    )
+]
+
+
+def test_ctrl_c_lets_the_joblib_workers_drain_then_a_rerun_runs_exactly_what_is_missing(tmp_path: Path) -> None:
+    db = tmp_path / "sweep.db"
+    sweep = ["run", "-m", "run.seed=1,2", "run.instances=20", f"storage.url=sqlite:///{db}", "hydra/launcher=joblib"]
+    sweep.append("hydra.launcher.n_jobs=2")
+    with subprocess.Popen(
+        [*CLI, *sweep, *SLOW],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: Ctrl-C in a terminal reaches the whole group
+    ) as popen:
+        started = time.monotonic()
+        while _count_units(db) < 6:
+            assert popen.poll() is None and time.monotonic() - started < 120, "no unit stored"
+            time.sleep(0.2)
+        os.killpg(popen.pid, signal.SIGINT)
+        try:
+            _, stderr = popen.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            _, stderr = popen.communicate()
+            pytest.fail(f"the sweep did not stop within 120 s of Ctrl-C: {stderr[-3000:]}")
+    assert popen.returncode == 130, stderr[-3000:]
+    assert stderr.splitlines()[-1] == "interrupted: every finished unit is kept; run again to resume", stderr[-3000:]
+    stored = _stored(f"sqlite:///{db}")
+    assert sorted(status for status, _, _ in stored.runs) == ["interrupted", "interrupted"], "both jobs drained"
+    kept = stored.units
+    assert kept == sum(executed for _, _, executed in stored.runs) and 6 <= kept < 200
+
+    again = _launch(tmp_path, *sweep[:-1], "hydra.launcher.n_jobs=1").process
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerun = [int(n) for n in re.findall(r"planned 100 units: (\d+) already stored", again.stdout)]
+    assert sum(rerun) == kept and len(rerun) == 2
+    assert again.stdout.count("newly stored") == 2
+    assert _count_units(db) == 200
+
+
+def _count_units(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as connection:
+        try:
+            return int(connection.execute("select count(*) from units").fetchone()[0])
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return 0

@@ -212,18 +212,36 @@ def test_the_ray_preset_attaches_to_the_cluster_named_by_ray_address(tmp_path: P
 
 
 EXITING_SHARDING = '''
+import itertools
+
 from fleetbench.errors import StorageError
-from fleetbench.interfaces import ShardingStrategy
+from fleetbench.interfaces import Dispatch, ShardingStrategy
+
+
+class Queue(Dispatch):
+    def __init__(self, units):
+        self.units = units
+
+    def next_unit(self, lane_id):
+        return next(self.units, None)
+
+    def planned(self, lane_id):
+        return None
 
 
 class Exiting(ShardingStrategy):
-    """Fails inside the job, after the sweep's checks passed (as a database lost mid-run would)."""
+    """Fails the job of seed 1 inside the job, after the sweep's checks passed (as a database lost mid-run would);
+    any other job runs on a shared queue."""
 
     def __init__(self, options):
         self.options = options
 
-    def dispatch(self, units, lanes):
-        raise StorageError("the database went away")
+    def dispatch(self, source, lanes):
+        units = source.stream()
+        first = next(units, None)
+        if first is not None and first.seed == 1:
+            raise StorageError("the database went away")
+        return Queue(itertools.chain([first] if first is not None else [], units))
 '''
 
 
@@ -245,7 +263,7 @@ def exiting_plugin(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_a_job_failing_in_a_worker_fails_the_sweep_with_one_line(
+def test_a_job_failing_in_a_worker_fails_the_sweep_with_one_line_and_the_others_run(
     tmp_path: Path, exiting_plugin: dict[str, str], launcher: str
 ) -> None:
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
@@ -255,10 +273,19 @@ def test_a_job_failing_in_a_worker_fails_the_sweep_with_one_line(
     assert process.returncode == 1, process.stderr[-3000:]
     failed = [line for line in process.stderr.splitlines() if " failed (exit code 1): " in line]
     assert len(failed) == 1, process.stderr[-3000:]
-    assert failed[0].startswith("sweep job #0 (output ") or failed[0].startswith("sweep job #1 (output ")
+    assert failed[0].startswith("sweep job #0 (output ")
     assert failed[0].endswith("failed (exit code 1): error: the database went away")
     assert "Traceback" not in process.stderr
-    assert _stored(url).units == 0
+    stored = _stored(url)
+    assert (stored.units, stored.seeds) == (UNITS_PER_JOB // 2, {2}), "the job of seed 2 ran all its units"
+    assert sorted(status for status, _, _ in stored.runs) == ["completed", "failed"]
+
+
+def test_every_job_is_validated_before_the_launcher_starts_any(tmp_path: Path) -> None:
+    launched = _launch(tmp_path, "run", "-m", "run.instances=1,-1", "hydra/launcher=joblib")
+    assert launched.process.returncode == 2
+    assert launched.process.stderr.splitlines()[-1].startswith("error: run.instances")
+    assert list(tmp_path.iterdir()) == [], "no job ran, nothing was written"
 
 
 SLOW = [

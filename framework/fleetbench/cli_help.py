@@ -22,7 +22,8 @@ COMMAND_HELP: dict[str, CommandHelp] = {
         "Every job of a sweep (-m) is validated before any starts; hydra/launcher=joblib|ray|submitit_slurm runs the "
         "jobs in parallel processes or on a cluster (the cluster extra). Hydra's flags work in both spellings "
         "(--cfg job, -c job, --config-dir DIR, -cd DIR, -m, --info); overrides are key=value (run.instances=5, "
-        "suite=workflow). Ctrl-C once stops taking units and lets those in flight finish; twice stops at once; exit code 130.",
+        "suite=workflow). Ctrl-C once stops taking units and lets those in flight finish; twice stops at once; "
+        "exit code 130.",
     ),
     "report": CommandHelp(
         "fleetbench report [OVERRIDES]",

@@ -193,21 +193,18 @@ def test_ray_attaches_by_ray_address_and_runs_the_sweep_on_the_cluster(
     assert "'object_store_memory': None" in output, "the preset's null reached ray.init (ray refuses 75 MB there)"
 
 
-def test_the_ray_preset_attaches_to_the_cluster_named_by_ray_address(tmp_path: Path) -> None:
-    launched = _launch(
-        tmp_path,
-        "run",
-        "hydra/launcher=ray",
-        "--cfg",
-        "hydra",
-        "-p",
-        "hydra.launcher",
-        "--resolve",
-        env={"RAY_ADDRESS": "10.1.2.3:6379"},
-    )
+@pytest.mark.parametrize(("ray_address", "address"), [("10.1.2.3:6379", "10.1.2.3:6379"), (None, "null")])
+def test_the_ray_preset_takes_its_address_from_ray_address_and_asks_no_object_store(
+    tmp_path: Path, ray_address: str | None, address: str
+) -> None:
+    """Attach to `RAY_ADDRESS`; unset, `ray.init(address=None)` starts a local cluster, sized by `num_cpus`."""
+    preset = ["run", "hydra/launcher=ray", "hydra.launcher.ray.init.num_cpus=2", "--cfg", "hydra", "-p"]
+    env = {"RAY_ADDRESS": ray_address} if ray_address else {}
+    launched = _launch(tmp_path, *preset, "hydra.launcher", "--resolve", env=env)
     assert launched.process.returncode == 0, launched.process.stderr
-    assert "address: 10.1.2.3:6379" in launched.process.stdout
+    assert f"address: {address}\n" in launched.process.stdout
     assert "object_store_memory: null" in launched.process.stdout
+    assert "num_cpus: 2" in launched.process.stdout
     assert "validated against ConfigStore schema" not in launched.process.stderr
 
 

@@ -109,6 +109,8 @@ def cmd_run(args: Sequence[str]) -> int:
             raise translate(exc, parsed.overrides) from None
     hydra_args = [*_without(args, parsed.overrides), *overrides[len(search) :]]
     if _inspects_only(parsed) or "--version" in args:  # --cfg, --info, --help...: Hydra answers, nothing runs
+        if parsed.multirun and (parsed.cfg or parsed.info or parsed.shell_completion):
+            raise UserError("run: -m/--multirun cannot be combined with --cfg, --info or --shell-completion; drop -m")
         return _hydra_run(hydra_args)
     jobs = _sweep_jobs(overrides, parsed.multirun)
     storages: dict[str, NamingSpec] = {}

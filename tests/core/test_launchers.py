@@ -342,3 +342,11 @@ def _count_units(db: Path) -> int:
             return int(connection.execute("select count(*) from units").fetchone()[0])
         except sqlite3.OperationalError:  # the schema is not there yet
             return 0
+
+
+def test_inspecting_a_sweeps_configuration_asks_to_drop_m(tmp_path: Path) -> None:
+    launched = _launch(tmp_path, "run", "-m", "hydra/launcher=ray", "--cfg", "hydra")
+    assert launched.process.returncode == 2
+    assert launched.process.stderr.splitlines() == [
+        "error: run: -m/--multirun cannot be combined with --cfg, --info or --shell-completion; drop -m"
+    ]

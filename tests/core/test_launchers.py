@@ -320,7 +320,9 @@ def test_ctrl_c_lets_the_joblib_workers_drain_then_a_rerun_runs_exactly_what_is_
             _, stderr = popen.communicate()
             pytest.fail(f"the sweep did not stop within 120 s of Ctrl-C: {stderr[-3000:]}")
     assert popen.returncode == 130, stderr[-3000:]
-    assert stderr.splitlines()[-1] == "interrupted: every finished unit is kept; run again to resume", stderr[-3000:]
+    # The last line of ours; loky's resource tracker, ending after us, may still warn about joblib's temporary folder.
+    assert "interrupted: every finished unit is kept; run again to resume" in stderr.splitlines(), stderr[-3000:]
+    assert "Traceback" not in stderr
     stored = _stored(f"sqlite:///{db}")
     assert sorted(status for status, _, _ in stored.runs) == ["interrupted", "interrupted"], "both jobs drained"
     kept = stored.units

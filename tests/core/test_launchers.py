@@ -8,6 +8,7 @@ Every sweep runs through the real CLI in a subprocess; the database is read back
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -169,6 +171,16 @@ def ray_cluster(tmp_path: Path) -> Iterator[str]:
                 head.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 head.kill()
+            _forget_cluster(ports[0])
+
+
+def _forget_cluster(port: int) -> None:
+    """Remove ray's note of the stopped head (`ray stop` would, but it stops every cluster on the machine): a later
+    `ray.init()` without an address would try to attach to it."""
+    note = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    with contextlib.suppress(FileNotFoundError):
+        if note.read_text().strip().endswith(f":{port}"):
+            note.unlink()
 
 
 def _free_ports(count: int) -> list[int]:

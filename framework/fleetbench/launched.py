@@ -2,8 +2,8 @@
 
 In the `fleetbench` process itself (Hydra's basic launcher) a failing job prints its one line and exits with its code:
 2 bad input, 1 storage or plugin, 130 interrupted, 124 deadline. A launcher may instead run the job in another process
-(joblib's loky workers, Ray tasks, submitit jobs), where `sys.exit` would end the worker (joblib, Ray) or leave
-submitit without a result, and the message would be lost with it. There the job raises `JobFailed`: Hydra records it
+(joblib's loky workers, Ray tasks, submitit jobs), where `sys.exit` is not a result Hydra knows: submitit, for one,
+reports a job that "has not produced any output", with a traceback. There the job raises `JobFailed`: Hydra records it
 as the job's result, the launcher hands it back to the launching process, and once the batch has run Hydra prints its
 one line (it is a `CompactHydraException`: no traceback) and exits 1.
 

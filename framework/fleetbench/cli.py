@@ -16,13 +16,14 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from fleetbench import interrupts, registry
+from fleetbench import interrupts, launched, registry
 from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
 from fleetbench.config.compose import hydra_context, normalize_overrides
@@ -111,6 +112,8 @@ def cmd_run(args: Sequence[str]) -> int:
             raise translate(exc, parsed.overrides) from None
     hydra_args = [*_without(args, parsed.overrides), *overrides[len(search) :]]
     if _inspects_only(parsed) or "--version" in args:  # --cfg, --info, --help...: Hydra answers, nothing runs
+        if parsed.multirun and (parsed.cfg or parsed.info or parsed.shell_completion):
+            raise UserError("run: -m/--multirun cannot be combined with --cfg, --info or --shell-completion; drop -m")
         return _hydra_run(hydra_args)
     jobs = _sweep_jobs(overrides, parsed.multirun)
     storages: dict[str, NamingSpec] = {}
@@ -119,6 +122,9 @@ def cmd_run(args: Sequence[str]) -> int:
         storages.setdefault(f"{common.storage.name}:{common.storage.options!r}", common)
     check_output_dir(jobs[0], parsed.multirun)
     check_storages(storages.values(), notify=_error)
+    if parsed.multirun and launched.runs_jobs_elsewhere(jobs[0]):
+        with launched.patient_signals(notify=_error):
+            return _hydra_run(hydra_args)
     return _hydra_run(hydra_args)
 
 
@@ -173,6 +179,7 @@ def _hydra_run(args: list[str]) -> int:
     from fleetbench.config import register
 
     register()
+    launched.mark_launching_process()
     app: Callable[[], None] = hydra.main(config_path="pkg://fleetbench_conf", config_name="config", version_base="1.3")(
         _run_job
     )
@@ -180,34 +187,52 @@ def _hydra_run(args: list[str]) -> int:
     sys.argv = ["fleetbench", *args]
     try:
         app()
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # A sweep stopped by Ctrl-C: jobs in this process exit 130 themselves; a launcher's jobs end as `JobFailed`
+        # (Hydra exits 1 after printing the first) or are left behind by a second Ctrl-C. Either way it is 130.
+        multirun = any(a in ("-m", "--multirun") for a in args)
+        if not (multirun and interrupts.received()) or (isinstance(exc, SystemExit) and exc.code == 130):
+            raise
+        raise Interrupted("interrupted: every finished unit is kept; run again to resume") from None
     finally:
         sys.argv = saved
+        launched.end_worker_pools()
     return 0
 
 
 def _run_job(cfg: DictConfig) -> None:
     """One Hydra job: validate, run, print the summary. Exits 2 on bad input, 1 when the storage or a plugin fails
-    and 130 when interrupted, each with one line; 124 after the summary when `scheduler.deadline_s` stopped it."""
+    and 130 when interrupted, each with one line; 124 after the summary when `scheduler.deadline_s` stopped it.
+    In a launcher's worker process the job raises `JobFailed` with that code instead (see `fleetbench.launched`)."""
     try:
         spec = resolve_run(cfg)
         summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error)
     except UserError as exc:
-        _error(f"error: {exc}")
-        sys.exit(exc.exit_code)
+        _end_job(f"error: {exc}", exc.exit_code)
     except Interrupted as exc:
         quiet_signals()  # the run is over: a further Ctrl-C must not interrupt its one line and exit
-        _error(str(exc))
-        sys.exit(exc.exit_code)
+        _end_job(str(exc), exc.exit_code)
     except FleetbenchError as exc:  # storage or plugin failures: one line here too, not Hydra's traceback
-        _error(f"error: {exc}")
-        sys.exit(1)
+        _end_job(f"error: {exc}", 1)
     print_summary(summary)
     if summary.status == "deadline":
-        _error(
+        _end_job(
             f"deadline: scheduler.deadline_s={spec.scheduler.deadline_s:g} passed; {summary.executed} units finished "
-            "and kept; run again to resume"
+            "and kept; run again to resume",
+            DEADLINE_EXIT,
         )
-        sys.exit(DEADLINE_EXIT)
+
+
+def _end_job(line: str, exit_code: int) -> NoReturn:
+    """Print the job's one line and end it with `exit_code` (in a launcher's worker: raise it back to Hydra)."""
+    _error(line)
+    if launched.in_launching_process():
+        sys.exit(exit_code)
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    job = f"sweep job #{hydra_cfg.job.num} (output {hydra_cfg.runtime.output_dir})"
+    raise launched.JobFailed(f"{job} failed (exit code {exit_code}): {' '.join(line.split())}", exit_code)
 
 
 def print_summary(summary: RunSummary) -> None:

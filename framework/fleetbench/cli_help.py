@@ -19,9 +19,11 @@ COMMAND_HELP: dict[str, CommandHelp] = {
         "run the configured experiment (exactly the units storage does not hold yet)",
         "Plans the configured grid, diffs it against what storage holds, and executes exactly the missing units on "
         "every selected model's deployments; results are written one row per unit and counted under the base model. "
-        "Every job of a sweep (-m) is validated before any starts. Hydra's flags work in both spellings (--cfg job, "
-        "-c job, --config-dir DIR, -cd DIR, -m, --info); overrides are key=value (run.instances=5, suite=workflow). "
-        "Ctrl-C once stops taking units and lets those in flight finish; twice stops at once; exit code 130.",
+        "Every job of a sweep (-m) is validated before any starts; hydra/launcher=joblib|ray|submitit_slurm runs the "
+        "jobs in parallel processes or on a cluster (the cluster extra). Hydra's flags work in both spellings "
+        "(--cfg job, -c job, --config-dir DIR, -cd DIR, -m, --info); overrides are key=value (run.instances=5, "
+        "suite=workflow). Ctrl-C once stops taking units and lets those in flight finish; twice stops at once; "
+        "exit code 130.",
     ),
     "report": CommandHelp(
         "fleetbench report [OVERRIDES]",

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from hydra import compose
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -38,6 +39,7 @@ def _output_dir(job_overrides: Sequence[str], multirun: bool) -> Path:
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     with hydra_context():
         cfg = compose(config_name=CONFIG_NAME, overrides=list(job_overrides), return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # for `${hydra:runtime.cwd}`, as in the job itself
         try:
             # `${now:...}` resolves here; anything that needs a running job (`${hydra:job.num}`) falls back to
             # the working directory, which is where Hydra's default directories live.

@@ -203,11 +203,12 @@ async def _execute(
     pulse = Pulse()
     # One state per lane for the whole run, shared by its workers and by judge requests sent to it.
     states = {lane.lane_id: LaneState.of(lane, spec.scheduler, pulse) for ls in spec.lanes.values() for lane in ls}
-    workers = _workers(spec, providers, missing, summary.run_id, writer, signals.stopping, states)
     stop = _Stop(signals, _Deadline(outlet.deadline, signals.stopping), pulse)
     outlet.progress.start(list(lanes.values()), sum(source.count for source in missing.values()))
     try:
-        summary.status = "failed"  # what finish_run records if a worker's exception propagates
+        # What finish_run records if a worker's exception propagates, or the sharding plugin's (in `_workers`).
+        summary.status = "failed"
+        workers = _workers(spec, providers, missing, summary.run_id, writer, signals.stopping, states)
         summary.status = await _supervise(workers, stop, spec.scheduler.drain_timeout_s, outlet.notify)
     finally:
         stop.deadline.cancel()

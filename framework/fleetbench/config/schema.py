@@ -7,6 +7,7 @@ Typed sections (run, scheduler, report, the model catalog) reject unknown keys w
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,3 +152,6 @@ def register() -> None:
 
     ConfigStore.instance().store(name=SCHEMA_NAME, node=FleetbenchConf)
     register_plugin_groups()
+    # `conf/hydra/launcher/ray.yaml` takes the place of hydra-ray-launcher's own `ray` config on purpose (it is
+    # complete by itself; Hydra still checks it against the plugin's schema of the same name and says so every time).
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/ray' is validated against ConfigStore schema")

@@ -1,0 +1,103 @@
+"""Sweep jobs that a Hydra launcher may run in other processes: how a failing job ends, and Ctrl-C while they run.
+
+In the `fleetbench` process itself (Hydra's basic launcher) a failing job prints its one line and exits with its code:
+2 bad input, 1 storage or plugin, 130 interrupted, 124 deadline. A launcher may instead run the job in another process
+(joblib's loky workers, Ray tasks, submitit jobs), where `sys.exit` is not a result Hydra knows: submitit, for one,
+reports a job that "has not produced any output", with a traceback. There the job raises `JobFailed`: Hydra records it
+as the job's result, the launcher hands it back to the launching process, and once the batch has run Hydra prints its
+one line (it is a `CompactHydraException`: no traceback) and exits 1.
+
+While such a launcher waits for its workers, the first Ctrl-C must not end the launching process: joblib would kill
+its workers in the middle of their drain (their in-flight units lost, their runs left `running`). `patient_signals`
+records it instead, and the workers that share the terminal drain as a single run does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+from hydra.errors import CompactHydraException
+
+from fleetbench import interrupts
+from fleetbench.errors import FleetbenchError
+
+_launching_pid: int | None = None
+
+
+def mark_launching_process() -> None:
+    """Record this process as the one that hands the sweep to Hydra (`fleetbench run` calls this)."""
+    global _launching_pid
+    _launching_pid = os.getpid()
+
+
+def in_launching_process() -> bool:
+    """True in the process that called `mark_launching_process` (not in a fork, a spawned worker or a remote task)."""
+    return _launching_pid == os.getpid()
+
+
+class JobFailed(CompactHydraException, FleetbenchError):
+    """A sweep job that failed in a launcher's worker process; `exit_code` is the one it would have exited with."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message, exit_code)  # both in args: the exception crosses processes by pickle
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def runs_jobs_elsewhere(job_overrides: Sequence[str]) -> bool:
+    """Whether the sweep's launcher runs jobs outside this process (anything but Hydra's basic launcher)."""
+    from hydra import compose
+
+    from fleetbench.config.compose import CONFIG_NAME, hydra_context
+
+    with hydra_context():
+        cfg = compose(config_name=CONFIG_NAME, overrides=list(job_overrides), return_hydra_config=True)
+    return str(cfg.hydra.launcher.get("_target_", "")) != BASIC_LAUNCHER
+
+
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+@contextmanager
+def patient_signals(notify: Callable[[str], None]) -> Iterator[None]:
+    """While a launcher's workers run the sweep: the first Ctrl-C (or SIGTERM) is only recorded, so that this process
+    keeps waiting while the workers that got the signal too (those sharing its terminal: joblib's, submitit's local
+    jobs) drain and keep their units; a second one stops waiting at once (KeyboardInterrupt)."""
+
+    def first(signum: int, frame: FrameType | None) -> None:
+        interrupts.note()
+        notify(
+            "stopping: the sweep's jobs on this machine finish their units in flight; jobs elsewhere (Ray, Slurm) "
+            "go on (press Ctrl-C again to stop waiting)"
+        )
+        for sig in SIGNALS:
+            signal.signal(sig, interrupts.record_and_interrupt)
+
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    for sig in SIGNALS:
+        signal.signal(sig, first)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def end_worker_pools() -> None:
+    """End joblib's loky workers now, if a sweep started them. joblib keeps them for reuse and ends them from an
+    atexit hook, which the exit after Ctrl-C (`interrupts.exit_now`) skips: they would linger for minutes, holding this
+    command's stdout and stderr open (a caller reading them to the end would wait that long)."""
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True)

@@ -1,0 +1,366 @@
+"""`fleetbench run -m ... hydra/launcher=<name>`: sweep jobs run in the launcher's worker processes (joblib's loky
+workers, a local Ray cluster, submitit's local executor), each storing its units once into the one database of the
+sweep: a SQLite file, and PostgreSQL in the same sweep when a server answers. A job that fails there makes the sweep
+exit non-zero with one line naming it.
+
+Every sweep runs through the real CLI in a subprocess; the database is read back with SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from fleetbench.testing.databases import fresh_postgres_database
+from tests.conftest import CLI, cli_env
+
+pytestmark = pytest.mark.slow
+
+UNITS_PER_JOB = 10  # run.instances=2 over the jsonl suite's 5 categories, one model
+SECRET = "sk-live-DO-NOT-LEAK-2718"
+
+
+@dataclass
+class Launched:
+    process: subprocess.CompletedProcess[str]
+    pid: int
+
+
+def _launch(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Launched:
+    """The real CLI in `cwd`, with the process id the launcher's workers must differ from."""
+    environment = cli_env(env)
+    if "RAY_ADDRESS" not in (env or {}):
+        environment.pop("RAY_ADDRESS", None)
+    with subprocess.Popen(
+        [*CLI, *args], cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as popen:
+        try:
+            stdout, stderr = popen.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            raise
+        return Launched(subprocess.CompletedProcess(popen.args, popen.returncode, stdout, stderr), popen.pid)
+
+
+@dataclass
+class Stored:
+    units: int
+    distinct_keys: int
+    seeds: set[int]
+    runs: list[tuple[str, int, int]]  # (status, pid, executed units)
+    keys_run_twice: int
+
+
+def _stored(url: str) -> Stored:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            units, distinct = connection.execute(text("select count(*), count(distinct unit_key) from units")).one()
+            seeds = {int(s) for (s,) in connection.execute(text("select distinct seed from units"))}
+            runs = [
+                (str(status), int(pid), int(executed))
+                for status, pid, executed in connection.execute(text("select status, pid, executed_units from runs"))
+            ]
+            twice = connection.execute(
+                text(
+                    "select count(*) from (select unit_key from calls group by unit_key"
+                    " having count(distinct run_id) > 1) t"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return Stored(int(units), int(distinct), seeds, runs, int(twice))
+
+
+@pytest.fixture
+def databases(tmp_path: Path) -> Iterator[list[str]]:
+    """The SQLite file of the sweep, and a fresh PostgreSQL database when a server answers (required in CI)."""
+    urls = [f"sqlite:///{tmp_path / 'sweep.db'}"]
+    try:
+        with fresh_postgres_database() as url:
+            yield [*urls, url]
+            return
+    except pytest.skip.Exception:
+        pass
+    yield urls
+
+
+def _sweep(databases: list[str], *launcher: str) -> list[str]:
+    """Two seeds into every database: 2 jobs per database, one launcher start."""
+    quoted = ",".join(f"'{url}'" for url in databases)
+    return ["run", "-m", "run.seed=1,2", "run.instances=2", f"storage.url={quoted}", *launcher]
+
+
+def _assert_every_job_stored_once(launched: Launched, databases: list[str], tmp_path: Path) -> None:
+    process = launched.process
+    assert process.returncode == 0, process.stderr[-3000:]
+    jobs = 2 * len(databases)
+    for url in databases:
+        stored = _stored(url)
+        assert stored.units == stored.distinct_keys == 2 * UNITS_PER_JOB, url
+        assert stored.seeds == {1, 2}
+        assert sorted(status for status, _, _ in stored.runs) == ["completed", "completed"], url
+        assert [executed for _, _, executed in stored.runs] == [UNITS_PER_JOB, UNITS_PER_JOB]
+        assert all(pid != launched.pid for _, pid, _ in stored.runs), "jobs ran in the launcher's workers"
+        assert stored.keys_run_twice == 0
+    logs = sorted(p.parent.name for p in tmp_path.glob("multirun/*/*/*/fleetbench.log"))
+    assert logs == [str(n) for n in range(jobs)], "each job logs into its own numbered sweep directory"
+
+
+def test_joblib_runs_the_sweep_in_two_worker_processes(tmp_path: Path, databases: list[str]) -> None:
+    launched = _launch(tmp_path, *_sweep(databases, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"))
+    _assert_every_job_stored_once(launched, databases, tmp_path)
+    assert "Joblib.Parallel(n_jobs=2" in launched.process.stdout + launched.process.stderr
+
+
+def test_submitit_local_runs_the_sweep_and_keeps_literal_secrets_out_of_its_pickles_and_logs(
+    tmp_path: Path, databases: list[str]
+) -> None:
+    key = f"models.sim_agent.deployments.0.api_keys=[{SECRET}]"
+    launched = _launch(tmp_path, *_sweep(databases, "hydra/launcher=submitit_local", key))
+    _assert_every_job_stored_once(launched, databases, tmp_path)
+    submitted = list(tmp_path.glob("multirun/*/*/.submitit/*/*_submitted.pkl"))
+    assert len(submitted) == 2 * len(databases), "submitit pickled every job (and the configuration with it)"
+    assert SECRET not in launched.process.stdout + launched.process.stderr
+    for path in (p for p in tmp_path.rglob("*") if p.is_file()):
+        assert SECRET.encode() not in path.read_bytes(), f"the literal key leaked into {path.relative_to(tmp_path)}"
+
+
+@pytest.fixture
+def ray_cluster(tmp_path: Path) -> Iterator[str]:
+    """A running Ray cluster on this machine (`ray start --head --block`, in a directory of its own), stopped after
+    the test by ending that one process; yields its address."""
+    ports = _free_ports(2)
+    head_dir = tmp_path.parent / f"{tmp_path.name}-ray-head"
+    head_dir.mkdir()
+    ray = Path(sys.executable).with_name("ray")
+    command = [str(ray), "start", "--head", "--block", f"--port={ports[0]}", f"--ray-client-server-port={ports[1]}"]
+    command += ["--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"]
+    env = {**cli_env(), "RAY_AUTH_MODE": "disabled"}
+    with subprocess.Popen(
+        command, cwd=head_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as head:
+        assert head.stdout is not None
+        started = time.monotonic()
+        for line in head.stdout:  # the head says when it is up; its later output is not read (it is little)
+            if "Ray runtime started" in line:
+                break
+            assert time.monotonic() - started < 180, "ray start did not come up in 180 s"
+        else:
+            pytest.fail(f"ray start --head exited with {head.wait()}")
+        try:
+            yield f"127.0.0.1:{ports[0]}"
+        finally:
+            head.terminate()  # --block: the head stops every process it started
+            try:
+                head.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                head.kill()
+            _forget_cluster(ports[0])
+
+
+def _forget_cluster(port: int) -> None:
+    """Remove ray's note of the stopped head (`ray stop` would, but it stops every cluster on the machine): a later
+    `ray.init()` without an address would try to attach to it."""
+    note = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    with contextlib.suppress(FileNotFoundError):
+        if note.read_text().strip().endswith(f":{port}"):
+            note.unlink()
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_ray_attaches_by_ray_address_and_runs_the_sweep_on_the_cluster(
+    tmp_path: Path, databases: list[str], ray_cluster: str
+) -> None:
+    env = {"RAY_ADDRESS": ray_cluster, "RAY_AUTH_MODE": "disabled"}
+    launched = _launch(tmp_path, *_sweep(databases, "hydra/launcher=ray"), env=env)
+    _assert_every_job_stored_once(launched, databases, tmp_path)
+    output = launched.process.stdout + launched.process.stderr
+    assert "Connecting to existing Ray cluster" in output
+    assert "'object_store_memory': None" in output, "the preset's null reached ray.init (ray refuses 75 MB there)"
+
+
+@pytest.mark.parametrize(("ray_address", "address"), [("10.1.2.3:6379", "10.1.2.3:6379"), (None, "null")])
+def test_the_ray_preset_takes_its_address_from_ray_address_and_asks_no_object_store(
+    tmp_path: Path, ray_address: str | None, address: str
+) -> None:
+    """Attach to `RAY_ADDRESS`; unset, `ray.init(address=None)` starts a local cluster, sized by `num_cpus`."""
+    preset = ["run", "hydra/launcher=ray", "hydra.launcher.ray.init.num_cpus=2", "--cfg", "hydra", "-p"]
+    env = {"RAY_ADDRESS": ray_address} if ray_address else {}
+    launched = _launch(tmp_path, *preset, "hydra.launcher", "--resolve", env=env)
+    assert launched.process.returncode == 0, launched.process.stderr
+    assert f"address: {address}\n" in launched.process.stdout
+    assert "object_store_memory: null" in launched.process.stdout
+    assert "num_cpus: 2" in launched.process.stdout
+    assert "validated against ConfigStore schema" not in launched.process.stderr
+
+
+EXITING_SHARDING = '''
+import itertools
+
+from fleetbench.errors import StorageError
+from fleetbench.interfaces import Dispatch, ShardingStrategy
+
+
+class Queue(Dispatch):
+    def __init__(self, units):
+        self.units = units
+
+    def next_unit(self, lane_id):
+        return next(self.units, None)
+
+    def planned(self, lane_id):
+        return None
+
+
+class Exiting(ShardingStrategy):
+    """Fails the job of seed 1 inside the job, after the sweep's checks passed (as a database lost mid-run would);
+    any other job runs on a shared queue."""
+
+    def __init__(self, options):
+        self.options = options
+
+    def dispatch(self, source, lanes):
+        units = source.stream()
+        first = next(units, None)
+        if first is not None and first.seed == 1:
+            raise StorageError("the database went away")
+        return Queue(itertools.chain([first] if first is not None else [], units))
+'''
+
+
+@pytest.fixture
+def exiting_plugin(tmp_path: Path) -> dict[str, str]:
+    site = tmp_path.parent / f"{tmp_path.name}-site"
+    (site / "fbtp_exiting").mkdir(parents=True)
+    (site / "fbtp_exiting" / "__init__.py").write_text(EXITING_SHARDING)
+    dist = site / "fbtp_exiting-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fbtp-exiting\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        textwrap.dedent("""
+        [fleetbench.sharding]
+        exiting = fbtp_exiting:Exiting
+    """)
+    )
+    return {"PYTHONPATH": str(site)}
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_a_job_failing_in_a_worker_fails_the_sweep_with_one_line_and_the_others_run(
+    tmp_path: Path, exiting_plugin: dict[str, str], launcher: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    args = ("run", "-m", "run.seed=1,2", "run.instances=1", "sharding=exiting", f"storage.url={url}")
+    launched = _launch(tmp_path, *args, f"hydra/launcher={launcher}", env=exiting_plugin)
+    process = launched.process
+    assert process.returncode == 1, process.stderr[-3000:]
+    failed = [line for line in process.stderr.splitlines() if " failed (exit code 1): " in line]
+    assert len(failed) == 1, process.stderr[-3000:]
+    assert failed[0].startswith("sweep job #0 (output ")
+    assert failed[0].endswith("failed (exit code 1): error: the database went away")
+    assert "Traceback" not in process.stderr
+    stored = _stored(url)
+    assert (stored.units, stored.seeds) == (UNITS_PER_JOB // 2, {2}), "the job of seed 2 ran all its units"
+    assert sorted(status for status, _, _ in stored.runs) == ["completed", "failed"]
+
+
+def test_every_job_is_validated_before_the_launcher_starts_any(tmp_path: Path) -> None:
+    launched = _launch(tmp_path, "run", "-m", "run.instances=1,-1", "hydra/launcher=joblib")
+    assert launched.process.returncode == 2
+    assert launched.process.stderr.splitlines()[-1].startswith("error: run.instances")
+    assert list(tmp_path.iterdir()) == [], "no job ran, nothing was written"
+
+
+SLOW = [
+    override
+    for i in range(3)
+    for override in (
+        f"models.sim_agent.deployments.{i}.params.latency_ms=1000",
+        f"models.sim_agent.deployments.{i}.max_concurrency=2",
+    )
+]
+
+
+def test_ctrl_c_lets_the_joblib_workers_drain_then_a_rerun_runs_exactly_what_is_missing(tmp_path: Path) -> None:
+    db = tmp_path / "sweep.db"
+    sweep = ["run", "-m", "run.seed=1,2", "run.instances=20", f"storage.url=sqlite:///{db}", "hydra/launcher=joblib"]
+    sweep.append("hydra.launcher.n_jobs=2")
+    with subprocess.Popen(
+        [*CLI, *sweep, *SLOW],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: Ctrl-C in a terminal reaches the whole group
+    ) as popen:
+        started = time.monotonic()
+        while _count_units(db) < 6:
+            assert popen.poll() is None and time.monotonic() - started < 120, "no unit stored"
+            time.sleep(0.2)
+        os.killpg(popen.pid, signal.SIGINT)
+        try:
+            _, stderr = popen.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            _, stderr = popen.communicate()
+            pytest.fail(f"the sweep did not stop within 120 s of Ctrl-C: {stderr[-3000:]}")
+    assert popen.returncode == 130, stderr[-3000:]
+    # The last line of ours; loky's resource tracker, ending after us, may still warn about joblib's temporary folder.
+    assert "interrupted: every finished unit is kept; run again to resume" in stderr.splitlines(), stderr[-3000:]
+    assert "Traceback" not in stderr
+    stored = _stored(f"sqlite:///{db}")
+    assert sorted(status for status, _, _ in stored.runs) == ["interrupted", "interrupted"], "both jobs drained"
+    kept = stored.units
+    assert kept == sum(executed for _, _, executed in stored.runs) and 6 <= kept < 200
+
+    again = _launch(tmp_path, *sweep[:-1], "hydra.launcher.n_jobs=1").process
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerun = [int(n) for n in re.findall(r"planned 100 units: (\d+) already stored", again.stdout)]
+    assert sum(rerun) == kept and len(rerun) == 2
+    assert again.stdout.count("newly stored") == 2
+    assert _count_units(db) == 200
+
+
+def _count_units(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as connection:
+        try:
+            return int(connection.execute("select count(*) from units").fetchone()[0])
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return 0
+
+
+def test_inspecting_a_sweeps_configuration_asks_to_drop_m(tmp_path: Path) -> None:
+    launched = _launch(tmp_path, "run", "-m", "hydra/launcher=ray", "--cfg", "hydra")
+    assert launched.process.returncode == 2
+    assert launched.process.stderr.splitlines() == [
+        "error: run: -m/--multirun cannot be combined with --cfg, --info or --shell-completion; drop -m"
+    ]

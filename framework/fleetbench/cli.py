@@ -206,7 +206,7 @@ def _run_job(cfg: DictConfig) -> None:
     In a launcher's worker process the job raises `JobFailed` with that code instead (see `fleetbench.launched`)."""
     try:
         spec = resolve_run(cfg)
-        summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error)
+        summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error, signals_since=0)
     except UserError as exc:
         _end_job(f"error: {exc}", exc.exit_code)
     except Interrupted as exc:

@@ -18,19 +18,25 @@ from types import FrameType
 
 INTERRUPTED_EXIT = 130
 LATE_INTERRUPTED = "interrupted: every finished unit is kept; run again to resume"
-_received = False
+_count = 0
 _reported = False
 
 
 def note() -> None:
     """Record that a stop signal arrived (the event loop's handlers call this too)."""
-    global _received
-    _received = True
+    global _count
+    _count += 1
 
 
-def received() -> bool:
-    """True once a stop signal arrived in this process."""
-    return _received
+def received(since: int = 0) -> bool:
+    """True once a stop signal arrived in this process (after `count()` was `since`)."""
+    return _count > since
+
+
+def count() -> int:
+    """How many stop signals this process has received: a run embedded in a longer-lived process (a notebook, a
+    test session) takes this as its baseline, so a signal an earlier run handled does not stop the next one."""
+    return _count
 
 
 def reported() -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetbench import __version__
+from fleetbench import __version__, interrupts
 from fleetbench.config import RunSpec
 from fleetbench.errors import FleetbenchError, Interrupted
 from fleetbench.interfaces import Provider, Storage
@@ -91,15 +91,22 @@ def _silent(_: str) -> None:
     return None
 
 
-def run(spec: RunSpec, progress: ProgressView | None = None, notify: Notify = _silent) -> RunSummary:
+def run(
+    spec: RunSpec, progress: ProgressView | None = None, notify: Notify = _silent, signals_since: int | None = None
+) -> RunSummary:
     """Execute exactly the units of the spec that storage does not hold yet. Raises `Interrupted` on Ctrl-C/SIGTERM;
-    a run stopped by its deadline returns with status `deadline`."""
+    a run stopped by its deadline returns with status `deadline`.
+
+    A stop signal received after `interrupts.count()` was `signals_since` stops the run even if a library swallowed
+    its KeyboardInterrupt (the command line passes 0: any signal since the process started); by default only signals
+    from now on count, so an embedding process (a notebook) can run again after an interrupted run."""
     deadline = None if spec.scheduler.deadline_s is None else time.monotonic() + spec.scheduler.deadline_s
+    since = interrupts.count() if signals_since is None else signals_since
     with sync_signals_interrupt():
         providers = {name: ref.create() for name, ref in spec.providers.items()}
         storage = spec.common.storage.create(naming=spec.common.naming)
         try:
-            return _run_with(spec, providers, storage, _Outlet(progress or NullProgress(), notify, deadline))
+            return _run_with(spec, providers, storage, _Outlet(progress or NullProgress(), notify, deadline, since))
         finally:
             with deferred():
                 storage.close()
@@ -112,6 +119,8 @@ class _Outlet:
     progress: ProgressView
     notify: Notify
     deadline: float | None
+    signals_since: int
+    """The `interrupts.count()` from which a stop signal counts for this run."""
 
 
 def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage, outlet: _Outlet) -> RunSummary:
@@ -124,6 +133,8 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
         plan = _diff(spec, storage)
         summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
         summary.base_model_of.update({lane.deployment: lane.base_model for ls in spec.lanes.values() for lane in ls})
+        if interrupts.received(outlet.signals_since):  # its KeyboardInterrupt was swallowed by a library
+            raise KeyboardInterrupt
         storage.begin_run(_run_record(spec, run_id, plan.planned))
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any unit ran; nothing was executed") from None
@@ -198,7 +209,7 @@ async def _execute(
 
     writer = ResultWriter(storage, spec.scheduler.write_batch, on_commit=committed)
     writer.start()
-    signals = Signals.install()
+    signals = Signals.install(outlet.signals_since)
     heartbeat = asyncio.ensure_future(_heartbeat(writer, storage, summary.run_id))
     pulse = Pulse()
     # One state per lane for the whole run, shared by its workers and by judge requests sent to it.

@@ -74,8 +74,9 @@ class Signals:
     _previous: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
-    def install(cls) -> Signals:
-        """Handle both signals on the running loop (only the main thread receives signals; elsewhere none are set)."""
+    def install(cls, since: int = 0) -> Signals:
+        """Handle both signals on the running loop (only the main thread receives signals; elsewhere none are set).
+        A signal received after `interrupts.count()` was `since` counts as already given."""
         signals = cls()
         if threading.current_thread() is not threading.main_thread():
             return signals
@@ -83,6 +84,10 @@ class Signals:
         for sig in STOP_SIGNALS:
             signals._previous[sig] = signal.getsignal(sig)
             loop.add_signal_handler(sig, signals._received)
+        if interrupts.received(since):
+            # A signal already arrived but its KeyboardInterrupt was swallowed (Python ignores exceptions raised in
+            # some callbacks, e.g. an import lock's weakref callback): honour it now, as the first Ctrl-C.
+            signals._received()
         return signals
 
     def _received(self) -> None:

@@ -227,3 +227,25 @@ def test_a_burst_of_signals_while_a_run_stops_still_records_it_on_sqlite(tmp_pat
 @pytest.mark.postgres
 def test_a_burst_of_signals_while_a_run_stops_still_records_it_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     _assert_burst_recorded(_cli_burst(tmp_path, postgres_url))
+
+
+def test_a_process_that_handled_an_interrupted_run_can_run_again_to_completion(tmp_path: Path) -> None:
+    """As in a notebook: after a run stopped by Ctrl-C, the next run in the same process is not stopped by it."""
+    spec = _spec(f"sqlite:///{tmp_path / 'again.db'}")
+    with pytest.raises(Interrupted):
+        run(spec, SignalAt(10, signal.SIGINT, twice=False))
+    summary = run(spec)
+    assert summary.status == "completed"
+    assert summary.already_stored + summary.executed == summary.planned == UNITS_PER_TRIAL
+
+
+def test_a_signal_whose_keyboard_interrupt_was_swallowed_still_stops_a_command_line_run(tmp_path: Path) -> None:
+    """Python ignores an exception raised in some callbacks (an import lock's weakref callback): the signal is
+    counted, and the run started after it stops at once instead of running the whole plan."""
+    from fleetbench import interrupts
+
+    spec = _spec(f"sqlite:///{tmp_path / 'swallowed.db'}")
+    since = interrupts.count()
+    interrupts.note()  # what the handler records before its KeyboardInterrupt is swallowed
+    with pytest.raises(Interrupted, match="interrupted before any unit ran"):
+        run(spec, signals_since=since)

@@ -101,8 +101,12 @@ def test_master_database_matches_hand_counts_of_the_stored_units(filled: Filled)
         assert leaf["failed"] == outcomes["failure"]
         assert leaf["total"] == leaf["full_success"] + leaf["partial"] + leaf["failed"]
         assert leaf["total_errors"] == outcomes["partial"] + outcomes["failure"]
-        assert leaf["avg_workflow_score"] == pytest.approx(sum(u["metrics"]["workflow_score"] for u in units) / len(units))
-        assert leaf["weighted_success_score"] == pytest.approx((outcomes["success"] + 0.5 * outcomes["partial"]) / len(units))
+        assert leaf["avg_workflow_score"] == pytest.approx(
+            sum(u["metrics"]["workflow_score"] for u in units) / len(units)
+        )
+        assert leaf["weighted_success_score"] == pytest.approx(
+            (outcomes["success"] + 0.5 * outcomes["partial"]) / len(units)
+        )
     summary = document["summary"]
     done = _done(filled.units)
     assert summary["total_tests"] == len(done)

@@ -99,6 +99,9 @@ def test_fleetbench_drift_flags_the_deployment_serving_the_weak_profile(backend:
         process = cli(tmp_path, "run", *DEMO, WEAK, f"storage.url={url}")
         assert process.returncode == 0, process.stderr
         result = _drift(tmp_path, url)
+        # The drift fixture is not part of any unit key: the same plan without it finds every unit stored.
+        again = cli(tmp_path, "run", *DEMO, f"storage.url={url}")
+        assert "planned 800 units: 800 already stored, 0 executed" in again.stdout, again.stdout + again.stderr
     verdicts = {d["deployment"]: d for d in result["deployments"]}
     assert [name for name, d in verdicts.items() if d["flagged"]] == ["Sim-Agent-3"], result
     weak = verdicts["Sim-Agent-3"]

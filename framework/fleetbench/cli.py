@@ -474,13 +474,18 @@ def cmd_export(args: Sequence[str]) -> int:
 
 def _report_html(cfg: DictConfig, common: NamingSpec) -> int:
     """`report.format=html`: one self-contained file at `report.output`."""
+    from omegaconf import OmegaConf
+
+    from fleetbench.config.outputs import DriftConf, check_drift
     from fleetbench.report.html import html_report
 
     if not common.report.output:
         raise UserError("report.output: report.format=html writes a file; give its path (report.output=report.html)")
+    drift: DriftConf = OmegaConf.to_object(cfg.drift)  # type: ignore[assignment]
+    check_drift(drift)
     suite, rows_filter = _results_filter(cfg, common)
     with _storage(common) as storage:
-        text = html_report(storage, suite, rows_filter)
+        text = html_report(storage, suite, rows_filter, drift.alpha, drift.min_units)
     _write_output("report.output", common.report.output, text)
     return 0
 

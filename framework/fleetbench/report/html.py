@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetbench.interfaces import Storage, Suite
-from fleetbench.report.drift import DeploymentDrift, audit
+from fleetbench.report.drift import DEFAULT_ALPHA, DEFAULT_MIN_UNITS, DeploymentDrift, audit
 from fleetbench.types import ReportFilter
 
 Z95 = 0.05
@@ -234,11 +234,18 @@ figure svg { max-width: 100%; height: auto; }
 """
 
 
-def html_report(storage: Storage, suite: Suite, filter: ReportFilter, now: float | None = None) -> str:
-    """The whole report as one HTML document."""
+def html_report(
+    storage: Storage,
+    suite: Suite,
+    filter: ReportFilter,
+    alpha: float = DEFAULT_ALPHA,
+    min_units: int = DEFAULT_MIN_UNITS,
+    now: float | None = None,
+) -> str:
+    """The whole report as one HTML document (the drift audit with `alpha` and `min_units`)."""
     models = [r for r in storage.aggregate(["base_model"], filter) if r["total"]]
     shares = storage.deployment_shares(filter)
-    drifts = audit(storage, filter, suite.factor_names()).deployments
+    drifts = audit(storage, filter, suite.factor_names(), alpha, min_units).deployments
     stats = deployment_stats(storage.export_calls(filter), shares, drifts)
     success = _rates(models, lambda r: str(r["base_model"]))
     figures = [("Success by model", _bar_plot("Success by model", success))] if models else []

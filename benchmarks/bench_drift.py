@@ -12,8 +12,8 @@ runs with any deployment flagged (family-wise false-positive rate, with its 95% 
 honest deployments flagged, the share of honest pairwise tests significant, and the detection rate of the drifted
 runs.
 
-Run: `python benchmarks/bench_drift.py [--seeds 100] [--instances 10]` (each run: optimal prompts, easy, four tool
-success rates, five task types = 20 cells).
+Run: `python benchmarks/bench_drift.py [--seeds 100] [--instances 40] [--every 10]` (each run: optimal prompts, easy,
+four tool success rates, five task types = 20 cells; the figures so far are printed every `--every` seeds).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def _wilson(hits: int, total: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--instances", type=int, default=10)
+    parser.add_argument("--instances", type=int, default=40)
+    parser.add_argument("--every", type=int, default=10, help="print the running figures every N seeds")
     args = parser.parse_args()
     runs_flagged = deployments_flagged = deployments = pairs_significant = pairs = detected = 0
     started = time.perf_counter()
@@ -75,13 +76,16 @@ def main() -> None:
             pairs += len(honest.pairs)
             drifted = _audit(Path(scratch) / f"drifted_{seed}.db", seed, args.instances, WEAK)
             detected += [d.deployment for d in drifted.flagged] == ["Sim-Agent-3"]
-    units = 20 * args.instances
-    print(f"drift audit over {args.seeds} seeds, {units} units per run (3 deployments), alpha 0.01 (Holm), "
-          f"{time.perf_counter() - started:.0f} s")  # fmt: skip
-    print(f"honest runs with any deployment flagged (false positives): {_wilson(runs_flagged, args.seeds)}")
-    print(f"honest deployments flagged: {_wilson(deployments_flagged, deployments)}")
-    print(f"honest pairwise tests significant: {_wilson(pairs_significant, pairs)}")
-    print(f"drifted runs where exactly the weak deployment is flagged (power): {_wilson(detected, args.seeds)}")
+            done = seed + 1
+            if done % args.every and done != args.seeds:
+                continue
+            print(f"drift audit over {done} seeds, {20 * args.instances} units per run (3 deployments), alpha 0.01 "
+                  f"(Holm), {time.perf_counter() - started:.0f} s")  # fmt: skip
+            print(f"honest runs with any deployment flagged (false positives): {_wilson(runs_flagged, done)}")
+            print(f"honest deployments flagged: {_wilson(deployments_flagged, deployments)}")
+            print(f"honest pairwise tests significant: {_wilson(pairs_significant, pairs)}")
+            print(f"drifted runs where exactly the weak deployment is flagged (power): {_wilson(detected, done)}")
+            print(flush=True)
 
 
 if __name__ == "__main__":

@@ -202,3 +202,21 @@ def test_master_json_refuses_a_suite_without_the_workflow_factors(filled: Filled
     assert process.returncode == 2
     assert process.stderr.strip().splitlines()[0].startswith("error: export.format=master_json: the suite lacks")
     assert list(out.iterdir()) == []
+
+
+def test_inspect_logs_of_the_jsonl_suite_carry_its_prompt_and_answer(tmp_path: Path) -> None:
+    from inspect_ai.log import read_eval_log
+
+    assert cli(tmp_path, "run", "run.instances=2", "run.progress=off").returncode == 0
+    out = tmp_path / "logs"
+    out.mkdir()
+    process = cli(tmp_path, "export", "export.format=inspect", f"export.output={out}")
+    assert process.returncode == 0, process.stderr
+    (path,) = out.glob("*.eval")
+    log = read_eval_log(str(path))
+    assert log.samples is not None and len(log.samples) == 10
+    for sample in log.samples:
+        assert [m.role for m in sample.messages] == ["system", "user", "assistant"]
+        assert sample.input == sample.messages[1].text
+        assert sample.scores is not None and sample.scores["outcome"].value in ("C", "I")
+        assert sample.metadata["metrics"]["correct"] == (1.0 if sample.scores["outcome"].value == "C" else 0.0)

@@ -92,7 +92,7 @@ COMMAND_HELP: dict[str, CommandHelp] = {
         "Writes into the existing directory DIR: csv|json|markdown (report.csv/.json/.md, the report's table with "
         "its column names), parquet (units.parquet and calls.parquet), master_json (master_database.json, the "
         "original WorkflowBench layout), csv50 (test_results_complete.csv, its 50-column CSV) or inspect (one "
-        "Inspect AI .eval log per base model, for `inspect view`). Each file is written whole or not at all; "
+        "Inspect AI log per base model (JSON), for `inspect view`). Each file is written whole or not at all; "
         "units are selected as by report (report.models, report.run_id, report.label, report.by for the tables).",
     ),
 }

@@ -152,7 +152,7 @@ def test_table_exports_use_the_report_tables_column_names(filled: Filled) -> Non
 def test_inspect_logs_read_back_with_inspect_ais_own_reader(filled: Filled) -> None:
     from inspect_ai.log import read_eval_log
 
-    (path,) = sorted(filled.export("inspect").glob("*.eval"))
+    (path,) = sorted(filled.export("inspect").glob("*.json"))
     log = read_eval_log(str(path))
     assert log.status == "success"
     assert log.eval.model == "fleetbench/Sim-Agent"
@@ -212,7 +212,7 @@ def test_inspect_logs_of_the_jsonl_suite_carry_its_prompt_and_answer(tmp_path: P
     out.mkdir()
     process = cli(tmp_path, "export", "export.format=inspect", f"export.output={out}")
     assert process.returncode == 0, process.stderr
-    (path,) = out.glob("*.eval")
+    (path,) = out.glob("*.json")
     log = read_eval_log(str(path))
     assert log.samples is not None and len(log.samples) == 10
     for sample in log.samples:

@@ -1,5 +1,5 @@
 """Transcripts as Inspect AI eval logs (`inspect view --log-dir DIR` opens them; `inspect_ai.log.read_eval_log`
-reads them): one log per base model, one sample per completed unit.
+reads them): one JSON log per base model, one sample per completed unit.
 
 A sample's id is the unit key; its messages are the suite's `transcript_messages`; its score `outcome` is `C`
 (full success), `P` (partial) or `I` (failure), Inspect's own convention; its metadata holds the cell factors, the
@@ -92,15 +92,17 @@ def _log(suite: Suite, base_model: str, samples: list[Any], created: str) -> Any
 
 
 def file_name(created: str, suite: str, base_model: str) -> str:
-    """`<created>_<suite>_<model>.eval`, Inspect's own naming (its log listing sorts by the leading time)."""
+    """`<created>_<suite>_<model>.json`, Inspect's own naming (its log listing sorts by the leading time)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", base_model)
-    return f"{created.replace(':', '-')}_{suite}_{safe}.eval"
+    return f"{created.replace(':', '-')}_{suite}_{safe}.json"
 
 
 def write_logs(
     suite: Suite, rows: Iterable[tuple[dict[str, Any], Mapping[str, Any]]], folder: Path, factors: Sequence[str]
 ) -> list[Path]:
-    """One `.eval` log per base model of the rows (which come ordered by base model)."""
+    """One log per base model of the rows (which come ordered by base model), in Inspect's JSON log format: it
+    reads and views like `.eval`, and Inspect writes it far faster (no zip entry per sample; the export's time is
+    printed by benchmarks/bench_exports.py)."""
     _require()
     from inspect_ai.log import write_eval_log
 
@@ -113,10 +115,10 @@ def write_logs(
         if current is not None and samples:
             target = folder / file_name(created, suite.name, current)
             with staged(target) as temporary:
-                # Inspect picks the format by extension; the staged name must keep `.eval`.
-                named = temporary.with_name(temporary.name + ".eval")
+                # Inspect checks the extension; the staged name must keep `.json`.
+                named = temporary.with_name(temporary.name + ".json")
                 try:
-                    write_eval_log(_log(suite, current, samples, created), str(named), format="eval")
+                    write_eval_log(_log(suite, current, samples, created), str(named), format="json")
                     named.replace(temporary)
                 finally:
                     named.unlink(missing_ok=True)

@@ -220,3 +220,32 @@ def test_inspect_logs_of_the_jsonl_suite_carry_its_prompt_and_answer(tmp_path: P
         assert sample.input == sample.messages[1].text
         assert sample.scores is not None and sample.scores["outcome"].value in ("C", "I")
         assert sample.metadata["metrics"]["correct"] == (1.0 if sample.scores["outcome"].value == "C" else 0.0)
+
+
+def test_a_models_inspect_logs_are_split_every_samples_per_log_units(
+    filled: Filled, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inspect_ai.log import read_eval_log
+
+    from fleetbench import registry
+    from fleetbench.config import compose_config, resolve_common
+    from fleetbench.report.exports import export, inspect_log
+    from fleetbench.types import ReportFilter
+
+    monkeypatch.setattr(inspect_log, "SAMPLES_PER_LOG", 7)
+    cfg = compose_config([*WORKFLOW, f"storage.url={filled.url}"])
+    common = resolve_common(cfg)
+    suite = registry.load("suites", cfg.suite, "suite").create()
+    storage = common.storage.create(naming=common.naming)
+    out = filled.folder / "parts"
+    out.mkdir(exist_ok=True)
+    try:
+        paths = export("inspect", out, storage, suite, ReportFilter(suite.name))
+    finally:
+        storage.close()
+    done = _done(filled.units)
+    assert len(paths) == -(-len(done) // 7)
+    assert paths[1].name.endswith("_Sim-Agent_part2.json")
+    logs = [read_eval_log(str(path)) for path in paths]
+    assert all(log.samples is not None and len(log.samples) <= 7 for log in logs)
+    assert sorted(str(s.id) for log in logs for s in log.samples or ()) == sorted(u["unit_key"] for u in done)

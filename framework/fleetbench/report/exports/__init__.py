@@ -6,7 +6,7 @@
 | parquet | `units.parquet` (one row per unit) and `calls.parquet` (one row per LLM call) |
 | master_json | `master_database.json`: the original WorkflowBench's hierarchy (reference §5.1) |
 | csv50 | `test_results_complete.csv`: the original's 50-column CSV (reference §8) |
-| inspect | `<time>_<suite>_<model>.json`: Inspect AI eval logs, one per base model |
+| inspect | `<time>_<suite>_<model>[_partN].json`: Inspect AI eval logs, one per base model and 5,000 units |
 """
 
 from __future__ import annotations

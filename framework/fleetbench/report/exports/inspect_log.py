@@ -4,7 +4,8 @@ reads them): one JSON log per base model, one sample per completed unit.
 A sample's id is the unit key; its messages are the suite's `transcript_messages`; its score `outcome` is `C`
 (full success), `P` (partial) or `I` (failure), Inspect's own convention; its metadata holds the cell factors, the
 deployment that ran it, the seed and every metric. Units not done (infrastructure errors) are left out: they hold no
-result. Each log is built in memory before it is written (Inspect writes a log whole).
+result. Inspect builds and writes a log whole, so a model with more than `SAMPLES_PER_LOG` completed units gets
+several logs (`_part2`, ...), which `inspect view` lists side by side.
 """
 
 from __future__ import annotations
@@ -91,45 +92,55 @@ def _log(suite: Suite, base_model: str, samples: list[Any], created: str) -> Any
     )
 
 
-def file_name(created: str, suite: str, base_model: str) -> str:
-    """`<created>_<suite>_<model>.json`, Inspect's own naming (its log listing sorts by the leading time)."""
+SAMPLES_PER_LOG = 5_000
+"""A model with more completed units gets several logs (`..._part2.json`, ...): Inspect builds a log whole in
+memory, so this bounds the export's memory whatever the number of units."""
+
+
+def file_name(created: str, suite: str, base_model: str, part: int = 1) -> str:
+    """`<created>_<suite>_<model>[_partN].json`, Inspect's own naming (its log listing sorts by the leading time)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", base_model)
-    return f"{created.replace(':', '-')}_{suite}_{safe}.json"
+    suffix = "" if part == 1 else f"_part{part}"
+    return f"{created.replace(':', '-')}_{suite}_{safe}{suffix}.json"
 
 
 def write_logs(
     suite: Suite, rows: Iterable[tuple[dict[str, Any], Mapping[str, Any]]], folder: Path, factors: Sequence[str]
 ) -> list[Path]:
-    """One log per base model of the rows (which come ordered by base model), in Inspect's JSON log format: it
-    reads and views like `.eval`, and Inspect writes it far faster (no zip entry per sample; the export's time is
-    printed by benchmarks/bench_exports.py)."""
+    """One log per base model of the rows (which come ordered by base model), or one per `SAMPLES_PER_LOG` of its
+    units, in Inspect's JSON log format: it reads and views like `.eval`, and Inspect writes it far faster (no zip
+    entry per sample; the export's time is printed by benchmarks/bench_exports.py)."""
     _require()
     from inspect_ai.log import write_eval_log
 
     created = datetime.now(UTC).replace(microsecond=0).isoformat()
     written: list[Path] = []
+
+    def flush(model: str, samples: list[Any], part: int) -> None:
+        target = folder / file_name(created, suite.name, model, part)
+        with staged(target) as temporary:
+            # Inspect checks the extension; the staged name must keep `.json`.
+            named = temporary.with_name(temporary.name + ".json")
+            try:
+                write_eval_log(_log(suite, model, samples, created), str(named), format="json")
+                named.replace(temporary)
+            finally:
+                named.unlink(missing_ok=True)
+        written.append(target)
+
     current: str | None = None
     samples: list[Any] = []
-
-    def flush() -> None:
-        if current is not None and samples:
-            target = folder / file_name(created, suite.name, current)
-            with staged(target) as temporary:
-                # Inspect checks the extension; the staged name must keep `.json`.
-                named = temporary.with_name(temporary.name + ".json")
-                try:
-                    write_eval_log(_log(suite, current, samples, created), str(named), format="json")
-                    named.replace(temporary)
-                finally:
-                    named.unlink(missing_ok=True)
-            written.append(target)
-
+    part = 1
     for row, transcript in rows:
         if row["outcome"] not in OUTCOME_SCORE:
             continue
-        if row["base_model"] != current:
-            flush()
-            current, samples = str(row["base_model"]), []
+        model = str(row["base_model"])
+        if current is not None and (model != current or len(samples) == SAMPLES_PER_LOG):
+            flush(current, samples, part)
+            part = part + 1 if model == current else 1
+            samples = []
+        current = model
         samples.append(_sample(suite, row, transcript, factors))
-    flush()
+    if current is not None and samples:
+        flush(current, samples, part)
     return written

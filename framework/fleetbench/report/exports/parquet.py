@@ -16,7 +16,7 @@ from fleetbench.report.exports.files import staged
 if TYPE_CHECKING:
     import pyarrow as pa
 
-BATCH_ROWS = 50_000
+BATCH_ROWS = 10_000
 
 _UNIT_TYPES = {
     "unit_key": "string", "suite": "string", "base_model": "string", "instance_index": "int64", "seed": "int64",

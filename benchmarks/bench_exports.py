@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -97,16 +97,18 @@ def fill(db: Path, units: int) -> None:
 
 
 def timed(folder: Path, *args: str) -> None:
+    """Run one command; print its wall time and its own peak RSS (from `wait4`, not the children's maximum)."""
     command = [sys.executable, "-m", "fleetbench.entry", *args]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    process = subprocess.run(command, cwd=folder, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {process.stderr.strip().splitlines()[-1]}")
-    rss = f"peak RSS {peak / 1024:.0f} MB" if peak > before else "peak RSS not above an earlier command's"
-    print(f"fleetbench {' '.join(a for a in args if not a.startswith('storage.'))}: {elapsed:.2f} s ({rss})")
+    with tempfile.TemporaryFile("w+") as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(args)} failed: {errors.read().strip().splitlines()[-1]}")
+    print(f"fleetbench {' '.join(args)}: {elapsed:.2f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MB")
 
 
 def main() -> None:
@@ -122,9 +124,15 @@ def main() -> None:
             timed(folder, "export", *common, f"export.format={fmt}", "export.output=out")
         timed(folder, "drift", *common)
         timed(folder, "report", *common, "report.format=html", "report.output=report.html")
-        sizes = {path.name: path.stat().st_size for path in (folder / "out").iterdir()}
-        sizes["report.html"] = (folder / "report.html").stat().st_size
-        print("sizes: " + ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sorted(sizes.items())))
+        logs = [p for p in sorted((folder / "out").glob("*.json")) if p.name != "master_database.json"]
+        print(
+            f"inspect: {len(logs)} logs, {sum(p.stat().st_size for p in logs) / 1e6:.1f} MB; "
+            + ", ".join(
+                f"{name} {(folder / 'out' / name).stat().st_size / 1e6:.1f} MB"
+                for name in ("units.parquet", "calls.parquet", "master_database.json", "test_results_complete.csv")
+            )
+            + f", report.html {(folder / 'report.html').stat().st_size / 1e6:.1f} MB"
+        )
 
 
 if __name__ == "__main__":

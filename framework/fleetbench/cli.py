@@ -1,4 +1,4 @@
-"""The `fleetbench` command: run | report | runs | plugins | names | show | serve.
+"""The `fleetbench` command: run | report | runs | plugins | names | show | serve | drift | export.
 
 `run` goes through Hydra's app entry (so `-m` sweeps and launchers work); every other command composes the same
 configuration with Hydra's compose API. Before any job starts, literal secrets are moved out of the overrides, every
@@ -291,6 +291,8 @@ def cmd_report(args: Sequence[str]) -> int:
     """Aggregate stored units per base model (and `report.by` factors), with deployment shares beneath."""
     cfg = compose_config(_overrides(args))
     common = resolve_common(cfg)
+    if common.report.format == "html":
+        return _report_html(cfg, common)
     suite = registry.load("suites", cfg.suite, "suite").create()
     with _storage(common) as storage:
         unknown = [f for f in common.report.by if f not in suite.factor_names()]
@@ -428,6 +430,95 @@ def cmd_plugins(args: Sequence[str]) -> int:
     return 1 if broken else 0
 
 
+# --- drift / export / html report (reading stored results beyond the report table) ----------------------------------
+
+
+def _results_filter(cfg: DictConfig, common: NamingSpec) -> tuple[Suite, ReportFilter]:
+    """The configured suite and the units `report.*` selects (the same selection `fleetbench report` uses)."""
+    suite: Suite = registry.load("suites", cfg.suite, "suite").create()
+    models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
+    return suite, ReportFilter(suite.name, models, common.report.run_id, run_label=common.report.label)
+
+
+def _write_output(key: str, path: str, text: str) -> None:
+    """Write a command's output file whole (a temporary file renamed), or fail with one line naming the key."""
+    from fleetbench.report.exports.files import write_text
+
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise UserError(f"{key}: cannot write {path!r}: directory {str(folder)!r} does not exist")
+    try:
+        write_text(Path(path), text)
+    except OSError as exc:
+        raise UserError(f"{key}: cannot write {path!r}: {exc.strerror}") from None
+
+
+def cmd_drift(args: Sequence[str]) -> int:
+    """The deployment drift audit: per base model, do its deployments behave alike over the same cells?"""
+    from omegaconf import OmegaConf
+
+    from fleetbench.config.outputs import DriftConf, check_drift
+    from fleetbench.report.drift import audit
+    from fleetbench.report.drift_view import render_drift
+
+    cfg = compose_config(_overrides(args))
+    common = resolve_common(cfg)
+    drift: DriftConf = OmegaConf.to_object(cfg.drift)  # type: ignore[assignment]
+    check_drift(drift)
+    suite, rows_filter = _results_filter(cfg, common)
+    with _storage(common) as storage:
+        result = audit(storage, rows_filter, suite.factor_names(), drift.alpha, drift.min_units)
+    if drift.output:
+        buffer = io.StringIO()
+        text = render_drift(result, drift.format, Console(file=buffer, width=200, color_system=None, soft_wrap=True))
+        _write_output("drift.output", drift.output, buffer.getvalue() if text is None else text)
+    else:
+        sys.stdout.write(render_drift(result, drift.format, console) or "")
+    return 0
+
+
+def cmd_export(args: Sequence[str]) -> int:
+    """Write stored results in another format (export.format) into an existing directory (export.output)."""
+    from omegaconf import OmegaConf
+
+    from fleetbench.config.outputs import ExportConf, check_export
+    from fleetbench.report.exports import export
+    from fleetbench.report.exports.files import output_dir
+
+    cfg = compose_config(_overrides(args))
+    common = resolve_common(cfg)
+    settings: ExportConf = OmegaConf.to_object(cfg.export)  # type: ignore[assignment]
+    check_export(settings)
+    assert settings.format is not None and settings.output is not None  # check_export refused them missing
+    folder = output_dir(settings.output, "export.output")
+    suite, rows_filter = _results_filter(cfg, common)
+    with _storage(common) as storage:
+        written = export(settings.format, folder, storage, suite, rows_filter, common.report.by)
+    for path in written:
+        console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    if not written:
+        _error(f"export: no stored units of suite {suite.name!r} to write")
+    return 0
+
+
+def _report_html(cfg: DictConfig, common: NamingSpec) -> int:
+    """`report.format=html`: one self-contained file at `report.output`."""
+    from omegaconf import OmegaConf
+
+    from fleetbench.config.outputs import DriftConf, check_drift
+    from fleetbench.report.html import html_report
+
+    if not common.report.output:
+        raise UserError("report.output: report.format=html writes a file; give its path (report.output=report.html)")
+    drift: DriftConf = OmegaConf.to_object(cfg.drift)  # type: ignore[assignment]
+    check_drift(drift)
+    suite, rows_filter = _results_filter(cfg, common)
+    with _storage(common) as storage:
+        text = html_report(storage, suite, rows_filter, drift.alpha, drift.min_units)
+    _write_output("report.output", common.report.output, text)
+    return 0
+
+
 # --- serve -----------------------------------------------------------------------------------------------------------
 
 
@@ -461,6 +552,8 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "runs": cmd_runs,
     "show": cmd_show,
     "serve": cmd_serve,
+    "drift": cmd_drift,
+    "export": cmd_export,
 }
 
 

@@ -30,8 +30,10 @@ COMMAND_HELP: dict[str, CommandHelp] = {
         "aggregate stored results per base model, with each deployment's share beneath",
         "Aggregates the stored units of the configured suite by SQL: per base model (and any report.by factors) the "
         "units, outcomes, success rate and the suite's headline metrics, with each deployment's share of units and "
-        "calls beneath its base model. report.format=table|markdown|csv|json, report.output=FILE, "
-        "report.models=[...], report.run_id=..., report.label=....",
+        "calls beneath its base model. report.format=table|markdown|csv|json|html, report.output=FILE, "
+        "report.models=[...], report.run_id=..., report.label=.... html writes one self-contained file "
+        "(report.output required) with plots of success by model and by each factor, Wilson intervals drawn, and a "
+        "per-deployment panel: units, calls, latency percentiles, 429 and error shares, drift flags.",
     ),
     "runs": CommandHelp(
         "fleetbench runs [OVERRIDES]",
@@ -75,6 +77,25 @@ COMMAND_HELP: dict[str, CommandHelp] = {
         "hang, empty, malformed_json, truncated} (probabilities per request) and reject_keys (401). --log FILE "
         "appends one JSON line per request: deployment, key fingerprint (never the key), times, status, fault. "
         "--print-env prints the environment that points the catalog's real-model entries at the server, then exits.",
+    ),
+    "drift": CommandHelp(
+        "fleetbench drift [OVERRIDES]",
+        "audit each base model's deployments: does any behave like a different model?",
+        "Compares, per base model, the outcomes of every pair of its deployments over the cells both ran: a "
+        "Cochran-Mantel-Haenszel test of full success stratified by cell, Holm-adjusted over every pair. A "
+        "deployment that differs significantly from more than half of its siblings is flagged (with two "
+        "deployments, both), with its full-success rate, its siblings', the Mantel-Haenszel rate difference and odds "
+        "ratio and the adjusted p-value. drift.alpha=0.01, drift.min_units=20, drift.format=table|json, "
+        "drift.output=FILE; units are selected as by report (report.models, report.run_id, report.label).",
+    ),
+    "export": CommandHelp(
+        "fleetbench export export.format=FORMAT export.output=DIR [OVERRIDES]",
+        "write stored results as CSV/JSON/Markdown tables, Parquet, the original's layouts or Inspect logs",
+        "Writes into the existing directory DIR: csv|json|markdown (report.csv/.json/.md, the report's table with "
+        "its column names), parquet (units.parquet and calls.parquet), master_json (master_database.json, the "
+        "original WorkflowBench layout), csv50 (test_results_complete.csv, its 50-column CSV) or inspect (one "
+        "Inspect AI log per base model (JSON), for `inspect view`). Each file is written whole or not at all; "
+        "units are selected as by report (report.models, report.run_id, report.label, report.by for the tables).",
     ),
 }
 

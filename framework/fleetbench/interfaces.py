@@ -184,6 +184,21 @@ class Suite(Plugin):
 
         return json.dumps(transcript, indent=2, ensure_ascii=False, default=str)
 
+    def transcript_messages(self, transcript: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """A stored transcript as a chat, (role, text) pairs with roles system / user / assistant, for exports in
+        other tools' formats (`fleetbench export export.format=inspect`).
+
+        The default reads a transcript's `messages` (dicts with role and content) followed by its `answer`, as the
+        `jsonl` suite stores them; any other transcript becomes one user message holding `render_transcript`.
+        """
+        messages = transcript.get("messages")
+        if not isinstance(messages, list):
+            return [("user", self.render_transcript(transcript))]
+        chat = [(str(m.get("role", "user")), str(m.get("content", ""))) for m in messages if isinstance(m, Mapping)]
+        if transcript.get("answer") is not None:
+            chat.append(("assistant", str(transcript["answer"])))
+        return chat
+
 
 class UnitSource(abc.ABC):
     """One base model's missing units, streamed in plan order (a plan of millions is never held in memory).
@@ -325,6 +340,18 @@ class Storage(Plugin):
     @abc.abstractmethod
     def export_rows(self, filter: ReportFilter) -> Iterable[dict[str, Any]]:
         """Every stored unit as a flat row (identity, outcome, metrics), for CSV/Parquet export."""
+
+    @abc.abstractmethod
+    def export_calls(self, filter: ReportFilter) -> Iterable[dict[str, Any]]:
+        """Every recorded call of the filtered units (and of the filtered runs, when the filter names runs), streamed
+        in the order they were recorded: the `calls` columns (unit_key, run_id, lane_id, deployment, credential_id,
+        attempt, started_at, latency_s, status, prompt_tokens, completion_tokens, http_status, error, cost_usd) and
+        the unit's `base_model`."""
+
+    @abc.abstractmethod
+    def export_transcripts(self, filter: ReportFilter) -> Iterable[tuple[dict[str, Any], Mapping[str, Any]]]:
+        """(flat unit row as `export_rows` gives it, transcript) for every filtered unit that has a transcript,
+        streamed in `export_rows` order."""
 
     def close(self) -> None:
         """Release connections."""

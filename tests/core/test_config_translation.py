@@ -79,8 +79,8 @@ def test_a_post_init_refusal_names_the_field_when_its_message_starts_with_one(le
         ),
         (
             ["nonsense.x=1"],
-            "nonsense: no such key; valid keys: models, naming, providers, report, run, scheduler, sharding, "
-            "storage, suite",
+            "nonsense: no such key; valid keys: drift, export, models, naming, providers, report, run, scheduler, "
+            "sharding, storage, suite",
         ),
         (
             ["storage.urll=x"],

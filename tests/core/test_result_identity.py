@@ -28,6 +28,8 @@ PLUGIN_OPTIONS: dict[tuple[str, str, str], dict[str, bool]] = {
         "retry_after_s": NEUTRAL, "hang_rate": NEUTRAL, "empty_rate": NEUTRAL, "max_in_flight": NEUTRAL,
         "refuse_connections": NEUTRAL, "auth_failure": NEUTRAL, "auth_failure_keys": NEUTRAL, "not_found": NEUTRAL,
         "outage": NEUTRAL, "outage_after": NEUTRAL, "outage_requests": NEUTRAL,
+        # The drift audit's test fixture: a deployment serving another profile must not change any unit key.
+        "profile": NEUTRAL,
     },
     ("providers", "litellm", "Options"): {"protocol_headers": NEUTRAL, "drop_params": RESULT},
     ("providers", "litellm", "ModelParams"): {

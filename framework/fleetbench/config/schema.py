@@ -14,6 +14,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from fleetbench.config.outputs import DriftConf, ExportConf
 from fleetbench.interfaces import option
 
 SCHEMA_NAME = "fleetbench_schema"
@@ -137,6 +138,9 @@ class FleetbenchConf:
     run: RunConf = field(default_factory=RunConf)
     scheduler: SchedulerConf = field(default_factory=SchedulerConf)
     report: ReportConf = field(default_factory=ReportConf)
+    # `fleetbench drift` and `fleetbench export` (config/outputs.py).
+    drift: DriftConf = field(default_factory=DriftConf)
+    export: ExportConf = field(default_factory=ExportConf)
     models: dict[str, ModelConf] = field(default_factory=dict)
     # Plugin sections: each is typed by the schema of the plugin its config group selected (see config/groups.py).
     providers: dict[str, Any] = field(default_factory=dict)

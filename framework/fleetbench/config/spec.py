@@ -24,7 +24,7 @@ from fleetbench.secrets import redact
 from fleetbench.types import Catalog, Lane, ModelSpec
 
 PROGRESS_MODES = ("auto", "rich", "plain", "off")
-REPORT_FORMATS = ("table", "markdown", "csv", "json")
+REPORT_FORMATS = ("table", "markdown", "csv", "json", "html")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -73,6 +73,11 @@ def _columns(report: Report) -> list[str]:
     ]
 
 
+def table_columns(report: Report) -> list[str]:
+    """The column names of the report's table (exports use exactly these)."""
+    return _columns(report)
+
+
 def _cells(report: Report, row: dict[str, Any], calls: int | None) -> list[str]:
     total = int(row["total"])
     return [

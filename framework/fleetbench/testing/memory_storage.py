@@ -173,6 +173,18 @@ class MemoryStorage(Storage):
         rows = sorted(self._selected(filter), key=lambda row: (row.base_model, row.result.key))
         return [row.flat() for row in rows]
 
+    def export_calls(self, filter: ReportFilter) -> Iterable[dict[str, Any]]:
+        units = {row.result.key for row in self._selected(dataclasses.replace(filter, run_id=None, run_label=None))}
+        return [
+            {**_call_row(call), "base_model": base}
+            for call, base in self._calls
+            if call.unit_key in units and self._run_matches(call.run_id, filter)
+        ]
+
+    def export_transcripts(self, filter: ReportFilter) -> Iterable[tuple[dict[str, Any], Mapping[str, Any]]]:
+        rows = sorted(self._selected(filter), key=lambda row: (row.base_model, row.result.key))
+        return [(row.flat(), _transcript(row)) for row in rows if row.result.episode.transcript is not None]
+
     def _selected(self, filter: ReportFilter) -> list[_Row]:
         models = {self._naming.base_name(m) for m in filter.base_models}
         return [
@@ -188,6 +200,14 @@ class MemoryStorage(Storage):
         if filter.run_id is not None and run_id != filter.run_id:
             return False
         return filter.run_label is None or self._runs.get(run_id, {}).get("label") == filter.run_label
+
+
+def _call_row(call: CallRecord) -> dict[str, Any]:
+    names = (
+        "unit_key", "run_id", "lane_id", "deployment", "credential_id", "attempt", "started_at", "latency_s",
+        "prompt_tokens", "completion_tokens", "http_status", "error", "cost_usd",
+    )  # fmt: skip
+    return {**{name: getattr(call, name) for name in names}, "status": call.status.value}
 
 
 def _transcript(row: _Row) -> dict[str, Any]:

@@ -136,3 +136,9 @@ def test_fault_rates_adding_up_to_more_than_one_are_refused() -> None:
         validate_options(SimulatedDeploymentParams, {"hang_rate": 0.6, "empty_rate": 0.6}, "params", "simulated")
     with pytest.raises(ConfigError, match=r"outage.*choices"):
         validate_options(SimulatedDeploymentParams, {"outage": "melted"}, "params", "simulated")
+
+
+def test_a_deployment_profile_must_be_one_a_player_knows() -> None:
+    with pytest.raises(ConfigError, match=r"profile: 'genius' is not a profile; choices: .*strong.*weak"):
+        validate_options(SimulatedDeploymentParams, {"profile": "genius"}, "params", "simulated")
+    assert validate_options(SimulatedDeploymentParams, {"profile": "weak"}, "params", "simulated").profile == "weak"

@@ -256,6 +256,30 @@ class StorageContract:
         assert (first["level"], first["score"], first["tokens"]) == ("low", 1.0, 10.0)
         assert by_key[units[-1].key]["outcome"] == "infra_error"
 
+    def test_export_calls_hold_every_call_of_the_filtered_units_with_their_base_model(self, storage: Storage) -> None:
+        units = kit_units() + kit_units(OTHER, scope=OTHER_SCOPE)
+        ready(storage, run_record(), run_record(LATER_RUN, 2000.0))
+        storage.write([result(u, deployment=u.cell.base_model) for u in units], [])
+        sent = [call(units[0], MODEL), call(units[0], MODEL, attempt=2), call(units[1], f"{MODEL}-2", run_id=LATER_RUN)]
+        storage.write([], [*sent, call(units[-1], OTHER)])
+        rows = list(storage.export_calls(ReportFilter(SUITE, base_models=(MODEL,))))
+        assert [(r["unit_key"], r["deployment"], r["attempt"], r["status"]) for r in rows] == [
+            (c.unit_key, c.deployment, c.attempt, c.status.value) for c in sent
+        ], "every call of the model's units, in the order they were recorded"
+        assert {r["base_model"] for r in rows} == {MODEL}
+        assert (rows[0]["latency_s"], rows[0]["prompt_tokens"], rows[0]["run_id"]) == (0.5, 10, RUN)
+        assert len(list(storage.export_calls(ReportFilter(SUITE, run_id=LATER_RUN)))) == 1
+
+    def test_export_transcripts_pair_each_unit_row_with_its_transcript(self, storage: Storage) -> None:
+        units = kit_units()
+        ready(storage)
+        storage.write([result(u, transcript={"said": u.key}) for u in units[:2]] + [result(units[2])], [])
+        pairs = list(storage.export_transcripts(ReportFilter(SUITE)))
+        with_transcript = {row["unit_key"]: transcript for row, transcript in pairs if transcript}
+        assert with_transcript == {u.key: {"said": u.key} for u in units[:2]}
+        row = next(row for row, _ in pairs if row["unit_key"] == units[0].key)
+        assert (row["outcome"], row["base_model"], row["level"], row["score"]) == ("success", MODEL, "low", 1.0)
+
     def test_close_releases_and_the_storage_reopens(self, storage: Storage) -> None:
         unit = kit_units()[0]
         ready(storage)

@@ -6,6 +6,8 @@ do). The provider imports no suite and never reads prompt text to learn its job.
 
 Its replies depend only on the seed, the base model's profile and the conversation, never on the deployment or the
 credential, so a unit gives the same result whichever lane runs it (the unit key does not contain the lane either).
+The one exception is a test fixture: a deployment's `params.profile` makes that deployment answer as another profile,
+a deployment serving the wrong model, which `fleetbench drift` must detect.
 Latency and injected faults are per deployment, so a slow or flaky deployment can be simulated next to healthy ones.
 """
 
@@ -100,6 +102,13 @@ class SimulatedDeploymentParams:
     outage_requests: int | None = option(
         None, affects_result=False, help="how many requests the outage lasts (null: to the end of the run)"
     )
+    # A test fixture for the drift audit (`fleetbench drift`), not a model setting: it makes one deployment serve a
+    # different model, which is exactly the fault the audit exists to find. It must stay out of unit keys (a unit's
+    # key never depends on the lane that ran it), so results stored under an overridden deployment are the drifted
+    # results the audit is meant to see.
+    profile: str | None = option(
+        None, affects_result=False, help="test fixture: this deployment answers with another profile (drift audit)"
+    )
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "jitter_ms", "retry_after_s", "outage_after", "outage_requests"):
@@ -112,6 +121,8 @@ class SimulatedDeploymentParams:
                 raise ValueError(f"{name}: must be within [0, 1], got {getattr(self, name)}")
         if sum(getattr(self, name) for name in RATE_FIELDS) > 1:
             raise ValueError(f"{RATE_FIELDS[0]}: the fault rates ({', '.join(RATE_FIELDS)}) add up to more than 1")
+        if self.profile is not None and self.profile not in known_profiles():
+            raise ValueError(f"profile: {self.profile!r} is not a profile; choices: {choices_text(known_profiles())}")
         if self.max_in_flight is not None and self.max_in_flight < 1:
             raise ValueError(f"max_in_flight: must be at least 1 or null, got {self.max_in_flight}")
 
@@ -205,7 +216,11 @@ class SimulatedProvider(Provider):
         """A lane's deployment params as their dataclass and its model params, once per lane (already validated)."""
         params = self._lane_params.get(lane.lane_id)
         if params is None:
-            params = SimulatedDeploymentParams(**lane.params), {"profile": "strong", **lane.model_params}
+            deployment = SimulatedDeploymentParams(**lane.params)
+            model = {"profile": "strong", **lane.model_params}
+            if deployment.profile is not None:  # the drift fixture: this deployment serves another model
+                model["profile"] = deployment.profile
+            params = deployment, model
             self._lane_params[lane.lane_id] = params
         return params
 

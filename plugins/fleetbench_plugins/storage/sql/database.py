@@ -216,6 +216,19 @@ class SqlDatabase:
         for chunk in self._stream(statement, "exporting units"):
             yield from (queries.flat_row(row._mapping) for row in chunk)
 
+    def export_calls(self, flt: ReportFilter) -> Iterable[dict[str, Any]]:
+        statement = queries.export_calls(queries.call_conditions(flt, self.canonical, self.dialect))
+        for chunk in self._stream(statement, "exporting calls"):
+            yield from (dict(row._mapping) for row in chunk)
+
+    def export_transcripts(self, flt: ReportFilter) -> Iterable[tuple[dict[str, Any], Mapping[str, Any]]]:
+        statement = queries.export_transcripts(unit_conditions(flt, self.canonical, self.dialect))
+        for chunk in self._stream(statement, "exporting transcripts"):
+            for row in chunk:
+                mapping = dict(row._mapping)
+                encoding, data = mapping.pop("transcript_encoding"), mapping.pop("transcript_data")
+                yield queries.flat_row(mapping), decode_transcript(encoding, data)
+
     def _stream(self, statement: Any, action: str) -> Iterator[Sequence[Any]]:
         """Rows of `statement` in chunks, fetched lazily; the connection stays open until the caller is done."""
         engine = self.ready(writable=False)

@@ -173,6 +173,32 @@ def export_rows(conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
     return select(units).where(all_of(conditions)).order_by(units.c.base_model, units.c.unit_key)
 
 
+CALL_EXPORT_COLUMNS = (
+    "unit_key", "run_id", "lane_id", "deployment", "credential_id", "attempt", "started_at", "latency_s", "status",
+    "prompt_tokens", "completion_tokens", "http_status", "error", "cost_usd",
+)  # fmt: skip
+
+
+def export_calls(conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
+    """Every call the conditions select (see `call_conditions`), with its unit's base model, in recording order."""
+    return (
+        select(*(calls.c[name] for name in CALL_EXPORT_COLUMNS), units.c.base_model)
+        .select_from(calls.join(units, calls.c.unit_key == units.c.unit_key))
+        .where(all_of(conditions))
+        .order_by(calls.c.id)
+    )
+
+
+def export_transcripts(conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
+    """Every selected unit that has a transcript, with the stored transcript, in `export_rows` order."""
+    return (
+        select(units, transcripts.c.encoding.label("transcript_encoding"), transcripts.c.data.label("transcript_data"))
+        .join(transcripts, transcripts.c.unit_key == units.c.unit_key)
+        .where(all_of(conditions))
+        .order_by(units.c.base_model, units.c.unit_key)
+    )
+
+
 def flat_row(row: Any) -> dict[str, Any]:
     """A `units` row as one flat dict: identity and outcome columns, then factors, then metrics.
 

@@ -120,6 +120,14 @@ class SqlStorage(Storage):
         metrics; a factor or metric named like a column is prefixed `factor.` / `metric.`."""
         return self._db().export_rows(filter)
 
+    def export_calls(self, filter: ReportFilter) -> Iterable[dict[str, Any]]:
+        """Every call of the filtered units (and runs), streamed by id, with the unit's base model."""
+        return self._db().export_calls(filter)
+
+    def export_transcripts(self, filter: ReportFilter) -> Iterable[tuple[dict[str, Any], Mapping[str, Any]]]:
+        """(flat unit row, transcript) for every filtered unit with a transcript, streamed in export order."""
+        return self._db().export_transcripts(filter)
+
     def close(self) -> None:
         """Dispose of the engine's connections; the storage reconnects if used again."""
         with self._lock:

@@ -45,7 +45,7 @@ from fleetbench_plugins.suites.workflow.scoring import (
 )
 from fleetbench_plugins.suites.workflow.simulator import ToolSimulator
 from fleetbench_plugins.suites.workflow.task_files import open_task_source
-from fleetbench_plugins.suites.workflow.transcript import EpisodeLog, build_transcript, render_text
+from fleetbench_plugins.suites.workflow.transcript import EpisodeLog, build_transcript, chat_messages, render_text
 
 FACTORS = ("prompt_type", "difficulty", "tool_success_rate", "task_type")
 # The original's shorthands (§2): `flawed` = the seven flaw types, `all` = baseline/cot/optimal,
@@ -219,6 +219,10 @@ class WorkflowSuite(Suite):
     def render_transcript(self, transcript: Mapping[str, Any]) -> str:
         """The stored transcript as readable text grouped by turn (what `fleetbench show` prints)."""
         return render_text(transcript)
+
+    def transcript_messages(self, transcript: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The episode as the chat the model saw (Inspect export): prompts, replies, environment feedback."""
+        return chat_messages(transcript)
 
     def metrics(self) -> Sequence[MetricSpec]:
         return WORKFLOW_METRICS

@@ -146,6 +146,18 @@ def render_text(transcript: Mapping[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def chat_messages(transcript: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The episode as the chat the model saw: system and task prompt, then each reply and the environment's
+    feedback to it (tool results, format help) as the next user message."""
+    prompt = transcript.get("prompt", {})
+    chat = [("system", str(prompt.get("system", ""))), ("user", str(prompt.get("user", "")))]
+    for turn in transcript.get("turns", []):
+        chat.append(("assistant", str(turn.get("assistant", ""))))
+        if turn.get("feedback"):
+            chat.append(("user", "\n".join(str(text) for text in turn["feedback"])))
+    return chat
+
+
 def _header(t: Mapping[str, Any]) -> list[str]:
     task, prompt = t.get("task", {}), t.get("prompt", {})
     lines = [

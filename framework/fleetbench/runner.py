@@ -13,6 +13,7 @@ as the first signal when it passes; the run is recorded as `deadline`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -24,14 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetbench import __version__
+from fleetbench.claims import ClaimedUnits, Lease, ListedUnits, orphans, plan_digest
 from fleetbench.config import RunSpec
 from fleetbench.errors import FleetbenchError, Interrupted
-from fleetbench.interfaces import Provider, Storage
+from fleetbench.interfaces import Provider, Storage, UnitSource
 from fleetbench.lane_report import LaneReport, problem_lines
 from fleetbench.lanes import LaneState, Pulse
-from fleetbench.plan import MissingUnits, PlanDiff, diff, model_plan
+from fleetbench.plan import MissingUnits, ModelPlan, diff, model_plan
 from fleetbench.progress import NullProgress, ProgressView
-from fleetbench.report.runs import HEARTBEAT_S
 from fleetbench.schedule import Executor, JudgePool
 from fleetbench.signals import Signals, sync_signals_interrupt
 from fleetbench.types import CallRecord, RunRecord, UnitResult
@@ -120,15 +121,22 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
     try:
         for notice in storage.migrate():
             notify(notice)
-        plan = _diff(spec, storage)
+        plans = _plans(spec)
+        plan = diff(plans, storage)
         summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
         summary.base_model_of.update({lane.deployment: lane.base_model for ls in spec.lanes.values() for lane in ls})
-        storage.begin_run(_run_record(spec, run_id, plan.planned))
+        storage.begin_run(_run_record(spec, run_id, plan.planned, plan_digest(plans)))
+        log.info(
+            "run %s (worker %d, %s:%d): planned %d units, %d already stored, %d missing",
+            run_id, spec.run.worker, socket.gethostname(), os.getpid(), plan.planned, summary.already_stored,
+            plan.missing_count,
+        )  # fmt: skip
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any unit ran; nothing was executed") from None
     started = time.perf_counter()
+    lease = Lease(storage, run_id, spec.run.lease_s, spec.run.claim_batch)
     try:
-        _run_loop(_execute(spec, providers, storage, plan.missing, summary, outlet))
+        _run_loop(_execute(spec, providers, storage, plan.missing, summary, outlet, lease))
     except KeyboardInterrupt:  # a signal outside the execution's own handlers (e.g. while it shuts down)
         summary.status = "interrupted"
     finally:
@@ -139,15 +147,15 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
     return summary
 
 
-def _diff(spec: RunSpec, storage: Storage) -> PlanDiff:
+def _plans(spec: RunSpec) -> list[ModelPlan]:
     plans = []
     for model in spec.models:
         cells = [(cell, spec.suite.instances(cell, spec.run.instances)) for cell in spec.suite.cells(model.name)]
         plans.append(model_plan(model.name, cells, spec.scopes.by_model[model.name], spec.run.seed))
-    return diff(plans, storage)
+    return plans
 
 
-def _run_record(spec: RunSpec, run_id: str, planned: int) -> RunRecord:
+def _run_record(spec: RunSpec, run_id: str, planned: int, plan: str) -> RunRecord:
     return RunRecord(
         run_id,
         time.time(),
@@ -159,6 +167,8 @@ def _run_record(spec: RunSpec, run_id: str, planned: int) -> RunRecord:
         planned,
         os.getpid(),
         spec.scopes.descriptions,
+        worker=spec.run.worker,
+        plan=plan,
     )
 
 
@@ -187,6 +197,7 @@ async def _execute(
     missing: Mapping[str, MissingUnits],
     summary: RunSummary,
     outlet: _Outlet,
+    lease: Lease,
 ) -> None:
     lanes = {lane.lane_id: lane for model in spec.models if model.name in missing for lane in spec.lanes[model.name]}
 
@@ -197,16 +208,28 @@ async def _execute(
     writer = ResultWriter(storage, spec.scheduler.write_batch, on_commit=committed)
     writer.start()
     signals = Signals.install()
-    heartbeat = asyncio.ensure_future(_heartbeat(writer, storage, summary.run_id))
+    heartbeat = asyncio.ensure_future(_heartbeat(writer, storage, lease, spec.run.heartbeat_s))
     pulse = Pulse()
     # One state per lane for the whole run, shared by its workers and by judge requests sent to it.
     states = {lane.lane_id: LaneState.of(lane, spec.scheduler, pulse) for ls in spec.lanes.values() for lane in ls}
-    workers = _workers(spec, providers, missing, summary.run_id, writer, signals.stopping, states)
+    crew = _Crew(spec, providers, summary.run_id, writer, signals.stopping, states, lease)
     stop = _Stop(signals, _Deadline(outlet.deadline, signals.stopping), pulse)
     outlet.progress.start(list(lanes.values()), sum(source.count for source in missing.values()))
     try:
         summary.status = "failed"  # what finish_run records if a worker's exception propagates
-        summary.status = await _supervise(workers, stop, spec.scheduler.drain_timeout_s, outlet.notify)
+        sources: Mapping[str, UnitSource] = missing
+        while True:
+            summary.status = await _supervise(
+                crew.workers(sources), stop, spec.scheduler.drain_timeout_s, outlet.notify
+            )
+            if summary.status != "completed":
+                break
+            # This worker's pass is done; what other workers hold of the plan decides whether it is finished.
+            sources = await _orphan_round(spec, storage, missing, lease, stop)
+            if not sources:
+                break
+        if summary.status == "completed" and signals.stopping.is_set():
+            summary.status = "deadline" if stop.deadline.reached else "interrupted"
     finally:
         stop.deadline.cancel()
         heartbeat.cancel()
@@ -219,30 +242,58 @@ async def _execute(
         signals.remove()  # last: a signal while results are committed must not interrupt the commit
 
 
-def _workers(
-    spec: RunSpec,
-    providers: Mapping[str, Provider],
-    missing: Mapping[str, MissingUnits],
-    run_id: str,
-    writer: ResultWriter,
-    stopping: asyncio.Event,
-    states: Mapping[str, LaneState],
-) -> list[Coroutine[Any, Any, None]]:
-    judge = None
-    if spec.judge is not None:
-        judge_states = [states[lane.lane_id] for lane in spec.lanes[spec.judge.name]]
-        judge = JudgePool(providers[spec.judge.provider], judge_states, spec.judge.generation)
-    workers = []
-    for model in spec.models:
-        if model.name not in missing:
-            continue
-        source = missing[model.name]
-        model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
-        pulse = model_states[0].breaker.pulse
-        work = ModelWork(spec.sharding.dispatch(source, spec.lanes[model.name]), model_states, pulse, stopping)
-        executor = Executor(spec.suite, model, providers[model.provider], spec.scheduler, run_id, judge, work.lanes)
-        workers.extend(lane_workers(executor, work, writer.submit, stopping, source.count))
-    return workers
+async def _orphan_round(
+    spec: RunSpec, storage: Storage, missing: Mapping[str, MissingUnits], lease: Lease, stop: _Stop
+) -> dict[str, UnitSource]:
+    """Units of the plan whose claims expired with their worker, to run now; while other workers still hold live
+    claims, wait for them (they either finish or die and expire). Empty when the plan is done or the run stops."""
+    poll_s = max(0.2, min(2.0, spec.run.lease_s / 10))
+    stopping = stop.signals.stopping
+    while not stopping.is_set():
+        found = {model: orphans(storage, source.plan, lease.run_id, time.time()) for model, source in missing.items()}
+        expired = {model: ListedUnits(o.expired) for model, o in found.items() if o.expired}
+        if expired:
+            log.info("taking over %d units whose claims expired", sum(s.count for s in expired.values()))
+            return dict(expired)
+        live = sum(o.live for o in found.values())
+        if not live:
+            return {}
+        log.info("waiting for %d units other workers hold", live)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), poll_s)
+    return {}
+
+
+@dataclass(frozen=True)
+class _Crew:
+    """Builds the lane workers of one pass over some units (the plan, then orphans of dead workers)."""
+
+    spec: RunSpec
+    providers: Mapping[str, Provider]
+    run_id: str
+    writer: ResultWriter
+    stopping: asyncio.Event
+    states: Mapping[str, LaneState]
+    lease: Lease
+
+    def workers(self, sources: Mapping[str, UnitSource]) -> list[Coroutine[Any, Any, None]]:
+        spec, states = self.spec, self.states
+        judge = None
+        if spec.judge is not None:
+            judge_states = [states[lane.lane_id] for lane in spec.lanes[spec.judge.name]]
+            judge = JudgePool(self.providers[spec.judge.provider], judge_states, spec.judge.generation)
+        workers = []
+        for model in spec.models:
+            if model.name not in sources:
+                continue
+            source = ClaimedUnits(sources[model.name], self.lease)
+            model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
+            pulse = model_states[0].breaker.pulse
+            work = ModelWork(spec.sharding.dispatch(source, spec.lanes[model.name]), model_states, pulse, self.stopping)
+            provider = self.providers[model.provider]
+            executor = Executor(spec.suite, model, provider, spec.scheduler, self.run_id, judge, work.lanes)
+            workers.extend(lane_workers(executor, work, self.writer.submit, self.stopping, source.count))
+        return workers
 
 
 class _Deadline:
@@ -274,13 +325,15 @@ class _Stop:
     pulse: Pulse
 
 
-async def _heartbeat(writer: ResultWriter, storage: Storage, run_id: str) -> None:
+async def _heartbeat(writer: ResultWriter, storage: Storage, lease: Lease, every_s: float) -> None:
+    """Record that the run is alive and renew its claims, every `run.heartbeat_s`."""
     while True:
-        await asyncio.sleep(HEARTBEAT_S)
+        await asyncio.sleep(every_s)
         try:
-            await writer.call(storage.heartbeat, run_id, time.time())
+            await writer.call(storage.heartbeat, lease.run_id, time.time())
+            await writer.call(lease.renew)
         except FleetbenchError as exc:  # a missed heartbeat is not worth stopping the run for; the next may succeed
-            log.warning("heartbeat of run %s not recorded: %s", run_id, exc)
+            log.warning("heartbeat of run %s not recorded: %s", lease.run_id, exc)
 
 
 async def _supervise(workers: list[Coroutine[Any, Any, None]], stop: _Stop, drain_s: float, notify: Notify) -> str:

@@ -19,7 +19,6 @@ from fleetbench.testing.fakes import Fault, ScriptedProvider, TinyOptions, TinyS
 from fleetbench.testing.lanes import make_lane
 from fleetbench.testing.requests import request_of
 from fleetbench.testing.units import make_unit
-from fleetbench.workers import ModelWork, lane_worker
 from fleetbench.types import (
     CallRecord,
     CallStatus,
@@ -34,6 +33,7 @@ from fleetbench.types import (
     Unit,
     UnitResult,
 )
+from fleetbench.workers import ModelWork, lane_worker
 
 REQUEST = request_of([{"role": "user", "content": "alpha-0-0"}], protocol="tiny")
 LANE = make_lane("Model-2", base_model="Model", provider="scripted")

@@ -82,6 +82,17 @@ class RunConf:
     progress: str = "auto"
     judge: str | None = None
     """The model that judges episodes when the suite asks for one (e.g. `suite.classifier=llm`); any spelling."""
+    worker: int = 0
+    """Names this worker among the processes sharing one plan (`-m run.worker=range(8)`): shown in logs, `fleetbench
+    runs` and `fleetbench status`; never part of a unit key, so every worker claims from the same plan."""
+    lease_s: float = 60.0
+    """How long a claim on a unit lasts without renewal: a worker that dies (SIGKILL, lost machine) leaves its units
+    to the others after at most this long."""
+    heartbeat_s: float = 5.0
+    """How often a running worker records that it is alive and renews its claims (at most half of `lease_s`)."""
+    claim_batch: int = 4
+    """Units claimed per transaction: larger batches cost fewer transactions, smaller ones split a plan's tail more
+    evenly among workers."""
 
 
 @dataclass

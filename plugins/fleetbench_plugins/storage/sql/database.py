@@ -12,10 +12,10 @@ from sqlalchemy import Engine, exc, insert, make_url, select, update
 
 from fleetbench.errors import StorageError
 from fleetbench.interfaces import NamingPolicy
-from fleetbench.types import CallRecord, MetricSpec, ReportFilter, RunRecord, UnitResult, UnitScope
+from fleetbench.types import CallRecord, ClaimInfo, MetricSpec, ReportFilter, RunRecord, Unit, UnitResult, UnitScope
 
+from . import claims, queries
 from . import migrate as migrations
-from . import queries
 from .engine import build_engine, display_url, write_transaction
 from .filters import unit_conditions
 from .options import SqlOptions
@@ -133,6 +133,7 @@ class SqlDatabase:
         values = {"status": status, "finished_at": finished_at, "executed_units": executed}
         with self.errors(f"finishing run {run_id!r}"), write_transaction(self.ready()) as connection:
             updated = connection.execute(update(runs).where(runs.c.run_id == run_id).values(values)).rowcount
+            claims.release_run(connection, run_id)
         if updated != 1:
             raise StorageError(f"run {run_id!r} was never begun (begin_run) in {self._where}")
 
@@ -166,6 +167,26 @@ class SqlDatabase:
     def heartbeat(self, run_id: str, at: float) -> None:
         with self.errors(f"recording a heartbeat of run {run_id!r}"), write_transaction(self.ready()) as connection:
             connection.execute(update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=at))
+
+    def claim(self, run_id: str, batch: Sequence[Unit], now: float, expires_at: float) -> set[str]:
+        with self.errors(f"claiming {len(batch)} units"), write_transaction(self.ready()) as connection:
+            return claims.claim(connection, run_id, batch, now, expires_at, self.canonical)
+
+    def renew_claims(self, run_id: str, expires_at: float) -> int:
+        with self.errors(f"renewing the claims of run {run_id!r}"), write_transaction(self.ready()) as connection:
+            return claims.renew(connection, run_id, expires_at)
+
+    def open_claims(self, scope: UnitScope, seed: int) -> list[ClaimInfo]:
+        with self.errors("reading claims"), self.ready(writable=False).connect() as connection:
+            return claims.open_claims(connection, scope, seed)
+
+    def live_runs(self, plan: str, fresh_after: float) -> int:
+        with self.errors("counting live runs"), self.ready(writable=False).connect() as connection:
+            return claims.live_runs(connection, plan, fresh_after)
+
+    def recent_calls(self, since: float) -> list[dict[str, Any]]:
+        with self.errors("reading recent calls"), self.ready(writable=False).connect() as connection:
+            return claims.recent_calls(connection, since)
 
     def stored_among(self, keys: Sequence[str]) -> set[str]:
         if not keys:

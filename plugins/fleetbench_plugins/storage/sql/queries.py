@@ -134,7 +134,7 @@ def call_conditions(flt: ReportFilter, canonical: Callable[[str], str], dialect:
 
 RUN_COLUMNS = (
     "run_id", "started_at", "finished_at", "status", "suite", "models", "host", "pid", "heartbeat_at",
-    "planned_units", "executed_units",
+    "planned_units", "executed_units", "worker", "plan",
 )  # fmt: skip
 
 

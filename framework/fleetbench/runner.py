@@ -121,11 +121,11 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
     try:
         for notice in storage.migrate():
             notify(notice)
-        plans = _plans(spec)
-        plan = diff(plans, storage)
+        model_plans = plans(spec)
+        plan = diff(model_plans, storage)
         summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
         summary.base_model_of.update({lane.deployment: lane.base_model for ls in spec.lanes.values() for lane in ls})
-        storage.begin_run(_run_record(spec, run_id, plan.planned, plan_digest(plans)))
+        storage.begin_run(_run_record(spec, run_id, plan.planned, plan_digest(model_plans)))
         log.info(
             "run %s (worker %d, %s:%d): planned %d units, %d already stored, %d missing",
             run_id, spec.run.worker, socket.gethostname(), os.getpid(), plan.planned, summary.already_stored,
@@ -147,12 +147,13 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
     return summary
 
 
-def _plans(spec: RunSpec) -> list[ModelPlan]:
-    plans = []
+def plans(spec: RunSpec) -> list[ModelPlan]:
+    """Every selected model's plan (cells and their sizes under the run's scopes and seed); nothing is listed."""
+    found = []
     for model in spec.models:
         cells = [(cell, spec.suite.instances(cell, spec.run.instances)) for cell in spec.suite.cells(model.name)]
-        plans.append(model_plan(model.name, cells, spec.scopes.by_model[model.name], spec.run.seed))
-    return plans
+        found.append(model_plan(model.name, cells, spec.scopes.by_model[model.name], spec.run.seed))
+    return found
 
 
 def _run_record(spec: RunSpec, run_id: str, planned: int, plan: str) -> RunRecord:

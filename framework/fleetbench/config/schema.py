@@ -141,12 +141,24 @@ class ReportConf:
 
 
 @dataclass
+class StatusConf:
+    """What `fleetbench status` shows."""
+
+    window_s: float = 300.0
+    """Lane health covers the calls started in the last this many seconds."""
+    watch: bool = False
+    """Redraw every `every_s` seconds until Ctrl-C."""
+    every_s: float = 2.0
+
+
+@dataclass
 class FleetbenchConf:
     """The whole composed configuration."""
 
     run: RunConf = field(default_factory=RunConf)
     scheduler: SchedulerConf = field(default_factory=SchedulerConf)
     report: ReportConf = field(default_factory=ReportConf)
+    status: StatusConf = field(default_factory=StatusConf)
     models: dict[str, ModelConf] = field(default_factory=dict)
     # Plugin sections: each is typed by the schema of the plugin its config group selected (see config/groups.py).
     providers: dict[str, Any] = field(default_factory=dict)

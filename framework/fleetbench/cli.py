@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetbench import interrupts, registry
+from fleetbench.claims import plan_digest
 from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
 from fleetbench.config.compose import hydra_context, normalize_overrides
@@ -36,7 +37,6 @@ from fleetbench.preflight import check_output_dir, check_storages
 from fleetbench.progress import make_progress
 from fleetbench.report import build_report, render
 from fleetbench.report.runs import render_runs
-from fleetbench.claims import plan_digest
 from fleetbench.report.status import gather, render_status, status_tables
 from fleetbench.runner import RunSummary, plans, run
 from fleetbench.types import ReportFilter

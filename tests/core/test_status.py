@@ -77,7 +77,7 @@ def test_status_shows_a_live_worker_its_claims_and_then_the_finished_plan(run_cl
             time.sleep(0.3)
         assert re.search(rf"│ 3 +│ running +│ \S+:{worker.pid} +│ 60 ", during.stdout), during.stdout
         done, claimed, planned = _plan_row(during.stdout)
-        assert planned == 60 and 0 < claimed and done + claimed <= planned
+        assert planned == 60 and claimed > 0 and done + claimed <= planned
     finally:
         assert worker.wait(timeout=300) == 0
     after = run_cli("status", *plan, "status.window_s=600")

@@ -35,7 +35,7 @@ from fleetbench.plan import MissingUnits, ModelPlan, diff, model_plan
 from fleetbench.progress import NullProgress, ProgressView
 from fleetbench.schedule import Executor, JudgePool
 from fleetbench.signals import Signals, sync_signals_interrupt
-from fleetbench.types import CallRecord, RunRecord, UnitResult
+from fleetbench.types import CallRecord, CallStatus, RunRecord, UnitResult
 from fleetbench.workers import ModelWork, lane_workers
 from fleetbench.writer import ResultWriter
 
@@ -126,11 +126,10 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
         summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
         summary.base_model_of.update({lane.deployment: lane.base_model for ls in spec.lanes.values() for lane in ls})
         storage.begin_run(_run_record(spec, run_id, plan.planned, plan_digest(model_plans)))
-        log.info(
-            "run %s (worker %d, %s:%d): planned %d units, %d already stored, %d missing",
-            run_id, spec.run.worker, socket.gethostname(), os.getpid(), plan.planned, summary.already_stored,
-            plan.missing_count,
-        )  # fmt: skip
+        log.info("run %s started: worker %d on %s:%d, suite %s, models %s", run_id, spec.run.worker,
+                 socket.gethostname(), os.getpid(), spec.suite.name, ", ".join(m.name for m in spec.models))  # fmt: skip
+        log.info("plan %s: %d units planned, %d already stored, %d missing", plan_digest(model_plans)[:12],
+                 plan.planned, summary.already_stored, plan.missing_count)  # fmt: skip
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any unit ran; nothing was executed") from None
     started = time.perf_counter()
@@ -142,9 +141,29 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
     finally:
         summary.wall_s = time.perf_counter() - started
         storage.finish_run(run_id, summary.status, time.time(), summary.executed)
+        _log_end(summary, lease)
     if summary.status == "interrupted":
         raise Interrupted(f"interrupted: {summary.executed} units finished and kept; run again to resume")
     return summary
+
+
+def _log_end(summary: RunSummary, lease: Lease) -> None:
+    """The run's end in the run log: how it ended, what it did, and per lane the requests retried."""
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "none"
+    log.info(
+        "run %s ended %s after %.1fs: %d units executed (%s), %d newly stored; %d claimed, %d skipped as held or "
+        "completed by other workers",
+        summary.run_id, summary.status, summary.wall_s, summary.executed, outcomes, summary.newly_completed,
+        lease.claimed, lease.held_elsewhere,
+    )  # fmt: skip
+    for report in summary.lanes:
+        calls = sum(report.statuses.values())
+        failed = {status.value: n for status, n in report.statuses.items() if status is not CallStatus.OK and n}
+        if calls:
+            log.info("lane %s: %d requests, not answered at once: %s; parked %d times; %d episodes lost there",
+                     report.lane.lane_id, calls, failed or "none", report.parks, report.episodes_lost)  # fmt: skip
+    if summary.restarts:
+        log.info("episodes started again after losing their lane: %d", summary.restarts)
 
 
 def plans(spec: RunSpec) -> list[ModelPlan]:
@@ -215,20 +234,20 @@ async def _execute(
     states = {lane.lane_id: LaneState.of(lane, spec.scheduler, pulse) for ls in spec.lanes.values() for lane in ls}
     crew = _Crew(spec, providers, summary.run_id, writer, signals.stopping, states, lease)
     stop = _Stop(signals, _Deadline(outlet.deadline, signals.stopping), pulse)
-    outlet.progress.start(list(lanes.values()), sum(source.count for source in missing.values()))
+    workers = crew.workers(missing)
+    per_model = {model: source.count for model, source in missing.items()}
+    outlet.progress.start(list(lanes.values()), sum(per_model.values()), crew.shares, per_model)
     try:
         summary.status = "failed"  # what finish_run records if a worker's exception propagates
-        sources: Mapping[str, UnitSource] = missing
         while True:
-            summary.status = await _supervise(
-                crew.workers(sources), stop, spec.scheduler.drain_timeout_s, outlet.notify
-            )
+            summary.status = await _supervise(workers, stop, spec.scheduler.drain_timeout_s, outlet.notify)
             if summary.status != "completed":
                 break
             # This worker's pass is done; what other workers hold of the plan decides whether it is finished.
             sources = await _orphan_round(spec, storage, missing, lease, stop)
             if not sources:
                 break
+            workers = crew.workers(sources)
         if summary.status == "completed" and signals.stopping.is_set():
             summary.status = "deadline" if stop.deadline.reached else "interrupted"
     finally:
@@ -276,6 +295,8 @@ class _Crew:
     stopping: asyncio.Event
     states: Mapping[str, LaneState]
     lease: Lease
+    shares: dict[str, int | None] = field(default_factory=dict)
+    """Per deployment, the units its static share holds (None: its model's lanes share one queue)."""
 
     def workers(self, sources: Mapping[str, UnitSource]) -> list[Coroutine[Any, Any, None]]:
         spec, states = self.spec, self.states
@@ -290,7 +311,11 @@ class _Crew:
             source = ClaimedUnits(sources[model.name], self.lease)
             model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
             pulse = model_states[0].breaker.pulse
-            work = ModelWork(spec.sharding.dispatch(source, spec.lanes[model.name]), model_states, pulse, self.stopping)
+            dispatch = spec.sharding.dispatch(source, spec.lanes[model.name])
+            for lane in spec.lanes[model.name]:
+                share, known = dispatch.planned(lane.lane_id), self.shares.get(lane.deployment, 0)
+                self.shares[lane.deployment] = None if share is None or known is None else known + share
+            work = ModelWork(dispatch, model_states, pulse, self.stopping)
             provider = self.providers[model.provider]
             executor = Executor(spec.suite, model, provider, spec.scheduler, self.run_id, judge, work.lanes)
             workers.extend(lane_workers(executor, work, self.writer.submit, self.stopping, source.count))

@@ -126,8 +126,9 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
         summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
         summary.base_model_of.update({lane.deployment: lane.base_model for ls in spec.lanes.values() for lane in ls})
         storage.begin_run(_run_record(spec, run_id, plan.planned, plan_digest(model_plans)))
+        models = ", ".join(m.name for m in spec.models)
         log.info("run %s started: worker %d on %s:%d, suite %s, models %s", run_id, spec.run.worker,
-                 socket.gethostname(), os.getpid(), spec.suite.name, ", ".join(m.name for m in spec.models))  # fmt: skip
+                 socket.gethostname(), os.getpid(), spec.suite.name, models)  # fmt: skip
         log.info("plan %s: %d units planned, %d already stored, %d missing", plan_digest(model_plans)[:12],
                  plan.planned, summary.already_stored, plan.missing_count)  # fmt: skip
     except KeyboardInterrupt:

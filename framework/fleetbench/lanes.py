@@ -77,10 +77,19 @@ class TokenBucket:
     """Requests per minute with a one-second burst; `None` means unlimited."""
 
     def __init__(self, rpm: float | None) -> None:
-        self._rate = None if rpm is None else rpm / 60.0
+        self._full = None if rpm is None else rpm / 60.0
+        self._rate = self._full
         self._capacity = 1.0 if self._rate is None else max(1.0, self._rate)
         self._tokens = self._capacity
         self._stamp = time.monotonic()
+
+    def share(self, workers: int) -> None:
+        """Keep 1/`workers` of the lane's rate: the run's share when that many workers of its plan are live."""
+        if self._full is None:
+            return
+        self._rate = self._full / max(1, workers)
+        self._capacity = max(1.0, self._rate)
+        self._tokens = min(self._tokens, self._capacity)
 
     async def acquire(self) -> None:
         """Wait until one request may be sent."""
@@ -229,6 +238,12 @@ class LaneState:
         )
         slots = AdaptiveSlots(lane.max_concurrency, conf.concurrency_decrease)
         return cls(lane, TokenBucket(lane.rpm), slots, breaker)
+
+    def share(self, workers: int) -> None:
+        """Split this lane's limits with the other live workers of the plan: 1/`workers` of its rpm and of its
+        `max_concurrency` (at least one request in flight each)."""
+        self.bucket.share(workers)
+        self.slots.set_ceiling(self.lane.max_concurrency // max(1, workers))
 
     async def enter(self) -> Ticket:
         """Admit one request: fail fast on a parked or stopped lane, then a slot, the pause, a token, the breaker.

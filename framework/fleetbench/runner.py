@@ -122,21 +122,22 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
         for notice in storage.migrate():
             notify(notice)
         model_plans = plans(spec)
+        digest = plan_digest(model_plans)
         plan = diff(model_plans, storage)
         summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
         summary.base_model_of.update({lane.deployment: lane.base_model for ls in spec.lanes.values() for lane in ls})
-        storage.begin_run(_run_record(spec, run_id, plan.planned, plan_digest(model_plans)))
+        storage.begin_run(_run_record(spec, run_id, plan.planned, digest))
         models = ", ".join(m.name for m in spec.models)
         log.info("run %s started: worker %d on %s:%d, suite %s, models %s", run_id, spec.run.worker,
                  socket.gethostname(), os.getpid(), spec.suite.name, models)  # fmt: skip
-        log.info("plan %s: %d units planned, %d already stored, %d missing", plan_digest(model_plans)[:12],
+        log.info("plan %s: %d units planned, %d already stored, %d missing", digest[:12],
                  plan.planned, summary.already_stored, plan.missing_count)  # fmt: skip
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any unit ran; nothing was executed") from None
     started = time.perf_counter()
     lease = Lease(storage, run_id, spec.run.lease_s, spec.run.claim_batch)
     try:
-        _run_loop(_execute(spec, providers, storage, plan.missing, summary, outlet, lease))
+        _run_loop(_execute(spec, providers, storage, plan.missing, summary, outlet, lease, digest))
     except KeyboardInterrupt:  # a signal outside the execution's own handlers (e.g. while it shuts down)
         summary.status = "interrupted"
     finally:
@@ -219,6 +220,7 @@ async def _execute(
     summary: RunSummary,
     outlet: _Outlet,
     lease: Lease,
+    plan: str,
 ) -> None:
     lanes = {lane.lane_id: lane for model in spec.models if model.name in missing for lane in spec.lanes[model.name]}
 
@@ -229,10 +231,12 @@ async def _execute(
     writer = ResultWriter(storage, spec.scheduler.write_batch, on_commit=committed)
     writer.start()
     signals = Signals.install()
-    heartbeat = asyncio.ensure_future(_heartbeat(writer, storage, lease, spec.run.heartbeat_s))
     pulse = Pulse()
     # One state per lane for the whole run, shared by its workers and by judge requests sent to it.
     states = {lane.lane_id: LaneState.of(lane, spec.scheduler, pulse) for ls in spec.lanes.values() for lane in ls}
+    heartbeat = asyncio.ensure_future(
+        _heartbeat(writer, storage, lease, spec.run.heartbeat_s, plan, list(states.values()))
+    )
     crew = _Crew(spec, providers, summary.run_id, writer, signals.stopping, states, lease)
     stop = _Stop(signals, _Deadline(outlet.deadline, signals.stopping), pulse)
     workers = crew.workers(missing)
@@ -352,9 +356,24 @@ class _Stop:
     pulse: Pulse
 
 
-async def _heartbeat(writer: ResultWriter, storage: Storage, lease: Lease, every_s: float) -> None:
-    """Record that the run is alive and renew its claims, every `run.heartbeat_s`."""
+async def _heartbeat(
+    writer: ResultWriter, storage: Storage, lease: Lease, every_s: float, plan: str, states: Sequence[LaneState]
+) -> None:
+    """Every `run.heartbeat_s`: record that the run is alive, renew its claims, and split each lane's limits with
+    the other live workers of the plan (those whose heartbeat is at most three intervals old)."""
+    workers = 1
     while True:
+        try:
+            live = await writer.call(storage.live_runs, plan, time.time() - 3 * every_s)
+            if max(1, live) != workers:
+                workers = max(1, live)
+                log.info(
+                    "%d live workers share this plan: each lane keeps 1/%d of its rpm and concurrency", workers, workers
+                )
+                for state in states:
+                    state.share(workers)
+        except FleetbenchError as exc:
+            log.warning("live workers of the plan not counted: %s", exc)
         await asyncio.sleep(every_s)
         try:
             await writer.call(storage.heartbeat, lease.run_id, time.time())

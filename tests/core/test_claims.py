@@ -67,7 +67,8 @@ def _wait(condition: Callable[[], bool], processes: Sequence[subprocess.Popen[st
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         for process in processes:
-            assert process.poll() is None, process.communicate()[1][-2000:]
+            # Alive, finished, or killed by the test: anything else failed.
+            assert process.poll() in (None, 0, -signal.SIGKILL), process.communicate()[1][-2000:]
         time.sleep(0.1)
 
 
@@ -106,11 +107,11 @@ def test_workers_share_a_plan_and_the_units_of_killed_workers_return(
         pytest.skip("4 workers on SQLite, 8 on PostgreSQL")
     overrides = [*storage, *SLOW, *LEASE, "run.instances=40", "suite.items=cycle"]
     crew = [_start(tmp_path, [*overrides, f"run.worker={i}"]) for i in range(workers)]
-    # Kill two workers once every worker has begun and some units are stored: they hold claims when they die.
-    _wait(lambda: len(_query(url, "select run_id from runs")) == workers, crew)
-    _wait(lambda: len(_query(url, "select unit_key from units")) >= 20, crew)
     victims = crew[:2]
+    # Kill two workers while each holds claims (units in flight): those claims die with them.
     for process in victims:
+        held = f"select count(*) n from claims c join runs r on r.run_id = c.run_id where r.pid = {process.pid}"
+        _wait(lambda held=held: bool(_query(url, held)) and _query(url, held)[0]["n"] > 0, crew, timeout_s=600)
         process.send_signal(signal.SIGKILL)
         process.wait()
     pids = ", ".join(str(p.pid) for p in victims)

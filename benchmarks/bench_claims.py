@@ -114,8 +114,9 @@ def status(scratch: Path, instances: int) -> None:
     model_plans = plans(spec)
     storage = spec.common.storage.create(naming=spec.common.naming)
     storage.migrate()
+    digest = plan_digest(model_plans)
     run = RunRecord("bench-run", time.time(), "jsonl", ("Sim-Agent",), {}, "bench", "bench-host",
-                    planned_units=sum(p.planned for p in model_plans), pid=1, plan=plan_digest(model_plans))  # fmt: skip
+                    planned_units=sum(p.planned for p in model_plans), pid=1, plan=digest)  # fmt: skip
     storage.begin_run(run)
     started = time.perf_counter()
     units = model_plans[0].units()

@@ -131,7 +131,7 @@ def status(scratch: Path, instances: int) -> None:
     storage.write([], calls)
     print(f"status: stored {stored:,} units in {time.perf_counter() - started:.0f} s (setting up)")
     timed = time.perf_counter()
-    found = gather(storage, model_plans, plan_digest(model_plans), "jsonl", 300.0)
+    found = gather(storage, model_plans, plan_digest(model_plans), 300.0)
     queries = time.perf_counter() - timed
     storage.close()
     done = sum(c.done for c in found.cells)

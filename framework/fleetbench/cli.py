@@ -320,13 +320,13 @@ def cmd_status(args: Sequence[str]) -> int:
     digest = plan_digest(model_plans)
     with _storage(spec.common) as storage:
         if not options.watch:
-            render_status(gather(storage, model_plans, digest, spec.suite.name, options.window_s), console)
+            render_status(gather(storage, model_plans, digest, options.window_s), console)
             return 0
         from rich.live import Live
 
         with Live(console=console, auto_refresh=False) as live:
             while True:
-                status = gather(storage, model_plans, digest, spec.suite.name, options.window_s)
+                status = gather(storage, model_plans, digest, options.window_s)
                 live.update(status_tables(status), refresh=True)
                 time.sleep(options.every_s)
 

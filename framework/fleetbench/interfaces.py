@@ -280,6 +280,10 @@ class Storage(Plugin):
         (the planner skips cells with nothing missing without looking at their units)."""
 
     @abc.abstractmethod
+    def completed_per_deployment(self, scope: UnitScope, seed: int, instances: int) -> Mapping[str, int]:
+        """Per deployment: completed units of this scope and seed with an instance index below `instances`."""
+
+    @abc.abstractmethod
     def begin_run(self, run: RunRecord) -> None:
         """Record a run's start (status `running`, host, pid, first heartbeat) with its redacted configuration and
         the scopes its units carry."""

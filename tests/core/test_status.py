@@ -41,7 +41,7 @@ def test_gather_counts_done_live_claims_and_lane_health() -> None:
     storage.write([result(units[0], deployment="Kit-Model-2"), result(units[1])], [*calls[:-2], failed, calls[-1]])
     storage.claim(RUN, units[4:6], now, now + 60)  # live
     storage.claim(RUN, units[6:7], now - 120, now - 60)  # expired: not counted
-    status = gather(storage, [plan], "", SUITE, window_s=60)
+    status = gather(storage, [plan], "", window_s=60)
     by_cell = {c.factors: (c.done, c.claimed, c.planned) for c in status.cells}
     assert by_cell == {"level=low": (2, 0, 4), "level=high": (0, 2, 4)}
     assert status.totals() == {"Kit-Model": (2, 2, 8)}

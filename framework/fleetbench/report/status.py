@@ -24,7 +24,7 @@ from rich.table import Table
 from fleetbench.interfaces import Storage
 from fleetbench.plan import ModelPlan
 from fleetbench.report.runs import run_state
-from fleetbench.types import CallStatus, ReportFilter
+from fleetbench.types import CallStatus
 
 RATE_LIMITED = 429
 
@@ -74,23 +74,25 @@ class PlanStatus:
         return out
 
 
-def gather(storage: Storage, plans: Sequence[ModelPlan], digest: str, suite: str, window_s: float) -> PlanStatus:
+def gather(storage: Storage, plans: Sequence[ModelPlan], digest: str, window_s: float) -> PlanStatus:
     """Read the plan's status from storage."""
     now = time.time()
     host = socket.gethostname()
     runs = [{**run, "state": run_state(run, now, host)} for run in storage.runs() if run.get("plan") == digest]
     cells: list[CellStatus] = []
+    done_at: Counter[str] = Counter()
     for plan in plans:
         done: dict[int, Mapping[str, int]] = {
             size: storage.completed_per_cell(plan.scope, plan.seed, size) for size in {c.instances for c in plan.cells}
         }
+        # Cells of one plan rarely differ in size; where they do, a deployment's count uses the largest.
+        done_at.update(storage.completed_per_deployment(plan.scope, plan.seed, max(done, default=0)))
         live = Counter(c.cell_key for c in storage.open_claims(plan.scope, plan.seed) if c.expires_at > now)
         for cell in plan.cells:
             factors = ", ".join(f"{name}={value}" for name, value in cell.cell.factors)
             done_here = min(done[cell.instances].get(cell.key, 0), cell.instances)
             cells.append(CellStatus(plan.base_model, factors, done_here, live[cell.key], cell.instances))
-    shares = storage.deployment_shares(ReportFilter(suite, tuple(p.base_model for p in plans)))
-    lanes = _health(storage.recent_calls(now - window_s), {s["deployment"]: int(s["units"]) for s in shares})
+    lanes = _health(storage.recent_calls(now - window_s), done_at)
     return PlanStatus(runs, cells, lanes, window_s, now)
 
 

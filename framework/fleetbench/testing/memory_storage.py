@@ -95,6 +95,14 @@ class MemoryStorage(Storage):
                 counts[unit.cell_key] = counts.get(unit.cell_key, 0) + 1
         return counts
 
+    def completed_per_deployment(self, scope: UnitScope, seed: int, instances: int) -> Mapping[str, int]:
+        counts: dict[str, int] = {}
+        for row in self._units.values():
+            unit = row.result.unit
+            if row.done and unit.scope == scope and unit.seed == seed and unit.index < instances:
+                counts[row.result.deployment] = counts.get(row.result.deployment, 0) + 1
+        return counts
+
     def begin_run(self, run: RunRecord) -> None:
         if run.run_id in self._runs:
             raise StorageError(f"run {run.run_id!r} is already recorded")

@@ -20,7 +20,7 @@ from .engine import build_engine, display_url, write_transaction
 from .filters import unit_conditions
 from .options import SqlOptions
 from .rows import decode_transcript, run_row, scope_rows
-from .schema import runs, scopes
+from .schema import runs, scopes, units
 from .writes import dialect_insert, write_batch
 
 STREAM_CHUNK = 10_000
@@ -198,6 +198,11 @@ class SqlDatabase:
         with self.errors("counting stored units"), self.ready().connect() as connection:
             rows = connection.execute(queries.completed_per_cell(scope, seed, instances))
             return {str(cell): int(count) for cell, count in rows}
+
+    def completed_per_deployment(self, scope: UnitScope, seed: int, instances: int) -> dict[str, int]:
+        with self.errors("counting stored units"), self.ready(writable=False).connect() as connection:
+            rows = connection.execute(queries.completed_per_cell(scope, seed, instances, by=units.c.deployment))
+            return {str(deployment): int(count) for deployment, count in rows}
 
     def aggregate(
         self, group_by: Sequence[str], flt: ReportFilter, metrics: Sequence[MetricSpec]

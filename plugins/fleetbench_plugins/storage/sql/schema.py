@@ -94,6 +94,18 @@ units = Table(
     Index("ix_units_suite_base_model", "suite", "base_model"),
     Index("ix_units_run_id", "run_id"),
     Index("ix_units_plan", "suite_scope", "model_scope", "seed", "cell_key"),
+    # Covers what `fleetbench status` and the resume diff count per cell and per deployment, so a plan of a
+    # million units is counted from the index alone (no table rows are read).
+    Index(
+        "ix_units_plan_counts",
+        "suite_scope",
+        "model_scope",
+        "seed",
+        "cell_key",
+        "instance_index",
+        "outcome",
+        "deployment",
+    ),  # fmt: skip
 )
 
 calls = Table(

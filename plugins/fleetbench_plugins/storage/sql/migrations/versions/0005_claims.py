@@ -1,4 +1,5 @@
-"""Claims with leases, so many workers share one plan; who each run is (`runs.worker`, `runs.plan`); calls by time.
+"""Claims with leases, so many workers share one plan; who each run is (`runs.worker`, `runs.plan`); calls by time;
+a covering index for counting a plan's units per cell and per deployment (`fleetbench status`).
 
 Revision ID: 0005
 Revises: 0004
@@ -38,9 +39,15 @@ def upgrade() -> None:
         batch.add_column(sa.Column("worker", sa.Integer))
         batch.add_column(sa.Column("plan", sa.String(32)))
     op.create_index("ix_calls_started_at", "calls", ["started_at"])
+    op.create_index(
+        "ix_units_plan_counts",
+        "units",
+        ["suite_scope", "model_scope", "seed", "cell_key", "instance_index", "outcome", "deployment"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_units_plan_counts", "units")
     op.drop_index("ix_calls_started_at", "calls")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("plan")

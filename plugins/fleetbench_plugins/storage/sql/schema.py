@@ -105,7 +105,7 @@ units = Table(
         "instance_index",
         "outcome",
         "deployment",
-    ),  # fmt: skip
+    ),
 )
 
 calls = Table(

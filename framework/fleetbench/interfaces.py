@@ -322,7 +322,7 @@ class Storage(Plugin):
     @abc.abstractmethod
     def runs(self) -> list[dict[str, Any]]:
         """Every recorded run, newest first: run_id, started_at, finished_at, status, suite, models, host, pid,
-        heartbeat_at, planned_units, executed_units, label."""
+        heartbeat_at, planned_units, executed_units, worker, plan, label."""
 
     @abc.abstractmethod
     def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:

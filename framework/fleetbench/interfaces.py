@@ -280,8 +280,11 @@ class Storage(Plugin):
         (the planner skips cells with nothing missing without looking at their units)."""
 
     @abc.abstractmethod
-    def completed_per_deployment(self, scope: UnitScope, seed: int, instances: int) -> Mapping[str, int]:
-        """Per deployment: completed units of this scope and seed with an instance index below `instances`."""
+    def completed_per_cell_and_deployment(
+        self, scope: UnitScope, seed: int, instances: int
+    ) -> Mapping[tuple[str, str], int]:
+        """Per (cell key, deployment): completed units of this scope and seed with an instance index below
+        `instances` (one pass over the plan's rows: `fleetbench status`)."""
 
     @abc.abstractmethod
     def begin_run(self, run: RunRecord) -> None:

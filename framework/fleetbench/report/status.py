@@ -82,11 +82,16 @@ def gather(storage: Storage, plans: Sequence[ModelPlan], digest: str, window_s: 
     cells: list[CellStatus] = []
     done_at: Counter[str] = Counter()
     for plan in plans:
-        done: dict[int, Mapping[str, int]] = {
-            size: storage.completed_per_cell(plan.scope, plan.seed, size) for size in {c.instances for c in plan.cells}
-        }
-        # Cells of one plan rarely differ in size; where they do, a deployment's count uses the largest.
-        done_at.update(storage.completed_per_deployment(plan.scope, plan.seed, max(done, default=0)))
+        sizes = {cell.key: cell.instances for cell in plan.cells}
+        done: dict[int, Counter[str]] = {}
+        for size in {c.instances for c in plan.cells}:
+            done[size] = Counter()
+            for (cell_key, deployment), count in storage.completed_per_cell_and_deployment(
+                plan.scope, plan.seed, size
+            ).items():
+                done[size][cell_key] += count
+                if sizes[cell_key] == size:  # each cell's units counted once, at its own size
+                    done_at[deployment] += count
         live = Counter(c.cell_key for c in storage.open_claims(plan.scope, plan.seed) if c.expires_at > now)
         for cell in plan.cells:
             factors = ", ".join(f"{name}={value}" for name, value in cell.cell.factors)

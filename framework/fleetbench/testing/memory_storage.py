@@ -95,12 +95,15 @@ class MemoryStorage(Storage):
                 counts[unit.cell_key] = counts.get(unit.cell_key, 0) + 1
         return counts
 
-    def completed_per_deployment(self, scope: UnitScope, seed: int, instances: int) -> Mapping[str, int]:
-        counts: dict[str, int] = {}
+    def completed_per_cell_and_deployment(
+        self, scope: UnitScope, seed: int, instances: int
+    ) -> Mapping[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
         for row in self._units.values():
             unit = row.result.unit
             if row.done and unit.scope == scope and unit.seed == seed and unit.index < instances:
-                counts[row.result.deployment] = counts.get(row.result.deployment, 0) + 1
+                key = (unit.cell_key, row.result.deployment)
+                counts[key] = counts.get(key, 0) + 1
         return counts
 
     def begin_run(self, run: RunRecord) -> None:

@@ -173,9 +173,10 @@ class StorageContract:
         assert dict(storage.completed_per_cell(SCOPE, 0, 2)) == {low[0].cell_key: 2, high[0].cell_key: 1}
         assert dict(storage.completed_per_cell(OTHER_SCOPE, 0, 9)) == {low[0].cell_key: 3, high[0].cell_key: 3}
         assert dict(storage.completed_per_cell(SCOPE, 7, 9)) == {}
-        assert dict(storage.completed_per_deployment(SCOPE, 0, 4)) == {MODEL: 5}
-        assert dict(storage.completed_per_deployment(SCOPE, 0, 2)) == {MODEL: 3}
-        assert dict(storage.completed_per_deployment(SCOPE, 7, 9)) == {}
+        by_lane = storage.completed_per_cell_and_deployment
+        assert dict(by_lane(SCOPE, 0, 4)) == {(low[0].cell_key, MODEL): 4, (high[0].cell_key, MODEL): 1}
+        assert dict(by_lane(SCOPE, 0, 2)) == {(low[0].cell_key, MODEL): 2, (high[0].cell_key, MODEL): 1}
+        assert dict(by_lane(SCOPE, 7, 9)) == {}
 
     def test_transcripts_round_trip(self, storage: Storage) -> None:
         units = kit_units()

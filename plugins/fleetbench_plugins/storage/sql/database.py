@@ -199,10 +199,12 @@ class SqlDatabase:
             rows = connection.execute(queries.completed_per_cell(scope, seed, instances))
             return {str(cell): int(count) for cell, count in rows}
 
-    def completed_per_deployment(self, scope: UnitScope, seed: int, instances: int) -> dict[str, int]:
+    def completed_per_cell_and_deployment(
+        self, scope: UnitScope, seed: int, instances: int
+    ) -> dict[tuple[str, str], int]:
         with self.errors("counting stored units"), self.ready(writable=False).connect() as connection:
             rows = connection.execute(queries.completed_per_cell(scope, seed, instances, by=units.c.deployment))
-            return {str(deployment): int(count) for deployment, count in rows}
+            return {(str(cell), str(deployment)): int(count) for cell, deployment, count in rows}
 
     def aggregate(
         self, group_by: Sequence[str], flt: ReportFilter, metrics: Sequence[MetricSpec]

@@ -154,11 +154,11 @@ def completed_among(keys: Sequence[str]) -> Select[Any]:
 
 
 def completed_per_cell(scope: UnitScope, seed: int, instances: int, by: Any = None) -> Select[Any]:
-    """Per cell key (or per `by` column), completed units of a scope and seed with an instance index below
+    """Per cell key (and `by` column, if any), completed units of a scope and seed with an instance index below
     `instances`."""
-    key = units.c.cell_key if by is None else by
+    keys = [units.c.cell_key] if by is None else [units.c.cell_key, by]
     return (
-        select(key, func.count())
+        select(*keys, func.count())
         .where(
             units.c.suite_scope == scope.suite,
             units.c.model_scope == scope.model,
@@ -166,7 +166,7 @@ def completed_per_cell(scope: UnitScope, seed: int, instances: int, by: Any = No
             units.c.instance_index < instances,
             completed(),
         )
-        .group_by(key)
+        .group_by(*keys)
     )
 
 

@@ -59,9 +59,11 @@ class SqlStorage(Storage):
         """Per cell key: completed units of the scope and seed with an instance index below `instances`."""
         return self._db().completed_per_cell(scope, seed, instances)
 
-    def completed_per_deployment(self, scope: UnitScope, seed: int, instances: int) -> Mapping[str, int]:
-        """Per deployment: completed units of the scope and seed with an instance index below `instances`."""
-        return self._db().completed_per_deployment(scope, seed, instances)
+    def completed_per_cell_and_deployment(
+        self, scope: UnitScope, seed: int, instances: int
+    ) -> Mapping[tuple[str, str], int]:
+        """Per (cell key, deployment): completed units of the scope and seed with an index below `instances`."""
+        return self._db().completed_per_cell_and_deployment(scope, seed, instances)
 
     def begin_run(self, run: RunRecord) -> None:
         """Insert the run's row (status `running`, host, pid, first heartbeat) and its scopes; a run id already

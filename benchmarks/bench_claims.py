@@ -156,7 +156,8 @@ def _time_status(storage: Storage, model_plans: list[ModelPlan], plan: list[str]
     assert empty.returncode in (0, 1), empty.stderr
     print(
         f"fleetbench status on a {stored:,}-unit plan ({done:,} done): {command:.2f} s for the command, "
-        f"{queries:.2f} s for its queries (target <= 2 s); the same command against no database (start-up, config and plan alone): {baseline:.2f} s"
+        f"{queries:.2f} s for its queries (target <= 2 s); the same command against no database (start-up, "
+        f"config and plan alone): {baseline:.2f} s"
     )
 
 

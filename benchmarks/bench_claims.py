@@ -1,7 +1,7 @@
 """Many workers on one plan: what claims cost, how the call rate scales with worker processes, and how fast
 `fleetbench status` answers on a big database.
 
-1. Claim overhead: `Storage.claim` on fresh units, per unit, at `run.claim_batch` 1 and 4 (the default), on SQLite
+1. Claim overhead: `Storage.claim` on fresh units, per unit, at `run.claim_batch` 1, 4, 16 (the default) and 64, on SQLite
    and on PostgreSQL (skipped when no server answers at 127.0.0.1:5432).
 2. Scaling: call rate (calls received per second, from the request log of `fleetbench serve`, zero latency) of
    `fleetbench run` through litellm with 2 worker processes on one plan, divided by the rate with 1. On a 2-core
@@ -58,7 +58,7 @@ def claim_overhead(scratch: Path) -> None:
             storage = _storage(url)
             run = RunRecord("bench-claims", time.time(), "kit", ("Sim-Agent",), {}, "bench", "bench-host")
             storage.begin_run(run)
-            for batch in (1, 4, 32):
+            for batch in (1, 4, 16, 64):
                 units = kit_units("Sim-Agent", instances=1000, seed=batch, levels=("a",))  # 1,000 fresh units
                 started = time.perf_counter()
                 for low in range(0, len(units), batch):

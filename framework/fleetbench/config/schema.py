@@ -90,7 +90,7 @@ class RunConf:
     to the others after at most this long."""
     heartbeat_s: float = 5.0
     """How often a running worker records that it is alive and renews its claims (at most half of `lease_s`)."""
-    claim_batch: int = 4
+    claim_batch: int = 16
     """Units claimed per transaction: larger batches cost fewer transactions, smaller ones split a plan's tail more
     evenly among workers."""
 

@@ -1,8 +1,8 @@
 """Many workers on one plan: what claims cost, how the call rate scales with worker processes, and how fast
 `fleetbench status` answers on a big database.
 
-1. Claim overhead: `Storage.claim` on fresh units, per unit, at `run.claim_batch` 1, 4, 16 (the default) and 64, on SQLite
-   and on PostgreSQL (skipped when no server answers at 127.0.0.1:5432).
+1. Claim overhead: `Storage.claim` on fresh units, per unit, at `run.claim_batch` 1, 4, 16 (the default) and 64, on
+   SQLite and on PostgreSQL (skipped when no server answers at 127.0.0.1:5432).
 2. Scaling: call rate (calls received per second, from the request log of `fleetbench serve`, zero latency) of
    `fleetbench run` through litellm with 2 worker processes on one plan, divided by the rate with 1. On a 2-core
    machine the client's CPU is the bottleneck. Target (issue 9): >= 1.8.

@@ -14,6 +14,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from fleetbench.claims import plan_digest
+from fleetbench.config import compose_config, resolve_run
+from fleetbench.errors import ConfigError
+from fleetbench.runner import plans
 from tests.conftest import CLI, cli_env
 
 SLOW = [
@@ -131,3 +135,25 @@ def test_workers_share_a_plan_and_the_units_of_killed_workers_return(
     twice = {key: by for key, by in _runs_per_unit(url).items() if len(by) > 1}
     assert all(len(by - killed) == 1 for by in twice.values()), f"units executed twice by live workers: {twice}"
     assert _query(url, "select * from claims") == []
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("run.worker=-1", "run.worker: must be an integer from 0 to 1000000, got -1"),
+        ("run.heartbeat_s=0", "run.heartbeat_s: must be from 0.05 to 10 seconds, got 0.0"),
+        ("run.lease_s=9", "run.lease_s: must be from twice run.heartbeat_s (10) to 86400 seconds, got 9.0"),
+        ("run.claim_batch=0", "run.claim_batch: must be from 1 to 1024 units, got 0"),
+    ],
+)
+def test_claim_settings_out_of_range_are_refused_with_one_line(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        resolve_run(compose_config([override]))
+    assert str(refused.value) == message
+
+
+def test_the_worker_number_never_enters_a_unit_key(tmp_path: Path) -> None:
+    plans_of = [plans(resolve_run(compose_config([f"run.worker={n}", "run.instances=2"]))) for n in (0, 7)]
+    keys = [[unit.key for plan in found for unit in plan.units()] for found in plans_of]
+    assert keys[0] == keys[1] and len(keys[0]) == 10
+    assert plan_digest(plans_of[0]) == plan_digest(plans_of[1])

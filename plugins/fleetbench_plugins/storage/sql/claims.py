@@ -9,16 +9,17 @@ before is always seen and the claim is dropped again.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetbench.types import ClaimInfo, Unit, UnitScope
 
 from .filters import completed
 from .schema import calls, claims, runs, units
-from .writes import dialect_insert
 
 
 def claim(
@@ -32,14 +33,11 @@ def claim(
     """Claim what can be claimed of `batch` inside the caller's transaction; the keys claimed."""
     if not batch:
         return set()
-    rows = [_claim_row(unit, run_id, expires_at, canonical) for unit in {u.key: u for u in batch}.values()]
-    statement = dialect_insert(connection, claims)
-    excluded = statement.excluded
-    upsert = statement.on_conflict_do_update(
-        index_elements=[claims.c.unit_key],
-        set_={"run_id": excluded.run_id, "expires_at": excluded.expires_at},
-        where=or_(claims.c.run_id == excluded.run_id, claims.c.expires_at <= now),
-    ).returning(claims.c.unit_key)
+    rows = [
+        _claim_row(unit, run_id, expires_at, canonical) | {"claim_now": now}
+        for unit in {u.key: u for u in batch}.values()
+    ]
+    upsert = _upsert(connection.dialect.name)
     taken = set(connection.execute(upsert, rows).scalars())
     if not taken:
         return taken
@@ -47,6 +45,19 @@ def claim(
     if done:
         connection.execute(delete(claims).where(claims.c.unit_key.in_(done)))
     return taken - done
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The claiming upsert, built once per dialect (building it costs more than running it): `claim_now` is bound per
+    call."""
+    statement = postgresql.insert(claims) if dialect == "postgresql" else sqlite.insert(claims)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[claims.c.unit_key],
+        set_={"run_id": excluded.run_id, "expires_at": excluded.expires_at},
+        where=or_(claims.c.run_id == excluded.run_id, claims.c.expires_at <= bindparam("claim_now")),
+    ).returning(claims.c.unit_key)
 
 
 def _claim_row(unit: Unit, run_id: str, expires_at: float, canonical: Callable[[str], str]) -> dict[str, Any]:

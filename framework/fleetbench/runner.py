@@ -1,5 +1,9 @@
 """Wires the stages in order — plan, diff, shard, execute, persist — and owns cancellation and clean shutdown.
 
+Many workers may run the same plan on the same database (`fleetbench.claims`): every unit is claimed before it runs,
+a pass over the plan is followed by passes over the units of workers that died (their claims expired) until nothing of
+the plan is held by anyone, and every heartbeat splits each lane's limits among the plan's live workers.
+
 Validation already constructed the suite and sharding strategy; the runner constructs the providers and opens the
 storage, so nothing is written before the whole configuration has been checked.
 

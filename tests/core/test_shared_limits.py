@@ -54,5 +54,7 @@ def test_a_lanes_rpm_holds_across_four_workers_at_the_server(tmp_path: Path) -> 
         "select run_id, count(*) n from calls where deployment = 'DeepSeek-V3-0324' group by run_id",
     )
     assert len(per_worker) == WORKERS, "every worker used its share of the limited lane"
+    logs = "".join(path.read_text() for path in tmp_path.glob("outputs/*/*/fleetbench.log"))
+    assert f"{WORKERS} live workers share this plan: each lane keeps 1/{WORKERS}" in logs
     units = rows(tmp_path / "shared.db", "select count(*) n, count(distinct unit_key) d from units")
     assert units == [{"n": 400, "d": 400}]

@@ -13,28 +13,33 @@ import contextlib
 import difflib
 import io
 import logging
+import math
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from fleetbench import interrupts, launched, registry
+from fleetbench.claims import plan_digest
 from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
 from fleetbench.config.compose import hydra_context, normalize_overrides
+from fleetbench.config.schema import StatusConf
 from fleetbench.config.secret_overrides import hide_secrets
-from fleetbench.errors import DEADLINE_EXIT, FleetbenchError, Interrupted, UnknownNameError, UserError
+from fleetbench.errors import DEADLINE_EXIT, ConfigError, FleetbenchError, Interrupted, UnknownNameError, UserError
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.preflight import check_output_dir, check_storages
 from fleetbench.progress import make_progress
 from fleetbench.report import build_report, render
 from fleetbench.report.runs import render_runs
-from fleetbench.runner import RunSummary, run
+from fleetbench.report.status import gather, render_status, status_tables
+from fleetbench.runner import RunSummary, plans, run
 from fleetbench.signals import quiet_signals
 from fleetbench.types import ReportFilter
 
@@ -331,6 +336,32 @@ def cmd_runs(args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_status(args: Sequence[str]) -> int:
+    """Where the configured plan stands: its runs, done / claimed / planned per model and cell, deployment health.
+    `status.watch=true` redraws every `status.every_s` seconds until Ctrl-C."""
+    _, overrides = _split(args)
+    cfg = compose_config(overrides)
+    spec = resolve_run(cfg)
+    options = StatusConf(**{str(k): v for k, v in OmegaConf.to_container(cfg.status).items()})  # type: ignore[union-attr]
+    if not (math.isfinite(options.window_s) and 0 < options.window_s <= 30 * 86_400):
+        raise ConfigError(f"status.window_s: must be from 0 to {30 * 86_400} seconds, got {options.window_s}")
+    if not (math.isfinite(options.every_s) and 0.1 <= options.every_s <= 3600):
+        raise ConfigError(f"status.every_s: must be from 0.1 to 3600 seconds, got {options.every_s}")
+    model_plans = plans(spec)
+    digest = plan_digest(model_plans)
+    with _storage(spec.common) as storage:
+        if not options.watch:
+            render_status(gather(storage, model_plans, digest, options.window_s), console)
+            return 0
+        from rich.live import Live
+
+        with Live(console=console, auto_refresh=False) as live:
+            while True:
+                status = gather(storage, model_plans, digest, options.window_s)
+                live.update(status_tables(status), refresh=True)
+                time.sleep(options.every_s)
+
+
 def cmd_names(args: Sequence[str]) -> int:
     """How each configured spelling resolves; with bare arguments, how each of those resolves.
 
@@ -551,6 +582,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "names": cmd_names,
     "runs": cmd_runs,
     "show": cmd_show,
+    "status": cmd_status,
     "serve": cmd_serve,
     "drift": cmd_drift,
     "export": cmd_export,

@@ -42,6 +42,15 @@ COMMAND_HELP: dict[str, CommandHelp] = {
         "interrupted, failed, or dead when its process is gone or its heartbeat stopped), start, last heartbeat, "
         "host and pid, suite, models, planned and executed units, and label.",
     ),
+    "status": CommandHelp(
+        "fleetbench status [OVERRIDES]",
+        "where a plan stands: its workers, done / claimed / planned, deployment health",
+        "Takes the same overrides as run (run.models, run.instances, suite..., storage...) and reads the configured "
+        "database only: the runs of that plan (state, run.worker, host:pid), units done / claimed by a live worker / "
+        "planned per base model and per cell, and per deployment the units done there and, over the last "
+        "status.window_s seconds (default 300), its calls, p50/p95 latency, 429 share and error share. "
+        "status.watch=true redraws every status.every_s seconds until Ctrl-C.",
+    ),
     "names": CommandHelp(
         "fleetbench names [SPELLING ...] [OVERRIDES]",
         "how model spellings resolve to canonical base models",

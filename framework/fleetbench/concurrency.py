@@ -51,6 +51,15 @@ class AdaptiveSlots:
         self.in_use -= 1
         self._wake()
 
+    def set_ceiling(self, ceiling: int) -> None:
+        """Move the ceiling (a worker's share of the deployment's `max_concurrency`); a limit not lowered by 429s
+        follows it, a lowered one stays below it. Holders are never cancelled."""
+        ceiling = max(1, ceiling)
+        following = self.limit == self.ceiling
+        self.ceiling = ceiling
+        self.limit = ceiling if following else min(self.limit, ceiling)
+        self._wake()
+
     def rate_limited(self, epoch: int) -> None:
         """A request sent in `epoch` was answered 429: lower the limit once per epoch."""
         if epoch != self.epoch:

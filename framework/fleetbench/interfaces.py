@@ -21,6 +21,7 @@ from fleetbench.types import (
     CallRecord,
     Catalog,
     Cell,
+    ClaimInfo,
     Completion,
     Episode,
     ErrorClass,
@@ -300,6 +301,13 @@ class Storage(Plugin):
         (the planner skips cells with nothing missing without looking at their units)."""
 
     @abc.abstractmethod
+    def completed_per_cell_and_deployment(
+        self, scope: UnitScope, seed: int, instances: int
+    ) -> Mapping[tuple[str, str], int]:
+        """Per (cell key, deployment): completed units of this scope and seed with an instance index below
+        `instances` (one pass over the plan's rows: `fleetbench status`)."""
+
+    @abc.abstractmethod
     def begin_run(self, run: RunRecord) -> None:
         """Record a run's start (status `running`, host, pid, first heartbeat) with its redacted configuration and
         the scopes its units carry."""
@@ -310,12 +318,35 @@ class Storage(Plugin):
 
     @abc.abstractmethod
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
-        """Record how a run ended."""
+        """Record how a run ended and release every claim it still holds."""
+
+    @abc.abstractmethod
+    def claim(self, run_id: str, units: Sequence[Unit], now: float, expires_at: float) -> set[str]:
+        """Claim for `run_id`, until `expires_at`, those of `units` that are not completed and not held by another
+        run's claim that is still live at `now` (an expired claim, or one `run_id` holds, is taken over); return the
+        keys claimed. Atomic against any number of concurrent callers in any process: a key is claimed by at most one
+        run at a time. Writing a unit's result releases its claim."""
+
+    @abc.abstractmethod
+    def renew_claims(self, run_id: str, expires_at: float) -> int:
+        """Extend every claim `run_id` holds to `expires_at` (its heartbeat); return how many it holds."""
+
+    @abc.abstractmethod
+    def open_claims(self, scope: UnitScope, seed: int) -> list[ClaimInfo]:
+        """Every claim, live or expired, on units of this scope and seed (claims are few: units in flight)."""
+
+    @abc.abstractmethod
+    def live_runs(self, plan: str, fresh_after: float) -> int:
+        """How many runs of this plan digest are `running` with a heartbeat at or after `fresh_after`."""
+
+    @abc.abstractmethod
+    def recent_calls(self, since: float) -> list[dict[str, Any]]:
+        """Every call started at or after `since`: deployment, latency_s, status, http_status (lane health)."""
 
     @abc.abstractmethod
     def runs(self) -> list[dict[str, Any]]:
         """Every recorded run, newest first: run_id, started_at, finished_at, status, suite, models, host, pid,
-        heartbeat_at, planned_units, executed_units, label."""
+        heartbeat_at, planned_units, executed_units, worker, plan, label."""
 
     @abc.abstractmethod
     def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:

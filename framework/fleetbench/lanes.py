@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from fleetbench.concurrency import AdaptiveSlots
 from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import LaneLost
 from fleetbench.types import CallStatus, Lane
+
+log = logging.getLogger(__name__)
 
 BREAKER_STATUSES = frozenset({CallStatus.TRANSIENT, CallStatus.UNREACHABLE, CallStatus.TIMEOUT})
 """Failures that say the lane (not the request) is in trouble; enough of them in a row park it."""
@@ -74,10 +77,19 @@ class TokenBucket:
     """Requests per minute with a one-second burst; `None` means unlimited."""
 
     def __init__(self, rpm: float | None) -> None:
-        self._rate = None if rpm is None else rpm / 60.0
+        self._full = None if rpm is None else rpm / 60.0
+        self._rate = self._full
         self._capacity = 1.0 if self._rate is None else max(1.0, self._rate)
         self._tokens = self._capacity
         self._stamp = time.monotonic()
+
+    def share(self, workers: int) -> None:
+        """Keep 1/`workers` of the lane's rate: the run's share when that many workers of its plan are live."""
+        if self._full is None:
+            return
+        self._rate = self._full / max(1, workers)
+        self._capacity = max(1.0, self._rate)
+        self._tokens = min(self._tokens, self._capacity)
 
     async def acquire(self) -> None:
         """Wait until one request may be sent."""
@@ -107,6 +119,8 @@ class Breaker:
     parks: int = 0
     probes_failed: int = 0
     stop_cause: CallStatus | None = None
+    name: str = ""
+    """The lane's id, for the run log."""
     _next_cooldown: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
@@ -161,6 +175,7 @@ class Breaker:
             if probe:
                 self.mode = Mode.ACTIVE
                 self._next_cooldown = self.cooldown_s
+                log.info("lane %s resumed: its probe was answered", self.name)
                 self.pulse.fire()
 
     def abandon_probe(self) -> None:
@@ -172,11 +187,15 @@ class Breaker:
     def stop(self, cause: CallStatus) -> None:
         if self.mode is not Mode.STOPPED:
             self.mode, self.stop_cause = Mode.STOPPED, cause
+            log.info("lane %s stopped for the rest of the run: %s", self.name, cause.value)
             self.pulse.fire()
 
     def _park(self) -> None:
         self.mode = Mode.PARKED
         self.parked_until = time.monotonic() + self._next_cooldown
+        log.info(
+            "lane %s parked for %.1fs after %d failures in a row", self.name, self._next_cooldown, self.consecutive
+        )
         self._next_cooldown = min(self._next_cooldown * 2, self.cooldown_max_s)
         self.pulse.fire()
 
@@ -212,9 +231,21 @@ class LaneState:
     @classmethod
     def of(cls, lane: Lane, conf: SchedulerConf | None = None, pulse: Pulse | None = None) -> LaneState:
         conf = conf or SchedulerConf()
-        breaker = Breaker(conf.breaker_failures, conf.breaker_cooldown_s, conf.breaker_cooldown_max_s, pulse or Pulse())
+        breaker = Breaker(
+            conf.breaker_failures,
+            conf.breaker_cooldown_s,
+            conf.breaker_cooldown_max_s,
+            pulse or Pulse(),
+            name=lane.lane_id,
+        )
         slots = AdaptiveSlots(lane.max_concurrency, conf.concurrency_decrease)
         return cls(lane, TokenBucket(lane.rpm), slots, breaker)
+
+    def share(self, workers: int) -> None:
+        """Split this lane's limits with the other live workers of the plan: 1/`workers` of its rpm and of its
+        `max_concurrency` (at least one request in flight each)."""
+        self.bucket.share(workers)
+        self.slots.set_ceiling(self.lane.max_concurrency // max(1, workers))
 
     async def enter(self) -> Ticket:
         """Admit one request: fail fast on a parked or stopped lane, then a slot, the pause, a token, the breaker.

@@ -1,5 +1,9 @@
 """Wires the stages in order — plan, diff, shard, execute, persist — and owns cancellation and clean shutdown.
 
+Many workers may run the same plan on the same database (`fleetbench.claims`): every unit is claimed before it runs,
+a pass over the plan is followed by passes over the units of workers that died (their claims expired) until nothing of
+the plan is held by anyone, and every heartbeat splits each lane's limits among the plan's live workers.
+
 Validation already constructed the suite and sharding strategy; the runner constructs the providers and opens the
 storage, so nothing is written before the whole configuration has been checked.
 
@@ -13,6 +17,7 @@ as the first signal when it passes; the run is recorded as `deadline`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -24,17 +29,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetbench import __version__, interrupts
+from fleetbench.claims import ClaimedUnits, Lease, ListedUnits, orphans, plan_digest
 from fleetbench.config import RunSpec
 from fleetbench.errors import FleetbenchError, Interrupted
-from fleetbench.interfaces import Provider, Storage
+from fleetbench.interfaces import Provider, Storage, UnitSource
 from fleetbench.lane_report import LaneReport, problem_lines
 from fleetbench.lanes import LaneState, Pulse
-from fleetbench.plan import MissingUnits, PlanDiff, diff, model_plan
+from fleetbench.plan import MissingUnits, ModelPlan, diff, model_plan
 from fleetbench.progress import NullProgress, ProgressView
-from fleetbench.report.runs import HEARTBEAT_S
 from fleetbench.schedule import Executor, JudgePool
 from fleetbench.signals import Signals, deferred, note_only, sync_signals_interrupt
-from fleetbench.types import CallRecord, RunRecord, UnitResult
+from fleetbench.types import CallRecord, CallStatus, RunRecord, UnitResult
 from fleetbench.workers import ModelWork, lane_workers
 from fleetbench.writer import ResultWriter
 
@@ -130,37 +135,66 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
     try:
         for notice in storage.migrate():
             notify(notice)
-        plan = _diff(spec, storage)
+        model_plans = plans(spec)
+        digest = plan_digest(model_plans)
+        plan = diff(model_plans, storage)
         summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
         summary.base_model_of.update({lane.deployment: lane.base_model for ls in spec.lanes.values() for lane in ls})
         if interrupts.received(outlet.signals_since):  # its KeyboardInterrupt was swallowed by a library
             raise KeyboardInterrupt
-        storage.begin_run(_run_record(spec, run_id, plan.planned))
+        storage.begin_run(_run_record(spec, run_id, plan.planned, digest))
+        models = ", ".join(m.name for m in spec.models)
+        log.info("run %s started: worker %d on %s:%d, suite %s, models %s", run_id, spec.run.worker,
+                 socket.gethostname(), os.getpid(), spec.suite.name, models)  # fmt: skip
+        log.info("plan %s: %d units planned, %d already stored, %d missing", digest[:12],
+                 plan.planned, summary.already_stored, plan.missing_count)  # fmt: skip
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any unit ran; nothing was executed") from None
     started = time.perf_counter()
+    lease = Lease(storage, run_id, spec.run.lease_s, spec.run.claim_batch)
     try:
-        _run_loop(_execute(spec, providers, storage, plan.missing, summary, outlet))
+        _run_loop(_execute(spec, providers, storage, plan.missing, summary, outlet, lease, digest))
     except KeyboardInterrupt:  # a signal outside the execution's own handlers (e.g. while it shuts down)
         summary.status = "interrupted"
     finally:
         with deferred():  # a signal now must not cost the run its record (see fleetbench.signals)
             summary.wall_s = time.perf_counter() - started
             storage.finish_run(run_id, summary.status, time.time(), summary.executed)
+            _log_end(summary, lease)
     if summary.status == "interrupted":
         raise Interrupted(f"interrupted: {summary.executed} units finished and kept; run again to resume")
     return summary
 
 
-def _diff(spec: RunSpec, storage: Storage) -> PlanDiff:
-    plans = []
+def _log_end(summary: RunSummary, lease: Lease) -> None:
+    """The run's end in the run log: how it ended, what it did, and per lane the requests retried."""
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "none"
+    log.info(
+        "run %s ended %s after %.1fs: %d units executed (%s), %d newly stored; %d claimed, %d skipped as held or "
+        "completed by other workers",
+        summary.run_id, summary.status, summary.wall_s, summary.executed, outcomes, summary.newly_completed,
+        lease.claimed, lease.held_elsewhere,
+    )  # fmt: skip
+    for report in summary.lanes:
+        calls = sum(report.statuses.values())
+        failed = {status.value: n for status, n in report.statuses.items() if status is not CallStatus.OK and n}
+        if calls:
+            log.info("lane %s: %d requests, not answered at once: %s; parked %d times; %d episodes lost there",
+                     report.lane.lane_id, calls, failed or "none", report.parks, report.episodes_lost)  # fmt: skip
+    if summary.restarts:
+        log.info("episodes started again after losing their lane: %d", summary.restarts)
+
+
+def plans(spec: RunSpec) -> list[ModelPlan]:
+    """Every selected model's plan (cells and their sizes under the run's scopes and seed); nothing is listed."""
+    found = []
     for model in spec.models:
         cells = [(cell, spec.suite.instances(cell, spec.run.instances)) for cell in spec.suite.cells(model.name)]
-        plans.append(model_plan(model.name, cells, spec.scopes.by_model[model.name], spec.run.seed))
-    return diff(plans, storage)
+        found.append(model_plan(model.name, cells, spec.scopes.by_model[model.name], spec.run.seed))
+    return found
 
 
-def _run_record(spec: RunSpec, run_id: str, planned: int) -> RunRecord:
+def _run_record(spec: RunSpec, run_id: str, planned: int, plan: str) -> RunRecord:
     return RunRecord(
         run_id,
         time.time(),
@@ -172,6 +206,8 @@ def _run_record(spec: RunSpec, run_id: str, planned: int) -> RunRecord:
         planned,
         os.getpid(),
         spec.scopes.descriptions,
+        worker=spec.run.worker,
+        plan=plan,
     )
 
 
@@ -200,6 +236,8 @@ async def _execute(
     missing: Mapping[str, MissingUnits],
     summary: RunSummary,
     outlet: _Outlet,
+    lease: Lease,
+    plan: str,
 ) -> None:
     lanes = {lane.lane_id: lane for model in spec.models if model.name in missing for lane in spec.lanes[model.name]}
 
@@ -210,17 +248,31 @@ async def _execute(
     writer = ResultWriter(storage, spec.scheduler.write_batch, on_commit=committed)
     writer.start()
     signals = Signals.install(outlet.signals_since)
-    heartbeat = asyncio.ensure_future(_heartbeat(writer, storage, summary.run_id))
     pulse = Pulse()
     # One state per lane for the whole run, shared by its workers and by judge requests sent to it.
     states = {lane.lane_id: LaneState.of(lane, spec.scheduler, pulse) for ls in spec.lanes.values() for lane in ls}
+    heartbeat = asyncio.ensure_future(
+        _heartbeat(writer, storage, lease, spec.run.heartbeat_s, plan, list(states.values()))
+    )
+    crew = _Crew(spec, providers, summary.run_id, writer, signals.stopping, states, lease)
     stop = _Stop(signals, _Deadline(outlet.deadline, signals.stopping), pulse)
-    outlet.progress.start(list(lanes.values()), sum(source.count for source in missing.values()))
     try:
-        # What finish_run records if a worker's exception propagates, or the sharding plugin's (in `_workers`).
+        # What finish_run records if a worker's exception propagates, or the sharding plugin's (in `crew.workers`).
         summary.status = "failed"
-        workers = _workers(spec, providers, missing, summary.run_id, writer, signals.stopping, states)
-        summary.status = await _supervise(workers, stop, spec.scheduler.drain_timeout_s, outlet.notify)
+        workers = crew.workers(missing)
+        per_model = {model: source.count for model, source in missing.items()}
+        outlet.progress.start(list(lanes.values()), sum(per_model.values()), crew.shares, per_model)
+        while True:
+            summary.status = await _supervise(workers, stop, spec.scheduler.drain_timeout_s, outlet.notify)
+            if summary.status != "completed":
+                break
+            # This worker's pass is done; what other workers hold of the plan decides whether it is finished.
+            sources = await _orphan_round(spec, storage, missing, lease, stop)
+            if not sources:
+                break
+            workers = crew.workers(sources)
+        if summary.status == "completed" and signals.stopping.is_set():
+            summary.status = "deadline" if stop.deadline.reached else "interrupted"
     finally:
         stop.deadline.cancel()
         heartbeat.cancel()
@@ -235,30 +287,64 @@ async def _execute(
         signals.remove(then=note_only)
 
 
-def _workers(
-    spec: RunSpec,
-    providers: Mapping[str, Provider],
-    missing: Mapping[str, MissingUnits],
-    run_id: str,
-    writer: ResultWriter,
-    stopping: asyncio.Event,
-    states: Mapping[str, LaneState],
-) -> list[Coroutine[Any, Any, None]]:
-    judge = None
-    if spec.judge is not None:
-        judge_states = [states[lane.lane_id] for lane in spec.lanes[spec.judge.name]]
-        judge = JudgePool(providers[spec.judge.provider], judge_states, spec.judge.generation)
-    workers = []
-    for model in spec.models:
-        if model.name not in missing:
-            continue
-        source = missing[model.name]
-        model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
-        pulse = model_states[0].breaker.pulse
-        work = ModelWork(spec.sharding.dispatch(source, spec.lanes[model.name]), model_states, pulse, stopping)
-        executor = Executor(spec.suite, model, providers[model.provider], spec.scheduler, run_id, judge, work.lanes)
-        workers.extend(lane_workers(executor, work, writer.submit, stopping, source.count))
-    return workers
+async def _orphan_round(
+    spec: RunSpec, storage: Storage, missing: Mapping[str, MissingUnits], lease: Lease, stop: _Stop
+) -> dict[str, UnitSource]:
+    """Units of the plan whose claims expired with their worker, to run now; while other workers still hold live
+    claims, wait for them (they either finish or die and expire). Empty when the plan is done or the run stops."""
+    poll_s = max(0.2, min(2.0, spec.run.lease_s / 10))
+    stopping = stop.signals.stopping
+    while not stopping.is_set():
+        found = {model: orphans(storage, source.plan, lease.run_id, time.time()) for model, source in missing.items()}
+        expired = {model: ListedUnits(o.expired) for model, o in found.items() if o.expired}
+        if expired:
+            log.info("taking over %d units whose claims expired", sum(s.count for s in expired.values()))
+            return dict(expired)
+        live = sum(o.live for o in found.values())
+        if not live:
+            return {}
+        log.info("waiting for %d units other workers hold", live)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), poll_s)
+    return {}
+
+
+@dataclass(frozen=True)
+class _Crew:
+    """Builds the lane workers of one pass over some units (the plan, then orphans of dead workers)."""
+
+    spec: RunSpec
+    providers: Mapping[str, Provider]
+    run_id: str
+    writer: ResultWriter
+    stopping: asyncio.Event
+    states: Mapping[str, LaneState]
+    lease: Lease
+    shares: dict[str, int | None] = field(default_factory=dict)
+    """Per deployment, the units its static share holds (None: its model's lanes share one queue)."""
+
+    def workers(self, sources: Mapping[str, UnitSource]) -> list[Coroutine[Any, Any, None]]:
+        spec, states = self.spec, self.states
+        judge = None
+        if spec.judge is not None:
+            judge_states = [states[lane.lane_id] for lane in spec.lanes[spec.judge.name]]
+            judge = JudgePool(self.providers[spec.judge.provider], judge_states, spec.judge.generation)
+        workers = []
+        for model in spec.models:
+            if model.name not in sources:
+                continue
+            source = ClaimedUnits(sources[model.name], self.lease)
+            model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
+            pulse = model_states[0].breaker.pulse
+            dispatch = spec.sharding.dispatch(source, spec.lanes[model.name])
+            for lane in spec.lanes[model.name]:
+                share, known = dispatch.planned(lane.lane_id), self.shares.get(lane.deployment, 0)
+                self.shares[lane.deployment] = None if share is None or known is None else known + share
+            work = ModelWork(dispatch, model_states, pulse, self.stopping)
+            provider = self.providers[model.provider]
+            executor = Executor(spec.suite, model, provider, spec.scheduler, self.run_id, judge, work.lanes)
+            workers.extend(lane_workers(executor, work, self.writer.submit, self.stopping, source.count))
+        return workers
 
 
 class _Deadline:
@@ -290,13 +376,30 @@ class _Stop:
     pulse: Pulse
 
 
-async def _heartbeat(writer: ResultWriter, storage: Storage, run_id: str) -> None:
+async def _heartbeat(
+    writer: ResultWriter, storage: Storage, lease: Lease, every_s: float, plan: str, states: Sequence[LaneState]
+) -> None:
+    """Every `run.heartbeat_s`: record that the run is alive, renew its claims, and split each lane's limits with
+    the other live workers of the plan (those whose heartbeat is at most three intervals old)."""
+    workers = 1
     while True:
-        await asyncio.sleep(HEARTBEAT_S)
         try:
-            await writer.call(storage.heartbeat, run_id, time.time())
+            live = await writer.call(storage.live_runs, plan, time.time() - 3 * every_s)
+            if max(1, live) != workers:
+                workers = max(1, live)
+                log.info(
+                    "%d live workers share this plan: each lane keeps 1/%d of its rpm and concurrency", workers, workers
+                )
+                for state in states:
+                    state.share(workers)
+        except FleetbenchError as exc:
+            log.warning("live workers of the plan not counted: %s", exc)
+        await asyncio.sleep(every_s)
+        try:
+            await writer.call(storage.heartbeat, lease.run_id, time.time())
+            await writer.call(lease.renew)
         except FleetbenchError as exc:  # a missed heartbeat is not worth stopping the run for; the next may succeed
-            log.warning("heartbeat of run %s not recorded: %s", run_id, exc)
+            log.warning("heartbeat of run %s not recorded: %s", lease.run_id, exc)
 
 
 async def _supervise(workers: list[Coroutine[Any, Any, None]], stop: _Stop, drain_s: float, notify: Notify) -> str:

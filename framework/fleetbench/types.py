@@ -367,6 +367,21 @@ class RunRecord:
     pid: int = 0
     scopes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Every scope digest the run's units carry, with the settings it stands for (stored for reports)."""
+    worker: int = 0
+    """`run.worker`: names the worker among those sharing a plan (logs, `fleetbench status`); never in a unit key."""
+    plan: str = ""
+    """Digest of the plan (scopes, seed, instances): runs with the same digest share the plan's units and lanes."""
+
+
+@dataclass(frozen=True)
+class ClaimInfo:
+    """A unit some run has claimed and not yet written (see `Storage.claim`)."""
+
+    unit_key: str
+    run_id: str
+    expires_at: float
+    cell_key: str
+    index: int
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class SignalAt:
         self.done = 0
         self.sent_at: float | None = None
 
-    def start(self, lanes: Sequence[Lane], total: int) -> None:
+    def start(self, lanes: Sequence[Lane], total: int, *_: object) -> None:
         return None
 
     def unit_done(self, lane: Lane, outcome: Outcome) -> None:

@@ -54,17 +54,44 @@ def _lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
     return lines
 
 
-def test_plain_lines_count_units_per_deployment(capsys: pytest.CaptureFixture[str]) -> None:
+def test_plain_lines_count_units_per_deployment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(progress_module, "time", clock)
     progress = PlainProgress(interval_s=0.0)
     progress.start([A1, A2, B], total=4)
     for lane in (A1, B, A2):
+        clock.now += 2.0
         progress.unit_done(lane, Outcome.SUCCESS)
     progress.stop()
     assert _lines(capsys) == [
-        "1/4 units | Dep-A 1",
-        "2/4 units | Dep-A 1 | Dep-B 1",
-        "3/4 units | Dep-A 2 | Dep-B 1",
-        "3/4 units | Dep-A 2 | Dep-B 1",
+        "1/4 units 0.5/s ETA 0:00:06 success=1 | Dep-A 1/~4 0.5/s ETA 0:00:06 success=1",
+        "2/4 units 0.5/s ETA 0:00:04 success=2 | Dep-A 1/~2 0.2/s ETA 0:00:04 success=1"
+        " | Dep-B 1/~2 0.2/s ETA 0:00:04 success=1",
+        "3/4 units 0.5/s ETA 0:00:02 success=3 | Dep-A 2/~3 0.3/s ETA 0:00:03 success=2"
+        " | Dep-B 1/~1 0.2/s ETA 0:00:00 success=1",
+        "3/4 units 0.5/s ETA 0:00:02 success=3 | Dep-A 2/~3 0.3/s ETA 0:00:03 success=2"
+        " | Dep-B 1/~1 0.2/s ETA 0:00:00 success=1",
+    ]
+
+
+def test_static_shares_are_shown_as_planned_and_models_estimate_apart(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(progress_module, "time", clock)
+    other = make_lane("Other", base_model="Other-Model")
+    progress = PlainProgress(interval_s=3600.0)
+    progress.start([A1, B, other], total=12, planned={"Dep-A": 3, "Dep-B": 5, "Other": None}, per_model={
+        "Model": 8, "Other-Model": 4})  # fmt: skip
+    clock.now += 10.0
+    progress.unit_done(A1, Outcome.FAILURE)
+    progress.unit_done(other, Outcome.SUCCESS)
+    progress.stop()
+    assert _lines(capsys) == [
+        "2/12 units 0.2/s ETA 0:00:50 failure=1 success=1 | Dep-A 1/3 0.1/s ETA 0:00:20 failure=1"
+        " | Other 1/~4 0.1/s ETA 0:00:30 success=1"
     ]
 
 
@@ -77,7 +104,12 @@ def test_plain_lines_wait_for_their_interval_and_stop_prints_the_last_count(
     progress.unit_done(B, Outcome.INFRA_ERROR)
     assert _lines(capsys) == []
     progress.stop()
-    assert _lines(capsys) == ["2/2 units | Dep-A 1 | Dep-B 1"]
+    [line] = _lines(capsys)
+    assert re.fullmatch(
+        r"2/2 units [\d.]+/s ETA [\d:?]+ failure=1 infra_error=1 \| Dep-A 1/~1 [\d.]+/s ETA [\d:?]+ failure=1"
+        r" \| Dep-B 1/~1 [\d.]+/s ETA [\d:?]+ infra_error=1",
+        line,
+    ), line
 
 
 def test_plain_progress_prints_nothing_when_nothing_finished(capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,14 +138,16 @@ def test_the_rich_view_shows_the_run_and_each_deployment_once_with_outcomes() ->
     output = console.file.getvalue()
     assert re.search(r"0:00:\d\d\n\x1b\[\?25h$", output), "the last frame stays on screen (not transient)"
     first = output.removeprefix("\x1b[?25l").split("\r")[0].splitlines()
-    assert re.fullmatch(r"all units {20}\s+0/4  0:00:\d\d", first[0]), first[0]  # no outcome yet, nothing else
-    assert re.fullmatch(r"  Dep-A {22}━+ 0/\?  0:00:\d\d", first[1]), first[1]
+    assert re.fullmatch(r"all units {20}\s+0/4 units 0\.0/s ETA \? +0:00:\d\d", first[0]), first[0]
+    assert re.fullmatch(r"  Dep-A {22}━+ 0/\? 0\.0/s ETA \? +0:00:\d\d", first[1]), first[1]
     final = output.rsplit("\x1b[2K", 1)[1].removesuffix("\x1b[?25h").splitlines()
     assert len(final) == 3
     overall, dep_a, dep_b = final
-    assert re.fullmatch(r"all units {20}━+ +3/4 failure=1 success=2 0:00:\d\d", overall), overall
-    assert re.fullmatch(r"  Dep-A {22}━+ 2/\? +0:00:\d\d", dep_a), dep_a
-    assert re.fullmatch(r"  Dep-B {22}━+ 1/\? +0:00:\d\d", dep_b), dep_b
+    assert re.fullmatch(r"all units {20}━+╸? +3/4 units [\d.]+/s ETA [\d:]+ failure=1 success=2 +0:00:\d\d", overall), (
+        overall
+    )
+    assert re.fullmatch(r"  Dep-A {22}━+╸? +2/~3 [\d.]+/s ETA [\d:]+ failure=1 success=1 +0:00:\d\d", dep_a), dep_a
+    assert re.fullmatch(r"  Dep-B {22}━+╸? +1/~1 [\d.]+/s ETA [\d:]+ success=1 +0:00:\d\d", dep_b), dep_b
 
 
 def test_make_progress_draws_on_the_console_it_is_given() -> None:
@@ -147,6 +181,6 @@ def test_plain_lines_come_every_five_seconds_by_default(
         clock.now = 100.0 + elapsed
         progress.unit_done(A1, Outcome.SUCCESS)
     assert capsys.readouterr().err.splitlines() == [
-        "[    5.0s] 3/9 units | Dep-A 3",
-        "[   10.0s] 5/9 units | Dep-A 5",
+        "[    5.0s] 3/9 units 0.6/s ETA 0:00:10 success=3 | Dep-A 3/~9 0.6/s ETA 0:00:10 success=3",
+        "[   10.0s] 5/9 units 0.5/s ETA 0:00:08 success=5 | Dep-A 5/~9 0.5/s ETA 0:00:08 success=5",
     ]

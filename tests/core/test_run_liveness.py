@@ -10,8 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from fleetbench import runner
 from fleetbench.config import compose_config, resolve_run
 from fleetbench.report.runs import STALE_AFTER_S, run_state
@@ -73,11 +71,12 @@ def _units(directory: Path) -> int:
         return 0
 
 
-def test_a_running_run_renews_its_heartbeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "HEARTBEAT_S", 0.1)
+def test_a_running_run_renews_its_heartbeat(tmp_path: Path) -> None:
     slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=100" for i in range(3)]
     db = tmp_path / "beat.db"
-    runner.run(resolve_run(compose_config([f"storage.url=sqlite:///{db}", "run.progress=off", *slow])))
+    runner.run(
+        resolve_run(compose_config([f"storage.url=sqlite:///{db}", "run.progress=off", "run.heartbeat_s=0.1", *slow]))
+    )
     with sqlite3.connect(db) as connection:
         started, beat, finished = connection.execute(
             "select started_at, heartbeat_at, finished_at from runs"

@@ -129,7 +129,7 @@ class _Recorder:
         self.done: list[tuple[str, Outcome]] = []
         self.stopped = False
 
-    def start(self, lanes: Sequence[Lane], total: int) -> None:
+    def start(self, lanes: Sequence[Lane], total: int, *_: object) -> None:
         self.total = total
 
     def unit_done(self, lane: Lane, outcome: Outcome) -> None:

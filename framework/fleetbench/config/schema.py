@@ -84,6 +84,17 @@ class RunConf:
     progress: str = "auto"
     judge: str | None = None
     """The model that judges episodes when the suite asks for one (e.g. `suite.classifier=llm`); any spelling."""
+    worker: int = 0
+    """Names this worker among the processes sharing one plan (`-m run.worker=range(8)`): shown in logs, `fleetbench
+    runs` and `fleetbench status`; never part of a unit key, so every worker claims from the same plan."""
+    lease_s: float = 60.0
+    """How long a claim on a unit lasts without renewal: a worker that dies (SIGKILL, lost machine) leaves its units
+    to the others after at most this long."""
+    heartbeat_s: float = 5.0
+    """How often a running worker records that it is alive and renews its claims (at most half of `lease_s`)."""
+    claim_batch: int = 16
+    """Units claimed per transaction: larger batches cost fewer transactions, smaller ones split a plan's tail more
+    evenly among workers."""
 
 
 @dataclass
@@ -132,6 +143,17 @@ class ReportConf:
 
 
 @dataclass
+class StatusConf:
+    """What `fleetbench status` shows."""
+
+    window_s: float = 300.0
+    """Lane health covers the calls started in the last this many seconds."""
+    watch: bool = False
+    """Redraw every `every_s` seconds until Ctrl-C."""
+    every_s: float = 2.0
+
+
+@dataclass
 class FleetbenchConf:
     """The whole composed configuration."""
 
@@ -141,6 +163,7 @@ class FleetbenchConf:
     # `fleetbench drift` and `fleetbench export` (config/outputs.py).
     drift: DriftConf = field(default_factory=DriftConf)
     export: ExportConf = field(default_factory=ExportConf)
+    status: StatusConf = field(default_factory=StatusConf)
     models: dict[str, ModelConf] = field(default_factory=dict)
     # Plugin sections: each is typed by the schema of the plugin its config group selected (see config/groups.py).
     providers: dict[str, Any] = field(default_factory=dict)

@@ -173,6 +173,7 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
         raise ConfigError(f"run.progress: {run.progress!r} is not valid; choices: {choices_text(PROGRESS_MODES)}")
     if not run.models:
         raise ConfigError("run.models: empty; name at least one model")
+    _check_claims(run)
     for name, (low, high) in SCHEDULER_LIMITS.items():
         value = getattr(scheduler, name)
         if not (math.isfinite(value) and low <= value <= high):
@@ -186,6 +187,26 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
     deadline = scheduler.deadline_s
     if deadline is not None and not (math.isfinite(deadline) and 0 < deadline <= DEADLINE_MAX_S):
         raise ConfigError(f"scheduler.deadline_s: must be null or from 0 to {DEADLINE_MAX_S:g} seconds, got {deadline}")
+
+
+HEARTBEAT_RANGE_S = (0.05, 10.0)
+"""`run.heartbeat_s` bounds: above 10 s `fleetbench runs` would take a live run for dead (see report.runs)."""
+LEASE_MAX_S = 86_400.0
+
+
+def _check_claims(run: RunConf) -> None:
+    if not 0 <= run.worker <= 1_000_000:
+        raise ConfigError(f"run.worker: must be an integer from 0 to 1000000, got {run.worker}")
+    low, high = HEARTBEAT_RANGE_S
+    if not (math.isfinite(run.heartbeat_s) and low <= run.heartbeat_s <= high):
+        raise ConfigError(f"run.heartbeat_s: must be from {low:g} to {high:g} seconds, got {run.heartbeat_s}")
+    if not (math.isfinite(run.lease_s) and 2 * run.heartbeat_s <= run.lease_s <= LEASE_MAX_S):
+        raise ConfigError(
+            f"run.lease_s: must be from twice run.heartbeat_s ({2 * run.heartbeat_s:g}) to {LEASE_MAX_S:g} seconds, "
+            f"got {run.lease_s}"
+        )
+    if not 1 <= run.claim_batch <= 1024:
+        raise ConfigError(f"run.claim_batch: must be from 1 to 1024 units, got {run.claim_batch}")
 
 
 def _check_instances(suite: interfaces.Suite, models: tuple[ModelSpec, ...], instances: int) -> None:

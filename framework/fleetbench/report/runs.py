@@ -52,8 +52,8 @@ def render_runs(runs: Sequence[Mapping[str, Any]], console: Console, now: float 
     """A table of runs, newest first, with their derived state."""
     now = time.time() if now is None else now
     host = socket.gethostname()
-    table = Table("run", "state", "started", "last heartbeat", "where", "suite", "models", "planned", "executed",
-                  "label", title="fleetbench runs")  # fmt: skip
+    table = Table("run", "state", "started", "last heartbeat", "where", "worker", "suite", "models", "planned",
+                  "executed", "label", title="fleetbench runs")  # fmt: skip
     for run in runs:
         table.add_row(
             str(run["run_id"])[:12],
@@ -61,6 +61,7 @@ def render_runs(runs: Sequence[Mapping[str, Any]], console: Console, now: float 
             _when(run["started_at"]),
             _when(run.get("heartbeat_at")),
             f"{run.get('host', '?')}:{run.get('pid') or '?'}",
+            str(run.get("worker") or 0),
             str(run["suite"]),
             ", ".join(run.get("models") or ()),
             str(run["planned_units"]),

@@ -16,11 +16,13 @@ from fleetbench.errors import StorageError, UnknownNameError
 from fleetbench.interfaces import NamingPolicy, NoOptions, Storage
 from fleetbench.types import (
     CallRecord,
+    ClaimInfo,
     FactorValue,
     MetricSpec,
     Outcome,
     ReportFilter,
     RunRecord,
+    Unit,
     UnitResult,
     UnitScope,
 )
@@ -76,6 +78,8 @@ class MemoryStorage(Storage):
         self._units: dict[str, _Row] = {}
         self._calls: list[tuple[CallRecord, str]] = []
         self._runs: dict[str, dict[str, Any]] = {}
+        self._claims: dict[str, tuple[str, float, Unit]] = {}
+        """unit key -> (run id, expiry, unit)"""
 
     def migrate(self) -> Sequence[str]:
         return []
@@ -91,6 +95,17 @@ class MemoryStorage(Storage):
                 counts[unit.cell_key] = counts.get(unit.cell_key, 0) + 1
         return counts
 
+    def completed_per_cell_and_deployment(
+        self, scope: UnitScope, seed: int, instances: int
+    ) -> Mapping[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for row in self._units.values():
+            unit = row.result.unit
+            if row.done and unit.scope == scope and unit.seed == seed and unit.index < instances:
+                key = (unit.cell_key, row.result.deployment)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def begin_run(self, run: RunRecord) -> None:
         if run.run_id in self._runs:
             raise StorageError(f"run {run.run_id!r} is already recorded")
@@ -99,7 +114,7 @@ class MemoryStorage(Storage):
             "run_id": run.run_id, "started_at": run.started_at, "finished_at": None, "status": "running",
             "suite": run.suite, "models": [self._naming.base_name(m) for m in run.models], "host": run.host,
             "pid": run.pid, "heartbeat_at": run.started_at, "planned_units": run.planned_units,
-            "executed_units": 0, "label": str(label),
+            "executed_units": 0, "label": str(label), "worker": run.worker, "plan": run.plan or None,
         }  # fmt: skip
 
     def heartbeat(self, run_id: str, at: float) -> None:
@@ -107,6 +122,51 @@ class MemoryStorage(Storage):
 
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
         self._run(run_id).update(status=status, finished_at=finished_at, executed_units=executed)
+        self._claims = {key: held for key, held in self._claims.items() if held[0] != run_id}
+
+    def claim(self, run_id: str, units: Sequence[Unit], now: float, expires_at: float) -> set[str]:
+        self._run(run_id)
+        taken = set()
+        for unit in units:
+            held = self._claims.get(unit.key)
+            if held is not None and held[0] != run_id and held[1] > now:
+                continue
+            if unit.key in self._units and self._units[unit.key].done:
+                continue
+            self._claims[unit.key] = (run_id, expires_at, unit)
+            taken.add(unit.key)
+        return taken
+
+    def renew_claims(self, run_id: str, expires_at: float) -> int:
+        mine = [key for key, held in self._claims.items() if held[0] == run_id]
+        for key in mine:
+            self._claims[key] = (run_id, expires_at, self._claims[key][2])
+        return len(mine)
+
+    def open_claims(self, scope: UnitScope, seed: int) -> list[ClaimInfo]:
+        return [
+            ClaimInfo(key, run_id, expires, unit.cell_key, unit.index)
+            for key, (run_id, expires, unit) in self._claims.items()
+            if unit.scope == scope and unit.seed == seed
+        ]
+
+    def live_runs(self, plan: str, fresh_after: float) -> int:
+        return sum(
+            run["plan"] == plan and run["status"] == "running" and run["heartbeat_at"] >= fresh_after
+            for run in self._runs.values()
+        )
+
+    def recent_calls(self, since: float) -> list[dict[str, Any]]:
+        return [
+            {
+                "deployment": c.deployment,
+                "latency_s": c.latency_s,
+                "status": c.status.value,
+                "http_status": c.http_status,
+            }
+            for c, _ in self._calls
+            if c.started_at >= since
+        ]
 
     def _run(self, run_id: str) -> dict[str, Any]:
         if run_id not in self._runs:
@@ -121,6 +181,7 @@ class MemoryStorage(Storage):
             self._run(run_id)
         completed = 0
         for result in results:
+            self._claims.pop(result.key, None)
             stored = self._units.get(result.key)
             if stored is not None and stored.done:
                 continue

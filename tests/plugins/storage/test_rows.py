@@ -130,6 +130,8 @@ def test_a_run_row_starts_running_with_canonical_models_and_a_first_heartbeat() 
         "executed_units": None,
         "pid": 345,
         "heartbeat_at": 1000.0,
+        "worker": 0,
+        "plan": None,
     }
 
 

@@ -15,6 +15,7 @@ each factor and metric by name::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -172,6 +173,10 @@ class StorageContract:
         assert dict(storage.completed_per_cell(SCOPE, 0, 2)) == {low[0].cell_key: 2, high[0].cell_key: 1}
         assert dict(storage.completed_per_cell(OTHER_SCOPE, 0, 9)) == {low[0].cell_key: 3, high[0].cell_key: 3}
         assert dict(storage.completed_per_cell(SCOPE, 7, 9)) == {}
+        by_lane = storage.completed_per_cell_and_deployment
+        assert dict(by_lane(SCOPE, 0, 4)) == {(low[0].cell_key, MODEL): 4, (high[0].cell_key, MODEL): 1}
+        assert dict(by_lane(SCOPE, 0, 2)) == {(low[0].cell_key, MODEL): 2, (high[0].cell_key, MODEL): 1}
+        assert dict(by_lane(SCOPE, 7, 9)) == {}
 
     def test_transcripts_round_trip(self, storage: Storage) -> None:
         units = kit_units()
@@ -193,6 +198,44 @@ class StorageContract:
         first = {r["run_id"]: r for r in storage.runs()}[RUN]
         assert (first["status"], first["finished_at"], first["executed_units"]) == ("finished", 1600.0, 6)
         assert first["heartbeat_at"] >= 1500.0
+
+    def test_a_live_claim_is_held_by_one_run_until_it_expires(self, storage: Storage) -> None:
+        units = kit_units()
+        ready(storage, run_record(), run_record(LATER_RUN, 2000.0))
+        assert storage.claim(RUN, units[:4], now=100.0, expires_at=160.0) == {u.key for u in units[:4]}
+        assert storage.claim(LATER_RUN, units, now=110.0, expires_at=170.0) == {u.key for u in units[4:]}
+        assert storage.claim(RUN, units[:1], now=120.0, expires_at=180.0) == {units[0].key}, "a run retakes its own"
+        assert storage.renew_claims(RUN, 300.0) == 4
+        assert storage.claim(LATER_RUN, units[:4], now=200.0, expires_at=260.0) == set(), "renewed: still live"
+        assert storage.claim(LATER_RUN, units[:4], now=300.0, expires_at=360.0) == {u.key for u in units[:4]}
+        held = {c.unit_key: c for c in storage.open_claims(SCOPE, 0)}
+        assert set(held) == {u.key for u in units} and {c.run_id for c in held.values()} == {LATER_RUN}
+        assert (held[units[5].key].cell_key, held[units[5].key].index) == (units[5].cell_key, units[5].index)
+        assert storage.open_claims(OTHER_SCOPE, 0) == [] and storage.open_claims(SCOPE, 1) == []
+
+    def test_writing_releases_a_claim_and_completed_units_cannot_be_claimed(self, storage: Storage) -> None:
+        units = kit_units()
+        ready(storage, run_record(), run_record(LATER_RUN, 2000.0))
+        storage.claim(RUN, units[:2], now=100.0, expires_at=1e12)
+        storage.write([result(units[0]), result(units[1], Outcome.INFRA_ERROR)], [])
+        assert storage.open_claims(SCOPE, 0) == []
+        assert storage.claim(LATER_RUN, units[:2], now=101.0, expires_at=1e12) == {units[1].key}, "infra errors re-run"
+        storage.finish_run(LATER_RUN, "interrupted", 102.0, 0)
+        assert storage.open_claims(SCOPE, 0) == [], "finishing a run releases its claims"
+
+    def test_live_runs_and_recent_calls(self, storage: Storage) -> None:
+        units = kit_units()
+        plan_a = dataclasses.replace(run_record(), plan="p" * 32, worker=3)
+        plan_b = dataclasses.replace(run_record(LATER_RUN, 2000.0), plan="p" * 32)
+        ready(storage, plan_a, plan_b)
+        storage.heartbeat(RUN, 5000.0)
+        assert storage.live_runs("p" * 32, 4000.0) == 1 and storage.live_runs("p" * 32, 1000.0) == 2
+        assert storage.live_runs("q" * 32, 0.0) == 0
+        assert {r["run_id"]: r["worker"] for r in storage.runs()}[RUN] == 3
+        storage.write([result(units[0])], [call(units[0], MODEL), call(units[0], MODEL, attempt=2)])
+        recent = storage.recent_calls(999.0)
+        assert sorted((c["deployment"], c["status"]) for c in recent) == [(MODEL, "ok"), (MODEL, "rate_limited")]
+        assert storage.recent_calls(1001.0) == []
 
     def test_aggregates_count_outcomes_and_metrics_over_completed_units(self, storage: Storage) -> None:
         units = kit_units(instances=3)

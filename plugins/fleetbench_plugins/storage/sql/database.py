@@ -12,15 +12,15 @@ from sqlalchemy import Engine, exc, insert, make_url, select, update
 
 from fleetbench.errors import StorageError
 from fleetbench.interfaces import NamingPolicy
-from fleetbench.types import CallRecord, MetricSpec, ReportFilter, RunRecord, UnitResult, UnitScope
+from fleetbench.types import CallRecord, ClaimInfo, MetricSpec, ReportFilter, RunRecord, Unit, UnitResult, UnitScope
 
+from . import claims, queries
 from . import migrate as migrations
-from . import queries
 from .engine import build_engine, display_url, write_transaction
 from .filters import unit_conditions
 from .options import SqlOptions
 from .rows import decode_transcript, run_row, scope_rows
-from .schema import runs, scopes
+from .schema import runs, scopes, units
 from .writes import dialect_insert, write_batch
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -148,6 +148,7 @@ class SqlDatabase:
         values = {"status": status, "finished_at": finished_at, "executed_units": executed}
         with self.errors(f"finishing run {run_id!r}"), write_transaction(self.ready()) as connection:
             updated = connection.execute(update(runs).where(runs.c.run_id == run_id).values(values)).rowcount
+            claims.release_run(connection, run_id)
         if updated != 1:
             raise StorageError(f"run {run_id!r} was never begun (begin_run) in {self._where}")
 
@@ -182,6 +183,26 @@ class SqlDatabase:
         with self.errors(f"recording a heartbeat of run {run_id!r}"), write_transaction(self.ready()) as connection:
             connection.execute(update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=at))
 
+    def claim(self, run_id: str, batch: Sequence[Unit], now: float, expires_at: float) -> set[str]:
+        with self.errors(f"claiming {len(batch)} units"), write_transaction(self.ready()) as connection:
+            return claims.claim(connection, run_id, batch, now, expires_at, self.canonical)
+
+    def renew_claims(self, run_id: str, expires_at: float) -> int:
+        with self.errors(f"renewing the claims of run {run_id!r}"), write_transaction(self.ready()) as connection:
+            return claims.renew(connection, run_id, expires_at)
+
+    def open_claims(self, scope: UnitScope, seed: int) -> list[ClaimInfo]:
+        with self.errors("reading claims"), self.ready(writable=False).connect() as connection:
+            return claims.open_claims(connection, scope, seed)
+
+    def live_runs(self, plan: str, fresh_after: float) -> int:
+        with self.errors("counting live runs"), self.ready(writable=False).connect() as connection:
+            return claims.live_runs(connection, plan, fresh_after)
+
+    def recent_calls(self, since: float) -> list[dict[str, Any]]:
+        with self.errors("reading recent calls"), self.ready(writable=False).connect() as connection:
+            return claims.recent_calls(connection, since)
+
     def stored_among(self, keys: Sequence[str]) -> set[str]:
         if not keys:
             return set()
@@ -192,6 +213,13 @@ class SqlDatabase:
         with self.errors("counting stored units"), self.ready().connect() as connection:
             rows = connection.execute(queries.completed_per_cell(scope, seed, instances))
             return {str(cell): int(count) for cell, count in rows}
+
+    def completed_per_cell_and_deployment(
+        self, scope: UnitScope, seed: int, instances: int
+    ) -> dict[tuple[str, str], int]:
+        with self.errors("counting stored units"), self.ready(writable=False).connect() as connection:
+            rows = connection.execute(queries.completed_per_cell(scope, seed, instances, by=units.c.deployment))
+            return {(str(cell), str(deployment)): int(count) for cell, deployment, count in rows}
 
     def aggregate(
         self, group_by: Sequence[str], flt: ReportFilter, metrics: Sequence[MetricSpec]

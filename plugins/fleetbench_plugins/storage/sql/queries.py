@@ -134,7 +134,7 @@ def call_conditions(flt: ReportFilter, canonical: Callable[[str], str], dialect:
 
 RUN_COLUMNS = (
     "run_id", "started_at", "finished_at", "status", "suite", "models", "host", "pid", "heartbeat_at",
-    "planned_units", "executed_units",
+    "planned_units", "executed_units", "worker", "plan",
 )  # fmt: skip
 
 
@@ -153,10 +153,12 @@ def completed_among(keys: Sequence[str]) -> Select[Any]:
     return select(units.c.unit_key).where(units.c.unit_key.in_(keys), completed())
 
 
-def completed_per_cell(scope: UnitScope, seed: int, instances: int) -> Select[Any]:
-    """Per cell key, completed units of a scope and seed with an instance index below `instances`."""
+def completed_per_cell(scope: UnitScope, seed: int, instances: int, by: Any = None) -> Select[Any]:
+    """Per cell key (and `by` column, if any), completed units of a scope and seed with an instance index below
+    `instances`."""
+    keys = [units.c.cell_key] if by is None else [units.c.cell_key, by]
     return (
-        select(units.c.cell_key, func.count())
+        select(*keys, func.count())
         .where(
             units.c.suite_scope == scope.suite,
             units.c.model_scope == scope.model,
@@ -164,7 +166,7 @@ def completed_per_cell(scope: UnitScope, seed: int, instances: int) -> Select[An
             units.c.instance_index < instances,
             completed(),
         )
-        .group_by(units.c.cell_key)
+        .group_by(*keys)
     )
 
 

@@ -91,6 +91,8 @@ def run_row(run: RunRecord, canonical: Callable[[str], str]) -> dict[str, Any]:
         "executed_units": None,
         "pid": run.pid,
         "heartbeat_at": run.started_at,
+        "worker": run.worker,
+        "plan": run.plan or None,
     }
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 """The alembic head revision this code reads and writes. `migrate()` upgrades a database to it."""
 
 VERSION_TABLE = "fleetbench_alembic_version"
@@ -54,6 +54,8 @@ runs = Table(
     Column("executed_units", Integer),
     Column("pid", Integer),
     Column("heartbeat_at", Double),
+    Column("worker", Integer),
+    Column("plan", String(DIGEST_LENGTH)),
 )
 
 # What a scope digest (units.suite_scope / units.model_scope) stands for: the settings that make units comparable.
@@ -92,6 +94,18 @@ units = Table(
     Index("ix_units_suite_base_model", "suite", "base_model"),
     Index("ix_units_run_id", "run_id"),
     Index("ix_units_plan", "suite_scope", "model_scope", "seed", "cell_key"),
+    # Covers what `fleetbench status` and the resume diff count per cell and per deployment, so a plan of a
+    # million units is counted from the index alone (no table rows are read).
+    Index(
+        "ix_units_plan_counts",
+        "suite_scope",
+        "model_scope",
+        "seed",
+        "cell_key",
+        "instance_index",
+        "outcome",
+        "deployment",
+    ),
 )
 
 calls = Table(
@@ -114,6 +128,25 @@ calls = Table(
     Column("cost_usd", Double),
     Index("ix_calls_unit_key", "unit_key"),
     Index("ix_calls_run_id", "run_id"),
+    Index("ix_calls_started_at", "started_at"),
+)
+
+# One row per unit a worker has taken and not yet written (see `Storage.claim`). A claim whose lease expired (its
+# worker died) may be taken by any run; writing a unit's result deletes its claim, finishing a run deletes the rest.
+claims = Table(
+    "claims",
+    metadata,
+    Column("unit_key", String(UNIT_KEY_LENGTH), primary_key=True),
+    Column("run_id", String(128), ForeignKey("runs.run_id"), nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("base_model", String(255), nullable=False),
+    Column("suite_scope", String(DIGEST_LENGTH), nullable=False),
+    Column("model_scope", String(DIGEST_LENGTH), nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("cell_key", String(DIGEST_LENGTH), nullable=False),
+    Column("instance_index", Integer, nullable=False),
+    Index("ix_claims_run_id", "run_id"),
+    Index("ix_claims_plan", "suite_scope", "model_scope", "seed"),
 )
 
 transcripts = Table(

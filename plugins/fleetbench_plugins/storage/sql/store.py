@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetbench.errors import UnknownNameError
 from fleetbench.interfaces import NamingPolicy, Storage
-from fleetbench.types import CallRecord, MetricSpec, ReportFilter, RunRecord, UnitResult, UnitScope
+from fleetbench.types import CallRecord, ClaimInfo, MetricSpec, ReportFilter, RunRecord, Unit, UnitResult, UnitScope
 
 from .options import SqlOptions
 
@@ -64,6 +64,12 @@ class SqlStorage(Storage):
         """Per cell key: completed units of the scope and seed with an instance index below `instances`."""
         return self._db().completed_per_cell(scope, seed, instances)
 
+    def completed_per_cell_and_deployment(
+        self, scope: UnitScope, seed: int, instances: int
+    ) -> Mapping[tuple[str, str], int]:
+        """Per (cell key, deployment): completed units of the scope and seed with an index below `instances`."""
+        return self._db().completed_per_cell_and_deployment(scope, seed, instances)
+
     def begin_run(self, run: RunRecord) -> None:
         """Insert the run's row (status `running`, host, pid, first heartbeat) and its scopes; a run id already
         recorded is a `StorageError`."""
@@ -76,6 +82,26 @@ class SqlStorage(Storage):
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
         """Record the end of a begun run."""
         self._db().finish_run(run_id, status, finished_at, executed)
+
+    def claim(self, run_id: str, units: Sequence[Unit], now: float, expires_at: float) -> set[str]:
+        """Claim the units nobody else holds live and nobody completed (see `Storage.claim`): one transaction."""
+        return self._db().claim(run_id, units, now, expires_at)
+
+    def renew_claims(self, run_id: str, expires_at: float) -> int:
+        """Extend the run's claims (its heartbeat)."""
+        return self._db().renew_claims(run_id, expires_at)
+
+    def open_claims(self, scope: UnitScope, seed: int) -> list[ClaimInfo]:
+        """Claims on units of this scope and seed."""
+        return self._db().open_claims(scope, seed)
+
+    def live_runs(self, plan: str, fresh_after: float) -> int:
+        """Running runs of this plan digest with a fresh heartbeat."""
+        return self._db().live_runs(plan, fresh_after)
+
+    def recent_calls(self, since: float) -> list[dict[str, Any]]:
+        """Calls started since `since` (deployment, latency_s, status, http_status)."""
+        return self._db().recent_calls(since)
 
     def runs(self) -> list[dict[str, Any]]:
         """Every recorded run, newest first (see `Storage.runs`)."""

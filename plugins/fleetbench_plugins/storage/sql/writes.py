@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from fleetbench.types import CallRecord, UnitResult
 
 from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_key, unit_row
-from .schema import INFRA_ERROR, calls, transcripts, units
+from .schema import INFRA_ERROR, calls, claims, transcripts, units
 
 
 def write_batch(
@@ -31,6 +31,9 @@ def write_batch(
     _store_transcripts(connection, [r for r in chosen if r.key in written])
     if call_records:
         connection.execute(insert(calls), [call_row(c) for c in call_records])
+    # Written (or refused because another worker completed it first): either way nobody needs the claim any more.
+    if rows:
+        connection.execute(delete(claims).where(claims.c.unit_key.in_([row["unit_key"] for row in rows])))
     return sum(1 for row in rows if row["unit_key"] in written and row["outcome"] != INFRA_ERROR)
 
 

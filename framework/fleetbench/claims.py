@@ -1,0 +1,118 @@
+"""Claims with leases: a unit is claimed before it runs, so any number of workers on one plan and database split the
+work instead of doubling it.
+
+Every worker streams the same missing units in plan order; before a unit reaches a lane, the worker claims it in the
+database (`Storage.claim`, a batch of `run.claim_batch` units per transaction) and skips what another live worker
+holds or has completed. Claims carry an expiry (`run.lease_s`) that the run's heartbeat renews; writing a result
+releases its claim, finishing a run releases the rest. A worker that dies keeps its claims only until they expire.
+
+When a worker's own pass over the plan is done, `orphans` finds the units of its plan still claimed by other runs:
+expired claims (their worker died) are taken over and run, live ones are waited for, so the plan completes as long
+as one worker lives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from fleetbench.config.identity import digest
+from fleetbench.interfaces import Storage, UnitSource
+from fleetbench.plan import ModelPlan
+from fleetbench.types import Unit
+
+
+@dataclass
+class Lease:
+    """This run's side of the claims: takes batches, and counts what it took and what others held."""
+
+    storage: Storage
+    run_id: str
+    lease_s: float
+    batch: int
+    claimed: int = 0
+    held_elsewhere: int = 0
+    """Units skipped because another worker held or had completed them."""
+
+    def take(self, units: Sequence[Unit]) -> list[Unit]:
+        """The units of `units` this run now holds, in order."""
+        if not units:
+            return []
+        now = time.time()
+        taken = self.storage.claim(self.run_id, units, now, now + self.lease_s)
+        self.claimed += len(taken)
+        self.held_elsewhere += len(units) - len(taken)
+        return [unit for unit in units if unit.key in taken]
+
+    def renew(self) -> int:
+        """Extend every claim of this run by a full lease; how many it holds."""
+        return self.storage.renew_claims(self.run_id, time.time() + self.lease_s)
+
+
+class ClaimedUnits(UnitSource):
+    """A source's units, each claimed before it is handed out; units others hold or completed are skipped."""
+
+    def __init__(self, source: UnitSource, lease: Lease) -> None:
+        self._source = source
+        self._lease = lease
+
+    @property
+    def count(self) -> int:
+        return self._source.count
+
+    def stream(self, start: int = 0) -> Iterator[Unit]:
+        batch: list[Unit] = []
+        for unit in self._source.stream(start):
+            batch.append(unit)
+            if len(batch) >= self._lease.batch:
+                yield from self._lease.take(batch)
+                batch = []
+        yield from self._lease.take(batch)
+
+
+class ListedUnits(UnitSource):
+    """A few units already listed (the orphans of dead workers)."""
+
+    def __init__(self, units: Sequence[Unit]) -> None:
+        self._units = list(units)
+
+    @property
+    def count(self) -> int:
+        return len(self._units)
+
+    def stream(self, start: int = 0) -> Iterator[Unit]:
+        return iter(self._units[start:])
+
+
+@dataclass
+class Orphans:
+    """What other runs still hold of one model's plan: units whose claim expired, and how many are live elsewhere."""
+
+    expired: list[Unit] = field(default_factory=list)
+    live: int = 0
+
+
+def orphans(storage: Storage, plan: ModelPlan, run_id: str, now: float) -> Orphans:
+    """The units of `plan` other runs claimed and have not written (see the module docstring)."""
+    cells = {cell.key: cell for cell in plan.cells}
+    found = Orphans()
+    for claim in storage.open_claims(plan.scope, plan.seed):
+        cell = cells.get(claim.cell_key)
+        if claim.run_id == run_id or cell is None or claim.index >= cell.instances:
+            continue  # ours, or a unit of another plan that shares the scope (other cells, more instances)
+        if claim.expires_at <= now:
+            found.expired.append(cell.unit(claim.index))
+        else:
+            found.live += 1
+    return found
+
+
+def plan_digest(plans: Sequence[ModelPlan]) -> str:
+    """What identifies a plan across workers: every model's scope, seed and cells with their sizes."""
+    return digest(
+        sorted(
+            [plan.scope.suite, plan.scope.model, plan.seed, sorted([c.key, c.instances] for c in plan.cells)]
+            for plan in plans
+        )
+    )

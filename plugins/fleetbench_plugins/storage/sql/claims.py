@@ -1,0 +1,113 @@
+"""Claims with leases: which run is executing which unit, so workers sharing a plan never run a unit twice at once.
+
+Taking a claim is one upsert whose conflict branch only fires on an expired claim or one the same run holds; the
+database decides every race on the claims table's primary key (PostgreSQL locks the conflicting row and re-reads it
+after the other transaction commits; SQLite runs the whole transaction under its write lock, `BEGIN IMMEDIATE`).
+Completion is checked after the claim is taken, in the same transaction, so a result committed by another worker just
+before is always seen and the claim is dropped again.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fleetbench.types import ClaimInfo, Unit, UnitScope
+
+from .filters import completed
+from .schema import calls, claims, runs, units
+
+
+def claim(
+    connection: Connection,
+    run_id: str,
+    batch: Sequence[Unit],
+    now: float,
+    expires_at: float,
+    canonical: Callable[[str], str],
+) -> set[str]:
+    """Claim what can be claimed of `batch` inside the caller's transaction; the keys claimed."""
+    if not batch:
+        return set()
+    rows = [
+        _claim_row(unit, run_id, expires_at, canonical) | {"claim_now": now}
+        for unit in {u.key: u for u in batch}.values()
+    ]
+    upsert = _upsert(connection.dialect.name)
+    taken = set(connection.execute(upsert, rows).scalars())
+    if not taken:
+        return taken
+    done = set(connection.execute(select(units.c.unit_key).where(units.c.unit_key.in_(taken), completed())).scalars())
+    if done:
+        connection.execute(delete(claims).where(claims.c.unit_key.in_(done)))
+    return taken - done
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The claiming upsert, built once per dialect (building it costs more than running it): `claim_now` is bound per
+    call."""
+    statement = postgresql.insert(claims) if dialect == "postgresql" else sqlite.insert(claims)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[claims.c.unit_key],
+        set_={"run_id": excluded.run_id, "expires_at": excluded.expires_at},
+        where=or_(claims.c.run_id == excluded.run_id, claims.c.expires_at <= bindparam("claim_now")),
+    ).returning(claims.c.unit_key)
+
+
+def _claim_row(unit: Unit, run_id: str, expires_at: float, canonical: Callable[[str], str]) -> dict[str, Any]:
+    return {
+        "unit_key": unit.key,
+        "run_id": run_id,
+        "expires_at": expires_at,
+        "base_model": canonical(unit.cell.base_model),
+        "suite_scope": unit.scope.suite,
+        "model_scope": unit.scope.model,
+        "seed": unit.seed,
+        "cell_key": unit.cell_key,
+        "instance_index": unit.index,
+    }
+
+
+def renew(connection: Connection, run_id: str, expires_at: float) -> int:
+    """Extend every claim of the run; how many it holds."""
+    return int(
+        connection.execute(update(claims).where(claims.c.run_id == run_id).values(expires_at=expires_at)).rowcount
+    )
+
+
+def release_run(connection: Connection, run_id: str) -> None:
+    """Drop every claim the run still holds (it finished, however it ended)."""
+    connection.execute(delete(claims).where(claims.c.run_id == run_id))
+
+
+def release_keys(connection: Connection, keys: Sequence[str]) -> None:
+    """Drop the claims of units whose results were just written, whoever held them."""
+    if keys:
+        connection.execute(delete(claims).where(claims.c.unit_key.in_(keys)))
+
+
+def open_claims(connection: Connection, scope: UnitScope, seed: int) -> list[ClaimInfo]:
+    statement = select(
+        claims.c.unit_key, claims.c.run_id, claims.c.expires_at, claims.c.cell_key, claims.c.instance_index
+    ).where(claims.c.suite_scope == scope.suite, claims.c.model_scope == scope.model, claims.c.seed == seed)
+    return [ClaimInfo(str(k), str(r), float(e), str(c), int(i)) for k, r, e, c, i in connection.execute(statement)]
+
+
+def live_runs(connection: Connection, plan: str, fresh_after: float) -> int:
+    statement = select(func.count()).where(
+        runs.c.plan == plan, runs.c.status == "running", runs.c.heartbeat_at >= fresh_after
+    )
+    return int(connection.execute(statement).scalar_one())
+
+
+def recent_calls(connection: Connection, since: float) -> list[dict[str, Any]]:
+    statement = select(calls.c.deployment, calls.c.latency_s, calls.c.status, calls.c.http_status).where(
+        calls.c.started_at >= since
+    )
+    return [dict(row._mapping) for row in connection.execute(statement)]

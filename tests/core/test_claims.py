@@ -1,0 +1,159 @@
+"""Claims with leases, through real `fleetbench run` processes on real SQLite files and the real PostgreSQL: workers
+sharing one plan split it, a SIGKILLed worker's units return to the pool when its claims expire, nothing is stored
+twice, and no unit is executed twice except one whose claim died with its worker."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from fleetbench.claims import plan_digest
+from fleetbench.config import compose_config, resolve_run
+from fleetbench.errors import ConfigError
+from fleetbench.runner import plans
+from tests.conftest import CLI, cli_env
+
+SLOW = [
+    *(f"models.sim_agent.deployments.{i}.params.latency_ms=250" for i in range(3)),
+    *(f"models.sim_agent.deployments.{i}.max_concurrency=2" for i in range(3)),
+]
+"""Six requests in flight per worker, a quarter second each: workers overlap however slowly they start."""
+LEASE = ["run.lease_s=2", "run.heartbeat_s=0.5", "run.progress=off"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """(URL, storage overrides) of an empty database of each back end."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        yield url, [f"storage.url={url}"]
+    else:
+        url = request.getfixturevalue("postgres_url")
+        yield url, ["storage=postgres", f"storage.url={url}"]
+
+
+def _start(cwd: Path, overrides: Sequence[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, "run", *overrides], cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _query(url: str, statement: str) -> list[dict[str, Any]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(sa.text(statement))]
+    except sa.exc.OperationalError:  # the schema is still being created
+        return []
+    except sa.exc.ProgrammingError:
+        return []
+    finally:
+        engine.dispose()
+
+
+def _runs_per_unit(url: str) -> dict[str, set[str]]:
+    """Unit key -> the runs that sent calls for it (one per execution: these runs inject no faults)."""
+    executed: dict[str, set[str]] = {}
+    for row in _query(url, "select unit_key, run_id from calls"):
+        executed.setdefault(row["unit_key"], set()).add(row["run_id"])
+    return executed
+
+
+def _wait(condition: Callable[[], bool], processes: Sequence[subprocess.Popen[str]], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        for process in processes:
+            # Alive, finished, or killed by the test: anything else failed.
+            assert process.poll() in (None, 0, -signal.SIGKILL), process.communicate()[1][-2000:]
+        time.sleep(0.1)
+
+
+def _finish(processes: Sequence[subprocess.Popen[str]], timeout_s: float = 300) -> None:
+    for process in processes:
+        _, err = process.communicate(timeout=timeout_s)
+        assert process.returncode == 0, err[-2000:]
+
+
+def test_two_identical_runs_started_together_execute_each_unit_once(
+    database: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    url, storage = database
+    overrides = [*storage, *SLOW, *LEASE, "run.instances=12"]
+    pair = [_start(tmp_path, [*overrides, f"run.worker={i}"]) for i in range(2)]
+    _finish(pair)
+    runs = _query(url, "select run_id, planned_units, executed_units, status, worker from runs")
+    assert [r["status"] for r in runs] == ["completed", "completed"]
+    assert sorted(r["worker"] for r in runs) == [0, 1]
+    planned = runs[0]["planned_units"]
+    units = _query(url, "select unit_key, run_id from units")
+    assert len(units) == planned and sum(r["executed_units"] for r in runs) == planned
+    executed = _runs_per_unit(url)
+    assert set(executed) == {u["unit_key"] for u in units}
+    assert all(len(by) == 1 for by in executed.values()), "a unit was executed by both runs"
+    assert all(r["executed_units"] > 0 for r in runs), "the two runs did not split the plan"
+    assert _query(url, "select * from claims") == [], "finished runs hold no claims"
+
+
+@pytest.mark.parametrize("workers", [4, 8])
+def test_workers_share_a_plan_and_the_units_of_killed_workers_return(
+    database: tuple[str, list[str]], tmp_path: Path, workers: int
+) -> None:
+    url, storage = database
+    if (workers == 8) != url.startswith("postgresql"):
+        pytest.skip("4 workers on SQLite, 8 on PostgreSQL")
+    overrides = [*storage, *SLOW, *LEASE, "run.instances=40", "suite.items=cycle"]
+    crew = [_start(tmp_path, [*overrides, f"run.worker={i}"]) for i in range(workers)]
+    victims = crew[:2]
+    # Kill two workers while each holds claims (units in flight): those claims die with them.
+    for process in victims:
+        held = f"select count(*) n from claims c join runs r on r.run_id = c.run_id where r.pid = {process.pid}"
+        _wait(lambda held=held: bool(_query(url, held)) and _query(url, held)[0]["n"] > 0, crew, timeout_s=600)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    pids = ", ".join(str(p.pid) for p in victims)
+    orphaned = _query(
+        url, f"select c.unit_key from claims c join runs r on r.run_id = c.run_id where r.pid in ({pids})"
+    )
+    assert orphaned, "the killed workers held no claims: the test would not show them returning to the pool"
+    _finish(crew[2:])
+    resume = subprocess.run([*CLI, "run", *overrides], cwd=tmp_path, env=cli_env(), capture_output=True, text=True)
+    assert resume.returncode == 0, resume.stderr
+    runs = {r["pid"]: r for r in _query(url, "select run_id, pid, status, planned_units from runs")}
+    killed = {runs[p.pid]["run_id"] for p in victims}
+    assert {runs[p.pid]["status"] for p in victims} == {"running"}, "as the SIGKILL left them"
+    planned = next(iter(runs.values()))["planned_units"]
+    units = _query(url, "select unit_key, outcome from units")
+    assert len(units) == planned and all(u["outcome"] != "infra_error" for u in units)
+    twice = {key: by for key, by in _runs_per_unit(url).items() if len(by) > 1}
+    assert all(len(by - killed) == 1 for by in twice.values()), f"units executed twice by live workers: {twice}"
+    assert _query(url, "select * from claims") == []
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("run.worker=-1", "run.worker: must be an integer from 0 to 1000000, got -1"),
+        ("run.heartbeat_s=0", "run.heartbeat_s: must be from 0.05 to 10 seconds, got 0.0"),
+        ("run.lease_s=9", "run.lease_s: must be from twice run.heartbeat_s (10) to 86400 seconds, got 9.0"),
+        ("run.claim_batch=0", "run.claim_batch: must be from 1 to 1024 units, got 0"),
+    ],
+)
+def test_claim_settings_out_of_range_are_refused_with_one_line(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        resolve_run(compose_config([override]))
+    assert str(refused.value) == message
+
+
+def test_the_worker_number_never_enters_a_unit_key(tmp_path: Path) -> None:
+    plans_of = [plans(resolve_run(compose_config([f"run.worker={n}", "run.instances=2"]))) for n in (0, 7)]
+    keys = [[unit.key for plan in found for unit in plan.units()] for found in plans_of]
+    assert keys[0] == keys[1] and len(keys[0]) == 10
+    assert plan_digest(plans_of[0]) == plan_digest(plans_of[1])

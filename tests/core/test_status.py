@@ -1,0 +1,101 @@
+"""`fleetbench status`: the plan's runs, done / claimed / planned, and deployment health, read from the database."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetbench.interfaces import NoOptions
+from fleetbench.plan import model_plan
+from fleetbench.report.status import gather
+from fleetbench.testing.contracts.storage import KIT_CATALOG, RUN, SUITE, call, result, run_record
+from fleetbench.testing.fakes import ExactNaming
+from fleetbench.testing.memory_storage import MemoryStorage
+from fleetbench.types import CallStatus, Cell, UnitScope
+from tests.conftest import CLI, RunCli, cli_env
+
+SCOPE = UnitScope("a" * 32, "b" * 32)
+
+
+def test_gather_counts_done_live_claims_and_lane_health() -> None:
+    storage = MemoryStorage(naming=ExactNaming(NoOptions(), catalog=KIT_CATALOG))
+    cells = [(Cell(SUITE, "Kit-Model", (("level", level),)), 4) for level in ("low", "high")]
+    plan = model_plan("Kit-Model", cells, SCOPE, 0)
+    units = list(plan.units())
+    storage.begin_run(run_record())
+    now = time.time()
+    calls = [call(units[0], "Kit-Model-2") for _ in range(8)]
+    calls += [
+        call(units[1], "Kit-Model-2", attempt=2),  # 429
+        *(call(units[1], "Kit-Model", attempt=1) for _ in range(3)),
+    ]
+    calls = [
+        c.__class__(**{**c.__dict__, "started_at": now - 10, "latency_s": 0.1 * (i + 1)}) for i, c in enumerate(calls)
+    ]
+    calls.append(call(units[2], "Kit-Model-2"))  # outside the window (started at 1000.0)
+    failed = calls[-2].__class__(**{**calls[-2].__dict__, "status": CallStatus.TIMEOUT, "http_status": None})
+    storage.write([result(units[0], deployment="Kit-Model-2"), result(units[1])], [*calls[:-2], failed, calls[-1]])
+    storage.claim(RUN, units[4:6], now, now + 60)  # live
+    storage.claim(RUN, units[6:7], now - 120, now - 60)  # expired: not counted
+    status = gather(storage, [plan], "", window_s=60)
+    by_cell = {c.factors: (c.done, c.claimed, c.planned) for c in status.cells}
+    assert by_cell == {"level=low": (2, 0, 4), "level=high": (0, 2, 4)}
+    assert status.totals() == {"Kit-Model": (2, 2, 8)}
+    lanes = {lane.deployment: lane for lane in status.lanes}
+    two = lanes["Kit-Model-2"]
+    assert (two.done, two.calls) == (1, 9)
+    assert two.rate_limited == pytest.approx(1 / 9) and two.errors == 0
+    assert two.p50_s == pytest.approx(0.5) and two.p95_s == pytest.approx(0.9)
+    one = lanes["Kit-Model"]
+    assert (one.done, one.calls, one.rate_limited) == (1, 3, 0) and one.errors == pytest.approx(1 / 3)
+    assert status.runs == [], "only runs of this plan's digest are listed"
+
+
+def test_status_shows_a_live_worker_its_claims_and_then_the_finished_plan(run_cli: RunCli, tmp_path: Path) -> None:
+    plan = ["run.instances=12", "suite.items=cycle"]
+    # Three requests in flight, half a second each: the run lasts about ten seconds, long enough to be watched.
+    slow = [
+        f"models.sim_agent.deployments.{i}.{knob}"
+        for i in range(3)
+        for knob in ("params.latency_ms=500", "max_concurrency=1")
+    ]
+    worker = subprocess.Popen(
+        [*CLI, "run", *plan, *slow, "run.worker=3", "run.progress=off"], cwd=tmp_path, env=cli_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            during = run_cli("status", *plan)
+            if re.search(r"running", during.stdout) and _plan_row(during.stdout)[0] > 0:
+                break
+            assert time.monotonic() < deadline and worker.poll() is None, during.stdout + during.stderr
+            time.sleep(0.3)
+        assert re.search(rf"│ 3 +│ running +│ \S+:{worker.pid} +│ 60 ", during.stdout), during.stdout
+        done, claimed, planned = _plan_row(during.stdout)
+        assert planned == 60 and claimed > 0 and done + claimed <= planned
+    finally:
+        assert worker.wait(timeout=300) == 0
+    after = run_cli("status", *plan, "status.window_s=600")
+    assert after.returncode == 0, after.stderr
+    assert _plan_row(after.stdout) == (60, 0, 60)
+    assert re.search(r"│ 3 +│ completed ", after.stdout)
+    calls = [int(m) for m in re.findall(r"│ Sim-Agent(?:-\d)? +│ \d+ +│ (\d+) +│ \d\.\d+s", after.stdout)]
+    assert len(calls) == 3 and sum(calls) >= 60, after.stdout
+
+
+def _plan_row(stdout: str) -> tuple[int, int, int]:
+    found = re.search(r"│ Sim-Agent +│ (\d+) +│ (\d+) +│ (\d+) +│ [\d.]+%", stdout)
+    return (0, 0, 0) if found is None else (int(found[1]), int(found[2]), int(found[3]))
+
+
+def test_status_refuses_a_bad_window_with_one_line(run_cli: RunCli) -> None:
+    refused = run_cli("status", "status.window_s=-1")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: status.window_s: must be from 0 to 2592000 seconds, got -1.0"
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import difflib
 import io
 import logging
@@ -186,7 +187,7 @@ def _run_job(cfg: DictConfig) -> None:
     """One Hydra job: validate, run, print the summary. Exits 2 on bad input, 1 when the storage or a plugin fails
     and 130 when interrupted, each with one line; 124 after the summary when `scheduler.deadline_s` stopped it."""
     try:
-        spec = resolve_run(cfg)
+        spec = dataclasses.replace(resolve_run(cfg), experiment=_experiment_choice())
         summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error)
     except UserError as exc:
         _error(f"error: {exc}")
@@ -204,6 +205,14 @@ def _run_job(cfg: DictConfig) -> None:
             "and kept; run again to resume"
         )
         sys.exit(DEADLINE_EXIT)
+
+
+def _experiment_choice() -> str | None:
+    """The `experiment` group option of the running Hydra job (None when none was selected)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choice = HydraConfig.get().runtime.choices.get("experiment")
+    return None if choice in (None, "null") else str(choice)
 
 
 def print_summary(summary: RunSummary) -> None:

@@ -159,6 +159,7 @@ def _run_record(spec: RunSpec, run_id: str, planned: int) -> RunRecord:
         planned,
         os.getpid(),
         spec.scopes.descriptions,
+        spec.experiment,
     )
 
 

@@ -58,6 +58,8 @@ class RunSpec:
     """Per selected base model, the scope its units carry (part of every unit key)."""
     judge: ModelSpec | None = None
     """The judge model when the suite asks for one; its lanes are in `lanes` too."""
+    experiment: str | None = None
+    """The experiment preset selected (`experiment=phase5_3`), recorded with the run and its units."""
 
 
 def resolve_common(cfg: DictConfig) -> NamingSpec:

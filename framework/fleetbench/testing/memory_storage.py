@@ -14,25 +14,28 @@ from typing import Any
 
 from fleetbench.errors import StorageError, UnknownNameError
 from fleetbench.interfaces import NamingPolicy, NoOptions, Storage
+from fleetbench.scope_groups import UNIT_COLUMNS, is_scope_group, scope_property
 from fleetbench.types import (
     CallRecord,
     FactorValue,
     MetricSpec,
     Outcome,
+    PlanScope,
     ReportFilter,
     RunRecord,
     UnitResult,
     UnitScope,
 )
 
-COLUMNS = ("base_model", "deployment", "suite", "run_id", "task_id", "lane_id")
-"""`group_by` names that are columns of a stored unit; any other name is a cell factor."""
+COLUMNS = UNIT_COLUMNS
+"""`group_by` names that are columns of a stored unit; any other name is a scope property or a cell factor."""
 
 
 @dataclasses.dataclass(frozen=True)
 class _Row:
     result: UnitResult
     base_model: str
+    experiment: str | None = None
 
     @property
     def done(self) -> bool:
@@ -48,6 +51,11 @@ class _Row:
             "run_id": result.run_id,
             "task_id": result.episode.task_id,
             "lane_id": result.lane_id,
+            "seed": result.unit.seed,
+            "suite_scope": result.unit.scope.suite,
+            "model_scope": result.unit.scope.model,
+            "experiment": self.experiment,
+            "instance_index": result.unit.index,
         }
         return columns[name] if name in COLUMNS else result.unit.cell.as_dict().get(name)
 
@@ -59,7 +67,8 @@ class _Row:
             "cell_key": unit.cell_key, "instance_index": unit.index, "seed": unit.seed, "task_id": episode.task_id,
             "outcome": episode.outcome.value, "error_category": episode.error_category,
             "infra_status": episode.infra_status, "turns": episode.turns, "started_at": result.started_at,
-            "duration_s": result.duration_s,
+            "duration_s": result.duration_s, "suite_scope": unit.scope.suite, "model_scope": unit.scope.model,
+            "experiment": self.experiment,
         }  # fmt: skip
         for prefix, values in (("factor.", unit.cell.as_dict()), ("metric.", episode.metrics)):
             for name, value in values.items():
@@ -76,6 +85,7 @@ class MemoryStorage(Storage):
         self._units: dict[str, _Row] = {}
         self._calls: list[tuple[CallRecord, str]] = []
         self._runs: dict[str, dict[str, Any]] = {}
+        self._scopes: dict[str, Mapping[str, Any]] = {}
 
     def migrate(self) -> Sequence[str]:
         return []
@@ -99,8 +109,10 @@ class MemoryStorage(Storage):
             "run_id": run.run_id, "started_at": run.started_at, "finished_at": None, "status": "running",
             "suite": run.suite, "models": [self._naming.base_name(m) for m in run.models], "host": run.host,
             "pid": run.pid, "heartbeat_at": run.started_at, "planned_units": run.planned_units,
-            "executed_units": 0, "label": str(label),
+            "executed_units": 0, "label": str(label), "experiment": run.experiment,
         }  # fmt: skip
+        for digest, description in run.scopes.items():
+            self._scopes.setdefault(digest, copy.deepcopy(dict(description)))
 
     def heartbeat(self, run_id: str, at: float) -> None:
         self._run(run_id)["heartbeat_at"] = at
@@ -124,7 +136,7 @@ class MemoryStorage(Storage):
             stored = self._units.get(result.key)
             if stored is not None and stored.done:
                 continue
-            row = _Row(result, self._naming.base_name(result.unit.cell.base_model))
+            row = _Row(result, self._naming.base_name(result.unit.cell.base_model), self._runs[result.run_id]["experiment"])
             self._units[result.key] = row
             completed += row.done
         self._calls.extend((call, self._base_of(call.unit_key)) for call in calls)
@@ -139,9 +151,24 @@ class MemoryStorage(Storage):
     ) -> list[dict[str, Any]]:
         groups: dict[tuple[Any, ...], list[_Row]] = {} if group_by else {(): []}
         for row in self._selected(filter):
-            groups.setdefault(tuple(row.column(name) for name in group_by), []).append(row)
+            groups.setdefault(tuple(self._group_value(row, name) for name in group_by), []).append(row)
         out = [_aggregate(dict(zip(group_by, key, strict=True)), rows, metrics) for key, rows in groups.items()]
         return sorted(out, key=lambda row: tuple(_sort_key(row[name]) for name in group_by))
+
+    def _group_value(self, row: _Row, name: str) -> Any:
+        if is_scope_group(name):
+            description = self._scopes.get(row.result.unit.scope.suite)
+            return None if description is None else scope_property(name, description)
+        return row.column(name)
+
+    def scope_descriptions(self, digests: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        return {d: copy.deepcopy(dict(self._scopes[d])) for d in digests if d in self._scopes}
+
+    def suites(self) -> Mapping[str, int]:
+        counts: dict[str, int] = {}
+        for row in self._units.values():
+            counts[row.result.unit.cell.suite] = counts.get(row.result.unit.cell.suite, 0) + 1
+        return counts
 
     def deployment_shares(self, filter: ReportFilter) -> list[dict[str, Any]]:
         shares: dict[tuple[str, str], dict[str, Any]] = {}
@@ -182,12 +209,18 @@ class MemoryStorage(Storage):
             and (not models or row.base_model in models)
             and self._run_matches(row.result.run_id, filter)
             and all(_factor_in(row.column(name), allowed) for name, allowed in filter.factors.items())
+            and (filter.plans is None or any(_planned(plan, row) for plan in filter.plans))
         ]
 
     def _run_matches(self, run_id: str, filter: ReportFilter) -> bool:
         if filter.run_id is not None and run_id != filter.run_id:
             return False
         return filter.run_label is None or self._runs.get(run_id, {}).get("label") == filter.run_label
+
+
+def _planned(plan: PlanScope, row: _Row) -> bool:
+    unit = row.result.unit
+    return plan.contains(unit.scope.suite, unit.scope.model, unit.seed, unit.cell_key, unit.index)
 
 
 def _transcript(row: _Row) -> dict[str, Any]:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, delete, insert
 
 from fleetbench.types import CallRecord, UnitResult
 
+from .engine import dialect_insert
 from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_key, unit_row
 from .schema import INFRA_ERROR, calls, transcripts, units
+from .totals import add_units, infra_rows
+
+__all__ = ["dialect_insert", "write_batch"]
 
 
 def write_batch(
@@ -19,15 +22,26 @@ def write_batch(
     results: Sequence[UnitResult],
     call_records: Sequence[CallRecord],
     canonical: Callable[[str], str],
+    experiments: Callable[[str], str | None] = lambda run_id: None,
+    slots: dict[str, dict[str, int]] | None = None,
 ) -> int:
     """Store a batch inside the caller's transaction; return how many units it newly completed.
 
     A unit row is inserted when its key is new and replaced only while the stored row is an infra error, so a
     completed unit is never overwritten and never counted twice, however many writers race on the same keys.
+    `experiments` names the experiment preset of a run id; `slots` caches the metric slots of `unit_totals`, which
+    this transaction keeps equal to the units it stores.
     """
     chosen = first_per_key(results)
-    rows = [unit_row(r, canonical(r.unit.cell.base_model)) for r in chosen]
+    rows = [unit_row(r, canonical(r.unit.cell.base_model), experiments(r.run_id)) for r in chosen]
+    replaceable = infra_rows(connection, [row["unit_key"] for row in rows]) if rows else {}
     written = _upsert_units(connection, rows) if rows else set()
+    add_units(
+        connection,
+        [row for row in rows if row["unit_key"] in written],
+        [replaceable[key] for key in sorted(written & replaceable.keys())],
+        {} if slots is None else slots,
+    )
     _store_transcripts(connection, [r for r in chosen if r.key in written])
     if call_records:
         connection.execute(insert(calls), [call_row(c) for c in call_records])
@@ -75,8 +89,3 @@ def _transcript_row(result: UnitResult, transcript: Mapping[str, Any]) -> dict[s
     }
 
 
-def dialect_insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """The dialect's INSERT construct, which knows ON CONFLICT (both back ends spell it the same way)."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)

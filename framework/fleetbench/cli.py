@@ -32,8 +32,13 @@ from fleetbench.errors import DEADLINE_EXIT, FleetbenchError, Interrupted, Unkno
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.preflight import check_output_dir, check_storages
 from fleetbench.progress import make_progress
-from fleetbench.report import build_report, render
+from fleetbench.config.schema import ReportConf
+from fleetbench.errors import ConfigError
+from fleetbench.report import Report, build_report, render
+from fleetbench.report.checks import check_report_by, check_report_output
+from fleetbench.report.research import build_tables, render_tables
 from fleetbench.report.runs import render_runs
+from fleetbench.report.scope import SCOPE_MODES, ReportScope, config_scope, resolve_run_id, widened_scope
 from fleetbench.runner import RunSummary, run
 from fleetbench.types import ReportFilter
 
@@ -268,31 +273,85 @@ def _storage(common: NamingSpec) -> Iterator[Storage]:
 
 
 def cmd_report(args: Sequence[str]) -> int:
-    """Aggregate stored units per base model (and `report.by` factors), with deployment shares beneath."""
-    cfg = compose_config(_overrides(args))
+    """Aggregate stored units per base model (and `report.by` groups), with deployment shares beneath; or the research
+    tables of `report.tables`. Covers the composed configuration's plan unless `report.scope=all` or a run is named."""
+    overrides = _overrides(args)
+    cfg = compose_config(overrides)
     common = resolve_common(cfg)
+    settings = common.report
+    check_report_output(settings.output)
     suite = registry.load("suites", cfg.suite, "suite").create()
+    check_report_by(settings.by, suite)
     with _storage(common) as storage:
-        unknown = [f for f in common.report.by if f not in suite.factor_names()]
-        if unknown:
-            raise UserError(
-                f"report.by: {unknown[0]!r} is not a factor of suite {suite.name!r}; "
-                f"valid choices: {', '.join(suite.factor_names()) or '(none)'}"
-            )
-        models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
-        rows_filter = ReportFilter(suite.name, models, common.report.run_id, run_label=common.report.label)
-        report = build_report(storage, rows_filter, suite.metrics(), common.report.by)
-    if not common.report.output:
-        text = render(report, common.report.format, console)
-        sys.stdout.write(text or "")
+        run_id = resolve_run_id(settings.run_id, storage.runs()) if settings.run_id is not None else None
+        scope = _report_scope(cfg, overrides, suite.name, widened=run_id is not None or settings.label is not None)
+        models = tuple(common.naming.base_name(str(m)) for m in settings.models)
+        rows_filter = ReportFilter(suite.name, models, run_id, run_label=settings.label, plans=scope.plans)
+        if settings.tables:
+            tables = build_tables(storage, rows_filter, settings, scope, suite.factor_names())
+            report: Report | None = None
+        else:
+            tables = []
+            by = [*scope.split_by, *settings.by]
+            report = build_report(storage, rows_filter, suite.metrics(), by, scope.description)
+        if (all(not table.rows for table in tables) if report is None else not report.rows):
+            _explain_empty(storage, suite.name, scope)
+    if report is None:
+        return _emit(settings, lambda fmt, out: render_tables(tables, fmt, out))
+    return _emit(settings, lambda fmt, out: render(report, fmt, out))
+
+
+def _report_scope(cfg: DictConfig, overrides: Sequence[str], suite: str, widened: bool) -> ReportScope:
+    """The composed configuration's plan, unless the report is widened (`report.scope=all`, a run id or a label)."""
+    settings = resolve_common(cfg).report
+    if settings.scope not in SCOPE_MODES:
+        raise ConfigError(f"report.scope: {settings.scope!r} is not valid; choices: {', '.join(SCOPE_MODES)}")
+    if widened or settings.scope == "all":
+        return widened_scope(suite)
+    if settings.models:  # the plan of the models asked for, under the composed settings
+        cfg = cfg.copy()
+        cfg.run.models = list(settings.models)
+    spec = dataclasses.replace(resolve_run(cfg), experiment=_experiment_override(overrides))
+    return config_scope(spec)
+
+
+def _experiment_override(overrides: Sequence[str]) -> str | None:
+    """The experiment preset selected on the command line (`experiment=phase5_3`), if any."""
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key == "experiment" and value not in ("", "null"):
+            return value
+    return None
+
+
+def _explain_empty(storage: Storage, suite: str, scope: ReportScope) -> None:
+    """An empty report says why: nothing stored, only other suites' units (an error), or nothing in this scope."""
+    stored = storage.suites()
+    if not stored:
+        _error("note: the database holds no units yet (fleetbench run stores them)")
+        return
+    if not stored.get(suite):
+        others = ", ".join(f"{name} ({count} units)" for name, count in sorted(stored.items()))
+        raise UserError(f"report: the database holds no units of suite {suite!r}, only of {others}; choose one with suite=NAME")
+    if scope.plans is not None:
+        _error(
+            f"note: none of the {stored[suite]} stored units of suite {suite!r} is in this configuration's scope "
+            "(another dataset, option, seed, model or experiment); report.scope=all shows every scope"
+        )
+
+
+def _emit(settings: ReportConf, draw: Callable[[str, Console], str | None]) -> int:
+    """Print the report, or write it to `report.output` in the same format (the table as the terminal shows it)."""
+    if not settings.output:
+        sys.stdout.write(draw(settings.format, console) or "")
         return 0
     buffer = io.StringIO()
-    text = render(report, common.report.format, Console(file=buffer, width=200, color_system=None, soft_wrap=True))
+    text = draw(settings.format, Console(file=buffer, width=250, color_system=None, soft_wrap=True))
     try:
-        with open(common.report.output, "w", encoding="utf-8") as handle:
+        with open(settings.output, "w", encoding="utf-8") as handle:
             handle.write(buffer.getvalue() if text is None else text)
     except OSError as exc:
-        raise UserError(f"report.output: cannot write {common.report.output!r}: {exc.strerror}") from None
+        raise UserError(f"report.output: cannot write {settings.output!r}: {exc.strerror}") from None
     return 0
 
 

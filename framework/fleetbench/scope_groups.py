@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+TIMEOUT_STATUSES = ("timeout", "episode_timeout")
+"""Infra statuses that are timeouts: `Storage.aggregate` counts those infra errors as `timeout`."""
 SCOPE_GROUPS = ("dataset", "suite_version")
 """Scope properties by name (besides any `suite.<option>`)."""
 UNIT_COLUMNS = ("base_model", "deployment", "suite", "run_id", "task_id", "lane_id", "seed", "suite_scope",

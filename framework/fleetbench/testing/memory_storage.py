@@ -14,7 +14,7 @@ from typing import Any
 
 from fleetbench.errors import StorageError, UnknownNameError
 from fleetbench.interfaces import NamingPolicy, NoOptions, Storage
-from fleetbench.scope_groups import UNIT_COLUMNS, is_scope_group, scope_property
+from fleetbench.scope_groups import TIMEOUT_STATUSES, UNIT_COLUMNS, is_scope_group, scope_property
 from fleetbench.types import (
     CallRecord,
     FactorValue,
@@ -233,6 +233,7 @@ def _aggregate(keys: dict[str, Any], rows: list[_Row], metrics: Sequence[MetricS
     out: dict[str, Any] = {**keys, "total": len(done)}
     for outcome in Outcome:
         out[outcome.value] = sum(row.result.episode.outcome is outcome for row in rows)
+    out["timeout"] = sum(row.result.episode.infra_status in TIMEOUT_STATUSES for row in rows if not row.done)
     out["mean_duration_s"] = _mean([row.result.duration_s for row in done])
     out["mean_turns"] = _mean([float(row.result.episode.turns) for row in done])
     for metric in metrics:

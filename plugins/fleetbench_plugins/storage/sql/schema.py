@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from fleetbench.scope_groups import TIMEOUT_STATUSES
+
 SCHEMA_REVISION = "0006"
 """The alembic head revision this code reads and writes. `migrate()` upgrades a database to it."""
 
@@ -122,7 +124,9 @@ TOTALS_KEY = ("suite", "suite_scope", "model_scope", "seed", "cell_key", "base_m
 """What one `unit_totals` row adds up: the units of one scope, seed and cell run by one run on one deployment."""
 METRIC_SLOTS = 64
 """Metrics per suite kept in `unit_totals`; a report asking for a metric beyond them aggregates `units` instead."""
-OUTCOME_COUNTS = ("n_success", "n_partial", "n_failure", "n_infra_error")
+OUTCOME_COUNTS = ("n_success", "n_partial", "n_failure", "n_infra_error", "n_timeout")
+"""Units per outcome, and `n_timeout`: the infra errors among them that were timeouts (`TIMEOUT_STATUSES`)."""
+
 
 # Running totals of `units`, updated in the transaction that writes the units, so a report over a million units
 # reads a few thousand rows. Means are sums over counts; `max_instance` tells whether every unit of the row lies

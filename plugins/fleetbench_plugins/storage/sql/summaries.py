@@ -28,13 +28,13 @@ from fleetbench.types import MetricSpec, Outcome, PlanScope, ReportFilter
 
 from .filters import all_of, factor_in, group_plans, labelled_runs, unit_conditions
 from .queries import sort_key
-from .schema import INFRA_ERROR, METRIC_SLOTS, TOTALS_KEY, cells, metric_slots, scopes, unit_totals, units
+from .schema import INFRA_ERROR, METRIC_SLOTS, TIMEOUT_STATUSES, TOTALS_KEY, cells, metric_slots, scopes, unit_totals, units
 
 COLUMN_GROUPS = UNIT_COLUMNS
 """`group_by` names that are `units` columns."""
-COUNTS = ("total", *(o.value for o in Outcome))
+COUNTS = ("total", *(o.value for o in Outcome), "timeout")
 RESERVED = (*COUNTS, "mean_duration_s", "mean_turns")
-_PARTS = ("success", "partial", "failure", INFRA_ERROR, "duration", "turns")
+_PARTS = ("success", "partial", "failure", INFRA_ERROR, "timeout", "duration", "turns")
 
 
 def aggregate(
@@ -113,6 +113,7 @@ def _from_units(
     inner = select(
         *(_group_key(name, units, units.c.factors).label(f"g{i}") for i, name in enumerate(group_by)),
         units.c.outcome,
+        units.c.infra_status,
         units.c.duration_s,
         cast(units.c.turns, Double).label("turns"),
         *(units.c.metrics[m.name].as_float().label(f"m{i}") for i, m in enumerate(metrics)),
@@ -122,6 +123,7 @@ def _from_units(
     keys = [sub.c[f"g{i}"] for i in range(len(group_by))]
     values: list[ColumnElement[Any]] = [
         *(func.count(case((sub.c.outcome == o, 1))).label(o) for o in ("success", "partial", "failure", INFRA_ERROR)),
+        func.count(case((sub.c.infra_status.in_(TIMEOUT_STATUSES), 1))).label("timeout"),
         func.sum(case((done, sub.c.duration_s))).label("duration"),
         func.sum(case((done, sub.c.turns))).label("turns"),
     ]
@@ -147,6 +149,7 @@ def _from_totals(
         func.sum(t.n_partial).label("partial"),
         func.sum(t.n_failure).label("failure"),
         func.sum(t.n_infra_error).label(INFRA_ERROR),
+        func.sum(t.n_timeout).label("timeout"),
         func.sum(t.sum_duration_s).label("duration"),
         func.sum(t.sum_turns).label("turns"),
     ]
@@ -250,7 +253,7 @@ def _row(group_by: Sequence[str], metrics: Sequence[MetricSpec], key: tuple[Any,
     out: dict[str, Any] = dict(zip(group_by, key, strict=True))
     done = int(sums["success"] + sums["partial"] + sums["failure"])
     out["total"] = done
-    for name in ("success", "partial", "failure", INFRA_ERROR):
+    for name in ("success", "partial", "failure", INFRA_ERROR, "timeout"):
         out[name] = int(sums[name])
     out["mean_duration_s"] = sums["duration"] / done if done else None
     out["mean_turns"] = sums["turns"] / done if done else None

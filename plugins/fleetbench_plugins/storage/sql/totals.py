@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 
 from .engine import dialect_insert
-from .schema import INFRA_ERROR, METRIC_SLOTS, OUTCOME_COUNTS, TOTALS_KEY, cells, metric_slots, unit_totals, units
+from .schema import INFRA_ERROR, METRIC_SLOTS, OUTCOME_COUNTS, TIMEOUT_STATUSES, TOTALS_KEY, cells, metric_slots, unit_totals, units
 
 _COUNT_OF = {"success": "n_success", "partial": "n_partial", "failure": "n_failure", INFRA_ERROR: "n_infra_error"}
 _ADDED = (*OUTCOME_COUNTS, "sum_duration_s", "sum_turns", *(f"s{i}" for i in range(METRIC_SLOTS)),
@@ -82,6 +82,7 @@ def add_units(
         delta.max_instance = max(delta.max_instance, int(row["instance_index"]))
         delta.add(_COUNT_OF[row["outcome"]], 1)
         if row["outcome"] == INFRA_ERROR:
+            delta.add("n_timeout", int(row["infra_status"] in TIMEOUT_STATUSES))
             continue
         delta.add("sum_duration_s", float(row["duration_s"]))
         delta.add("sum_turns", float(row["turns"]))
@@ -92,7 +93,9 @@ def add_units(
                 delta.add(f"s{slot}", float(value))
                 delta.add(f"c{slot}", 1)
     for row in replaced:
-        deltas.setdefault(totals_key(row), _Delta()).add("n_infra_error", -1)
+        delta = deltas.setdefault(totals_key(row), _Delta())
+        delta.add("n_infra_error", -1)
+        delta.add("n_timeout", -int(row["infra_status"] in TIMEOUT_STATUSES))
     if deltas:
         _upsert(connection, deltas)
         _record_cells(connection, rows)
@@ -130,7 +133,7 @@ def _record_cells(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> 
     )
 
 
-REPLACED_COLUMNS = (*TOTALS_KEY, "unit_key")
+REPLACED_COLUMNS = (*TOTALS_KEY, "unit_key", "infra_status")
 
 
 def infra_rows(connection: Connection, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -150,7 +153,7 @@ def rebuild(connection: Connection, chunk: int = 10_000) -> None:
     Reads by key ranges rather than through one open cursor, since the same connection writes in between.
     """
     known: dict[str, dict[str, int]] = {}
-    names = (*TOTALS_KEY, "unit_key", "instance_index", "outcome", "duration_s", "turns", "metrics", "factors")
+    names = (*TOTALS_KEY, "unit_key", "instance_index", "outcome", "infra_status", "duration_s", "turns", "metrics", "factors")
     query = select(*(units.c[name] for name in names)).order_by(units.c.unit_key).limit(chunk)
     last = ""
     while True:

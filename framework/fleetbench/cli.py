@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import difflib
 import io
+import itertools
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -419,6 +420,8 @@ def _closest(spelling: str, known: Sequence[str]) -> str:
 def cmd_show(args: Sequence[str]) -> int:
     """Print the stored transcript of the unit whose key starts with the given prefix."""
     prefixes, overrides = _split(args)
+    if not prefixes or prefixes == ["units"]:
+        return _list_units(overrides)
     if len(prefixes) != 1:
         raise UserError("show: give exactly one unit-key prefix, e.g. `fleetbench show 3fa9c2`")
     cfg = compose_config(overrides)
@@ -437,6 +440,33 @@ def cmd_show(args: Sequence[str]) -> int:
         counted = f"{restarts} restart{'' if restarts == 1 else 's'}"
         console.print(f"ran on {' → '.join(placement['lanes'])} ({counted}{home})", markup=False)
     console.print(_suite_named(cfg, suite_name).render_transcript(transcript), markup=False, highlight=False)
+    return 0
+
+
+SHOW_LISTED = 20
+"""Unit keys `fleetbench show` (without a key) lists."""
+
+
+def _list_units(overrides: Sequence[str]) -> int:
+    """The first stored units (by model and key) with their outcome and cell, to pick a key to show."""
+    with _storage(resolve_common(compose_config(overrides))) as storage:
+        stored = sum(storage.suites().values())
+        listed = list(itertools.islice(storage.export_rows(ReportFilter()), SHOW_LISTED))
+    table = Table("unit key", "suite", "model", "outcome", "cell", title=f"{len(listed)} of {stored} stored units")
+    factors: dict[str, Sequence[str]] = {}
+    for unit in listed:
+        suite = str(unit["suite"])
+        if suite not in factors:
+            installed = suite in registry.installed_names("suites")
+            factors[suite] = registry.load("suites", {"plugin": suite}, "suite").create().factor_names() if installed else ()
+        names = factors[suite]
+        cell = " ".join(f"{k}={unit.get(f'factor.{k}', unit.get(k))}" for k in names)
+        table.add_row(str(unit["unit_key"]), str(unit["suite"]), str(unit["base_model"]), str(unit["outcome"]), cell)
+    console.print(table)
+    if not listed:
+        _error("note: the database holds no units yet (fleetbench run stores them)")
+    else:
+        console.print("fleetbench show KEY_PREFIX prints a unit's transcript (any unique prefix of its key)")
     return 0
 
 

@@ -240,7 +240,7 @@ def _flawed(ctx: _Context, key: str) -> ResearchTable:
 
 
 def _by_condition(ctx: _Context, key: str, factor: str, title: str, base: FactorValue) -> ResearchTable:
-    rows = ctx.rows(key, [factor])
+    rows = [r for r in ctx.rows(key, [factor]) if not str(r[factor]).startswith("flawed_")]
     table = ResearchTable(key, title, [*ctx.head(), factor, "overall success", "full success", "partial success",
                                        "failure", "effective units", "timeouts excluded", "mean duration (s)"])  # fmt: skip
     for row in rows:

@@ -28,13 +28,12 @@ from fleetbench import interrupts, registry
 from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
 from fleetbench.config.compose import hydra_context, normalize_overrides
+from fleetbench.config.schema import ReportConf
 from fleetbench.config.secret_overrides import hide_secrets
-from fleetbench.errors import DEADLINE_EXIT, FleetbenchError, Interrupted, UnknownNameError, UserError
+from fleetbench.errors import DEADLINE_EXIT, ConfigError, FleetbenchError, Interrupted, UnknownNameError, UserError
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.preflight import check_output_dir, check_storages
 from fleetbench.progress import make_progress
-from fleetbench.config.schema import ReportConf
-from fleetbench.errors import ConfigError
 from fleetbench.report import Report, build_report, render
 from fleetbench.report.checks import check_report_by, check_report_output
 from fleetbench.report.research import build_tables, render_tables
@@ -295,7 +294,7 @@ def cmd_report(args: Sequence[str]) -> int:
             tables = []
             by = [*scope.split_by, *settings.by]
             report = build_report(storage, rows_filter, suite.metrics(), by, scope.description)
-        if (all(not table.rows for table in tables) if report is None else not report.rows):
+        if all(not table.rows for table in tables) if report is None else not report.rows:
             _explain_empty(storage, suite.name, scope)
     if report is None:
         return _emit(settings, lambda fmt, out: render_tables(tables, fmt, out))
@@ -333,7 +332,9 @@ def _explain_empty(storage: Storage, suite: str, scope: ReportScope) -> None:
         return
     if not stored.get(suite):
         others = ", ".join(f"{name} ({count} units)" for name, count in sorted(stored.items()))
-        raise UserError(f"report: the database holds no units of suite {suite!r}, only of {others}; choose one with suite=NAME")
+        raise UserError(
+            f"report: the database holds no units of suite {suite!r}, only of {others}; choose one with suite=NAME"
+        )
     if scope.plans is not None:
         _error(
             f"note: none of the {stored[suite]} stored units of suite {suite!r} is in this configuration's scope "
@@ -458,7 +459,9 @@ def _list_units(overrides: Sequence[str]) -> int:
         suite = str(unit["suite"])
         if suite not in factors:
             installed = suite in registry.installed_names("suites")
-            factors[suite] = registry.load("suites", {"plugin": suite}, "suite").create().factor_names() if installed else ()
+            factors[suite] = (
+                registry.load("suites", {"plugin": suite}, "suite").create().factor_names() if installed else ()
+            )
         names = factors[suite]
         cell = " ".join(f"{k}={unit.get(f'factor.{k}', unit.get(k))}" for k in names)
         table.add_row(str(unit["unit_key"]), str(unit["suite"]), str(unit["base_model"]), str(unit["outcome"]), cell)

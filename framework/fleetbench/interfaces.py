@@ -315,7 +315,7 @@ class Storage(Plugin):
 
     @abc.abstractmethod
     def scope_descriptions(self, digests: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
-        """What each of these scope digests stands for (as `RunRecord.scopes` recorded it); unknown ones are left out."""
+        """What each of these scope digests stands for (as `RunRecord.scopes` recorded it); unknown ones left out."""
 
     @abc.abstractmethod
     def suites(self) -> Mapping[str, int]:

@@ -395,7 +395,9 @@ class PlanScope:
     seed: int
     cells: Mapping[str, int]
 
-    def contains(self, suite_scope: str | None, model_scope: str | None, seed: int, cell_key: str | None, index: int) -> bool:
+    def contains(
+        self, suite_scope: str | None, model_scope: str | None, seed: int, cell_key: str | None, index: int
+    ) -> bool:
         """Whether a stored unit with these identity columns is one of the plan's units."""
         planned = self.cells.get(cell_key or "")
         return (

@@ -131,7 +131,7 @@ class ReportConf:
     """`config`: exactly the units the composed configuration plans; `all`: every stored unit of the suite, rows
     split by suite scope, model scope and seed."""
     tables: list[str] = field(default_factory=list)
-    """Research tables to print instead of the overview: 5.1 ... 5.5 or their names (see `fleetbench.report.research`)."""
+    """Research tables to print instead of the overview: 5.1 ... 5.5 or their names (`fleetbench.report.research`)."""
     exclude_timeouts: bool = True
     """Research tables: leave units whose episode ended in an infrastructure timeout out of the effective count (and
     show how many); false counts them as failures, as the original did without its option."""

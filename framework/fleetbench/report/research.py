@@ -241,8 +241,9 @@ def _flawed(ctx: _Context, key: str) -> ResearchTable:
 
 def _by_condition(ctx: _Context, key: str, factor: str, title: str, base: FactorValue) -> ResearchTable:
     rows = [r for r in ctx.rows(key, [factor]) if not str(r[factor]).startswith("flawed_")]
-    table = ResearchTable(key, title, [*ctx.head(), factor, "overall success", "full success", "partial success",
-                                       "failure", "effective units", "timeouts excluded", "mean duration (s)"])  # fmt: skip
+    columns = ["overall success", "full success", "partial success", "failure", "effective units",
+               "timeouts excluded", "mean duration (s)"]  # fmt: skip
+    table = ResearchTable(key, title, [*ctx.head(), factor, *columns])
     for row in rows:
         overall, full, partial, effective, excluded = ctx.rate(row)
         failure = wilson(effective - overall.successes, effective, ctx.settings.confidence)
@@ -348,7 +349,12 @@ def render_tables(tables: Iterable[ResearchTable], fmt: str, console: Console) -
     if fmt == "markdown":
         parts = []
         for table in tables:
-            lines = [f"### {table.title}", "", "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+            lines = [
+                f"### {table.title}",
+                "",
+                "| " + " | ".join(table.columns) + " |",
+                "|" + "---|" * len(table.columns),
+            ]
             lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.rows]
             lines += ["", *table.notes]
             parts.append("\n".join(lines).rstrip() + "\n")

@@ -44,7 +44,9 @@ class ReportScope:
 
 def widened_scope(suite: str) -> ReportScope:
     """Every stored unit of the suite, rows split by suite scope, model scope and seed."""
-    return ReportScope(None, f"scope: every stored unit of suite {suite}, one row per suite scope, model scope and seed")
+    return ReportScope(
+        None, f"scope: every stored unit of suite {suite}, one row per suite scope, model scope and seed"
+    )
 
 
 def config_plans(spec: RunSpec) -> tuple[PlanScope, ...]:
@@ -52,7 +54,9 @@ def config_plans(spec: RunSpec) -> tuple[PlanScope, ...]:
     plans = []
     for model in spec.models:
         scope = spec.scopes.by_model[model.name]
-        cells = {cell_key(cell): spec.suite.instances(cell, spec.run.instances) for cell in spec.suite.cells(model.name)}
+        cells = {
+            cell_key(cell): spec.suite.instances(cell, spec.run.instances) for cell in spec.suite.cells(model.name)
+        }
         plans.append(PlanScope(scope.suite, scope.model, spec.run.seed, cells))
     return tuple(plans)
 

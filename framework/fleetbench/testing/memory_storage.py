@@ -136,7 +136,9 @@ class MemoryStorage(Storage):
             stored = self._units.get(result.key)
             if stored is not None and stored.done:
                 continue
-            row = _Row(result, self._naming.base_name(result.unit.cell.base_model), self._runs[result.run_id]["experiment"])
+            row = _Row(
+                result, self._naming.base_name(result.unit.cell.base_model), self._runs[result.run_id]["experiment"]
+            )
             self._units[result.key] = row
             completed += row.done
         self._calls.extend((call, self._base_of(call.unit_key)) for call in calls)

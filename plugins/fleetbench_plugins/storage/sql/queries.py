@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Double, Select, case, cast, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select
 
-from fleetbench.limits import checked_name
-from fleetbench.types import MetricSpec, Outcome, ReportFilter, UnitScope
+from fleetbench.types import ReportFilter, UnitScope
 
 from .filters import all_of, completed, labelled_runs, unit_conditions
 from .schema import calls, runs, transcripts, unit_totals, units
+
 
 def sort_key(value: Any) -> tuple[int, float, str]:
     """Orders mixed group values the same way on every back end: missing, booleans, numbers, then strings."""

@@ -22,8 +22,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from fleetbench.scope_groups import TIMEOUT_STATUSES
-
 SCHEMA_REVISION = "0006"
 """The alembic head revision this code reads and writes. `migrate()` upgrades a database to it."""
 

@@ -23,12 +23,21 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Double, and_, case, cast, false, func, or_, select
 
 from fleetbench.limits import checked_name
-from fleetbench.scope_groups import UNIT_COLUMNS, is_scope_group, scope_property
+from fleetbench.scope_groups import TIMEOUT_STATUSES, UNIT_COLUMNS, is_scope_group, scope_property
 from fleetbench.types import MetricSpec, Outcome, PlanScope, ReportFilter
 
 from .filters import all_of, factor_in, group_plans, labelled_runs, unit_conditions
 from .queries import sort_key
-from .schema import INFRA_ERROR, METRIC_SLOTS, TIMEOUT_STATUSES, TOTALS_KEY, cells, metric_slots, scopes, unit_totals, units
+from .schema import (
+    INFRA_ERROR,
+    METRIC_SLOTS,
+    TOTALS_KEY,
+    cells,
+    metric_slots,
+    scopes,
+    unit_totals,
+    units,
+)
 
 COLUMN_GROUPS = UNIT_COLUMNS
 """`group_by` names that are `units` columns."""
@@ -94,12 +103,14 @@ def _slots(connection: Connection, suite: str | None, metrics: Sequence[MetricSp
 
 
 def _group_key(name: str, table: Any, factors: Any) -> ColumnElement[Any]:
+    key: ColumnElement[Any]
     if is_scope_group(name):
-        return table.c.suite_scope
-    if name in COLUMN_GROUPS:
-        return table.c[name]
-    # The JSON value itself (not its text): it comes back decoded, so 0.8 stays a float and "cot" a string.
-    return factors[name]
+        key = table.c.suite_scope
+    elif name in COLUMN_GROUPS:
+        key = table.c[name]
+    else:  # the JSON value itself (not its text): it comes back decoded, so 0.8 stays a float and "cot" a string
+        key = factors[name]
+    return key
 
 
 def _from_units(
@@ -249,7 +260,9 @@ def _merge(
     return sorted(rows, key=lambda row: tuple(sort_key(row[name]) for name in group_by))
 
 
-def _row(group_by: Sequence[str], metrics: Sequence[MetricSpec], key: tuple[Any, ...], sums: Mapping[str, float]) -> dict[str, Any]:
+def _row(
+    group_by: Sequence[str], metrics: Sequence[MetricSpec], key: tuple[Any, ...], sums: Mapping[str, float]
+) -> dict[str, Any]:
     out: dict[str, Any] = dict(zip(group_by, key, strict=True))
     done = int(sums["success"] + sums["partial"] + sums["failure"])
     out["total"] = done

@@ -16,8 +16,19 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
+from fleetbench.scope_groups import TIMEOUT_STATUSES
+
 from .engine import dialect_insert
-from .schema import INFRA_ERROR, METRIC_SLOTS, OUTCOME_COUNTS, TIMEOUT_STATUSES, TOTALS_KEY, cells, metric_slots, unit_totals, units
+from .schema import (
+    INFRA_ERROR,
+    METRIC_SLOTS,
+    OUTCOME_COUNTS,
+    TOTALS_KEY,
+    cells,
+    metric_slots,
+    unit_totals,
+    units,
+)
 
 _COUNT_OF = {"success": "n_success", "partial": "n_partial", "failure": "n_failure", INFRA_ERROR: "n_infra_error"}
 _ADDED = (*OUTCOME_COUNTS, "sum_duration_s", "sum_turns", *(f"s{i}" for i in range(METRIC_SLOTS)),
@@ -40,7 +51,9 @@ def totals_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple("" if row[name] is None else row[name] for name in TOTALS_KEY)
 
 
-def slots_for(connection: Connection, suite: str, names: Iterable[str], known: dict[str, dict[str, int]]) -> dict[str, int]:
+def slots_for(
+    connection: Connection, suite: str, names: Iterable[str], known: dict[str, dict[str, int]]
+) -> dict[str, int]:
     """The slot of each metric name of `suite`, assigning free slots to new names (at most `METRIC_SLOTS`).
 
     `known` caches assignments across batches (an assignment never changes once committed). Two writers assigning
@@ -153,7 +166,17 @@ def rebuild(connection: Connection, chunk: int = 10_000) -> None:
     Reads by key ranges rather than through one open cursor, since the same connection writes in between.
     """
     known: dict[str, dict[str, int]] = {}
-    names = (*TOTALS_KEY, "unit_key", "instance_index", "outcome", "infra_status", "duration_s", "turns", "metrics", "factors")
+    names = (
+        *TOTALS_KEY,
+        "unit_key",
+        "instance_index",
+        "outcome",
+        "infra_status",
+        "duration_s",
+        "turns",
+        "metrics",
+        "factors",
+    )
     query = select(*(units.c[name] for name in names)).order_by(units.c.unit_key).limit(chunk)
     last = ""
     while True:

@@ -87,5 +87,3 @@ def _transcript_row(result: UnitResult, transcript: Mapping[str, Any]) -> dict[s
         "encoding": TRANSCRIPT_ENCODING,
         "data": encode_transcript(transcript),
     }
-
-

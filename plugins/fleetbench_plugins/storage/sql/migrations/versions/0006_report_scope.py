@@ -52,8 +52,10 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(128), primary_key=True),
         sa.Column("deployment", sa.String(255), primary_key=True),
         sa.Column("max_instance", sa.Integer, nullable=False),
-        *(sa.Column(name, sa.BigInteger, nullable=False) for name in ("n_success", "n_partial", "n_failure",
-                                                                     "n_infra_error", "n_timeout")),  # fmt: skip
+        *(
+            sa.Column(name, sa.BigInteger, nullable=False)
+            for name in ("n_success", "n_partial", "n_failure", "n_infra_error", "n_timeout")
+        ),
         sa.Column("sum_duration_s", sa.Double, nullable=False),
         sa.Column("sum_turns", sa.Double, nullable=False),
         *(sa.Column(f"s{slot}", sa.Double, nullable=False) for slot in range(_SLOTS)),

@@ -156,7 +156,7 @@ def render(report: Report, fmt: str, console: Console) -> str | None:
         head = _columns(report)
         lines = [f"{report.scope}\n" if report.scope else "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in _grid(report)]
-        return "\n".join(lines).lstrip("\n") + f"\n\n{LEGEND}\n"
+        return "\n".join(lines).lstrip("\n") + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(report.rows[0]) if report.rows else ["base_model"])

@@ -63,6 +63,7 @@ def test_a_unit_row_holds_every_field_of_the_result_under_the_canonical_model() 
         "suite_scope": TEST_SCOPE.suite,
         "model_scope": TEST_SCOPE.model,
         "cell_key": result.unit.cell_key,
+        "experiment": None,
     }
 
 
@@ -109,6 +110,7 @@ def test_a_call_row_redacts_secrets_quoted_in_the_error() -> None:
         "completion_tokens": 3,
         "http_status": 429,
         "error": "429 from https://gw/v1?api-key=***",
+        "cost_usd": None,
     }
     assert call_row(CallRecord("k", "r", "l", "d", "c", 1, 0.0, 0.0, CallStatus.OK))["error"] is None
 
@@ -129,6 +131,7 @@ def test_a_run_row_starts_running_with_canonical_models_and_a_first_heartbeat() 
         "executed_units": None,
         "pid": 345,
         "heartbeat_at": 1000.0,
+        "experiment": None,
     }
 
 

@@ -46,7 +46,9 @@ def planned_units(plans: Sequence[PlanScope]) -> ColumnElement[bool]:
     """
     clauses = []
     for (suite_scope, seed, by_count), model_scopes in group_plans(plans).items():
-        cells = or_(*(and_(units.c.cell_key.in_(keys), units.c.instance_index < count) for count, keys in by_count))
+        cells = or_(
+            false(), *(and_(units.c.cell_key.in_(keys), units.c.instance_index < count) for count, keys in by_count)
+        )
         clauses.append(
             and_(units.c.suite_scope == suite_scope, units.c.model_scope.in_(model_scopes), units.c.seed == seed, cells)
         )

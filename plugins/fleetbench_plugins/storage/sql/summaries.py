@@ -214,7 +214,7 @@ def _planned_totals(plans: Sequence[PlanScope], fitting: bool) -> ColumnElement[
             for count, keys in by_count
         ]
         clauses.append(and_(t.suite_scope == suite_scope, t.model_scope.in_(model_scopes), t.seed == seed,
-                            or_(*per_count)))  # fmt: skip
+                            or_(false(), *per_count)))  # fmt: skip
     return or_(false(), *clauses)
 
 

@@ -189,7 +189,7 @@ def test_rebuilding_the_totals_from_units_gives_the_same_numbers(filled: SqlStor
 def _random_results(rng: random.Random, count: int) -> list[UnitResult]:
     outcomes = list(Outcome)
     results = []
-    for i in range(count):
+    for _ in range(count):
         outcome = rng.choice(outcomes)
         results.append(
             unit_result(

@@ -65,6 +65,9 @@ def aggregate(
         clean, overfull = _split_plans(connection, flt, canonical, dialect)
         conditions = _totals_conditions(flt, canonical, dialect, clean)
         join = bool(flt.factors) or any(not is_scope_group(n) and n not in COLUMN_GROUPS for n in group_by)
+        if not overfull and not any(is_scope_group(name) for name in group_by):
+            # Every group is one SQL group: SQL computes the final numbers, nothing is merged here.
+            return _final_from_totals(connection, group_by, conditions, metrics, slots, join)
         parts += _from_totals(connection, group_by, conditions, metrics, slots, join)
         if overfull:
             unit_filter = ReportFilter(flt.suite, flt.base_models, flt.run_id, flt.factors, flt.run_label, overfull)
@@ -172,6 +175,49 @@ def _from_totals(
     labels = [f"g{i}" for i in range(len(group_by))]
     statement = select(*keys, *values).select_from(source).where(all_of(conditions)).group_by(*labels)
     return [_part(row._mapping, len(group_by), len(metrics)) for row in connection.execute(statement)]
+
+
+def _final_from_totals(
+    connection: Connection,
+    group_by: Sequence[str],
+    conditions: Sequence[ColumnElement[bool]],
+    metrics: Sequence[MetricSpec],
+    slots: Mapping[str, int],
+    join_cells: bool,
+) -> list[dict[str, Any]]:
+    """The rows `aggregate` returns, computed by one query over the totals (groups need no merging)."""
+    t = unit_totals.c
+    done = func.sum(t.n_success + t.n_partial + t.n_failure)
+    divisor = func.nullif(done, 0)
+    values: list[ColumnElement[Any]] = [
+        done.label("total"),
+        *(func.sum(t[f"n_{name}"]).label(name) for name in ("success", "partial", "failure", INFRA_ERROR, "timeout")),
+        (func.sum(t.sum_duration_s) / divisor).label("mean_duration_s"),
+        (func.sum(t.sum_turns) / divisor).label("mean_turns"),
+    ]
+    for metric in metrics:
+        slot = slots.get(metric.name)
+        if slot is None:  # never written: no values
+            values.append(cast(None, Double).label(metric.name))
+        elif metric.aggregate == "mean":
+            values.append((func.sum(t[f"s{slot}"]) / func.nullif(func.sum(t[f"c{slot}"]), 0)).label(metric.name))
+        else:
+            values.append(case((func.sum(t[f"c{slot}"]) > 0, func.sum(t[f"s{slot}"]))).label(metric.name))
+    keys = [_group_key(name, unit_totals, cells.c.factors).label(name) for name in group_by]
+    source = unit_totals.join(cells, cells.c.cell_key == t.cell_key) if join_cells else unit_totals
+    statement = select(*keys, *values).select_from(source).where(all_of(conditions)).group_by(*group_by)
+    counts = ("total", "success", "partial", "failure", INFRA_ERROR, "timeout")
+    floats = ("mean_duration_s", "mean_turns", *(m.name for m in metrics))
+    rows = []
+    for found in connection.execute(statement):
+        row = found._asdict()
+        for name in counts:
+            row[name] = int(row[name] or 0)
+        for name in floats:
+            if row[name] is not None:
+                row[name] = float(row[name])
+        rows.append(row)
+    return sorted(rows, key=lambda row: tuple(sort_key(row[name]) for name in group_by))
 
 
 def _part(row: Any, groups: int, metrics: int) -> tuple[tuple[Any, ...], dict[str, float]]:

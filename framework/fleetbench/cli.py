@@ -292,7 +292,7 @@ def cmd_report(args: Sequence[str]) -> int:
             report: Report | None = None
         else:
             tables = []
-            by = [*scope.split_by, *settings.by]
+            by = [*scope.split_by, *(name for name in settings.by if name not in scope.split_by)]
             report = build_report(storage, rows_filter, suite.metrics(), by, scope.description)
         if all(not table.rows for table in tables) if report is None else not report.rows:
             _explain_empty(storage, suite.name, scope)

@@ -116,7 +116,8 @@ def test_report_output_takes_every_format_and_a_missing_directory_is_one_line(ru
     missing = run_cli("report", f"report.output={tmp_path}/nowhere/report.txt")
     assert missing.returncode == 2
     assert stderr_lines(missing) == [
-        f"error: report.output: directory '{tmp_path}/nowhere' does not exist; create it or choose another path"
+        f"error: report.output: cannot write '{tmp_path}/nowhere/report.txt': directory '{tmp_path}/nowhere' does "
+        "not exist; create it or choose another path"
     ]
     assert not (tmp_path / "nowhere").exists()
     assert run_cli("report", "report.output=table.txt").returncode == 0

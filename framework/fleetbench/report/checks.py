@@ -20,7 +20,10 @@ def check_report_output(output: str | None) -> None:
     if path.is_dir():
         raise ConfigError(f"report.output: {output!r} is a directory; give a file name")
     if not folder.is_dir():
-        raise ConfigError(f"report.output: directory {str(folder)!r} does not exist; create it or choose another path")
+        raise ConfigError(
+            f"report.output: cannot write {output!r}: directory {str(folder)!r} does not exist; create it or choose "
+            "another path"
+        )
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"report.output: directory {str(folder)!r} is not writable")
 

@@ -144,7 +144,12 @@ def build_tables(
         )
     if not 0.5 <= settings.confidence < 1.0:
         raise ConfigError(f"report.confidence: must be from 0.5 to below 1, got {settings.confidence}")
-    return [_BUILDERS[key](_Context(storage, flt, settings, scope), key) for key in keys]
+    tables: list[ResearchTable] = []
+    for key in keys:
+        context = _Context(storage, flt, settings, scope, [])
+        tables.append(_BUILDERS[key](context, key))
+        tables.extend(context.paired)
+    return tables
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,8 @@ class _Context:
     flt: ReportFilter
     settings: ReportConf
     scope: ReportScope
+    paired: list[ResearchTable]
+    """The paired-comparison tables the table's builder made (printed after it)."""
 
     def rows(self, key: str, by: Sequence[str]) -> list[dict[str, Any]]:
         flt = ReportFilter(self.flt.suite, self.flt.base_models, self.flt.run_id, {**self.flt.factors,
@@ -176,7 +183,9 @@ class _Context:
         return [row["base_model"], *(row[name] for name in self.scope.split_by)]
 
     def pairs(self, key: str, conditions: Sequence[tuple[FactorValue, FactorValue]]) -> ResearchTable:
-        return paired_table(self, key, conditions)
+        table = paired_table(self, key, conditions)
+        self.paired.append(table)
+        return table
 
 
 def _baseline(ctx: _Context, key: str) -> ResearchTable:
@@ -310,12 +319,8 @@ def _factor(unit: Mapping[str, Any], name: str) -> Any:
 
 def _pair_lines(table: ResearchTable) -> list[str]:
     if not table.rows:
-        return [f"paired: no units of both conditions share a task ({table.key})"]
-    return [
-        f"paired {row[0]}: {row[1]} vs {row[2]}: {row[3]} pairs, success {row[4]} vs {row[5]}, "
-        f"discordant {row[6]}/{row[7]}, McNemar exact p = {row[8]:.3g}"
-        for row in table.rows
-    ]
+        return [f"paired comparisons: no units of two compared conditions share a cell and instance ({table.key})"]
+    return [f"paired comparisons: see table {table.key!r}"]
 
 
 def _cell(value: Any) -> str:

@@ -15,10 +15,10 @@ from fleetbench.testing.memory_storage import MemoryStorage
 from fleetbench.testing.units import make_unit
 from fleetbench.types import Cell, Episode, MetricSpec, Outcome, PlanScope, ReportFilter, UnitResult, UnitScope
 from fleetbench_plugins.storage.sql import SqlStorage
-from fleetbench_plugins.storage.sql.schema import unit_totals
+from fleetbench_plugins.storage.sql.schema import call_totals, unit_totals
 from fleetbench_plugins.storage.sql.totals import rebuild
 
-from .builders import DEEPSEEK, LLAMA, RUN, SUITE, key, naming, run_record, storage
+from .builders import DEEPSEEK, LLAMA, RUN, SUITE, call, key, naming, run_record, storage
 
 METRICS = (MetricSpec("score", "quality", "mean"), MetricSpec("tool_calls", "tool calls", "sum"))
 MODEL_SCOPE = "m" * 32
@@ -175,15 +175,30 @@ def test_a_replaced_infra_error_leaves_the_totals(filled: SqlStorage) -> None:
 
 
 def test_rebuilding_the_totals_from_units_gives_the_same_numbers(filled: SqlStorage, database_url: str) -> None:
+    filled.write([], [call("s1", DEEPSEEK), call("s1", f"{DEEPSEEK}-2"), call("f1", DEEPSEEK)])
     before = filled.aggregate(["base_model", "prompt_type"], scoped(plan()), METRICS)
+    shares = filled.deployment_shares(scoped(plan()))
+    assert [(s["deployment"], s["calls"]) for s in shares] == [(DEEPSEEK, 2), (f"{DEEPSEEK}-2", 1)]
     engine = create_engine(database_url)
     with engine.begin() as connection:
-        connection.execute(delete(unit_totals))
-        assert connection.execute(select(func.count()).select_from(unit_totals)).scalar_one() == 0
+        for table in (unit_totals, call_totals):
+            connection.execute(delete(table))
+            assert connection.execute(select(func.count()).select_from(table)).scalar_one() == 0
         rebuild(connection, chunk=3)
     engine.dispose()
     filled.close()
     assert filled.aggregate(["base_model", "prompt_type"], scoped(plan()), METRICS) == before
+    assert filled.deployment_shares(scoped(plan())) == shares
+
+
+def test_calls_stored_before_their_unit_count_once_it_is_stored(filled: SqlStorage) -> None:
+    early = [call("late", DEEPSEEK), call("late", DEEPSEEK, attempt=2)]
+    filled.write([], early)
+    assert sum(s["calls"] for s in filled.deployment_shares(scoped(plan()))) == 0
+    filled.write([unit_result("late", Outcome.SUCCESS, prompt="cot", index=3)], [call("late", DEEPSEEK, attempt=3)])
+    assert [(s["deployment"], s["calls"]) for s in filled.deployment_shares(scoped(plan()))] == [(DEEPSEEK, 3)]
+    # Beyond the plan's instance count the unit (index 3) is left out, and so are its calls.
+    assert sum(s["calls"] for s in filled.deployment_shares(scoped(plan(instances=3)))) == 0
 
 
 def _random_results(rng: random.Random, count: int) -> list[UnitResult]:
@@ -220,7 +235,12 @@ def test_totals_agree_with_an_independent_count_over_random_writes(database_url:
     results = _random_results(rng, 120)
     for start in range(0, len(results), 17):
         batch = results[start : start + 17]
-        assert sql.write(batch, []) == memory.write(batch, [])
+        calls = [
+            dataclasses.replace(call("x", rng.choice([r.unit.cell.base_model, f"{DEEPSEEK}-2"])), unit_key=r.key)
+            for r in batch
+            for _ in range(rng.randrange(3))
+        ]
+        assert sql.write(batch, calls) == memory.write(batch, calls)
     plans = (plan(BASE, 0, 3), plan(SCOPES[("mine", "legacy")], 1, 2))
     for group_by, flt in [
         (["base_model"], scoped(*plans)),

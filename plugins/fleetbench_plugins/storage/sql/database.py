@@ -200,10 +200,9 @@ class SqlDatabase:
             return summaries.aggregate(connection, group_by, flt, metrics, self.canonical)
 
     def deployment_shares(self, flt: ReportFilter) -> list[dict[str, Any]]:
-        call_filter = queries.call_conditions(flt, self.canonical, self.dialect)
         with self.errors("counting deployment shares"), self.ready(writable=False).connect() as connection:
             finished = summaries.aggregate(connection, ["base_model", "deployment"], flt, (), self.canonical)
-            return queries.deployment_shares(connection, finished, call_filter)
+            return queries.deployment_shares(finished, summaries.call_counts(connection, flt, self.canonical))
 
     def scope_descriptions(self, digests: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         with self.errors("reading scopes"), self.ready(writable=False).connect() as connection:

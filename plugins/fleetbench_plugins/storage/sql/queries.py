@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 
 from fleetbench.types import ReportFilter, UnitScope
 
@@ -25,23 +25,13 @@ def sort_key(value: Any) -> tuple[int, float, str]:
 
 
 def deployment_shares(
-    connection: Connection,
-    finished: Sequence[Mapping[str, Any]],
-    call_filter: Sequence[ColumnElement[bool]],
+    finished: Sequence[Mapping[str, Any]], sent: Sequence[tuple[str, str, int]]
 ) -> list[dict[str, Any]]:
     """Per (base model, deployment): completed units finished there (`finished`: aggregate rows by base model and
-    deployment), and calls sent there for that model's units (`call_filter` selects the units whose calls count
-    and may restrict the calls' own run id).
-    """
-    sent = (
-        select(units.c.base_model, calls.c.deployment, func.count())
-        .select_from(calls.join(units, calls.c.unit_key == units.c.unit_key))
-        .where(all_of(call_filter))
-        .group_by(units.c.base_model, calls.c.deployment)
-    )
+    deployment), and calls sent there for that model's units (`sent`: (base model, deployment, calls))."""
     shares: dict[tuple[str, str], dict[str, Any]] = {}
     counted = [(row["base_model"], row["deployment"], row["total"]) for row in finished if row["total"]]
-    for column, found in (("units", counted), ("calls", list(connection.execute(sent)))):
+    for column, found in (("units", counted), ("calls", sent)):
         for base_model, deployment, count in found:
             entry = shares.setdefault(
                 (base_model, deployment),

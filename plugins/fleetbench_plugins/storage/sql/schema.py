@@ -148,6 +148,16 @@ unit_totals = Table(
     *(Column(f"c{slot}", BigInteger, nullable=False) for slot in range(METRIC_SLOTS)),
 )
 
+# Calls per totals key (the unit's scope, seed, cell and base model; the call's run and deployment): the deployment
+# shares of a report count calls here, kept in step by the write path like `unit_totals`.
+call_totals = Table(
+    "call_totals",
+    metadata,
+    *(Column(c.name, c.type, primary_key=True) for c in unit_totals.columns if c.name in TOTALS_KEY),
+    Column("max_instance", Integer, nullable=False),
+    Column("n_calls", BigInteger, nullable=False),
+)
+
 calls = Table(
     "calls",
     metadata,

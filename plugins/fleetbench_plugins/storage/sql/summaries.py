@@ -20,18 +20,20 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Double, and_, case, cast, false, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Double, Table, and_, case, cast, false, func, or_, select
 
 from fleetbench.limits import checked_name
 from fleetbench.scope_groups import TIMEOUT_STATUSES, UNIT_COLUMNS, is_scope_group, scope_property
 from fleetbench.types import MetricSpec, Outcome, PlanScope, ReportFilter
 
 from .filters import all_of, factor_in, group_plans, labelled_runs, unit_conditions
-from .queries import sort_key
+from .queries import call_conditions, sort_key
 from .schema import (
     INFRA_ERROR,
     METRIC_SLOTS,
     TOTALS_KEY,
+    call_totals,
+    calls,
     cells,
     metric_slots,
     scopes,
@@ -62,7 +64,7 @@ def aggregate(
     if slots is None or not all(_totals_can_group(name) for name in group_by):
         parts += _from_units(connection, group_by, unit_conditions(flt, canonical, dialect), metrics)
     else:
-        clean, overfull = _split_plans(connection, flt, canonical, dialect)
+        clean, overfull = _split_plans(connection, flt)
         conditions = _totals_conditions(flt, canonical, dialect, clean)
         join = bool(flt.factors) or any(not is_scope_group(n) and n not in COLUMN_GROUPS for n in group_by)
         if not overfull and not any(is_scope_group(name) for name in group_by):
@@ -230,9 +232,13 @@ def _part(row: Any, groups: int, metrics: int) -> tuple[tuple[Any, ...], dict[st
 
 
 def _totals_conditions(
-    flt: ReportFilter, canonical: Callable[[str], str], dialect: str, plans: Sequence[PlanScope] | None
+    flt: ReportFilter,
+    canonical: Callable[[str], str],
+    dialect: str,
+    plans: Sequence[PlanScope] | None,
+    table: Table = unit_totals,
 ) -> list[ColumnElement[bool]]:
-    t = unit_totals.c
+    t = table.c
     conditions: list[ColumnElement[bool]] = []
     if flt.suite is not None:
         conditions.append(t.suite == flt.suite)
@@ -245,14 +251,14 @@ def _totals_conditions(
     for name, allowed in flt.factors.items():
         conditions.append(factor_in(name, allowed, dialect, cells.c.factors))
     if plans is not None:
-        conditions.append(_planned_totals(plans, fitting=True))
+        conditions.append(_planned_totals(plans, fitting=True, table=table))
     return conditions
 
 
-def _planned_totals(plans: Sequence[PlanScope], fitting: bool) -> ColumnElement[bool]:
+def _planned_totals(plans: Sequence[PlanScope], fitting: bool, table: Table = unit_totals) -> ColumnElement[bool]:
     """Totals rows of planned cells whose units all lie below the planned count (`fitting`), or those with some
     unit at or above it."""
-    t = unit_totals.c
+    t = table.c
     clauses = []
     for (suite_scope, seed, by_count), model_scopes in group_plans(plans).items():
         per_count = [
@@ -265,13 +271,15 @@ def _planned_totals(plans: Sequence[PlanScope], fitting: bool) -> ColumnElement[
 
 
 def _split_plans(
-    connection: Connection, flt: ReportFilter, canonical: Callable[[str], str], dialect: str
+    connection: Connection, flt: ReportFilter, table: Table = unit_totals
 ) -> tuple[tuple[PlanScope, ...] | None, tuple[PlanScope, ...]]:
     """The plans with the cells the totals answer, and the plans restricted to the cells `units` must answer."""
     if flt.plans is None:
         return None, ()
-    t = unit_totals.c
-    over = select(t.suite_scope, t.model_scope, t.seed, t.cell_key).where(_planned_totals(flt.plans, fitting=False))
+    t = table.c
+    over = select(t.suite_scope, t.model_scope, t.seed, t.cell_key).where(
+        _planned_totals(flt.plans, fitting=False, table=table)
+    )
     overfull = {tuple(row) for row in connection.execute(over.distinct())}
     if not overfull:
         return flt.plans, ()
@@ -285,6 +293,37 @@ def _split_plans(
             rest.append(PlanScope(plan.suite_scope, plan.model_scope, plan.seed,
                                   {k: n for k, n in plan.cells.items() if k in mine}))  # fmt: skip
     return tuple(clean), tuple(rest)
+
+
+def call_counts(
+    connection: Connection, flt: ReportFilter, canonical: Callable[[str], str]
+) -> list[tuple[str, str, int]]:
+    """Per (base model, deployment): calls sent there for the filtered units (during the filtered runs, if any),
+    from `call_totals`; cells whose totals reach beyond a plan's instance count are counted from `calls`."""
+    dialect = connection.dialect.name
+    clean, overfull = _split_plans(connection, flt, call_totals)
+    t = call_totals.c
+    source = call_totals.join(cells, cells.c.cell_key == t.cell_key) if flt.factors else call_totals
+    statement = (
+        select(t.base_model, t.deployment, func.sum(t.n_calls))
+        .select_from(source)
+        .where(all_of(_totals_conditions(flt, canonical, dialect, clean, call_totals)))
+        .group_by(t.base_model, t.deployment)
+    )
+    found: dict[tuple[str, str], int] = {}
+    for base_model, deployment, count in connection.execute(statement):
+        found[(base_model, deployment)] = found.get((base_model, deployment), 0) + int(count)
+    if overfull:
+        rest = ReportFilter(flt.suite, flt.base_models, flt.run_id, flt.factors, flt.run_label, overfull)
+        joined = (
+            select(units.c.base_model, calls.c.deployment, func.count())
+            .select_from(calls.join(units, calls.c.unit_key == units.c.unit_key))
+            .where(all_of(call_conditions(rest, canonical, dialect)))
+            .group_by(units.c.base_model, calls.c.deployment)
+        )
+        for base_model, deployment, count in connection.execute(joined):
+            found[(base_model, deployment)] = found.get((base_model, deployment), 0) + int(count)
+    return [(base, deployment, count) for (base, deployment), count in sorted(found.items())]
 
 
 def _merge(

@@ -24,6 +24,8 @@ from .schema import (
     METRIC_SLOTS,
     OUTCOME_COUNTS,
     TOTALS_KEY,
+    call_totals,
+    calls,
     cells,
     metric_slots,
     unit_totals,
@@ -184,7 +186,81 @@ def rebuild(connection: Connection, chunk: int = 10_000) -> None:
         if not part:
             return
         add_units(connection, part, (), known)
+        add_calls_of_new_units(connection, part)
         last = part[-1]["unit_key"]
+
+
+UNIT_KEY_COLUMNS = tuple(name for name in TOTALS_KEY if name not in ("run_id", "deployment"))
+"""The part of a totals key a unit decides (a call adds its own run and deployment)."""
+
+
+def add_calls(
+    connection: Connection,
+    records: Sequence[Mapping[str, Any]],
+    rows: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Add `calls` rows to `call_totals`, each under its unit's scope, seed, cell and base model.
+
+    `rows` holds `units` rows by key (those of the batch); other units are looked up. A call whose unit is not
+    stored yet is added when its unit is (`add_calls_of_new_units`).
+    """
+    units_of = dict(rows)
+    missing = sorted({r["unit_key"] for r in records} - units_of.keys())
+    if missing:
+        query = select(units.c.unit_key, units.c.instance_index, *(units.c[n] for n in UNIT_KEY_COLUMNS))
+        units_of.update({row.unit_key: row._mapping for row in connection.execute(query.where(
+            units.c.unit_key.in_(missing)))})  # fmt: skip
+    counts: dict[tuple[Any, ...], list[int]] = {}
+    for record in records:
+        unit = units_of.get(record["unit_key"])
+        if unit is not None:
+            _count_call(counts, unit, record["run_id"], record["deployment"], 1)
+    _upsert_calls(connection, counts)
+
+
+def add_calls_of_new_units(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add the already stored calls of units stored for the first time (calls can precede their unit's result)."""
+    by_key = {row["unit_key"]: row for row in rows}
+    if not by_key:
+        return
+    query = (
+        select(calls.c.unit_key, calls.c.run_id, calls.c.deployment, func.count())
+        .where(calls.c.unit_key.in_(sorted(by_key)))
+        .group_by(calls.c.unit_key, calls.c.run_id, calls.c.deployment)
+    )
+    counts: dict[tuple[Any, ...], list[int]] = {}
+    for unit_key, run_id, deployment, count in connection.execute(query):
+        _count_call(counts, by_key[unit_key], run_id, deployment, int(count))
+    _upsert_calls(connection, counts)
+
+
+def _count_call(
+    counts: dict[tuple[Any, ...], list[int]], unit: Mapping[str, Any], run_id: str, deployment: str, n: int
+) -> None:
+    key = totals_key({**{name: unit[name] for name in UNIT_KEY_COLUMNS}, "run_id": run_id, "deployment": deployment})
+    entry = counts.setdefault(key, [-1, 0])
+    entry[0] = max(entry[0], int(unit["instance_index"]))
+    entry[1] += n
+
+
+def _upsert_calls(connection: Connection, counts: Mapping[tuple[Any, ...], list[int]]) -> None:
+    if not counts:
+        return
+    statement = dialect_insert(connection, call_totals)
+    excluded = statement.excluded
+    biggest = func.greatest if connection.dialect.name == "postgresql" else func.max
+    upsert = statement.on_conflict_do_update(
+        index_elements=[call_totals.c[name] for name in TOTALS_KEY],
+        set_={
+            "max_instance": biggest(call_totals.c.max_instance, excluded.max_instance),
+            "n_calls": call_totals.c.n_calls + excluded.n_calls,
+        },
+    )
+    rows = [
+        {**dict(zip(TOTALS_KEY, key, strict=True)), "max_instance": counts[key][0], "n_calls": counts[key][1]}
+        for key in sorted(counts)
+    ]
+    connection.execute(upsert, rows)
 
 
 def insert_rows(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

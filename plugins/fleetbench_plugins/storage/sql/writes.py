@@ -12,7 +12,7 @@ from fleetbench.types import CallRecord, UnitResult
 from .engine import dialect_insert
 from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_key, unit_row
 from .schema import INFRA_ERROR, calls, transcripts, units
-from .totals import add_units, infra_rows
+from .totals import add_calls, add_calls_of_new_units, add_units, infra_rows
 
 __all__ = ["dialect_insert", "write_batch"]
 
@@ -42,9 +42,13 @@ def write_batch(
         [replaceable[key] for key in sorted(written & replaceable.keys())],
         {} if slots is None else slots,
     )
+    # Calls stored before their unit's first row (a run stopped mid-episode) join the call totals now.
+    add_calls_of_new_units(connection, [row for row in rows if row["unit_key"] in written - replaceable.keys()])
     _store_transcripts(connection, [r for r in chosen if r.key in written])
     if call_records:
-        connection.execute(insert(calls), [call_row(c) for c in call_records])
+        call_rows = [call_row(c) for c in call_records]
+        connection.execute(insert(calls), call_rows)
+        add_calls(connection, call_rows, {row["unit_key"]: row for row in rows})
     return sum(1 for row in rows if row["unit_key"] in written and row["outcome"] != INFRA_ERROR)
 
 

@@ -61,12 +61,26 @@ def upgrade() -> None:
         *(sa.Column(f"s{slot}", sa.Double, nullable=False) for slot in range(_SLOTS)),
         *(sa.Column(f"c{slot}", sa.BigInteger, nullable=False) for slot in range(_SLOTS)),
     )
+    op.create_table(
+        "call_totals",
+        sa.Column("suite", sa.String(255), primary_key=True),
+        sa.Column("suite_scope", sa.String(32), primary_key=True),
+        sa.Column("model_scope", sa.String(32), primary_key=True),
+        sa.Column("seed", sa.BigInteger, primary_key=True),
+        sa.Column("cell_key", sa.String(32), primary_key=True),
+        sa.Column("base_model", sa.String(255), primary_key=True),
+        sa.Column("run_id", sa.String(128), primary_key=True),
+        sa.Column("deployment", sa.String(255), primary_key=True),
+        sa.Column("max_instance", sa.Integer, nullable=False),
+        sa.Column("n_calls", sa.BigInteger, nullable=False),
+    )
     from fleetbench_plugins.storage.sql.totals import rebuild
 
     rebuild(op.get_bind())
 
 
 def downgrade() -> None:
+    op.drop_table("call_totals")
     op.drop_table("unit_totals")
     op.drop_table("metric_slots")
     op.drop_table("cells")

@@ -24,8 +24,8 @@ class SqlStorage(Storage):
     """Results in SQL: one row per unit key (written exactly once), one per LLM call, per-unit transcripts.
 
     Every model name written or looked up goes through the naming policy first, so `DeepSeek-V3-0324-2` and
-    `deepseek-v3-0324` are stored and counted as `DeepSeek-V3-0324`. Reports aggregate with SQL at read time;
-    nothing is ever counted by read-modify-write.
+    `deepseek-v3-0324` are stored and counted as `DeepSeek-V3-0324`. Reports read running totals that the
+    transaction writing the units updates (see `totals`), never counts kept outside the database.
     """
 
     Options = SqlOptions

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, text
 
 from fleetbench.scope_groups import TIMEOUT_STATUSES
 
@@ -112,8 +112,8 @@ def add_units(
         delta.add("n_infra_error", -1)
         delta.add("n_timeout", -int(row["infra_status"] in TIMEOUT_STATUSES))
     if deltas:
-        _upsert(connection, deltas)
         _record_cells(connection, rows)
+        _upsert(connection, deltas)
 
 
 def _upsert(connection: Connection, deltas: Mapping[tuple[Any, ...], _Delta]) -> None:
@@ -151,14 +151,27 @@ def _record_cells(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> 
 REPLACED_COLUMNS = (*TOTALS_KEY, "unit_key", "infra_status")
 
 
+WRITE_LOCK_KEY = 0x666C6565747772
+"""PostgreSQL advisory lock every write transaction takes (any fixed 64-bit number, the same in every process)."""
+
+
+def serialize_writers(connection: Connection) -> None:
+    """Make concurrent PostgreSQL writers take turns, as SQLite's write lock does.
+
+    A write reads the infra-error rows it may replace and then updates totals rows other writers may also be
+    updating; taking turns keeps the totals exact (the row read is the row replaced) and rules out deadlocks between
+    row locks and insert conflicts. A write is one group commit, so turns are short.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+
+
 def infra_rows(connection: Connection, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The stored infra-error rows among `keys` (their totals key), locked on PostgreSQL until the transaction ends,
-    so the row a write replaces is the row it subtracts."""
+    """The stored infra-error rows among `keys` (their totals key and status): what a write replacing them must
+    subtract. Call after `serialize_writers`."""
     query = select(*(units.c[name] for name in REPLACED_COLUMNS)).where(
         units.c.unit_key.in_(keys), units.c.outcome == INFRA_ERROR
     )
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
     return {row.unit_key: dict(row._mapping) for row in connection.execute(query)}
 
 

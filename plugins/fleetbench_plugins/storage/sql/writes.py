@@ -12,7 +12,7 @@ from fleetbench.types import CallRecord, UnitResult
 from .engine import dialect_insert
 from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_key, unit_row
 from .schema import INFRA_ERROR, calls, transcripts, units
-from .totals import add_calls, add_calls_of_new_units, add_units, infra_rows
+from .totals import add_calls, add_calls_of_new_units, add_units, infra_rows, serialize_writers
 
 __all__ = ["dialect_insert", "write_batch"]
 
@@ -32,6 +32,7 @@ def write_batch(
     `experiments` names the experiment preset of a run id; `slots` caches the metric slots of `unit_totals`, which
     this transaction keeps equal to the units it stores.
     """
+    serialize_writers(connection)
     chosen = first_per_key(results)
     rows = [unit_row(r, canonical(r.unit.cell.base_model), experiments(r.run_id)) for r in chosen]
     replaceable = infra_rows(connection, [row["unit_key"] for row in rows]) if rows else {}

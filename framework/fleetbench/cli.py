@@ -30,6 +30,7 @@ from fleetbench.config import NamingSpec, compose_config, resolve_common, resolv
 from fleetbench.config.compose import hydra_context, normalize_overrides
 from fleetbench.config.schema import ReportConf
 from fleetbench.config.secret_overrides import hide_secrets
+from fleetbench.config.spec import resolve_plan
 from fleetbench.errors import DEADLINE_EXIT, ConfigError, FleetbenchError, Interrupted, UnknownNameError, UserError
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.preflight import check_output_dir, check_storages
@@ -311,7 +312,7 @@ def _report_scope(cfg: DictConfig, overrides: Sequence[str], suite: str, widened
     if settings.models:  # the plan of the models asked for, under the composed settings
         cfg = cfg.copy()
         cfg.run.models = list(settings.models)
-    spec = dataclasses.replace(resolve_run(cfg), experiment=_experiment_override(overrides))
+    spec = dataclasses.replace(resolve_plan(cfg), experiment=_experiment_override(overrides))
     return config_scope(spec)
 
 

@@ -81,6 +81,10 @@ def test_a_database_of_other_suites_says_so(run_cli: RunCli) -> None:
         "error: report: the database holds no units of suite 'workflow', only of jsonl (5 units); "
         "choose one with suite=NAME"
     ]
+    # A preset of real models composes its scope without their API keys (a scope never depends on credentials):
+    # what stops it is the database, not a missing AZURE_AI_API_KEY.
+    preset = run_cli("report", "experiment=phase5_3")
+    assert preset.returncode == 2 and "holds no units of suite 'workflow'" in preset.stderr, preset.stderr
 
 
 def _run_ids(tmp_path: Path) -> list[str]:

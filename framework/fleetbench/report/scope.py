@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fleetbench.config.spec import RunSpec
+from fleetbench.config.spec import PlanSpec, RunSpec
 from fleetbench.errors import UserError
 from fleetbench.plan import cell_key
 from fleetbench.types import PlanScope
@@ -49,7 +49,7 @@ def widened_scope(suite: str) -> ReportScope:
     )
 
 
-def config_plans(spec: RunSpec) -> tuple[PlanScope, ...]:
+def config_plans(spec: PlanSpec | RunSpec) -> tuple[PlanScope, ...]:
     """The plan of every selected model of a validated configuration, as the report filter reads it."""
     plans = []
     for model in spec.models:
@@ -61,7 +61,7 @@ def config_plans(spec: RunSpec) -> tuple[PlanScope, ...]:
     return tuple(plans)
 
 
-def config_scope(spec: RunSpec) -> ReportScope:
+def config_scope(spec: PlanSpec | RunSpec) -> ReportScope:
     """The report scope of a composed configuration, described by its suite scope, seed and experiment."""
     suite = spec.scopes.descriptions.get(spec.scopes.by_model[spec.models[0].name].suite, {})
     described = describe_suite_scope(suite)

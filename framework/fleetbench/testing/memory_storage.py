@@ -183,9 +183,9 @@ class MemoryStorage(Storage):
             if row.done:
                 share(row.base_model, row.result.deployment)["units"] += 1
         units = {row.result.key for row in self._selected(dataclasses.replace(filter, run_id=None, run_label=None))}
-        for call, base in self._calls:
+        for call, _ in self._calls:  # the unit's base model as stored now: calls may precede their unit's result
             if call.unit_key in units and self._run_matches(call.run_id, filter):
-                share(base, call.deployment)["calls"] += 1
+                share(self._base_of(call.unit_key), call.deployment)["calls"] += 1
         return [shares[key] for key in sorted(shares) if self._belongs(shares[key])]
 
     def _belongs(self, share: Mapping[str, Any]) -> bool:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import difflib
 import io
+import itertools
 import logging
 import math
 import sys
@@ -30,14 +32,18 @@ from fleetbench.claims import plan_digest
 from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
 from fleetbench.config.compose import hydra_context, normalize_overrides
-from fleetbench.config.schema import StatusConf
+from fleetbench.config.schema import ReportConf, StatusConf
 from fleetbench.config.secret_overrides import hide_secrets
+from fleetbench.config.spec import resolve_plan
 from fleetbench.errors import DEADLINE_EXIT, ConfigError, FleetbenchError, Interrupted, UnknownNameError, UserError
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.preflight import check_output_dir, check_storages
 from fleetbench.progress import make_progress
-from fleetbench.report import build_report, render
+from fleetbench.report import Report, build_report, render
+from fleetbench.report.checks import check_report_by, check_report_output
+from fleetbench.report.research import build_tables, render_tables
 from fleetbench.report.runs import render_runs
+from fleetbench.report.scope import SCOPE_MODES, ReportScope, config_scope, resolve_run_id, widened_scope
 from fleetbench.report.status import gather, render_status, status_tables
 from fleetbench.runner import RunSummary, plans, run
 from fleetbench.signals import quiet_signals
@@ -210,7 +216,7 @@ def _run_job(cfg: DictConfig) -> None:
     and 130 when interrupted, each with one line; 124 after the summary when `scheduler.deadline_s` stopped it.
     In a launcher's worker process the job raises `JobFailed` with that code instead (see `fleetbench.launched`)."""
     try:
-        spec = resolve_run(cfg)
+        spec = dataclasses.replace(resolve_run(cfg), experiment=_experiment_choice())
         summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error, signals_since=0)
     except UserError as exc:
         _end_job(f"error: {exc}", exc.exit_code)
@@ -238,6 +244,14 @@ def _end_job(line: str, exit_code: int) -> NoReturn:
     hydra_cfg = HydraConfig.get()
     job = f"sweep job #{hydra_cfg.job.num} (output {hydra_cfg.runtime.output_dir})"
     raise launched.JobFailed(f"{job} failed (exit code {exit_code}): {' '.join(line.split())}", exit_code)
+
+
+def _experiment_choice() -> str | None:
+    """The `experiment` group option of the running Hydra job (None when none was selected)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choice = HydraConfig.get().runtime.choices.get("experiment")
+    return None if choice in (None, "null") else str(choice)
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -293,33 +307,98 @@ def _storage(common: NamingSpec) -> Iterator[Storage]:
 
 
 def cmd_report(args: Sequence[str]) -> int:
-    """Aggregate stored units per base model (and `report.by` factors), with deployment shares beneath."""
-    cfg = compose_config(_overrides(args))
+    """Aggregate stored units per base model (and `report.by` groups), with deployment shares beneath; or the research
+    tables of `report.tables`. Covers the composed configuration's plan unless `report.scope=all` or a run is named."""
+    overrides = _overrides(args)
+    cfg = compose_config(overrides)
     common = resolve_common(cfg)
-    if common.report.format == "html":
-        return _report_html(cfg, common)
+    settings = common.report
+    check_report_output(settings.output)
+    if settings.format == "html":
+        return _report_html(cfg, common, overrides)
     suite = registry.load("suites", cfg.suite, "suite").create()
+    check_report_by(settings.by, suite)
     with _storage(common) as storage:
-        unknown = [f for f in common.report.by if f not in suite.factor_names()]
-        if unknown:
-            raise UserError(
-                f"report.by: {unknown[0]!r} is not a factor of suite {suite.name!r}; "
-                f"valid choices: {', '.join(suite.factor_names()) or '(none)'}"
-            )
-        models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
-        rows_filter = ReportFilter(suite.name, models, common.report.run_id, run_label=common.report.label)
-        report = build_report(storage, rows_filter, suite.metrics(), common.report.by)
-    if not common.report.output:
-        text = render(report, common.report.format, console)
-        sys.stdout.write(text or "")
+        rows_filter, scope = _scoped_filter(cfg, common, overrides, suite, storage)
+        if settings.tables:
+            tables = build_tables(storage, rows_filter, settings, scope, suite.factor_names())
+            report: Report | None = None
+        else:
+            tables = []
+            by = [*scope.split_by, *(name for name in settings.by if name not in scope.split_by)]
+            report = build_report(storage, rows_filter, suite.metrics(), by, scope.description)
+        if all(not table.rows for table in tables) if report is None else not report.rows:
+            _explain_empty(storage, suite.name, scope)
+    if report is None:
+        return _emit(settings, lambda fmt, out: render_tables(tables, fmt, out))
+    return _emit(settings, lambda fmt, out: render(report, fmt, out))
+
+
+def _scoped_filter(
+    cfg: DictConfig, common: NamingSpec, overrides: Sequence[str], suite: Suite, storage: Storage
+) -> tuple[ReportFilter, ReportScope]:
+    """The units every reading command covers (report, drift, export, the HTML report): the composed configuration's
+    plan, unless `report.scope=all`, a run id (any unique prefix) or a label widens it; `report.models` narrows it."""
+    settings = common.report
+    run_id = resolve_run_id(settings.run_id, storage.runs()) if settings.run_id is not None else None
+    scope = _report_scope(cfg, overrides, suite.name, widened=run_id is not None or settings.label is not None)
+    models = tuple(common.naming.base_name(str(m)) for m in settings.models)
+    return ReportFilter(suite.name, models, run_id, run_label=settings.label, plans=scope.plans), scope
+
+
+def _report_scope(cfg: DictConfig, overrides: Sequence[str], suite: str, widened: bool) -> ReportScope:
+    """The composed configuration's plan, unless the report is widened (`report.scope=all`, a run id or a label)."""
+    settings = resolve_common(cfg).report
+    if settings.scope not in SCOPE_MODES:
+        raise ConfigError(f"report.scope: {settings.scope!r} is not valid; choices: {', '.join(SCOPE_MODES)}")
+    if widened or settings.scope == "all":
+        return widened_scope(suite)
+    if settings.models:  # the plan of the models asked for, under the composed settings
+        cfg = cfg.copy()
+        cfg.run.models = list(settings.models)
+    spec = dataclasses.replace(resolve_plan(cfg), experiment=_experiment_override(overrides))
+    return config_scope(spec)
+
+
+def _experiment_override(overrides: Sequence[str]) -> str | None:
+    """The experiment preset selected on the command line (`experiment=phase5_3`), if any."""
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key == "experiment" and value not in ("", "null"):
+            return value
+    return None
+
+
+def _explain_empty(storage: Storage, suite: str, scope: ReportScope) -> None:
+    """An empty report says why: nothing stored, only other suites' units (an error), or nothing in this scope."""
+    stored = storage.suites()
+    if not stored:
+        _error("note: the database holds no units yet (fleetbench run stores them)")
+        return
+    if not stored.get(suite):
+        others = ", ".join(f"{name} ({count} units)" for name, count in sorted(stored.items()))
+        raise UserError(
+            f"report: the database holds no units of suite {suite!r}, only of {others}; choose one with suite=NAME"
+        )
+    if scope.plans is not None:
+        _error(
+            f"note: none of the {stored[suite]} stored units of suite {suite!r} is in this configuration's scope "
+            "(another dataset, option, seed, model or experiment); report.scope=all shows every scope"
+        )
+
+
+def _emit(settings: ReportConf, draw: Callable[[str, Console], str | None]) -> int:
+    """Print the report, or write it to `report.output` in the same format (the table as the terminal shows it)."""
+    if not settings.output:
+        sys.stdout.write(draw(settings.format, console) or "")
         return 0
     buffer = io.StringIO()
-    text = render(report, common.report.format, Console(file=buffer, width=200, color_system=None, soft_wrap=True))
+    text = draw(settings.format, Console(file=buffer, width=250, color_system=None, soft_wrap=True))
     try:
-        with open(common.report.output, "w", encoding="utf-8") as handle:
+        with open(settings.output, "w", encoding="utf-8") as handle:
             handle.write(buffer.getvalue() if text is None else text)
     except OSError as exc:
-        raise UserError(f"report.output: cannot write {common.report.output!r}: {exc.strerror}") from None
+        raise UserError(f"report.output: cannot write {settings.output!r}: {exc.strerror}") from None
     return 0
 
 
@@ -413,6 +492,8 @@ def _closest(spelling: str, known: Sequence[str]) -> str:
 def cmd_show(args: Sequence[str]) -> int:
     """Print the stored transcript of the unit whose key starts with the given prefix."""
     prefixes, overrides = _split(args)
+    if not prefixes or prefixes == ["units"]:
+        return _list_units(overrides)
     if len(prefixes) != 1:
         raise UserError("show: give exactly one unit-key prefix, e.g. `fleetbench show 3fa9c2`")
     cfg = compose_config(overrides)
@@ -431,6 +512,35 @@ def cmd_show(args: Sequence[str]) -> int:
         counted = f"{restarts} restart{'' if restarts == 1 else 's'}"
         console.print(f"ran on {' → '.join(placement['lanes'])} ({counted}{home})", markup=False)
     console.print(_suite_named(cfg, suite_name).render_transcript(transcript), markup=False, highlight=False)
+    return 0
+
+
+SHOW_LISTED = 20
+"""Unit keys `fleetbench show` (without a key) lists."""
+
+
+def _list_units(overrides: Sequence[str]) -> int:
+    """The first stored units (by model and key) with their outcome and cell, to pick a key to show."""
+    with _storage(resolve_common(compose_config(overrides))) as storage:
+        stored = sum(storage.suites().values())
+        listed = list(itertools.islice(storage.export_rows(ReportFilter()), SHOW_LISTED))
+    table = Table("unit key", "suite", "model", "outcome", "cell", title=f"{len(listed)} of {stored} stored units")
+    factors: dict[str, Sequence[str]] = {}
+    for unit in listed:
+        suite = str(unit["suite"])
+        if suite not in factors:
+            installed = suite in registry.installed_names("suites")
+            factors[suite] = (
+                registry.load("suites", {"plugin": suite}, "suite").create().factor_names() if installed else ()
+            )
+        names = factors[suite]
+        cell = " ".join(f"{k}={unit.get(f'factor.{k}', unit.get(k))}" for k in names)
+        table.add_row(str(unit["unit_key"]), str(unit["suite"]), str(unit["base_model"]), str(unit["outcome"]), cell)
+    console.print(table)
+    if not listed:
+        _error("note: the database holds no units yet (fleetbench run stores them)")
+    else:
+        console.print("fleetbench show KEY_PREFIX prints a unit's transcript (any unique prefix of its key)")
     return 0
 
 
@@ -464,11 +574,9 @@ def cmd_plugins(args: Sequence[str]) -> int:
 # --- drift / export / html report (reading stored results beyond the report table) ----------------------------------
 
 
-def _results_filter(cfg: DictConfig, common: NamingSpec) -> tuple[Suite, ReportFilter]:
-    """The configured suite and the units `report.*` selects (the same selection `fleetbench report` uses)."""
+def _configured_suite(cfg: DictConfig) -> Suite:
     suite: Suite = registry.load("suites", cfg.suite, "suite").create()
-    models = tuple(common.naming.base_name(str(m)) for m in common.report.models)
-    return suite, ReportFilter(suite.name, models, common.report.run_id, run_label=common.report.label)
+    return suite
 
 
 def _write_output(key: str, path: str, text: str) -> None:
@@ -492,12 +600,14 @@ def cmd_drift(args: Sequence[str]) -> int:
     from fleetbench.report.drift import audit
     from fleetbench.report.drift_view import render_drift
 
-    cfg = compose_config(_overrides(args))
+    overrides = _overrides(args)
+    cfg = compose_config(overrides)
     common = resolve_common(cfg)
     drift: DriftConf = OmegaConf.to_object(cfg.drift)  # type: ignore[assignment]
     check_drift(drift)
-    suite, rows_filter = _results_filter(cfg, common)
+    suite = _configured_suite(cfg)
     with _storage(common) as storage:
+        rows_filter, _ = _scoped_filter(cfg, common, overrides, suite, storage)
         result = audit(storage, rows_filter, suite.factor_names(), drift.alpha, drift.min_units)
     if drift.output:
         buffer = io.StringIO()
@@ -516,14 +626,16 @@ def cmd_export(args: Sequence[str]) -> int:
     from fleetbench.report.exports import export
     from fleetbench.report.exports.files import output_dir
 
-    cfg = compose_config(_overrides(args))
+    overrides = _overrides(args)
+    cfg = compose_config(overrides)
     common = resolve_common(cfg)
     settings: ExportConf = OmegaConf.to_object(cfg.export)  # type: ignore[assignment]
     check_export(settings)
     assert settings.format is not None and settings.output is not None  # check_export refused them missing
     folder = output_dir(settings.output, "export.output")
-    suite, rows_filter = _results_filter(cfg, common)
+    suite = _configured_suite(cfg)
     with _storage(common) as storage:
+        rows_filter, _ = _scoped_filter(cfg, common, overrides, suite, storage)
         written = export(settings.format, folder, storage, suite, rows_filter, common.report.by)
     for path in written:
         console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
@@ -532,7 +644,7 @@ def cmd_export(args: Sequence[str]) -> int:
     return 0
 
 
-def _report_html(cfg: DictConfig, common: NamingSpec) -> int:
+def _report_html(cfg: DictConfig, common: NamingSpec, overrides: Sequence[str]) -> int:
     """`report.format=html`: one self-contained file at `report.output`."""
     from omegaconf import OmegaConf
 
@@ -543,8 +655,9 @@ def _report_html(cfg: DictConfig, common: NamingSpec) -> int:
         raise UserError("report.output: report.format=html writes a file; give its path (report.output=report.html)")
     drift: DriftConf = OmegaConf.to_object(cfg.drift)  # type: ignore[assignment]
     check_drift(drift)
-    suite, rows_filter = _results_filter(cfg, common)
+    suite = _configured_suite(cfg)
     with _storage(common) as storage:
+        rows_filter, _ = _scoped_filter(cfg, common, overrides, suite, storage)
         text = html_report(storage, suite, rows_filter, drift.alpha, drift.min_units)
     _write_output("report.output", common.report.output, text)
     return 0

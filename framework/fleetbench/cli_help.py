@@ -28,12 +28,15 @@ COMMAND_HELP: dict[str, CommandHelp] = {
     "report": CommandHelp(
         "fleetbench report [OVERRIDES]",
         "aggregate stored results per base model, with each deployment's share beneath",
-        "Aggregates the stored units of the configured suite by SQL: per base model (and any report.by factors) the "
-        "units, outcomes, success rate and the suite's headline metrics, with each deployment's share of units and "
-        "calls beneath its base model. report.format=table|markdown|csv|json|html, report.output=FILE, "
-        "report.models=[...], report.run_id=..., report.label=.... html writes one self-contained file "
-        "(report.output required) with plots of success by model and by each factor, Wilson intervals drawn, and a "
-        "per-deployment panel: units, calls, latency percentiles, 429 and error shares, drift flags.",
+        "Aggregates exactly the units the composed configuration plans (its suite scope, model scopes, seed, cells "
+        "and instance counts: give the overrides you ran with, e.g. experiment=phase5_3): per base model (and any "
+        "report.by factor, seed, dataset or suite.<option>) the units, outcomes, full % and the suite's headline "
+        "metrics, with each deployment's share of units and calls beneath. report.scope=all covers every scope, one "
+        "row per scope and seed. report.tables=[5.1,...,5.5] prints the original's research tables with Wilson "
+        "intervals and McNemar paired comparisons. report.format=table|markdown|csv|json|html, report.output=FILE, "
+        "report.models=[...], report.run_id=PREFIX, report.label=.... report.format=html writes one self-contained "
+        "file (report.output required) with plots of success by model and by each factor, Wilson intervals drawn, "
+        "and a per-deployment panel: units, calls, latency percentiles, 429 and error shares, drift flags.",
     ),
     "runs": CommandHelp(
         "fleetbench runs [OVERRIDES]",
@@ -59,10 +62,11 @@ COMMAND_HELP: dict[str, CommandHelp] = {
         "suffixes included), marks unknown ones with the closest known names, and exits 1 if any was unknown.",
     ),
     "show": CommandHelp(
-        "fleetbench show UNIT_KEY_PREFIX [OVERRIDES]",
-        "print the stored transcript of one unit",
+        "fleetbench show [UNIT_KEY_PREFIX | units] [OVERRIDES]",
+        "print the stored transcript of one unit, or list unit keys",
         "Prints the stored transcript of the unit whose key starts with the given prefix, rendered by the suite "
-        "that produced it. A prefix matching several units is refused with the first matches.",
+        "that produced it. A prefix matching several units is refused with the first matches. Without a prefix "
+        "(or with `units`) lists the first stored units with their key, suite, model, outcome and cell.",
     ),
     "plugins": CommandHelp(
         "fleetbench plugins",

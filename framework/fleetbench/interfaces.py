@@ -357,12 +357,21 @@ class Storage(Plugin):
         self, group_by: Sequence[str], filter: ReportFilter, metrics: Sequence[MetricSpec] = ()
     ) -> list[dict[str, Any]]:
         """Per group: counts per outcome (`total` excludes infra errors), mean duration and turns, and each metric
-        aggregated as its spec says, over completed units. `group_by` holds column names (base_model, deployment,
-        suite, run_id, task_id) or cell factor names."""
+        aggregated as its spec says, over completed units. `group_by` holds unit columns
+        (`fleetbench.scope_groups.UNIT_COLUMNS`: base_model, deployment, seed, run_id, ...), scope properties
+        (`dataset`, `suite_version`, `suite.<option>`) or cell factor names."""
 
     @abc.abstractmethod
     def deployment_shares(self, filter: ReportFilter) -> list[dict[str, Any]]:
         """Per (base model, deployment): units finished there and calls sent there."""
+
+    @abc.abstractmethod
+    def scope_descriptions(self, digests: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        """What each of these scope digests stands for (as `RunRecord.scopes` recorded it); unknown ones left out."""
+
+    @abc.abstractmethod
+    def suites(self) -> Mapping[str, int]:
+        """Stored units per suite name (infra errors included): lets a report say a database holds only others."""
 
     @abc.abstractmethod
     def transcripts(self, key_prefix: str, limit: int = 2) -> list[tuple[str, str, Mapping[str, Any]]]:

@@ -206,6 +206,7 @@ def _run_record(spec: RunSpec, run_id: str, planned: int, plan: str) -> RunRecor
         planned,
         os.getpid(),
         spec.scopes.descriptions,
+        experiment=spec.experiment,
         worker=spec.run.worker,
         plan=plan,
     )

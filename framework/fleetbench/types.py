@@ -371,6 +371,8 @@ class RunRecord:
     """`run.worker`: names the worker among those sharing a plan (logs, `fleetbench status`); never in a unit key."""
     plan: str = ""
     """Digest of the plan (scopes, seed, instances): runs with the same digest share the plan's units and lanes."""
+    experiment: str | None = None
+    """The experiment preset the run was composed with (`experiment=phase5_3`), recorded with the run and its units."""
 
 
 @dataclass(frozen=True)
@@ -394,3 +396,27 @@ class ReportFilter:
     factors: Mapping[str, tuple[FactorValue, ...]] = field(default_factory=dict)
     run_label: str | None = None
     """Only units executed by runs whose `run.label` is exactly this (as written in the stored configuration)."""
+    plans: tuple[PlanScope, ...] | None = None
+    """When set, only units some plan of this tuple contains (see `PlanScope`); `None` covers every scope."""
+
+
+@dataclass(frozen=True)
+class PlanScope:
+    """The units of one base model that one composed configuration plans: its suite and model scope, its seed, and
+    per planned cell key how many instances (`instance_index` below it)."""
+
+    suite_scope: str
+    model_scope: str
+    seed: int
+    cells: Mapping[str, int]
+
+    def contains(
+        self, suite_scope: str | None, model_scope: str | None, seed: int, cell_key: str | None, index: int
+    ) -> bool:
+        """Whether a stored unit with these identity columns is one of the plan's units."""
+        planned = self.cells.get(cell_key or "")
+        return (
+            planned is not None
+            and index < planned
+            and (suite_scope, model_scope, seed) == (self.suite_scope, self.model_scope, self.seed)
+        )

@@ -112,10 +112,15 @@ def test_dynamic_gives_a_ten_times_slower_deployment_clearly_fewer_units(run_cli
         args = ("run", f"sharding={strategy}", "run.instances=30", "suite.items=cycle", url)
         process = run_cli(*args, *latencies, *concurrency)
         assert process.returncode == 0, process.stderr
+    plan = ("run.instances=30", "suite.items=cycle")  # the report covers the plan it is given
     dynamic = {
-        s["deployment"]: s["units"] for s in _report(run_cli, "storage.url=sqlite:///dynamic.db")["deployment_shares"]
+        s["deployment"]: s["units"]
+        for s in _report(run_cli, *plan, "storage.url=sqlite:///dynamic.db")["deployment_shares"]
     }
-    even = {s["deployment"]: s["units"] for s in _report(run_cli, "storage.url=sqlite:///even.db")["deployment_shares"]}
+    even = {
+        s["deployment"]: s["units"]
+        for s in _report(run_cli, *plan, "storage.url=sqlite:///even.db")["deployment_shares"]
+    }
     assert even == {"Sim-Agent": 50, "Sim-Agent-2": 50, "Sim-Agent-3": 50}
     assert sum(dynamic.values()) == 150
     assert dynamic["Sim-Agent-3"] < 0.5 * min(dynamic["Sim-Agent"], dynamic["Sim-Agent-2"])

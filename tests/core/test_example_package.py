@@ -57,7 +57,7 @@ def test_the_gateway_provider_runs_end_to_end_from_the_command_line(run_cli: Run
     assert process.returncode == 0, process.stderr
     assert "planned 20 units: 0 already stored, 20 executed (success 20)" in process.stdout
     assert {request["model"] for request in gateway.requests} == {"gw-capitals", "gw-capitals-2"}
-    report = _report(run_cli, "models=with_gateway", "suite=capitals")
+    report = _report(run_cli, *args, "models=with_gateway")  # the report covers the plan it is given
     (row,) = report["rows"]
     assert (row["base_model"], row["total"], row["correct"]) == ("Gateway-Capitals", 20, 1.0)
     shares = {s["deployment"]: s for s in report["deployment_shares"]}
@@ -74,7 +74,7 @@ def test_the_capitals_suite_runs_on_the_simulated_model_through_its_player(run_c
     process = run_cli("run", "suite=capitals", "run.instances=5")
     assert process.returncode == 0, process.stderr
     assert "planned 25 units: 0 already stored, 25 executed" in process.stdout
-    (row,) = _report(run_cli, "suite=capitals")["rows"]
+    (row,) = _report(run_cli, "suite=capitals", "run.instances=5")["rows"]
     assert row["base_model"] == "Sim-Agent" and row["total"] == 25
     assert 0.5 < row["correct"] < 1.0, "Sim-Agent's strong profile answers 90% right, not all and not none"
 
@@ -82,7 +82,7 @@ def test_the_capitals_suite_runs_on_the_simulated_model_through_its_player(run_c
 def test_a_preset_shipped_by_the_package_is_found_through_hydras_search_path(run_cli: RunCli) -> None:
     process = run_cli("run", "suite=capitals_europe", "run.instances=2")
     assert process.returncode == 0, process.stderr
-    report = _report(run_cli, "suite=capitals_europe", "report.by=[region]")
+    report = _report(run_cli, "suite=capitals_europe", "run.instances=2", "report.by=[region]")
     assert [(row["region"], row["total"]) for row in report["rows"]] == [("europe", 2)]
     config = run_cli("run", "suite=capitals_europe", "suite.accept_aliases=false", "--cfg", "job")
     assert "prompt_style: quiz" in config.stdout and "accept_aliases: false" in config.stdout

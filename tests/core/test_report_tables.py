@@ -46,7 +46,7 @@ def test_markdown_has_one_row_per_model_with_its_deployment_shares_beneath() -> 
     rows = [_row("Alpha", 3, 1, infra=2, correct=0.75, tokens=120.0), _row("Beta", 0, 0, correct=None, tokens=None)]
     lines = _markdown(Report((), (CORRECT, TOKENS), rows, SHARES))
     assert lines == [
-        "| model | units | calls | success | partial | failure | not done | success % | correct |",
+        "| model | units | calls | success | partial | failure | not done | full % | correct |",
         "|---|---|---|---|---|---|---|---|---|",
         "| Alpha | 4 | 8 | 3 | 0 | 1 | 2 | 75.0% | 0.750 |",
         "|   └ Alpha | 3 (75.0%) | 4 (50.0%) |  |  |  |  |  |  |",
@@ -63,7 +63,7 @@ def test_with_by_factors_calls_are_left_to_the_shares_which_follow_the_models_la
         _row("Beta", 0, 1, level="low", rate=1),
     ]
     lines = _markdown(Report(("level", "rate"), (), rows, SHARES))
-    assert lines[0] == "| model | level | rate | units | calls | success | partial | failure | not done | success % |"
+    assert lines[0] == "| model | level | rate | units | calls | success | partial | failure | not done | full % |"
     assert lines[2:] == [
         "| Alpha | low | 0.800 | 2 |  | 1 | 0 | 1 | 0 | 50.0% |",
         "| Alpha | high | - | 2 |  | 2 | 0 | 0 | 0 | 100.0% |",
@@ -93,7 +93,7 @@ def test_only_the_first_mean_metrics_are_headlines() -> None:
     head, _, row = _markdown(report)
     shown = ["m0", "m2", "m3", "m4"]
     assert HEADLINE_METRICS == 4
-    assert head.endswith("| success % | " + " | ".join(shown) + " |")
+    assert head.endswith("| full % | " + " | ".join(shown) + " |")
     assert row.endswith("| 0.000 | 2.000 | 3.000 | 4.000 |")
 
 
@@ -118,14 +118,14 @@ def test_json_carries_rows_and_shares() -> None:
     rows = [_row("Alpha", 3, 1, correct=0.75)]
     text = render(Report((), (CORRECT,), rows, SHARES), "json", Console(file=io.StringIO()))
     assert text is not None and text.endswith("}\n")
-    assert json.loads(text) == {"rows": rows, "deployment_shares": SHARES}
+    assert json.loads(text) == {"scope": "", "rows": rows, "deployment_shares": SHARES}
 
 
 def test_json_is_indented_and_writes_database_numbers_as_text() -> None:
     rows = [{"base_model": "Alpha", "correct": Decimal("0.5")}]  # PostgreSQL's numeric aggregates come as Decimal
     text = render(Report((), (), rows, []), "json", Console(file=io.StringIO()))
     assert text == (
-        '{\n  "rows": [\n    {\n      "base_model": "Alpha",\n      "correct": "0.5"\n    }\n  ],\n'
+        '{\n  "scope": "",\n  "rows": [\n    {\n      "base_model": "Alpha",\n      "correct": "0.5"\n    }\n  ],\n'
         '  "deployment_shares": []\n}\n'
     )
 
@@ -137,7 +137,7 @@ def test_the_table_is_printed_not_returned() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0].strip() == "fleetbench report"
     header = [cell.strip() for cell in lines[2].split("┃")[1:-1]]
-    assert header == ["model", "units", "calls", "success", "partial", "failure", "not done", "success %", "correct"]
+    assert header == ["model", "units", "calls", "success", "partial", "failure", "not done", "full %", "correct"]
     cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
     assert cells == [
         ["Alpha", "4", "8", "3", "0", "1", "0", "75.0%", "0.750"],

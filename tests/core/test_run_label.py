@@ -12,9 +12,13 @@ pytestmark = pytest.mark.slow
 
 
 def _totals(run_cli: RunCli, *overrides: str) -> dict[str, int]:
+    """Units per model (a labelled report has one row per seed: they are summed here)."""
     process = run_cli("report", "report.format=json", *overrides)
     assert process.returncode == 0, process.stderr
-    return {row["base_model"]: row["total"] for row in json.loads(process.stdout)["rows"]}
+    totals: dict[str, int] = {}
+    for row in json.loads(process.stdout)["rows"]:
+        totals[row["base_model"]] = totals.get(row["base_model"], 0) + row["total"]
+    return totals
 
 
 def test_report_label_reports_the_units_of_the_runs_carrying_it(run_cli: RunCli) -> None:
@@ -26,7 +30,8 @@ def test_report_label_reports_the_units_of_the_runs_carrying_it(run_cli: RunCli)
     assert _totals(run_cli, "report.label=pilot") == {"Sim-Agent": 5}
     assert _totals(run_cli, "report.label=ablation") == {"Sim-Agent": 20}, "both jobs of the sweep"
     assert _totals(run_cli, "report.label=rerun") == {}
-    assert _totals(run_cli) == {"Sim-Agent": 25}
+    assert _totals(run_cli, "report.scope=all") == {"Sim-Agent": 25}
+    assert _totals(run_cli) == {"Sim-Agent": 5}, "the default scope: seed 0 (the sweep ran seeds 1 and 2)"
     shares = json.loads(run_cli("report", "report.format=json", "report.label=pilot").stdout)["deployment_shares"]
     assert sum(share["units"] for share in shares) == 5
     assert sum(share["calls"] for share in shares) >= 5

@@ -140,6 +140,16 @@ class ReportConf:
     """Only units executed by runs with this `run.label`."""
     format: str = "table"
     output: str | None = None
+    scope: str = "config"
+    """`config`: exactly the units the composed configuration plans; `all`: every stored unit of the suite, rows
+    split by suite scope, model scope and seed."""
+    tables: list[str] = field(default_factory=list)
+    """Research tables to print instead of the overview: 5.1 ... 5.5 or their names (`fleetbench.report.research`)."""
+    exclude_timeouts: bool = True
+    """Research tables: leave units whose episode ended in an infrastructure timeout out of the effective count (and
+    show how many); false counts them as failures, as the original did without its option."""
+    confidence: float = 0.95
+    """Confidence level of the Wilson intervals the research tables show on every rate."""
 
 
 @dataclass

@@ -58,6 +58,51 @@ class RunSpec:
     """Per selected base model, the scope its units carry (part of every unit key)."""
     judge: ModelSpec | None = None
     """The judge model when the suite asks for one; its lanes are in `lanes` too."""
+    experiment: str | None = None
+    """The experiment preset selected (`experiment=phase5_3`), recorded with the run and its units."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanSpec:
+    """What a configuration plans, without anything needed to execute it (no lanes, no credentials): the selected
+    models, the constructed suite and the scopes their units carry. `fleetbench report` reads exactly these units."""
+
+    run: RunConf
+    models: tuple[ModelSpec, ...]
+    suite: interfaces.Suite
+    scopes: Scopes
+    experiment: str | None = None
+
+
+def resolve_plan(cfg: DictConfig) -> PlanSpec:
+    """The plan of a configuration, validated as `resolve_run` validates it but without resolving deployments, so
+    a report needs no API key: a scope never depends on credentials or lanes."""
+    common = resolve_common(cfg)
+    run = _typed(RunConf, cfg.run, "run")
+    if not run.models:
+        raise ConfigError("run.models: empty; name at least one model")
+    models = _selected_models(common, run)
+    suite_ref = _load("suites", cfg.suite, "suite")
+    suite = suite_ref.create()
+    _check_instances(suite, models, run.instances)
+    judge = _judge(common, run, suite)
+    providers: dict[str, registry.PluginRef[interfaces.Provider]] = {}
+    identities: dict[str, dict[str, Any]] = {}
+    for model in (*models, *([judge] if judge is not None and judge not in models else [])):
+        if model.provider not in providers:
+            providers[model.provider] = _provider(cfg, model.provider)
+        provider = providers[model.provider]
+        key = f"models.{model.handle}"
+        params = registry.validate_options(
+            provider.cls.ModelParams, raw_params(model_node(cfg.models, model), key), f"{key}.params",
+            f"provider {provider.name!r}",
+        )  # fmt: skip
+        identities[model.name] = model_identity(model, provider.options, params)
+    judge_identity = identities[judge.name] if judge is not None else None
+    scopes = build_scopes(
+        suite_identity(suite, suite_ref.options, judge_identity), {m.name: identities[m.name] for m in models}
+    )
+    return PlanSpec(run, models, suite, scopes)
 
 
 def resolve_common(cfg: DictConfig) -> NamingSpec:

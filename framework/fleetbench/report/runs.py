@@ -53,7 +53,7 @@ def render_runs(runs: Sequence[Mapping[str, Any]], console: Console, now: float 
     now = time.time() if now is None else now
     host = socket.gethostname()
     table = Table("run", "state", "started", "last heartbeat", "where", "worker", "suite", "models", "planned",
-                  "executed", "label", title="fleetbench runs")  # fmt: skip
+                  "executed", "label", "experiment", title="fleetbench runs")  # fmt: skip
     for run in runs:
         table.add_row(
             str(run["run_id"])[:12],
@@ -67,5 +67,6 @@ def render_runs(runs: Sequence[Mapping[str, Any]], console: Console, now: float 
             str(run["planned_units"]),
             "-" if run.get("executed_units") is None else str(run["executed_units"]),
             str(run.get("label") or ""),
+            str(run.get("experiment") or ""),
         )
     console.print(table, soft_wrap=True)

@@ -1,7 +1,14 @@
 """The per-base-model report, with each base model's per-deployment share of units and calls beneath it.
 
-Rows come from `Storage.aggregate` (one query; nothing counted in Python) and `Storage.deployment_shares`.
-Deployments never get rows of their own: they appear only as shares under their base model.
+Rows come from `Storage.aggregate` and `Storage.deployment_shares`. Deployments never get rows of their own: they
+appear only as shares under their base model.
+
+Column names, as every format shows them:
+- `units`: completed units (full successes + partials + failures); infra errors are `not done` and never counted;
+- `success` / `partial` / `failure`: units per outcome, so units = success + partial + failure in every row;
+- `full %`: full successes over units (`success / units`) — not the suite's `success_rate` metric, which for the
+  workflow suite counts full and partial successes (the original's 总体成功率);
+- then the suite's first metrics (means or sums, as the suite declares them; see `fleetbench plugins`).
 """
 
 from __future__ import annotations
@@ -31,22 +38,37 @@ class Report:
     metrics: tuple[MetricSpec, ...]
     rows: list[dict[str, Any]]
     shares: list[dict[str, Any]] = field(default_factory=list)
+    scope: str = ""
+    """What the rows are comparable under (the report scope's description)."""
 
     def shares_of(self, base_model: str) -> list[dict[str, Any]]:
         return [share for share in self.shares if share["base_model"] == base_model]
 
 
-def build_report(storage: Storage, filter: ReportFilter, metrics: Sequence[MetricSpec], by: Sequence[str]) -> Report:
+def build_report(
+    storage: Storage, filter: ReportFilter, metrics: Sequence[MetricSpec], by: Sequence[str], scope: str = ""
+) -> Report:
     """Query the aggregates and shares."""
     rows = storage.aggregate(["base_model", *by], filter, metrics)
-    return Report(tuple(by), tuple(metrics), rows, storage.deployment_shares(filter))
+    return Report(tuple(by), tuple(metrics), rows, storage.deployment_shares(filter), scope)
+
+
+DIGEST_SHOWN = 8
+"""Characters of a scope digest a table shows (csv and json carry them whole)."""
+FULL_SHARE = "full %"
+LEGEND = (
+    "units = success + partial + failure (infra errors are 'not done', never counted); "
+    "full % = success / units; success_rate (a suite metric) counts full and partial successes"
+)
 
 
 def _rate(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "-"
 
 
-def _number(value: Any) -> str:
+def _number(value: Any, name: str = "") -> str:
+    if name.endswith("_scope") and isinstance(value, str):
+        return value[:DIGEST_SHOWN]
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -68,7 +90,7 @@ def _columns(report: Report) -> list[str]:
         "partial",
         "failure",
         "not done",
-        "success %",
+        FULL_SHARE,
         *(m.name for m in _headline(report)),
     ]
 
@@ -82,7 +104,7 @@ def _cells(report: Report, row: dict[str, Any], calls: int | None) -> list[str]:
     total = int(row["total"])
     return [
         str(row["base_model"]),
-        *(_number(row.get(name)) for name in report.by),
+        *(_number(row.get(name), name) for name in report.by),
         str(total),
         "" if calls is None else str(calls),
         str(row["success"]),
@@ -128,7 +150,7 @@ def _grid(report: Report) -> list[list[str]]:
 def render(report: Report, fmt: str, console: Console) -> str | None:
     """Print `table` to the console; return the text of `markdown`, `csv` and `json`."""
     if fmt == "table":
-        table = Table(title="fleetbench report")
+        table = Table(title="fleetbench report", caption=f"{report.scope}\n{LEGEND}" if report.scope else LEGEND)
         for name in _columns(report):
             table.add_column(name, no_wrap=True)
         for line in _grid(report):
@@ -137,13 +159,14 @@ def render(report: Report, fmt: str, console: Console) -> str | None:
         return None
     if fmt == "markdown":
         head = _columns(report)
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines = [f"{report.scope}\n" if report.scope else "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in _grid(report)]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines).lstrip("\n") + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(report.rows[0]) if report.rows else ["base_model"])
         writer.writeheader()
         writer.writerows(report.rows)
         return buffer.getvalue()
-    return json.dumps({"rows": report.rows, "deployment_shares": report.shares}, indent=2, default=str) + "\n"
+    document = {"scope": report.scope, "rows": report.rows, "deployment_shares": report.shares}
+    return json.dumps(document, indent=2, default=str) + "\n"

@@ -14,12 +14,14 @@ from typing import Any
 
 from fleetbench.errors import StorageError, UnknownNameError
 from fleetbench.interfaces import NamingPolicy, NoOptions, Storage
+from fleetbench.scope_groups import TIMEOUT_STATUSES, UNIT_COLUMNS, is_scope_group, scope_property
 from fleetbench.types import (
     CallRecord,
     ClaimInfo,
     FactorValue,
     MetricSpec,
     Outcome,
+    PlanScope,
     ReportFilter,
     RunRecord,
     Unit,
@@ -27,14 +29,15 @@ from fleetbench.types import (
     UnitScope,
 )
 
-COLUMNS = ("base_model", "deployment", "suite", "run_id", "task_id", "lane_id")
-"""`group_by` names that are columns of a stored unit; any other name is a cell factor."""
+COLUMNS = UNIT_COLUMNS
+"""`group_by` names that are columns of a stored unit; any other name is a scope property or a cell factor."""
 
 
 @dataclasses.dataclass(frozen=True)
 class _Row:
     result: UnitResult
     base_model: str
+    experiment: str | None = None
 
     @property
     def done(self) -> bool:
@@ -50,6 +53,11 @@ class _Row:
             "run_id": result.run_id,
             "task_id": result.episode.task_id,
             "lane_id": result.lane_id,
+            "seed": result.unit.seed,
+            "suite_scope": result.unit.scope.suite,
+            "model_scope": result.unit.scope.model,
+            "experiment": self.experiment,
+            "instance_index": result.unit.index,
         }
         return columns[name] if name in COLUMNS else result.unit.cell.as_dict().get(name)
 
@@ -61,7 +69,8 @@ class _Row:
             "cell_key": unit.cell_key, "instance_index": unit.index, "seed": unit.seed, "task_id": episode.task_id,
             "outcome": episode.outcome.value, "error_category": episode.error_category,
             "infra_status": episode.infra_status, "turns": episode.turns, "started_at": result.started_at,
-            "duration_s": result.duration_s,
+            "duration_s": result.duration_s, "suite_scope": unit.scope.suite, "model_scope": unit.scope.model,
+            "experiment": self.experiment,
         }  # fmt: skip
         for prefix, values in (("factor.", unit.cell.as_dict()), ("metric.", episode.metrics)):
             for name, value in values.items():
@@ -80,6 +89,7 @@ class MemoryStorage(Storage):
         self._runs: dict[str, dict[str, Any]] = {}
         self._claims: dict[str, tuple[str, float, Unit]] = {}
         """unit key -> (run id, expiry, unit)"""
+        self._scopes: dict[str, Mapping[str, Any]] = {}
 
     def migrate(self) -> Sequence[str]:
         return []
@@ -115,7 +125,10 @@ class MemoryStorage(Storage):
             "suite": run.suite, "models": [self._naming.base_name(m) for m in run.models], "host": run.host,
             "pid": run.pid, "heartbeat_at": run.started_at, "planned_units": run.planned_units,
             "executed_units": 0, "label": str(label), "worker": run.worker, "plan": run.plan or None,
+            "experiment": run.experiment,
         }  # fmt: skip
+        for digest, description in run.scopes.items():
+            self._scopes.setdefault(digest, copy.deepcopy(dict(description)))
 
     def heartbeat(self, run_id: str, at: float) -> None:
         self._run(run_id)["heartbeat_at"] = at
@@ -185,7 +198,9 @@ class MemoryStorage(Storage):
             stored = self._units.get(result.key)
             if stored is not None and stored.done:
                 continue
-            row = _Row(result, self._naming.base_name(result.unit.cell.base_model))
+            row = _Row(
+                result, self._naming.base_name(result.unit.cell.base_model), self._runs[result.run_id]["experiment"]
+            )
             self._units[result.key] = row
             completed += row.done
         self._calls.extend((call, self._base_of(call.unit_key)) for call in calls)
@@ -200,9 +215,24 @@ class MemoryStorage(Storage):
     ) -> list[dict[str, Any]]:
         groups: dict[tuple[Any, ...], list[_Row]] = {} if group_by else {(): []}
         for row in self._selected(filter):
-            groups.setdefault(tuple(row.column(name) for name in group_by), []).append(row)
+            groups.setdefault(tuple(self._group_value(row, name) for name in group_by), []).append(row)
         out = [_aggregate(dict(zip(group_by, key, strict=True)), rows, metrics) for key, rows in groups.items()]
         return sorted(out, key=lambda row: tuple(_sort_key(row[name]) for name in group_by))
+
+    def _group_value(self, row: _Row, name: str) -> Any:
+        if is_scope_group(name):
+            description = self._scopes.get(row.result.unit.scope.suite)
+            return None if description is None else scope_property(name, description)
+        return row.column(name)
+
+    def scope_descriptions(self, digests: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        return {d: copy.deepcopy(dict(self._scopes[d])) for d in digests if d in self._scopes}
+
+    def suites(self) -> Mapping[str, int]:
+        counts: dict[str, int] = {}
+        for row in self._units.values():
+            counts[row.result.unit.cell.suite] = counts.get(row.result.unit.cell.suite, 0) + 1
+        return counts
 
     def deployment_shares(self, filter: ReportFilter) -> list[dict[str, Any]]:
         shares: dict[tuple[str, str], dict[str, Any]] = {}
@@ -215,9 +245,9 @@ class MemoryStorage(Storage):
             if row.done:
                 share(row.base_model, row.result.deployment)["units"] += 1
         units = {row.result.key for row in self._selected(dataclasses.replace(filter, run_id=None, run_label=None))}
-        for call, base in self._calls:
+        for call, _ in self._calls:  # the unit's base model as stored now: calls may precede their unit's result
             if call.unit_key in units and self._run_matches(call.run_id, filter):
-                share(base, call.deployment)["calls"] += 1
+                share(self._base_of(call.unit_key), call.deployment)["calls"] += 1
         return [shares[key] for key in sorted(shares) if self._belongs(shares[key])]
 
     def _belongs(self, share: Mapping[str, Any]) -> bool:
@@ -255,6 +285,7 @@ class MemoryStorage(Storage):
             and (not models or row.base_model in models)
             and self._run_matches(row.result.run_id, filter)
             and all(_factor_in(row.column(name), allowed) for name, allowed in filter.factors.items())
+            and (filter.plans is None or any(_planned(plan, row) for plan in filter.plans))
         ]
 
     def _run_matches(self, run_id: str, filter: ReportFilter) -> bool:
@@ -271,6 +302,11 @@ def _call_row(call: CallRecord) -> dict[str, Any]:
     return {**{name: getattr(call, name) for name in names}, "status": call.status.value}
 
 
+def _planned(plan: PlanScope, row: _Row) -> bool:
+    unit = row.result.unit
+    return plan.contains(unit.scope.suite, unit.scope.model, unit.seed, unit.cell_key, unit.index)
+
+
 def _transcript(row: _Row) -> dict[str, Any]:
     transcript = row.result.episode.transcript
     return copy.deepcopy(dict(transcript)) if transcript is not None else {}
@@ -281,6 +317,7 @@ def _aggregate(keys: dict[str, Any], rows: list[_Row], metrics: Sequence[MetricS
     out: dict[str, Any] = {**keys, "total": len(done)}
     for outcome in Outcome:
         out[outcome.value] = sum(row.result.episode.outcome is outcome for row in rows)
+    out["timeout"] = sum(row.result.episode.infra_status in TIMEOUT_STATUSES for row in rows if not row.done)
     out["mean_duration_s"] = _mean([row.result.duration_s for row in done])
     out["mean_turns"] = _mean([float(row.result.episode.turns) for row in done])
     for metric in metrics:

@@ -63,6 +63,7 @@ def test_a_unit_row_holds_every_field_of_the_result_under_the_canonical_model() 
         "suite_scope": TEST_SCOPE.suite,
         "model_scope": TEST_SCOPE.model,
         "cell_key": result.unit.cell_key,
+        "experiment": None,
     }
 
 
@@ -132,6 +133,7 @@ def test_a_run_row_starts_running_with_canonical_models_and_a_first_heartbeat() 
         "heartbeat_at": 1000.0,
         "worker": 0,
         "plan": None,
+        "experiment": None,
     }
 
 

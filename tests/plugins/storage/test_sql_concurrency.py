@@ -15,10 +15,10 @@ from multiprocessing.synchronize import Barrier
 
 from sqlalchemy import create_engine, func, select
 
-from fleetbench.types import Outcome
+from fleetbench.types import Outcome, ReportFilter
 from fleetbench_plugins.storage.sql.schema import calls, units
 
-from .builders import DEEPSEEK, call, result, run_record, storage
+from .builders import DEEPSEEK, SUITE, call, result, run_record, storage
 
 WORKERS = 4
 SPAN = 250  # keys per worker; worker i writes keys [i*50, i*50+250): every key is written by one to four workers
@@ -93,4 +93,8 @@ def test_concurrent_writers_store_and_count_each_key_once(database_url: str) -> 
     store = storage(database_url, run=None)
     keys = [result(n).key for n in distinct]
     assert store.stored_among(keys) == set(keys)
+    # The running totals the writers kept agree with the units: every infra error they replaced was subtracted.
+    (row,) = store.aggregate(["base_model"], ReportFilter(SUITE))
+    assert (row["total"], row["success"], row["infra_error"], row["timeout"]) == (len(distinct), len(distinct), 0, 0)
+    assert sum(share["calls"] for share in store.deployment_shares(ReportFilter(SUITE))) == sent_calls
     store.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import create_engine, text
 
+from fleetbench.types import MetricSpec, ReportFilter
 from fleetbench_plugins.storage.sql.engine import write_transaction
 from fleetbench_plugins.storage.sql.migrate import alembic_config
 from tests.conftest import RunCli, stderr_lines
@@ -79,3 +80,57 @@ def test_a_run_on_an_old_database_prints_the_notice_and_runs_everything(run_cli:
     (line,) = stderr_lines(process)
     assert line.startswith("note: 2 units stored by fleetbench 0.1 were moved to table legacy_units_v1")
     assert "0 already stored, 2 executed" in process.stdout
+
+
+_UNIT_0004 = (
+    "INSERT INTO units (unit_key, suite, base_model, factors, instance_index, seed, task_id, outcome, metrics, turns, "
+    "error_category, infra_status, deployment, lane_id, run_id, started_at, duration_s, suite_scope, model_scope, "
+    "cell_key) VALUES (:key, 'workflow', 'DeepSeek-V3-0324', :factors, :index, 0, 't', :outcome, :metrics, 2, NULL, "
+    ":status, 'DeepSeek-V3-0324', 'lane', 'run-4', 0, :duration, :suite_scope, :model_scope, :cell)"
+)
+
+
+def test_upgrading_from_0004_adds_up_the_stored_units_and_calls(database_url: str) -> None:
+    """Migration 0006 fills the running totals from what is already stored, so reports read the same numbers."""
+    engine = create_engine(database_url)
+    scope = (("s" * 32), ("m" * 32))
+    stored = [  # name, prompt, outcome, score, duration, infra status
+        ("a", "optimal", "success", 1.0, 10.0, None),
+        ("b", "optimal", "partial", 0.5, 20.0, None),
+        ("c", "cot", "failure", 0.0, 30.0, None),
+        ("d", "cot", "infra_error", None, 99.0, "timeout"),
+    ]
+    with write_transaction(engine) as connection:
+        command.upgrade(alembic_config(connection), "0004")
+        connection.execute(
+            text(
+                "INSERT INTO runs (run_id, started_at, status, suite, models, config, version, host, planned_units) "
+                "VALUES ('run-4', 0, 'completed', 'workflow', '[]', '{}', '0.2.0', 'host', 4)"
+            )
+        )
+        for index, (name, prompt, outcome, score, duration, status) in enumerate(stored):
+            metrics = {} if score is None else {"score": score}
+            connection.execute(
+                text(_UNIT_0004),
+                {"key": key(name), "factors": json.dumps({"prompt_type": prompt}), "index": index,
+                 "outcome": outcome, "metrics": json.dumps(metrics), "status": status, "duration": duration,
+                 "suite_scope": scope[0], "model_scope": scope[1], "cell": f"cell-{prompt}".ljust(32, "0")},
+            )  # fmt: skip
+        connection.execute(
+            text(
+                "INSERT INTO calls (unit_key, run_id, lane_id, deployment, credential_id, attempt, started_at, "
+                "latency_s, status, prompt_tokens, completion_tokens) VALUES (:key, 'run-4', 'lane', "
+                "'DeepSeek-V3-0324', 'c', 1, 0, 0.1, 'ok', 1, 1)"
+            ),
+            [{"key": key(name)} for name in ("a", "a", "c")],
+        )
+    engine.dispose()
+    store = storage(database_url, run=None)  # migrates to head
+    flt = ReportFilter("workflow")
+    metrics = (MetricSpec("score", "s", "mean"),)
+    cot, optimal = store.aggregate(["prompt_type"], flt, metrics)
+    assert (optimal["total"], optimal["success"], optimal["partial"], optimal["score"]) == (2, 1, 1, 0.75)
+    assert (cot["total"], cot["failure"], cot["infra_error"], cot["timeout"], cot["score"]) == (1, 1, 1, 1, 0.0)
+    assert optimal["mean_duration_s"] == 15.0
+    assert [(s["units"], s["calls"]) for s in store.deployment_shares(flt)] == [(3, 3)]
+    store.close()

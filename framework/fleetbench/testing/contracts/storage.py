@@ -36,6 +36,7 @@ from fleetbench.types import (
     MetricSpec,
     ModelSpec,
     Outcome,
+    PlanScope,
     ReportFilter,
     RunRecord,
     Unit,
@@ -322,6 +323,36 @@ class StorageContract:
         assert with_transcript == {u.key: {"said": u.key} for u in units[:2]}
         row = next(row for row, _ in pairs if row["unit_key"] == units[0].key)
         assert (row["outcome"], row["base_model"], row["level"], row["score"]) == ("success", MODEL, "low", 1.0)
+
+    def test_plan_filters_select_exactly_the_planned_units(self, storage: Storage) -> None:
+        units, other_seed, other_scope = kit_units(instances=4), kit_units(seed=1), kit_units(scope=OTHER_SCOPE)
+        ready(storage)
+        storage.write([result(u) for u in units + other_seed + other_scope], [call(units[0], MODEL)])
+        cells = {u.cell_key: 2 for u in units}
+        plan = PlanScope(SCOPE.suite, SCOPE.model, 0, cells)
+        row = _single(storage.aggregate(["base_model"], ReportFilter(SUITE, plans=(plan,)), METRICS))
+        assert (row["total"], row["tokens"]) == (4, pytest.approx(40.0)), "indices 0 and 1 of two cells"
+        both = (plan, PlanScope(SCOPE.suite, SCOPE.model, 1, cells))
+        assert _single(storage.aggregate([], ReportFilter(SUITE, plans=both)))["total"] == 8
+        assert storage.aggregate([], ReportFilter(SUITE, plans=()))[0]["total"] == 0
+        shares = storage.deployment_shares(ReportFilter(SUITE, plans=(plan,)))
+        assert [(s["units"], s["calls"]) for s in shares] == [(4, 1)]
+        exported = {r["unit_key"] for r in storage.export_rows(ReportFilter(SUITE, plans=(plan,)))}
+        assert exported == {u.key for u in units if u.index < 2}
+
+    def test_scope_columns_and_properties_group_rows(self, storage: Storage) -> None:
+        description = {"kind": "suite", "suite": SUITE, "version": "3", "data": {"items": "d" * 40},
+                       "options": {"scorer": "exact"}}  # fmt: skip
+        ready(
+            storage, RunRecord(RUN, 1000.0, SUITE, (MODEL,), {}, "kit", "kit-host", scopes={SCOPE.suite: description})
+        )
+        storage.write([result(u) for u in kit_units() + kit_units(seed=5)], [])
+        rows = storage.aggregate(["seed", "dataset", "suite.scorer", "suite_version"], ReportFilter(SUITE))
+        assert [(r["seed"], r["dataset"], r["suite.scorer"], r["suite_version"], r["total"]) for r in rows] == [
+            (0, "d" * 12, "exact", "3", 6), (5, "d" * 12, "exact", "3", 6),
+        ]  # fmt: skip
+        assert storage.scope_descriptions([SCOPE.suite, "f" * 32]) == {SCOPE.suite: description}
+        assert dict(storage.suites()) == {SUITE: 12}
 
     def test_close_releases_and_the_storage_reopens(self, storage: Storage) -> None:
         unit = kit_units()[0]

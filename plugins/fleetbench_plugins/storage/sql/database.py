@@ -14,7 +14,7 @@ from fleetbench.errors import StorageError
 from fleetbench.interfaces import NamingPolicy
 from fleetbench.types import CallRecord, ClaimInfo, MetricSpec, ReportFilter, RunRecord, Unit, UnitResult, UnitScope
 
-from . import claims, queries
+from . import claims, queries, summaries
 from . import migrate as migrations
 from .engine import build_engine, display_url, write_transaction
 from .filters import unit_conditions
@@ -41,6 +41,8 @@ class SqlDatabase:
         self._pid = os.getpid()
         self._schema_checked = False
         self._names: dict[str, str] = {}
+        self._slots: dict[str, dict[str, int]] = {}  # metric slots of `unit_totals` per suite (never reassigned)
+        self._experiments: dict[str, str | None] = {}  # run id → experiment preset, for the units it writes
 
     @property
     def dialect(self) -> str:
@@ -136,6 +138,7 @@ class SqlDatabase:
         try:
             with self.errors(f"recording run {run.run_id!r}"), write_transaction(engine) as connection:
                 connection.execute(insert(runs), run_row(run, self.canonical))
+                self._experiments[run.run_id] = run.experiment
                 if run.scopes:
                     statement = dialect_insert(connection, scopes).on_conflict_do_nothing(index_elements=["scope"])
                     connection.execute(statement, scope_rows(run))
@@ -162,11 +165,23 @@ class SqlDatabase:
         engine = self.ready()
         try:
             with self.errors(f"writing {len(results)} units"), write_transaction(engine) as connection:
-                return write_batch(connection, results, calls, self.canonical)
+                return write_batch(connection, results, calls, self.canonical, self._experiment_of(connection),
+                                   self._slots)  # fmt: skip
         except StorageError as error:
             if isinstance(error.__cause__, exc.IntegrityError):
                 self._explain_unknown_runs(results, calls, error)
             raise
+
+    def _experiment_of(self, connection: Any) -> Any:
+        """run id → its experiment preset (runs begun by another process are looked up once)."""
+
+        def experiment(run_id: str) -> str | None:
+            if run_id not in self._experiments:
+                query = select(runs.c.experiment).where(runs.c.run_id == run_id)
+                self._experiments[run_id] = connection.execute(query).scalar()
+            return self._experiments[run_id]
+
+        return experiment
 
     def _explain_unknown_runs(
         self, results: Sequence[UnitResult], calls: Sequence[CallRecord], error: StorageError
@@ -224,15 +239,22 @@ class SqlDatabase:
     def aggregate(
         self, group_by: Sequence[str], flt: ReportFilter, metrics: Sequence[MetricSpec]
     ) -> list[dict[str, Any]]:
-        conditions = unit_conditions(flt, self.canonical, self.dialect)
         with self.errors("aggregating units"), self.ready(writable=False).connect() as connection:
-            return queries.aggregate(connection, group_by, conditions, metrics)
+            return summaries.aggregate(connection, group_by, flt, metrics, self.canonical)
 
     def deployment_shares(self, flt: ReportFilter) -> list[dict[str, Any]]:
-        unit_filter = unit_conditions(flt, self.canonical, self.dialect)
-        call_filter = queries.call_conditions(flt, self.canonical, self.dialect)
         with self.errors("counting deployment shares"), self.ready(writable=False).connect() as connection:
-            return queries.deployment_shares(connection, unit_filter, call_filter)
+            finished = summaries.aggregate(connection, ["base_model", "deployment"], flt, (), self.canonical)
+            return queries.deployment_shares(finished, summaries.call_counts(connection, flt, self.canonical))
+
+    def scope_descriptions(self, digests: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        with self.errors("reading scopes"), self.ready(writable=False).connect() as connection:
+            query = select(scopes.c.scope, scopes.c.description).where(scopes.c.scope.in_(sorted(set(digests))))
+            return {str(scope): description for scope, description in connection.execute(query)}
+
+    def suites(self) -> dict[str, int]:
+        with self.errors("counting units per suite"), self.ready(writable=False).connect() as connection:
+            return {str(suite): int(n) for suite, n in connection.execute(queries.units_per_suite())}
 
     def transcripts(self, key_prefix: str, limit: int) -> list[tuple[str, str, Mapping[str, Any]]]:
         with self.errors("reading transcripts"), self.ready(writable=False).connect() as connection:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, Table, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetbench.errors import ConfigError
 from fleetbench.secrets import redact_text
@@ -115,3 +116,10 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 def display_url(options: SqlOptions) -> str:
     """The configured URL with its password and secret query parameters hidden, for messages."""
     return redact_text(make_url(options.url).render_as_string(hide_password=True))
+
+
+def dialect_insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT construct, which knows ON CONFLICT (both back ends spell it the same way)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -2,82 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Double, Select, case, cast, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 
-from fleetbench.limits import checked_name
-from fleetbench.types import MetricSpec, Outcome, ReportFilter, UnitScope
+from fleetbench.types import ReportFilter, UnitScope
 
 from .filters import all_of, completed, labelled_runs, unit_conditions
-from .schema import INFRA_ERROR, calls, runs, transcripts, units
-
-COLUMN_GROUPS = ("base_model", "deployment", "suite", "run_id", "task_id", "lane_id")
-"""`group_by` names that are columns; any other name is a cell factor."""
-COUNTS = ("total", *(o.value for o in Outcome))
-RESERVED = (*COUNTS, "mean_duration_s", "mean_turns")
-AGGREGATES: dict[str, Callable[[Any], Any]] = {"mean": func.avg, "sum": func.sum}
-
-
-def aggregate(
-    connection: Connection,
-    group_by: Sequence[str],
-    conditions: Sequence[ColumnElement[bool]],
-    metrics: Sequence[MetricSpec],
-) -> list[dict[str, Any]]:
-    """One dict per group: its keys, outcome counts, mean duration/turns and each metric, over completed units."""
-    _check_names(group_by, metrics)
-    # Group in an outer query over labelled columns: PostgreSQL would not match `factors -> $1` in SELECT with
-    # `factors -> $2` in GROUP BY, even though both parameters hold the same name.
-    inner = select(
-        *(_group_expression(name).label(f"g{i}") for i, name in enumerate(group_by)),
-        units.c.outcome,
-        units.c.duration_s,
-        cast(units.c.turns, Double).label("turns"),
-        *(units.c.metrics[m.name].as_float().label(f"m{i}") for i, m in enumerate(metrics)),
-    )
-    sub = inner.where(all_of(conditions)).subquery()
-    done = sub.c.outcome != INFRA_ERROR
-    keys = [sub.c[f"g{i}"] for i in range(len(group_by))]
-    statement = select(
-        *keys,
-        func.count(case((done, 1))).label("total"),
-        *(func.count(case((sub.c.outcome == o.value, 1))).label(o.value) for o in Outcome),
-        func.avg(case((done, sub.c.duration_s))).label("mean_duration_s"),
-        func.avg(case((done, sub.c.turns))).label("mean_turns"),
-        *(AGGREGATES[m.aggregate](case((done, sub.c[f"m{i}"]))).label(m.name) for i, m in enumerate(metrics)),
-    ).group_by(*keys)
-    rows = [_aggregate_row(row._mapping, group_by, metrics) for row in connection.execute(statement)]
-    return sorted(rows, key=lambda row: tuple(sort_key(row[name]) for name in group_by))
-
-
-def _check_names(group_by: Sequence[str], metrics: Sequence[MetricSpec]) -> None:
-    """Every output key must be unambiguous: a group or metric named like a count would silently replace it."""
-    seen: set[str] = set(RESERVED)
-    for name, what in [(g, "group_by") for g in group_by] + [(m.name, "metric") for m in metrics]:
-        checked_name(name, what)
-        if name in seen:
-            raise ValueError(f"{what} {name!r}: clashes with another output column named {name!r}")
-        seen.add(name)
-    for metric in metrics:
-        if metric.aggregate not in AGGREGATES:
-            raise ValueError(f"metric {metric.name!r}: aggregate {metric.aggregate!r} is not one of mean, sum")
-
-
-def _group_expression(name: str) -> ColumnElement[Any]:
-    if name in COLUMN_GROUPS:
-        return units.c[name]
-    # The JSON value itself (not its text): it comes back decoded, so 0.8 stays a float and "cot" a string.
-    return units.c.factors[name]
-
-
-def _aggregate_row(row: Any, group_by: Sequence[str], metrics: Sequence[MetricSpec]) -> dict[str, Any]:
-    out: dict[str, Any] = {name: row[f"g{i}"] for i, name in enumerate(group_by)}
-    out.update({name: int(row[name]) for name in COUNTS})
-    for name in ("mean_duration_s", "mean_turns", *(m.name for m in metrics)):
-        out[name] = None if row[name] is None else float(row[name])
-    return out
+from .schema import calls, runs, transcripts, unit_totals, units
 
 
 def sort_key(value: Any) -> tuple[int, float, str]:
@@ -92,28 +25,14 @@ def sort_key(value: Any) -> tuple[int, float, str]:
 
 
 def deployment_shares(
-    connection: Connection,
-    unit_filter: Sequence[ColumnElement[bool]],
-    call_filter: Sequence[ColumnElement[bool]],
+    finished: Sequence[Mapping[str, Any]], sent: Sequence[tuple[str, str, int]]
 ) -> list[dict[str, Any]]:
-    """Per (base model, deployment): completed units finished there, and calls sent there for that model's units.
-
-    `call_filter` selects the units whose calls count (and may restrict the calls' own run id).
-    """
-    finished = (
-        select(units.c.base_model, units.c.deployment, func.count())
-        .where(all_of([*unit_filter, completed()]))
-        .group_by(units.c.base_model, units.c.deployment)
-    )
-    sent = (
-        select(units.c.base_model, calls.c.deployment, func.count())
-        .select_from(calls.join(units, calls.c.unit_key == units.c.unit_key))
-        .where(all_of(call_filter))
-        .group_by(units.c.base_model, calls.c.deployment)
-    )
+    """Per (base model, deployment): completed units finished there (`finished`: aggregate rows by base model and
+    deployment), and calls sent there for that model's units (`sent`: (base model, deployment, calls))."""
     shares: dict[tuple[str, str], dict[str, Any]] = {}
-    for column, statement in (("units", finished), ("calls", sent)):
-        for base_model, deployment, count in connection.execute(statement):
+    counted = [(row["base_model"], row["deployment"], row["total"]) for row in finished if row["total"]]
+    for column, found in (("units", counted), ("calls", sent)):
+        for base_model, deployment, count in found:
             entry = shares.setdefault(
                 (base_model, deployment),
                 {"base_model": base_model, "deployment": deployment, "units": 0, "calls": 0},
@@ -134,8 +53,15 @@ def call_conditions(flt: ReportFilter, canonical: Callable[[str], str], dialect:
 
 RUN_COLUMNS = (
     "run_id", "started_at", "finished_at", "status", "suite", "models", "host", "pid", "heartbeat_at",
-    "planned_units", "executed_units", "worker", "plan",
+    "planned_units", "executed_units", "worker", "plan", "experiment",
 )  # fmt: skip
+
+
+def units_per_suite() -> Select[Any]:
+    """Stored units per suite (infra errors included), from the running totals."""
+    total = func.sum(unit_totals.c.n_success + unit_totals.c.n_partial + unit_totals.c.n_failure
+                     + unit_totals.c.n_infra_error)  # fmt: skip
+    return select(unit_totals.c.suite, total).group_by(unit_totals.c.suite)
 
 
 def run_listing() -> Select[Any]:

@@ -18,8 +18,8 @@ from .schema import INFRA_ERROR, UNIT_KEY_LENGTH
 TRANSCRIPT_ENCODING = "json+zlib"
 
 
-def unit_row(result: UnitResult, base_model: str) -> dict[str, Any]:
-    """The `units` row of one result; `base_model` is already canonical."""
+def unit_row(result: UnitResult, base_model: str, experiment: str | None = None) -> dict[str, Any]:
+    """The `units` row of one result; `base_model` is already canonical, `experiment` is its run's preset."""
     unit, episode = result.unit, result.episode
     if not unit.key or len(unit.key) > UNIT_KEY_LENGTH:
         raise StorageError(f"unit key {unit.key!r} must have 1 to {UNIT_KEY_LENGTH} characters")
@@ -44,6 +44,7 @@ def unit_row(result: UnitResult, base_model: str) -> dict[str, Any]:
         "suite_scope": unit.scope.suite,
         "model_scope": unit.scope.model,
         "cell_key": unit.cell_key,
+        "experiment": experiment,
     }
 
 
@@ -93,6 +94,7 @@ def run_row(run: RunRecord, canonical: Callable[[str], str]) -> dict[str, Any]:
         "heartbeat_at": run.started_at,
         "worker": run.worker,
         "plan": run.plan or None,
+        "experiment": run.experiment,
     }
 
 

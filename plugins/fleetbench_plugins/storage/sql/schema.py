@@ -18,10 +18,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 """The alembic head revision this code reads and writes. `migrate()` upgrades a database to it."""
 
 VERSION_TABLE = "fleetbench_alembic_version"
@@ -56,6 +57,7 @@ runs = Table(
     Column("heartbeat_at", Double),
     Column("worker", Integer),
     Column("plan", String(DIGEST_LENGTH)),
+    Column("experiment", String(255)),
 )
 
 # What a scope digest (units.suite_scope / units.model_scope) stands for: the settings that make units comparable.
@@ -91,6 +93,9 @@ units = Table(
     Column("suite_scope", String(DIGEST_LENGTH)),
     Column("model_scope", String(DIGEST_LENGTH)),
     Column("cell_key", String(DIGEST_LENGTH)),
+    # The experiment preset of the run that executed the unit (informative: units are shared between experiments
+    # whose plans contain them, so reports scope by plan, never by this column).
+    Column("experiment", String(255)),
     Index("ix_units_suite_base_model", "suite", "base_model"),
     Index("ix_units_run_id", "run_id"),
     Index("ix_units_plan", "suite_scope", "model_scope", "seed", "cell_key"),
@@ -106,6 +111,65 @@ units = Table(
         "outcome",
         "deployment",
     ),
+)
+
+# Each cell key with its factors: reports group the small `unit_totals` by factor through this table.
+cells = Table(
+    "cells",
+    metadata,
+    Column("cell_key", String(DIGEST_LENGTH), primary_key=True),
+    Column("suite", String(255), nullable=False),
+    Column("factors", Json, nullable=False),
+)
+
+# Which `unit_totals` column pair (`s<slot>` sum, `c<slot>` count) holds each metric of a suite.
+metric_slots = Table(
+    "metric_slots",
+    metadata,
+    Column("suite", String(255), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("slot", Integer, nullable=False),
+    UniqueConstraint("suite", "slot", name="uq_metric_slots_suite_slot"),
+)
+
+TOTALS_KEY = ("suite", "suite_scope", "model_scope", "seed", "cell_key", "base_model", "run_id", "deployment")
+"""What one `unit_totals` row adds up: the units of one scope, seed and cell run by one run on one deployment."""
+METRIC_SLOTS = 64
+"""Metrics per suite kept in `unit_totals`; a report asking for a metric beyond them aggregates `units` instead."""
+OUTCOME_COUNTS = ("n_success", "n_partial", "n_failure", "n_infra_error", "n_timeout")
+"""Units per outcome, and `n_timeout`: the infra errors among them that were timeouts (`TIMEOUT_STATUSES`)."""
+
+
+# Running totals of `units`, updated in the transaction that writes the units, so a report over a million units
+# reads a few thousand rows. Means are sums over counts; `max_instance` tells whether every unit of the row lies
+# below a plan's instance count (else the report reads those cells from `units`).
+unit_totals = Table(
+    "unit_totals",
+    metadata,
+    Column("suite", String(255), primary_key=True),
+    Column("suite_scope", String(DIGEST_LENGTH), primary_key=True),
+    Column("model_scope", String(DIGEST_LENGTH), primary_key=True),
+    Column("seed", BigInteger, primary_key=True),
+    Column("cell_key", String(DIGEST_LENGTH), primary_key=True),
+    Column("base_model", String(255), primary_key=True),
+    Column("run_id", String(128), primary_key=True),
+    Column("deployment", String(255), primary_key=True),
+    Column("max_instance", Integer, nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in OUTCOME_COUNTS),
+    Column("sum_duration_s", Double, nullable=False),
+    Column("sum_turns", Double, nullable=False),
+    *(Column(f"s{slot}", Double, nullable=False) for slot in range(METRIC_SLOTS)),
+    *(Column(f"c{slot}", BigInteger, nullable=False) for slot in range(METRIC_SLOTS)),
+)
+
+# Calls per totals key (the unit's scope, seed, cell and base model; the call's run and deployment): the deployment
+# shares of a report count calls here, kept in step by the write path like `unit_totals`.
+call_totals = Table(
+    "call_totals",
+    metadata,
+    *(Column(c.name, c.type, primary_key=True) for c in unit_totals.columns if c.name in TOTALS_KEY),
+    Column("max_instance", Integer, nullable=False),
+    Column("n_calls", BigInteger, nullable=False),
 )
 
 calls = Table(

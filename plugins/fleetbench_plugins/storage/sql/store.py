@@ -24,8 +24,8 @@ class SqlStorage(Storage):
     """Results in SQL: one row per unit key (written exactly once), one per LLM call, per-unit transcripts.
 
     Every model name written or looked up goes through the naming policy first, so `DeepSeek-V3-0324-2` and
-    `deepseek-v3-0324` are stored and counted as `DeepSeek-V3-0324`. Reports aggregate with SQL at read time;
-    nothing is ever counted by read-modify-write.
+    `deepseek-v3-0324` are stored and counted as `DeepSeek-V3-0324`. Reports read running totals that the
+    transaction writing the units updates (see `totals`), never counts kept outside the database.
     """
 
     Options = SqlOptions
@@ -120,7 +120,8 @@ class SqlStorage(Storage):
     ) -> list[dict[str, Any]]:
         """Per group (sorted by group values): the group keys, `total` (completed units), `success`, `partial`,
         `failure`, `infra_error`, `mean_duration_s`, `mean_turns` and each metric by name (mean or sum, over
-        completed units; None where a group has none). Factor values keep their JSON type (0.8 stays a float)."""
+        completed units; None where a group has none). Factor values keep their JSON type (0.8 stays a float).
+        Read from the running totals (`unit_totals`) wherever they answer exactly (see `summaries`)."""
         return self._db().aggregate(group_by, filter, metrics)
 
     def deployment_shares(self, filter: ReportFilter) -> list[dict[str, Any]]:
@@ -136,6 +137,14 @@ class SqlStorage(Storage):
             return bool(self._naming.base_name(str(share["deployment"])) == share["base_model"])
         except UnknownNameError:  # a deployment no longer in the catalog: keep what the data says
             return True
+
+    def scope_descriptions(self, digests: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        """What each of these scope digests stands for; unknown ones are left out."""
+        return self._db().scope_descriptions(digests)
+
+    def suites(self) -> Mapping[str, int]:
+        """Stored units per suite name (infra errors included), from the running totals."""
+        return self._db().suites()
 
     def transcripts(self, key_prefix: str, limit: int = 2) -> list[tuple[str, str, Mapping[str, Any]]]:
         """Up to `limit` (unit key, suite, transcript) triples whose key starts with `key_prefix`, by key."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, delete, insert
 
 from fleetbench.types import CallRecord, UnitResult
 
+from .engine import dialect_insert
 from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_key, unit_row
 from .schema import INFRA_ERROR, calls, claims, transcripts, units
+from .totals import add_calls, add_calls_of_new_units, add_units, infra_rows, serialize_writers
+
+__all__ = ["dialect_insert", "write_batch"]
 
 
 def write_batch(
@@ -19,18 +22,34 @@ def write_batch(
     results: Sequence[UnitResult],
     call_records: Sequence[CallRecord],
     canonical: Callable[[str], str],
+    experiments: Callable[[str], str | None] = lambda run_id: None,
+    slots: dict[str, dict[str, int]] | None = None,
 ) -> int:
     """Store a batch inside the caller's transaction; return how many units it newly completed.
 
     A unit row is inserted when its key is new and replaced only while the stored row is an infra error, so a
     completed unit is never overwritten and never counted twice, however many writers race on the same keys.
+    `experiments` names the experiment preset of a run id; `slots` caches the metric slots of `unit_totals`, which
+    this transaction keeps equal to the units it stores.
     """
+    serialize_writers(connection)
     chosen = first_per_key(results)
-    rows = [unit_row(r, canonical(r.unit.cell.base_model)) for r in chosen]
+    rows = [unit_row(r, canonical(r.unit.cell.base_model), experiments(r.run_id)) for r in chosen]
+    replaceable = infra_rows(connection, [row["unit_key"] for row in rows]) if rows else {}
     written = _upsert_units(connection, rows) if rows else set()
+    add_units(
+        connection,
+        [row for row in rows if row["unit_key"] in written],
+        [replaceable[key] for key in sorted(written & replaceable.keys())],
+        {} if slots is None else slots,
+    )
+    # Calls stored before their unit's first row (a run stopped mid-episode) join the call totals now.
+    add_calls_of_new_units(connection, [row for row in rows if row["unit_key"] in written - replaceable.keys()])
     _store_transcripts(connection, [r for r in chosen if r.key in written])
     if call_records:
-        connection.execute(insert(calls), [call_row(c) for c in call_records])
+        call_rows = [call_row(c) for c in call_records]
+        connection.execute(insert(calls), call_rows)
+        add_calls(connection, call_rows, {row["unit_key"]: row for row in rows})
     # Written (or refused because another worker completed it first): either way nobody needs the claim any more.
     if rows:
         connection.execute(delete(claims).where(claims.c.unit_key.in_([row["unit_key"] for row in rows])))
@@ -76,10 +95,3 @@ def _transcript_row(result: UnitResult, transcript: Mapping[str, Any]) -> dict[s
         "encoding": TRANSCRIPT_ENCODING,
         "data": encode_transcript(transcript),
     }
-
-
-def dialect_insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """The dialect's INSERT construct, which knows ON CONFLICT (both back ends spell it the same way)."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)

@@ -95,8 +95,9 @@ class JsonlSuite(Suite):
     def metrics(self) -> Sequence[MetricSpec]:
         return (
             MetricSpec("correct", "1 if the answer matched the reference, else 0", "mean"),
-            MetricSpec("prompt_tokens", "tokens sent", "sum"),
-            MetricSpec("completion_tokens", "tokens received", "sum"),
+            # The same statistic as every suite's: the mean per unit of the tokens its calls sent / received.
+            MetricSpec("prompt_tokens", "Prompt tokens sent by the unit's calls (mean per unit)", "mean"),
+            MetricSpec("completion_tokens", "Completion tokens received by the unit's calls (mean per unit)", "mean"),
         )
 
     def item_for(self, unit: Unit) -> Item:

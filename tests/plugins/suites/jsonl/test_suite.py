@@ -233,8 +233,8 @@ def test_identity_is_the_dataset_digest(tmp_path: Path) -> None:
     assert suite.factor_names() == ("category",)
     assert [(m.name, m.description, m.aggregate) for m in suite.metrics()] == [
         ("correct", "1 if the answer matched the reference, else 0", "mean"),
-        ("prompt_tokens", "tokens sent", "sum"),
-        ("completion_tokens", "tokens received", "sum"),
+        ("prompt_tokens", "Prompt tokens sent by the unit's calls (mean per unit)", "mean"),
+        ("completion_tokens", "Completion tokens received by the unit's calls (mean per unit)", "mean"),
     ]
 
 

@@ -81,8 +81,8 @@ class CapitalsSuite(Suite):
     def metrics(self) -> Sequence[MetricSpec]:
         return (
             MetricSpec("correct", "1 if the reply named the capital, else 0", "mean"),
-            MetricSpec("prompt_tokens", "tokens sent", "sum"),
-            MetricSpec("completion_tokens", "tokens received", "sum"),
+            MetricSpec("prompt_tokens", "Prompt tokens sent by the unit's calls (mean per unit)", "mean"),
+            MetricSpec("completion_tokens", "Completion tokens received by the unit's calls (mean per unit)", "mean"),
         )
 
     @functools.cache  # noqa: B019 - one suite per run; a handful of (seed, region) pairs

@@ -144,7 +144,7 @@ def test_table_exports_use_the_report_tables_column_names(filled: Filled) -> Non
     (row,) = document["rows"]
     assert row["model"] == "Sim-Agent"
     assert row["units"] == len(_done(filled.units))
-    assert row["success %"] == pytest.approx(100 * sum(u["outcome"] == "success" for u in filled.units) / row["units"])
+    assert row["full %"] == pytest.approx(100 * sum(u["outcome"] == "success" for u in filled.units) / row["units"])
     markdown = (filled.export("markdown") / "report.md").read_text().splitlines()
     assert [cell.strip() for cell in markdown[0].strip("|").split("|")] == header
 

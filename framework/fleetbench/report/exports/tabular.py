@@ -12,14 +12,14 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fleetbench.report.tables import Report, table_columns
+from fleetbench.report.tables import FULL_SHARE, Report, table_columns
 
 # Table columns whose values are not a field of the aggregate row under the same name.
 _DERIVED: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "model": lambda row: row["base_model"],
     "units": lambda row: row["total"],
     "not done": lambda row: row["infra_error"],
-    "success %": lambda row: round(100.0 * row["success"] / row["total"], 4) if row["total"] else None,
+    FULL_SHARE: lambda row: round(100.0 * row["success"] / row["total"], 4) if row["total"] else None,
 }
 
 

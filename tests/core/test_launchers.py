@@ -297,6 +297,23 @@ def test_every_job_is_validated_before_the_launcher_starts_any(tmp_path: Path) -
     assert list(tmp_path.iterdir()) == [], "no job ran, nothing was written"
 
 
+def test_one_plan_spreads_over_worker_jobs_that_claim_from_it(tmp_path: Path, databases: list[str]) -> None:
+    """`run.worker=range(2)` on a parallel launcher: two jobs of one plan, every unit executed by exactly one."""
+    quoted = ",".join(f"'{url}'" for url in databases)
+    latency = [f"models.sim_agent.deployments.{i}.params.latency_ms=20" for i in range(3)]
+    launched = _launch(
+        tmp_path, "run", "-m", "run.worker=range(2)", "run.instances=40", "suite.items=cycle", f"storage.url={quoted}",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *latency,
+    )  # fmt: skip
+    assert launched.process.returncode == 0, launched.process.stderr[-3000:]
+    for url in databases:
+        stored = _stored(url)
+        assert stored.units == stored.distinct_keys == 200, url
+        assert stored.keys_run_twice == 0, "no unit executed by both workers"
+        assert sorted(status for status, _, _ in stored.runs) == ["completed", "completed"]
+        assert sum(executed for _, _, executed in stored.runs) == 200
+
+
 SLOW = [
     override
     for i in range(3)

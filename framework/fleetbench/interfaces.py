@@ -337,7 +337,8 @@ class Storage(Plugin):
 
     @abc.abstractmethod
     def live_runs(self, plan: str, fresh_after: float) -> int:
-        """How many runs of this plan digest are `running` with a heartbeat at or after `fresh_after`."""
+        """How many runs of this plan digest are `running` with a heartbeat at or after `fresh_after` and hold at
+        least one claim (a worker waiting for others' units sends no request: it takes no share of a lane)."""
 
     @abc.abstractmethod
     def recent_calls(self, since: float) -> list[dict[str, Any]]:

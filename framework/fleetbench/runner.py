@@ -381,7 +381,7 @@ async def _heartbeat(
     writer: ResultWriter, storage: Storage, lease: Lease, every_s: float, plan: str, states: Sequence[LaneState]
 ) -> None:
     """Every `run.heartbeat_s`: record that the run is alive, renew its claims, and split each lane's limits with
-    the other live workers of the plan (those whose heartbeat is at most three intervals old)."""
+    the other live workers of the plan that hold units (heartbeat at most three intervals old, at least one claim)."""
     workers = 1
     while True:
         try:
@@ -389,7 +389,9 @@ async def _heartbeat(
             if max(1, live) != workers:
                 workers = max(1, live)
                 log.info(
-                    "%d live workers share this plan: each lane keeps 1/%d of its rpm and concurrency", workers, workers
+                    "live workers holding units of this plan: %d; each lane keeps 1/%d of its rpm and concurrency",
+                    workers,
+                    workers,
                 )
                 for state in states:
                     state.share(workers)

@@ -159,7 +159,7 @@ def test_a_missing_postgresql_driver_is_one_line(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert "pip install 'psycopg[binary]'" in _one_error_line(process)
+    assert "pip install -c constraints.txt -e '.[postgres]'" in _one_error_line(process)
     assert process.returncode == 2
     assert list(work.iterdir()) == []
 

@@ -164,8 +164,12 @@ class MemoryStorage(Storage):
         ]
 
     def live_runs(self, plan: str, fresh_after: float) -> int:
+        holding = {held[0] for held in self._claims.values()}
         return sum(
-            run["plan"] == plan and run["status"] == "running" and run["heartbeat_at"] >= fresh_after
+            run["plan"] == plan
+            and run["status"] == "running"
+            and run["heartbeat_at"] >= fresh_after
+            and run["run_id"] in holding
             for run in self._runs.values()
         )
 

@@ -100,8 +100,9 @@ def open_claims(connection: Connection, scope: UnitScope, seed: int) -> list[Cla
 
 
 def live_runs(connection: Connection, plan: str, fresh_after: float) -> int:
+    holding = select(claims.c.unit_key).where(claims.c.run_id == runs.c.run_id).exists()
     statement = select(func.count()).where(
-        runs.c.plan == plan, runs.c.status == "running", runs.c.heartbeat_at >= fresh_after
+        runs.c.plan == plan, runs.c.status == "running", runs.c.heartbeat_at >= fresh_after, holding
     )
     return int(connection.execute(statement).scalar_one())
 

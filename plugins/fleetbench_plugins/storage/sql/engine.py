@@ -20,7 +20,10 @@ from fleetbench.secrets import redact_text
 from .options import SqlOptions
 
 _WRITE_LOCK = "fleetbench_write_lock"
-PSYCOPG_HINT = "PostgreSQL storage needs psycopg 3; install it with: pip install 'psycopg[binary]'"
+PSYCOPG_HINT = (
+    "PostgreSQL storage needs psycopg 3; install it with: pip install -c constraints.txt -e '.[postgres]' "
+    "(in a fleetbench checkout) or pip install 'psycopg[binary]'"
+)
 
 
 def build_engine(options: SqlOptions, *, read_only: bool = False) -> Engine:

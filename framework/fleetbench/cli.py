@@ -341,6 +341,12 @@ def _scoped_filter(
     plan, unless `report.scope=all`, a run id (any unique prefix) or a label widens it; `report.models` narrows it."""
     settings = common.report
     run_id = resolve_run_id(settings.run_id, storage.runs()) if settings.run_id is not None else None
+    if settings.label is not None:
+        labels = sorted({str(run["label"]) for run in storage.runs() if run.get("label")})
+        if settings.label not in labels:
+            raise UserError(
+                f"report.label: no run has label {settings.label!r}; labels: {', '.join(labels) or '(none)'}"
+            )
     scope = _report_scope(cfg, overrides, suite.name, widened=run_id is not None or settings.label is not None)
     models = tuple(common.naming.base_name(str(m)) for m in settings.models)
     return ReportFilter(suite.name, models, run_id, run_label=settings.label, plans=scope.plans), scope

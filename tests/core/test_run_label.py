@@ -35,3 +35,6 @@ def test_report_label_reports_the_units_of_the_runs_carrying_it(run_cli: RunCli)
     shares = json.loads(run_cli("report", "report.format=json", "report.label=pilot").stdout)["deployment_shares"]
     assert sum(share["units"] for share in shares) == 5
     assert sum(share["calls"] for share in shares) >= 5
+    unknown = run_cli("report", "report.label=pilott")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "error: report.label: no run has label 'pilott'; labels: ablation, pilot, rerun"

@@ -93,12 +93,18 @@ class ModelWork:
 
 
 async def lane_worker(
-    executor: Executor, work: ModelWork, state: LaneState, sink: Sink, stopping: asyncio.Event
+    executor: Executor,
+    work: ModelWork,
+    state: LaneState,
+    sink: Sink,
+    stopping: asyncio.Event,
+    registered: bool = False,
 ) -> None:
     """Pull units for this lane until there are none for it or the run is stopping; each result is durably written
     before the next pull. The stop flag is checked before every pull, so a worker never starts a unit after Ctrl-C
     even if a library swallowed its cancellation."""
-    work.workers[state.lane.lane_id] += 1
+    if not registered:  # `lane_workers` counts its workers when it creates them, before any of them starts
+        work.workers[state.lane.lane_id] += 1
     try:
         await _pull_and_run(executor, work, state, sink, stopping)
     finally:
@@ -169,5 +175,8 @@ def lane_workers(
     """Workers for one base model's lanes, sharing each lane's limiter (see `worker_counts`)."""
     workers: list[Coroutine[Any, Any, None]] = []
     for state, count in zip(work.states, worker_counts(work.states, work.dispatch, units), strict=True):
-        workers.extend(lane_worker(executor, work, state, sink, stopping) for _ in range(count))
+        # Counted now: a lane stopped by its first request must see its sibling lanes' workers even if their tasks
+        # have not started yet, or it would record their units as not done (`ModelWork.stranded`).
+        work.workers[state.lane.lane_id] += count
+        workers.extend(lane_worker(executor, work, state, sink, stopping, registered=True) for _ in range(count))
     return workers

@@ -123,6 +123,19 @@ def test_an_auth_failure_on_one_key_stops_that_lane_after_one_call(tmp_path: Pat
     assert "sim-key-1" not in line, "the key's value is never shown"
 
 
+@pytest.mark.parametrize("fault", ["auth_failure=true", "not_found=true"])
+@pytest.mark.parametrize("sharding", ["dynamic", "even"])
+def test_the_first_lane_stopped_before_its_siblings_start_leaves_its_units_to_them(
+    tmp_path: Path, fault: str, sharding: str
+) -> None:
+    """The catalog's first deployment refused on its very first request, before the other lanes' workers ran:
+    its units still go to them (once they counted only after starting, a third of the plan ended not done)."""
+    db = tmp_path / "first.db"
+    summary = _run(db, "run.instances=10", f"sharding={sharding}", f"models.sim_agent.deployments.0.params.{fault}")
+    _assert_all_stored_once(db, summary)
+    assert _lane(summary, "Sim-Agent").units_not_run == 0
+
+
 def test_when_every_lane_of_a_model_is_stopped_its_units_end_not_done_at_once(tmp_path: Path) -> None:
     db = tmp_path / "dead_model.db"
     dead = [f"models.sim_weak.deployments.{i}.params.not_found=true" for i in range(2)]

@@ -642,7 +642,10 @@ def cmd_export(args: Sequence[str]) -> int:
     suite = _configured_suite(cfg)
     with _storage(common) as storage:
         rows_filter, _ = _scoped_filter(cfg, common, overrides, suite, storage)
-        written = export(settings.format, folder, storage, suite, rows_filter, common.report.by)
+        try:
+            written = export(settings.format, folder, storage, suite, rows_filter, common.report.by)
+        except OSError as exc:  # a full disk, a directory that refuses files: one line, nothing half-written
+            raise UserError(f"export.output: cannot write into {str(folder)!r}: {exc.strerror or exc}") from None
     for path in written:
         console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
     if not written:

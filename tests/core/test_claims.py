@@ -142,13 +142,20 @@ def test_workers_share_a_plan_and_the_units_of_killed_workers_return(
     [
         ("run.worker=-1", "run.worker: must be an integer from 0 to 1000000, got -1"),
         ("run.heartbeat_s=0", "run.heartbeat_s: must be from 0.05 to 10 seconds, got 0.0"),
-        ("run.lease_s=9", "run.lease_s: must be from twice run.heartbeat_s (10) to 86400 seconds, got 9.0"),
+        (
+            "run.lease_s=9",
+            "run.lease_s: must be from 10 (2 s and at least twice run.heartbeat_s) to 86400 seconds, got 9.0",
+        ),
+        (
+            "run.lease_s=0.5 run.heartbeat_s=0.1",
+            "run.lease_s: must be from 2 (2 s and at least twice run.heartbeat_s) to 86400 seconds, got 0.5",
+        ),
         ("run.claim_batch=0", "run.claim_batch: must be from 1 to 1024 units, got 0"),
     ],
 )
 def test_claim_settings_out_of_range_are_refused_with_one_line(override: str, message: str) -> None:
     with pytest.raises(ConfigError) as refused:
-        resolve_run(compose_config([override]))
+        resolve_run(compose_config(override.split()))
     assert str(refused.value) == message
 
 

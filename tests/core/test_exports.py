@@ -186,6 +186,9 @@ def test_bad_export_settings_fail_with_one_line_and_write_nothing(filled: Filled
         "(export.output=DIR)",
         ("export.format=parquet", f"export.output={out / 'no' / 'dir'}"): f"error: export.output: "
         f"'{out / 'no' / 'dir'}' does not exist; create it first",
+        # A directory that refuses files (procfs): the write fails, one line, no traceback.
+        ("export.format=csv", "export.output=/proc"): "error: export.output: cannot write into '/proc': No such file "
+        "or directory",
     }
     for overrides, line in cases.items():
         process = cli(filled.folder, *base, *overrides)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import time
@@ -53,6 +54,18 @@ def test_gather_counts_done_live_claims_and_lane_health() -> None:
     one = lanes["Kit-Model"]
     assert (one.done, one.calls, one.rate_limited) == (1, 3, 0) and one.errors == pytest.approx(1 / 3)
     assert status.runs == [], "only runs of this plan's digest are listed"
+
+
+def test_a_dead_workers_claims_are_not_counted_as_claimed() -> None:
+    storage = MemoryStorage(naming=ExactNaming(NoOptions(), catalog=KIT_CATALOG))
+    plan = model_plan("Kit-Model", [(Cell(SUITE, "Kit-Model", (("level", "low"),)), 4)], SCOPE, 0)
+    units = list(plan.units())
+    storage.begin_run(dataclasses.replace(run_record(), plan="d" * 32))  # its heartbeat is long stale: dead
+    now = time.time()
+    storage.claim(RUN, units[:3], now, now + 60)  # unexpired, but held by a dead run
+    status = gather(storage, [plan], "d" * 32, window_s=60)
+    assert [run["state"] for run in status.runs] == ["dead"]
+    assert [(c.done, c.claimed, c.planned) for c in status.cells] == [(0, 0, 4)]
 
 
 def test_status_shows_a_live_worker_its_claims_and_then_the_finished_plan(run_cli: RunCli, tmp_path: Path) -> None:

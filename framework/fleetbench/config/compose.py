@@ -20,6 +20,7 @@ from fleetbench.config.groups import broken_plugin
 from fleetbench.config.overrides import normalize
 from fleetbench.config.schema import register
 from fleetbench.errors import ConfigError, choices_text
+from fleetbench.secrets import SECRET_KEY, secret_spans
 
 CONFIG_MODULE = "fleetbench_conf"
 CONFIG_NAME = "config"
@@ -120,6 +121,11 @@ def _unparsable(exc: OverrideParseException) -> str:
     if not override:
         return _one_line(exc)
     key, _, value = override.partition("=")
+    if SECRET_KEY.search(key.rsplit(".", 1)[-1]) or secret_spans(value):  # never echo a key typed on the line
+        return (
+            f"{key.lstrip('+~')}: the override does not parse (its value is not shown: it holds a secret); quote the "
+            f"value, e.g. {key}='...'"
+        )
     detail = _one_line(exc)
     why = "" if detail.startswith("LexerNoViableAltException") else f" ({detail})"
     return (

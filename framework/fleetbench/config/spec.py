@@ -237,6 +237,9 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
 HEARTBEAT_RANGE_S = (0.05, 10.0)
 """`run.heartbeat_s` bounds: above 10 s `fleetbench runs` would take a live run for dead (see report.runs)."""
 LEASE_MAX_S = 86_400.0
+LEASE_MIN_S = 2.0
+"""Shorter leases expire under live workers whose renewal is merely late (a busy machine, a slow commit), and their
+units then run twice; results stay idempotent, but the calls are paid twice."""
 
 
 def _check_claims(run: RunConf) -> None:
@@ -245,10 +248,11 @@ def _check_claims(run: RunConf) -> None:
     low, high = HEARTBEAT_RANGE_S
     if not (math.isfinite(run.heartbeat_s) and low <= run.heartbeat_s <= high):
         raise ConfigError(f"run.heartbeat_s: must be from {low:g} to {high:g} seconds, got {run.heartbeat_s}")
-    if not (math.isfinite(run.lease_s) and 2 * run.heartbeat_s <= run.lease_s <= LEASE_MAX_S):
+    shortest = max(LEASE_MIN_S, 2 * run.heartbeat_s)
+    if not (math.isfinite(run.lease_s) and shortest <= run.lease_s <= LEASE_MAX_S):
         raise ConfigError(
-            f"run.lease_s: must be from twice run.heartbeat_s ({2 * run.heartbeat_s:g}) to {LEASE_MAX_S:g} seconds, "
-            f"got {run.lease_s}"
+            f"run.lease_s: must be from {shortest:g} ({LEASE_MIN_S:g} s and at least twice run.heartbeat_s) to "
+            f"{LEASE_MAX_S:g} seconds, got {run.lease_s}"
         )
     if not 1 <= run.claim_batch <= 1024:
         raise ConfigError(f"run.claim_batch: must be from 1 to 1024 units, got {run.claim_batch}")

@@ -79,6 +79,7 @@ def gather(storage: Storage, plans: Sequence[ModelPlan], digest: str, window_s: 
     now = time.time()
     host = socket.gethostname()
     runs = [{**run, "state": run_state(run, now, host)} for run in storage.runs() if run.get("plan") == digest]
+    dead = {run["run_id"] for run in runs if run["state"] == "dead"}
     cells: list[CellStatus] = []
     done_at: Counter[str] = Counter()
     for plan in plans:
@@ -92,7 +93,11 @@ def gather(storage: Storage, plans: Sequence[ModelPlan], digest: str, window_s: 
                 done[size][cell_key] += count
                 if sizes[cell_key] == size:  # each cell's units counted once, at its own size
                     done_at[deployment] += count
-        live = Counter(c.cell_key for c in storage.open_claims(plan.scope, plan.seed) if c.expires_at > now)
+        live = Counter(
+            c.cell_key
+            for c in storage.open_claims(plan.scope, plan.seed)
+            if c.expires_at > now and c.run_id not in dead  # a dead worker's claims wait only for their expiry
+        )
         for cell in plan.cells:
             factors = ", ".join(f"{name}={value}" for name, value in cell.cell.factors)
             done_here = min(done[cell.instances].get(cell.key, 0), cell.instances)

@@ -113,8 +113,6 @@ def test_an_unparsable_override_holding_a_secret_is_named_without_its_value() ->
         compose_config(["models.sim_agent.deployments.1.endpoint=http://u:pw-SECRET-1@h/?key=sk-SECRET-2"])
     assert "SECRET" not in str(raised.value)
     assert str(raised.value).startswith("models.sim_agent.deployments.1.endpoint: the override does not parse (its")
-        "models.sim_agent.deployments.1.endpoint: the override does not parse (its value"
-    )
 
 
 def test_a_value_the_lexer_refuses_names_its_key_and_how_to_quote_it() -> None:

@@ -75,12 +75,13 @@ def test_a_post_init_refusal_names_the_field_when_its_message_starts_with_one(le
         (["storage=mongo"], "storage: no config 'mongo'; valid choices: postgres, sql, sqlite"),
         (
             ["run.instancs=3"],
-            "run.instancs: no such key; valid keys under run: instances, judge, label, models, progress, seed",
+            "run.instancs: no such key; valid keys under run: claim_batch, heartbeat_s, instances, judge, label, "
+            "lease_s, models, progress, seed, worker",
         ),
         (
             ["nonsense.x=1"],
             "nonsense: no such key; valid keys: drift, export, models, naming, providers, report, run, scheduler, "
-            "sharding, storage, suite",
+            "sharding, status, storage, suite",
         ),
         (
             ["storage.urll=x"],

@@ -87,8 +87,8 @@ def test_the_schema_comes_from_the_selected_configs_and_nothing_is_composed_twic
             "valid params: profile, qa_accuracy",
         ),
         (
-            "models.sim_agent.deployments.2.params.profile=weak",
-            "models.sim_agent.deployments[2].params.profile: not a param of provider 'simulated'; valid params: "
+            "models.sim_agent.deployments.2.params.qa_accuracy=0.5",
+            "models.sim_agent.deployments[2].params.qa_accuracy: not a param of provider 'simulated'; valid params: "
             "auth_failure, auth_failure_keys, empty_rate, hang_rate, jitter_ms, latency_ms",
         ),
     ],

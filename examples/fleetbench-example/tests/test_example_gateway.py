@@ -209,6 +209,6 @@ def test_the_process_answers_the_capitals_suite_with_capitals_and_refuses_a_miss
         lane = make_lane("gw-a", provider="gateway", endpoint=server.stdout.readline().strip(), api_key="K")
         provider = GatewayProvider(GatewayOptions())
         assert run_then_close(provider, provider.complete(lane, QUESTION)).text == "Lima"
-    finally:
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=30) == 0
+    finally:  # how it exits on Ctrl-C is the test above's business
+        server.terminate()
+        server.wait(timeout=30)

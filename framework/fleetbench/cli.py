@@ -340,7 +340,10 @@ def _scoped_filter(
     """The units every reading command covers (report, drift, export, the HTML report): the composed configuration's
     plan, unless `report.scope=all`, a run id (any unique prefix) or a label widens it; `report.models` narrows it."""
     settings = common.report
-    run_id = resolve_run_id(settings.run_id, storage.runs()) if settings.run_id is not None else None
+    # As typed: Hydra reads a hex prefix such as `123456` or `12e345` as a number (losing zeros, or as inf).
+    typed = _typed_value(overrides, "report.run_id")
+    wanted = typed if typed is not None else settings.run_id
+    run_id = resolve_run_id(str(wanted), storage.runs()) if wanted is not None else None
     if settings.label is not None:
         labels = sorted({str(run["label"]) for run in storage.runs() if run.get("label")})
         if settings.label not in labels:
@@ -350,6 +353,15 @@ def _scoped_filter(
     scope = _report_scope(cfg, overrides, suite.name, widened=run_id is not None or settings.label is not None)
     models = tuple(common.naming.base_name(str(m)) for m in settings.models)
     return ReportFilter(suite.name, models, run_id, run_label=settings.label, plans=scope.plans), scope
+
+
+def _typed_value(overrides: Sequence[str], key: str) -> str | None:
+    """The text given for `key` on the command line (the last one wins), quotes removed; None when not given."""
+    for override in reversed(overrides):
+        name, _, value = override.lstrip("+~").partition("=")
+        if name == key and value not in ("", "null"):
+            return value.strip("'\"")
+    return None
 
 
 def _report_scope(cfg: DictConfig, overrides: Sequence[str], suite: str, widened: bool) -> ReportScope:

@@ -115,6 +115,21 @@ def test_run_ids_work_by_unique_prefix_and_bad_ones_fail_in_one_line(run_cli: Ru
     assert listing.returncode == 0 and first[:12] in listing.stdout and second[:12] in listing.stdout
 
 
+def test_a_run_id_prefix_that_looks_like_a_number_is_taken_as_typed(run_cli: RunCli, tmp_path: Path) -> None:
+    """Hex ids can read as numbers (`0012`, `12e345`): the prefix is matched as typed, not as Hydra parses it."""
+    _run(run_cli, "run.instances=1")
+    with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
+        for run_id in ("0012" + "a" * 28, "12e345" + "b" * 26):
+            connection.execute(
+                "INSERT INTO runs (run_id, started_at, status, suite, models, config, version, host, planned_units) "
+                "VALUES (?, 0, 'finished', 'jsonl', '[]', '{}', 'x', 'h', 0)",
+                (run_id,),
+            )
+    for prefix in ("0012", "12e345"):
+        process = run_cli("report", f"report.run_id={prefix}")
+        assert process.returncode == 0, process.stderr  # found (it stored no units: an empty report)
+
+
 def test_report_output_takes_every_format_and_a_missing_directory_is_one_line(run_cli: RunCli, tmp_path: Path) -> None:
     _run(run_cli, "run.instances=1")
     missing = run_cli("report", f"report.output={tmp_path}/nowhere/report.txt")

@@ -356,7 +356,9 @@ def _scoped_filter(
 
 
 def _typed_value(overrides: Sequence[str], key: str) -> str | None:
-    """The text given for `key` on the command line (the last one wins), quotes removed; None when not given."""
+    """The text given for `key` on the command line (the last one wins, as in Hydra), quotes removed; None when not
+    given. Used where Hydra's typing would lose it (a run-id prefix read as a number) or where only the choice made on
+    the command line counts (`experiment`)."""
     for override in reversed(overrides):
         name, _, value = override.lstrip("+~").partition("=")
         if name == key and value not in ("", "null"):
@@ -374,17 +376,8 @@ def _report_scope(cfg: DictConfig, overrides: Sequence[str], suite: str, widened
     if settings.models:  # the plan of the models asked for, under the composed settings
         cfg = cfg.copy()
         cfg.run.models = list(settings.models)
-    spec = dataclasses.replace(resolve_plan(cfg), experiment=_experiment_override(overrides))
+    spec = dataclasses.replace(resolve_plan(cfg), experiment=_typed_value(overrides, "experiment"))
     return config_scope(spec)
-
-
-def _experiment_override(overrides: Sequence[str]) -> str | None:
-    """The experiment preset selected on the command line (`experiment=phase5_3`), if any."""
-    for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
-        if key == "experiment" and value not in ("", "null"):
-            return value
-    return None
 
 
 def _explain_empty(storage: Storage, suite: str, scope: ReportScope) -> None:

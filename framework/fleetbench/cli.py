@@ -31,7 +31,7 @@ from fleetbench import interrupts, launched, registry
 from fleetbench.claims import plan_digest
 from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
-from fleetbench.config.compose import hydra_context, normalize_overrides
+from fleetbench.config.compose import compose_as_given, hydra_context, normalize_overrides, without_hydra
 from fleetbench.config.schema import ReportConf, StatusConf
 from fleetbench.config.secret_overrides import hide_secrets
 from fleetbench.config.spec import resolve_plan
@@ -116,11 +116,15 @@ def cmd_run(args: Sequence[str]) -> int:
     args = hide_secrets(args)
     parsed = _hydra_arguments(args)
     search = _search_dir(parsed)
+    given = [*search, *parsed.overrides]
     with hydra_context():
         try:
-            overrides = normalize_overrides([*search, *parsed.overrides])
+            # A single job whose overrides compose as typed is validated from that one composition.
+            composed = None if parsed.multirun else compose_as_given(given, parsed.config_name, with_hydra=True)
+            overrides = given if composed is not None else normalize_overrides(given)
         except Exception as exc:  # Hydra wraps everything; translate() re-raises what it cannot explain
             raise translate(exc, parsed.overrides) from None
+    composed, hydra_settings = without_hydra(composed) if composed is not None else (None, None)
     hydra_args = [*_without(args, parsed.overrides), *overrides[len(search) :]]
     if _inspects_only(parsed) or "--version" in args:  # --cfg, --info, --help...: Hydra answers, nothing runs
         if parsed.multirun and (parsed.cfg or parsed.info or parsed.shell_completion):
@@ -129,9 +133,10 @@ def cmd_run(args: Sequence[str]) -> int:
     jobs = _sweep_jobs(overrides, parsed.multirun)
     storages: dict[str, NamingSpec] = {}
     for job_overrides in jobs:
-        common = resolve_run(compose_config(job_overrides, config_name=parsed.config_name)).common
+        cfg = composed if composed is not None else compose_config(job_overrides, config_name=parsed.config_name)
+        common = resolve_run(cfg).common
         storages.setdefault(f"{common.storage.name}:{common.storage.options!r}", common)
-    check_output_dir(jobs[0], parsed.multirun)
+    check_output_dir(jobs[0], parsed.multirun, hydra_settings)
     check_storages(storages.values(), notify=_error)
     if parsed.multirun and launched.runs_jobs_elsewhere(jobs[0]):
         with launched.patient_signals(notify=_error):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fleetbench.config import NamingSpec, hydra_context
@@ -21,9 +21,10 @@ from fleetbench.config.compose import CONFIG_NAME
 from fleetbench.errors import UserError
 
 
-def check_output_dir(job_overrides: Sequence[str], multirun: bool) -> None:
-    """Fail with one line unless Hydra can create its run (or sweep) directory; creates nothing itself."""
-    target = _output_dir(job_overrides, multirun)
+def check_output_dir(job_overrides: Sequence[str], multirun: bool, hydra: DictConfig | None = None) -> None:
+    """Fail with one line unless Hydra can create its run (or sweep) directory; creates nothing itself. `hydra` is
+    Hydra's part of the job's configuration when it is already composed."""
+    target = _output_dir(job_overrides, multirun, hydra)
     existing = target
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -35,10 +36,13 @@ def check_output_dir(job_overrides: Sequence[str], multirun: bool) -> None:
         )
 
 
-def _output_dir(job_overrides: Sequence[str], multirun: bool) -> Path:
+def _output_dir(job_overrides: Sequence[str], multirun: bool, hydra: DictConfig | None) -> Path:
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     with hydra_context():
-        cfg = compose(config_name=CONFIG_NAME, overrides=list(job_overrides), return_hydra_config=True)
+        if hydra is None:
+            cfg = compose(config_name=CONFIG_NAME, overrides=list(job_overrides), return_hydra_config=True)
+        else:
+            cfg = OmegaConf.create({"hydra": hydra})
         HydraConfig.instance().set_config(cfg)  # for `${hydra:runtime.cwd}`, as in the job itself
         try:
             # `${now:...}` resolves here; anything that needs a running job (`${hydra:job.num}`) falls back to

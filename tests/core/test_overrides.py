@@ -99,3 +99,48 @@ def test_a_params_key_the_provider_does_not_declare_is_refused_naming_the_valid_
     with pytest.raises(ConfigError) as raised:
         normalize([override], CountingCompose())
     assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "as_given"),
+    [
+        (["run.instances=3", "storage.url=sqlite:///x.db"], True),
+        (["run.models=Sim-Weak"], False),  # a scalar for a typed list fails to compose; normalizing wraps it
+        (["suite=workflow", "suite.prompt_types=baseline", "run.instances=2"], False),
+        (["suite=workflow", "suite.prompt_types=[baseline]", "run.instances=2"], True),
+        (["models.sim_agent.params.qa_accuracy=0.5"], False),  # a param the catalog lacks: normalizing adds `++`
+        (["models.sim_agent.params.profile=weak"], False),  # `params` is untyped: it might have held a list
+        (["models.deepseek_v3_0324.deployments.1.max_concurrency=5"], True),
+        (["report.by=[prompt_type]", "run.seed=7"], True),
+    ],
+)
+def test_composing_as_given_is_taken_only_where_normalizing_changes_nothing(
+    overrides: list[str], as_given: bool
+) -> None:
+    """`compose_config` composes the overrides as given when it can (one composition instead of two), and then the
+    configuration equals the composition of the normalized overrides."""
+    from hydra import compose
+
+    from fleetbench.config.compose import CONFIG_NAME, compose_as_given, hydra_context, normalize_overrides
+
+    with hydra_context():
+        normalized = normalize_overrides(overrides)
+        expected = compose(config_name=CONFIG_NAME, overrides=normalized)
+        given = compose_as_given(overrides)
+    assert (given is not None) is as_given
+    if given is not None:
+        assert normalized == overrides
+        assert given == expected
+    assert compose_config(overrides) == expected
+
+
+def test_a_scalar_on_an_untyped_node_is_normalized_not_taken_as_given() -> None:
+    """A scalar that composes onto an untyped node is not taken as given, even where it composes: the node might
+    have held a list. A typed scalar is."""
+    from fleetbench.config.compose import compose_as_given, hydra_context
+
+    with hydra_context():
+        typed = compose_as_given(["run.instances=4"])
+        untyped = compose_as_given(["++models.sim_agent.params.anything=[1]", "models.sim_agent.params.anything=2"])
+    assert typed is not None and typed.run.instances == 4
+    assert untyped is None

@@ -13,11 +13,11 @@ from hydra.errors import (
     MissingConfigException,
     OverrideParseException,
 )
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from fleetbench.config.groups import broken_plugin
-from fleetbench.config.overrides import normalize
+from fleetbench.config.overrides import composed_as_given, normalize
 from fleetbench.config.schema import register
 from fleetbench.errors import ConfigError, choices_text
 from fleetbench.secrets import SECRET_KEY, secret_spans
@@ -40,11 +40,34 @@ def compose_config(overrides: Sequence[str], config_name: str | None = None) -> 
     `ConfigError`."""
     with hydra_context():
         try:
-            normalized = normalize_overrides(overrides)
-            cfg = compose(config_name=config_name or CONFIG_NAME, overrides=normalized)
+            cfg = compose_as_given(overrides, config_name)
+            if cfg is None:
+                cfg = compose(config_name=config_name or CONFIG_NAME, overrides=normalize_overrides(overrides))
         except Exception as exc:  # Hydra wraps everything; translate() re-raises what it cannot explain
             raise translate(exc, overrides) from None
     return cfg
+
+
+def compose_as_given(
+    overrides: Sequence[str], config_name: str | None = None, *, with_hydra: bool = False
+) -> DictConfig | None:
+    """The configuration `overrides` compose as typed, when normalizing could not change them; else None (call inside
+    `hydra_context`). One composition instead of two for the usual command line: normalizing composes the group
+    selections first to learn which keys are lists, and a composition takes about half a second. `with_hydra` keeps
+    Hydra's own settings under `hydra` (see `without_hydra`)."""
+    try:
+        name = config_name or CONFIG_NAME
+        cfg = compose(config_name=name, overrides=list(overrides), return_hydra_config=with_hydra)
+    except Exception:  # a scalar for a list, a catalog param without `+`, or a real error: normalizing decides
+        return None
+    return cfg if composed_as_given(overrides, cfg) else None
+
+
+def without_hydra(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
+    """A configuration composed `with_hydra` split into the application's part and Hydra's settings."""
+    with open_dict(cfg):
+        hydra = cfg.pop("hydra")
+    return cfg, hydra
 
 
 def normalize_overrides(overrides: Sequence[str]) -> list[str]:

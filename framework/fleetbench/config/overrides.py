@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Override, OverrideType, ValueType
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import AnyNode, DictConfig, ListConfig, Node, OmegaConf
 
 from fleetbench import registry
 from fleetbench.errors import ConfigError, FleetbenchError, choices_text
@@ -46,6 +46,40 @@ def normalize(overrides: Sequence[str], compose: Compose) -> list[str]:
             base = compose([str(o.input_line) for o in parsed if _selects_a_config(o)])
         result.append(_rewrite(override, base))
     return result
+
+
+def composed_as_given(overrides: Sequence[str], composed: DictConfig) -> bool:
+    """Whether `normalize` would have left `overrides` as they are, judged from the configuration they composed
+    unchanged: every plain value set a node the schema types (a scalar type, a list or a mapping). Only an untyped
+    node might have held a list before a scalar replaced it; a scalar for a typed list, and a catalog param without
+    `+`, fail to compose instead."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception:  # unparsable: the normalizing path reports it
+        return False
+    for override in parsed:
+        if override.type is not OverrideType.CHANGE or override.package is not None or _selects_a_config(override):
+            continue
+        if override.is_sweep_override():
+            return False
+        node = _node(composed, override.key_or_group)
+        if node is None or isinstance(node, AnyNode):
+            return False
+    return True
+
+
+def _node(config: DictConfig, key: str) -> Node | None:
+    """The node at a dotted key (list indexes as numbers), or None."""
+    node: Node | None = config
+    for part in key.split("."):
+        if isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
+            found = node._get_node(int(part))
+        elif isinstance(node, DictConfig):
+            found = node._get_node(part, throw_on_missing_key=False)
+        else:
+            return None
+        node = found if isinstance(found, Node) else None
+    return node
 
 
 def _selects_a_config(override: Override) -> bool:

@@ -77,19 +77,24 @@ def _rate(requests: Sequence[dict[str, object]]) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def _steady_rate(url: str, requests: Sequence[dict[str, object]]) -> tuple[float, float]:
-    """The call rate while every worker was calling, and how long that was: from the last worker's first call to the
-    first worker's last call (each worker is a run of its own in the calls table), counted at the server's log. Start-up
-    skew and the tail, where one worker has finished and the other goes on alone, are left out."""
+def _steady_rate(url: str) -> tuple[float, float]:
+    """The call rate while every worker was calling, and how long that was: calls answered from the last worker's
+    first answer to the first worker's last (each worker is a run of its own in the calls table; a call's answer is
+    `started_at + latency_s`, after the lazy import of litellm that delays the first requests). Start-up skew and the
+    tail, where one worker has finished and the other goes on alone, are left out."""
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            spans = connection.execute(text("select min(started_at), max(started_at) from calls group by run_id")).all()
+            ends = connection.execute(text("select run_id, started_at + latency_s from calls")).all()
     finally:
         engine.dispose()
-    start, end = max(first for first, _ in spans), min(last for _, last in spans)
-    inside = [e for e in requests if start <= float(str(e["received_at"])) <= end]
-    return (len(inside) - 1) / (end - start), end - start
+    by_run: dict[str, list[float]] = {}
+    for run_id, answered in ends:
+        by_run.setdefault(run_id, []).append(float(answered))
+    start = max(min(stamps) for stamps in by_run.values())
+    end = min(max(stamps) for stamps in by_run.values())
+    inside = sum(start <= answered <= end for stamps in by_run.values() for answered in stamps)
+    return (inside - 1) / (end - start), end - start
 
 
 def scaling(scratch: Path, instances: int, postgres: bool) -> None:
@@ -107,24 +112,27 @@ def scaling(scratch: Path, instances: int, postgres: bool) -> None:
                 db = [f"storage.url={url}", "storage=postgres"]
             else:
                 db = [f"storage.url=sqlite:///{scratch / f'scale{workers}.db'}"]
+            launched = time.perf_counter()
             crew = [
                 subprocess.Popen([*CLI, "run", *job, *db, f"run.worker={i}"], cwd=scratch, env=env,
                                  stdout=subprocess.DEVNULL)
                 for i in range(workers)
             ]  # fmt: skip
-            cpu = 0.0
+            cpu = busy = 0.0
             for process in crew:
                 _, _, usage = os.wait4(process.pid, 0)
                 process.returncode = 0
                 cpu += usage.ru_utime + usage.ru_stime
+                busy = max(busy, cpu / (time.perf_counter() - launched))
             requests = server.requests()
-            rates[workers], window = _steady_rate(db[0].split("=", 1)[1], requests)
+            rates[workers], window = _steady_rate(db[0].split("=", 1)[1])
             stack.close()
         whole[workers] = _rate(requests)
         print(
             f"{workers} worker process(es): {len(requests)} calls; {rates[workers]:,.0f} calls/s while all "
             f"{workers} called ({window:.1f} s), {whole[workers]:,.0f} calls/s from first call to last; "
-            f"{cpu / len(requests) * 1e3:.2f} ms of worker CPU per call, start-up included (load average "
+            f"{cpu / len(requests) * 1e3:.2f} ms of worker CPU per call, start-up included; the workers kept "
+            f"{busy:.2f} of {os.cpu_count()} CPUs busy on average (load average "
             f"{os.getloadavg()[0]:.1f})"
         )
     where = "PostgreSQL" if postgres else "SQLite"

@@ -207,7 +207,7 @@ def _time_status(storage: Storage, model_plans: list[ModelPlan], plan: list[str]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=("claims", "scaling", "status"))
     parser.add_argument("--postgres", action="store_true", help="part 2 on PostgreSQL instead of SQLite")

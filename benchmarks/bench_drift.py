@@ -88,7 +88,7 @@ def _wilson(hits: int, total: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--instances", type=int, default=40)
     parser.add_argument("--every", type=int, default=10, help="print the running figures every N seeds")

@@ -112,7 +112,7 @@ def timed(folder: Path, *args: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument("--units", type=int, default=50_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:

@@ -119,7 +119,7 @@ def database(postgres: bool, keep: str | None) -> Iterator[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument("--instances", type=int, default=417, help="units per cell (417 → 1,000,800 units)")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL at 127.0.0.1:5432 instead of SQLite")
     parser.add_argument("--repeat", type=int, default=3)

@@ -213,7 +213,7 @@ def _import_seconds() -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()) if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few seconds each)")
     args: Any = parser.parse_args(argv)
     scale = 0.2 if args.quick else 1.0

@@ -116,7 +116,7 @@ def _row(module: str, counts: Counter[str]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()) if __doc__ else None)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--survivors", action="store_true", help="re-test the last run's survivors only")
     mode.add_argument("--report", action="store_true", help="print the last run's table; run nothing")

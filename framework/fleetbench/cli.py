@@ -24,6 +24,7 @@ from typing import NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 from rich.table import Table
 
@@ -87,6 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         _error(str(exc))
         return exc.exit_code
+    except OmegaConfBaseException as exc:  # a value that fails only when read (an interpolation): one line too
+        translated = translate(exc)
+        if interrupts.received() or not isinstance(translated, ConfigError):
+            raise
+        _error(f"error: {translated}")
+        return translated.exit_code
     except Exception:
         # A Ctrl-C can land inside a library (OmegaConf, Hydra) that turns it into an unrelated error; after a
         # stop signal that error is the interruption, not a bug to report.
@@ -124,7 +131,7 @@ def cmd_run(args: Sequence[str]) -> int:
             overrides = given if composed is not None else normalize_overrides(given)
         except Exception as exc:  # Hydra wraps everything; translate() re-raises what it cannot explain
             raise translate(exc, parsed.overrides) from None
-    composed, hydra_settings = without_hydra(composed) if composed is not None else (None, None)
+    with_hydra, composed = composed, without_hydra(composed) if composed is not None else None
     hydra_args = [*_without(args, parsed.overrides), *overrides[len(search) :]]
     if _inspects_only(parsed) or "--version" in args:  # --cfg, --info, --help...: Hydra answers, nothing runs
         if parsed.multirun and (parsed.cfg or parsed.info or parsed.shell_completion):
@@ -136,7 +143,7 @@ def cmd_run(args: Sequence[str]) -> int:
         cfg = composed if composed is not None else compose_config(job_overrides, config_name=parsed.config_name)
         common = resolve_run(cfg).common
         storages.setdefault(f"{common.storage.name}:{common.storage.options!r}", common)
-    check_output_dir(jobs[0], parsed.multirun, hydra_settings)
+    check_output_dir(jobs[0], parsed.multirun, with_hydra)
     check_storages(storages.values(), notify=_error)
     if parsed.multirun and launched.runs_jobs_elsewhere(jobs[0]):
         with launched.patient_signals(notify=_error):
@@ -436,7 +443,8 @@ def cmd_status(args: Sequence[str]) -> int:
     `status.watch=true` redraws every `status.every_s` seconds until Ctrl-C."""
     _, overrides = _split(args)
     cfg = compose_config(overrides)
-    spec = resolve_run(cfg)
+    spec = resolve_plan(cfg)  # no lanes: status reads the database only, and needs no API key
+    common = resolve_common(cfg)
     options = StatusConf(**{str(k): v for k, v in OmegaConf.to_container(cfg.status).items()})  # type: ignore[union-attr]
     if not (math.isfinite(options.window_s) and 0 < options.window_s <= 30 * 86_400):
         raise ConfigError(f"status.window_s: must be from 0 to {30 * 86_400} seconds, got {options.window_s}")
@@ -444,7 +452,7 @@ def cmd_status(args: Sequence[str]) -> int:
         raise ConfigError(f"status.every_s: must be from 0.1 to 3600 seconds, got {options.every_s}")
     model_plans = plans(spec)
     digest = plan_digest(model_plans)
-    with _storage(spec.common) as storage:
+    with _storage(common) as storage:
         if not options.watch:
             render_status(gather(storage, model_plans, digest, options.window_s), console)
             return 0

@@ -134,6 +134,10 @@ class Provider(Plugin):
     def classify(self, exc: BaseException) -> ErrorClass:
         """Say whether an exception from `complete` is transient, rate limited (with Retry-After), auth or permanent."""
 
+    async def ready(self) -> None:
+        """Finish what a first request would otherwise wait for (a slow import, clients). Awaited once before the
+        run's first request, so that the wait is never counted in a call's latency. Optional."""
+
     async def aclose(self) -> None:
         """Release connections. Called once when the run ends."""
 

@@ -21,10 +21,10 @@ from fleetbench.config.compose import CONFIG_NAME
 from fleetbench.errors import UserError
 
 
-def check_output_dir(job_overrides: Sequence[str], multirun: bool, hydra: DictConfig | None = None) -> None:
-    """Fail with one line unless Hydra can create its run (or sweep) directory; creates nothing itself. `hydra` is
-    Hydra's part of the job's configuration when it is already composed."""
-    target = _output_dir(job_overrides, multirun, hydra)
+def check_output_dir(job_overrides: Sequence[str], multirun: bool, composed: DictConfig | None = None) -> None:
+    """Fail with one line unless Hydra can create its run (or sweep) directory; creates nothing itself. `composed` is
+    the job's configuration with Hydra's settings, when it is already composed."""
+    target = _output_dir(job_overrides, multirun, composed)
     existing = target
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -36,13 +36,12 @@ def check_output_dir(job_overrides: Sequence[str], multirun: bool, hydra: DictCo
         )
 
 
-def _output_dir(job_overrides: Sequence[str], multirun: bool, hydra: DictConfig | None) -> Path:
+def _output_dir(job_overrides: Sequence[str], multirun: bool, composed: DictConfig | None) -> Path:
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     with hydra_context():
-        if hydra is None:
+        cfg = composed
+        if cfg is None:
             cfg = compose(config_name=CONFIG_NAME, overrides=list(job_overrides), return_hydra_config=True)
-        else:
-            cfg = OmegaConf.create({"hydra": hydra})
         HydraConfig.instance().set_config(cfg)  # for `${hydra:runtime.cwd}`, as in the job itself
         try:
             # `${now:...}` resolves here; anything that needs a running job (`${hydra:job.num}`) falls back to

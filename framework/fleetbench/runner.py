@@ -31,6 +31,7 @@ from typing import Any
 from fleetbench import __version__, interrupts
 from fleetbench.claims import ClaimedUnits, Lease, ListedUnits, orphans, plan_digest
 from fleetbench.config import RunSpec
+from fleetbench.config.spec import PlanSpec
 from fleetbench.errors import FleetbenchError, Interrupted
 from fleetbench.interfaces import Provider, Storage, UnitSource
 from fleetbench.lane_report import LaneReport, problem_lines
@@ -185,8 +186,9 @@ def _log_end(summary: RunSummary, lease: Lease) -> None:
         log.info("episodes started again after losing their lane: %d", summary.restarts)
 
 
-def plans(spec: RunSpec) -> list[ModelPlan]:
-    """Every selected model's plan (cells and their sizes under the run's scopes and seed); nothing is listed."""
+def plans(spec: RunSpec | PlanSpec) -> list[ModelPlan]:
+    """Every selected model's plan (cells and their sizes under the run's scopes and seed); nothing is listed. A
+    `PlanSpec` (no lanes, no credentials) is enough."""
     found = []
     for model in spec.models:
         cells = [(cell, spec.suite.instances(cell, spec.run.instances)) for cell in spec.suite.cells(model.name)]
@@ -260,6 +262,8 @@ async def _execute(
     try:
         # What finish_run records if a worker's exception propagates, or the sharding plugin's (in `crew.workers`).
         summary.status = "failed"
+        # Before the first request, so that no call's latency holds a provider's start-up (litellm imports for seconds).
+        await asyncio.gather(*(provider.ready() for provider in providers.values()))
         workers = crew.workers(missing)
         per_model = {model: source.count for model, source in missing.items()}
         outlet.progress.start(list(lanes.values()), sum(per_model.values()), crew.shares, per_model)

@@ -112,6 +112,7 @@ def test_a_params_key_the_provider_does_not_declare_is_refused_naming_the_valid_
         (["models.sim_agent.params.profile=weak"], False),  # `params` is untyped: it might have held a list
         (["models.deepseek_v3_0324.deployments.1.max_concurrency=5"], True),
         (["report.by=[prompt_type]", "run.seed=7"], True),
+        (["run.models=${run.label}", "run.label=Sim-Weak"], False),  # a typed list takes any interpolation
     ],
 )
 def test_composing_as_given_is_taken_only_where_normalizing_changes_nothing(

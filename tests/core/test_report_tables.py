@@ -176,3 +176,20 @@ def test_build_report_aggregates_by_base_model_and_factors_with_shares() -> None
     assert report.by == ("level",) and report.metrics == (CORRECT,)
     assert [(s["deployment"], s["units"]) for s in report.shares_of("Alpha")] == [("Alpha", 2), ("Alpha-2", 1)]
     assert report.shares_of("Nobody") == []
+
+
+def test_every_row_keeps_its_box_whatever_the_names_hold() -> None:
+    """A newline, a tab, an escape sequence or wide characters in a name neither break a row nor misalign the box;
+    leading spaces (the deployment lines' indent) are kept."""
+    from wcwidth import wcswidth
+
+    out = io.StringIO()
+    rows = [_row("Al\npha🚀", 3, 1, correct=0.75), _row("模型\t\x1b[31m", 1, 1, correct=0.5)]
+    shares = [{"base_model": "Al\npha🚀", "deployment": "Al\npha🚀-2", "units": 4, "calls": 4}]
+    render(Report((), (CORRECT,), rows, shares), "table", Console(file=out, width=200, color_system=None))
+    table = [line for line in out.getvalue().splitlines() if line[:1] in "┏┃┡│└"]
+    assert len(table) == 7 and len({wcswidth(line) for line in table}) == 1
+    cells = [[cell for cell in line.split("│")[1:-1]] for line in table if line.startswith("│")]
+    assert [cell.strip() for cell in cells[0][:1]] == ["Al\\npha🚀"]
+    assert cells[1][0].startswith("   └ Al\\npha🚀-2")
+    assert cells[2][0].strip() == "模型\\t\\x1b[31m"

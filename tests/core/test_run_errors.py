@@ -228,3 +228,42 @@ def test_show_renders_each_unit_with_the_suite_that_stored_it(run_cli: RunCli, t
     jsonl_unit = run_cli("show", keys["jsonl"][:12], "experiment=workflow_demo")  # the configured suite is workflow
     assert jsonl_unit.returncode == 0, jsonl_unit.stderr
     assert '"reference"' in jsonl_unit.stdout
+
+
+def test_an_output_directory_under_a_file_named_through_the_configuration_is_one_line(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """`hydra.run.dir` may read the application's keys (`${run.seed}`): the check resolves it as the job would."""
+    (tmp_path / "afile").write_text("not a directory")
+    refused = run_cli("run", "run.instances=1", f"hydra.run.dir={tmp_path / 'afile'}/${{run.seed}}")
+    assert refused.returncode == 2
+    assert stderr_lines(refused) == [
+        f"error: hydra.run.dir: cannot create the output directory {tmp_path / 'afile' / '0'}: {tmp_path / 'afile'} "
+        "is not a writable directory (run fleetbench from a writable directory or set hydra.run.dir)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (
+            ["report", "report.by=${run.nothing_here}"],
+            "error: report.by.0: Interpolation key 'run.nothing_here' not found",
+        ),
+        (["report", "report.by=[${oc.env:FLEETBENCH_UNSET_VARIABLE}]"], "error: report.by.0: "),
+        (["report", "report.by=base_model"], "error: report.by: 'base_model' is not needed"),
+    ],
+)
+def test_a_value_that_fails_when_read_is_one_line(run_cli: RunCli, command: list[str], expected: str) -> None:
+    refused = run_cli(*command)
+    assert refused.returncode == 2
+    lines = stderr_lines(refused)
+    assert len(lines) == 1 and lines[0].startswith(expected), refused.stderr
+
+
+def test_an_interpolation_reads_the_whole_configuration(run_cli: RunCli, tmp_path: Path) -> None:
+    """`${run.label}` inside `run.models` is read from the composed configuration, not from the `run` section alone."""
+    ran = run_cli("run", "run.models=[${run.label}]", "run.label=Sim-Weak", "run.instances=1", "run.progress=off")
+    assert ran.returncode == 0, ran.stderr
+    assert "Sim-Weak" in ran.stdout

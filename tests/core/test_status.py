@@ -112,3 +112,15 @@ def test_status_refuses_a_bad_window_with_one_line(run_cli: RunCli) -> None:
     assert refused.stderr.strip().splitlines() == [
         "error: status.window_s: must be from 0 to 2592000 seconds, got -1.0"
     ]
+
+
+def test_status_of_a_real_model_plan_needs_no_api_key(run_cli: RunCli, tmp_path: Path) -> None:
+    """Status reads the database only: a plan of real models is shown with none of their keys or endpoints set."""
+    db = [f"storage.url=sqlite:///{tmp_path / 'status.db'}"]
+    assert run_cli("run", *db, "run.instances=2", "run.progress=off").returncode == 0  # creates the database
+    env = {name: value for name, value in cli_env().items() if not name.startswith("AZURE_")}
+    plan = [*db, "run.models=[DeepSeek-V3-0324]", "run.instances=3"]
+    shown = subprocess.run([*CLI, "status", *plan], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "AZURE" not in shown.stdout + shown.stderr
+    assert re.search(r"│ DeepSeek-V3-0324 +│ 0 +│ 0 +│ 15 ", shown.stdout), shown.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -63,11 +64,13 @@ def compose_as_given(
     return cfg if composed_as_given(overrides, cfg) else None
 
 
-def without_hydra(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
-    """A configuration composed `with_hydra` split into the application's part and Hydra's settings."""
-    with open_dict(cfg):
-        hydra = cfg.pop("hydra")
-    return cfg, hydra
+def without_hydra(cfg: DictConfig) -> DictConfig:
+    """The application's part of a configuration composed `with_hydra` (a copy; `cfg` keeps Hydra's settings, whose
+    interpolations may read the application's keys)."""
+    application = copy.copy(cfg)
+    with open_dict(application):
+        del application["hydra"]
+    return application
 
 
 def normalize_overrides(overrides: Sequence[str]) -> list[str]:

@@ -50,9 +50,10 @@ def normalize(overrides: Sequence[str], compose: Compose) -> list[str]:
 
 def composed_as_given(overrides: Sequence[str], composed: DictConfig) -> bool:
     """Whether `normalize` would have left `overrides` as they are, judged from the configuration they composed
-    unchanged: every plain value set a node the schema types (a scalar type, a list or a mapping). Only an untyped
-    node might have held a list before a scalar replaced it; a scalar for a typed list, and a catalog param without
-    `+`, fail to compose instead."""
+    unchanged: every plain value set a node the schema types (a scalar type, a list or a mapping) to a value, not an
+    interpolation. Only an untyped node might have held a list before a scalar replaced it, and a typed list takes an
+    interpolation whatever it resolves to; a scalar for a typed list, and a catalog param without `+`, fail to
+    compose instead."""
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except Exception:  # unparsable: the normalizing path reports it
@@ -63,7 +64,8 @@ def composed_as_given(overrides: Sequence[str], composed: DictConfig) -> bool:
         if override.is_sweep_override():
             return False
         node = _node(composed, override.key_or_group)
-        if node is None or isinstance(node, AnyNode):
+        # An interpolation is accepted by any typed node, a list included: only its value will tell.
+        if node is None or isinstance(node, AnyNode) or node._is_interpolation():
             return False
     return True
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from fleetbench import interfaces, registry
 from fleetbench.config.catalog import as_dict, build_catalog, build_lanes, model_node, raw_params
@@ -187,7 +188,15 @@ def _typed(cls: type[Any], node: DictConfig, key: str) -> Any:
     unknown = [str(name) for name in node if name not in fields]
     if unknown:
         raise ConfigError(f"{key}.{unknown[0]}: no such key; valid keys under {key}: {choices_text(fields)}")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
+    try:
+        # Resolved where it stands, so that `${run.label}` is read from the whole configuration, not the section.
+        values = OmegaConf.to_container(node, resolve=True)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values))
+    except InterpolationResolutionError as exc:  # `${...}` naming a missing key or an unset variable
+        where = str(getattr(exc, "full_key", "") or "").replace("[", ".").replace("]", "")
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        name = where if where == key or where.startswith(f"{key}.") else f"{key}.{where}" if where else key
+        raise ConfigError(f"{name}: {first}") from None
 
 
 SCHEDULER_LIMITS: dict[str, tuple[float, float]] = {

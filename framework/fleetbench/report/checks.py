@@ -35,9 +35,12 @@ def report_groups(suite: Suite) -> list[str]:
 
 
 def check_report_by(by: Sequence[str], suite: Suite) -> None:
-    """Every `report.by` name is a factor of the suite, a unit column or a scope property."""
-    valid = report_groups(suite)
+    """Every `report.by` name is a factor of the suite, a unit column or a scope property (`base_model` is not a
+    choice: every row is already one base model's)."""
+    valid = [name for name in report_groups(suite) if name != "base_model"]
     for name in by:
+        if name == "base_model":
+            raise ConfigError("report.by: 'base_model' is not needed: every row is one base model's already; drop it")
         if name not in valid:
             raise ConfigError(f"report.by: {name!r} is not a factor of suite {suite.name!r} nor a unit column; "
                               f"valid choices: {', '.join(valid)}")  # fmt: skip

@@ -41,6 +41,7 @@ HEAVY_HEAD = TableFormat(
 row, 2 s for a 2,400-row hierarchy; tabulate takes a twentieth of that."""
 
 tabulate_settings.MIN_PADDING = 0  # as in rich: a column is as wide as its widest text, plus the box's padding
+# Wide characters (CJK, emoji) are measured with wcwidth, a dependency for that: tabulate uses it when installed.
 
 HEADLINE_METRICS = 4
 """How many of the suite's metrics the terminal and markdown tables show (csv/json carry all)."""
@@ -163,14 +164,23 @@ def _grid(report: Report) -> list[list[str]]:
     return grid
 
 
+def _printable(text: str) -> str:
+    """A cell on one line of the terminal: control and format characters (a newline, a tab, an escape sequence, a
+    zero-width joiner in a name) shown as escapes, which would otherwise break the row or its alignment."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def render(report: Report, fmt: str, console: Console) -> str | None:
     """Print `table` to the console; return the text of `markdown`, `csv` and `json`."""
     if fmt == "table":
-        table = tabulate(_grid(report), headers=_columns(report), tablefmt=HEAVY_HEAD, disable_numparse=True)
+        grid = [[_printable(cell) for cell in line] for line in _grid(report)]
+        headers = [_printable(name) for name in _columns(report)]
+        # Whitespace preserved: the deployment lines' indent, and names exactly as they are.
+        table = tabulate(grid, headers, tablefmt=HEAVY_HEAD, disable_numparse=True, preserve_whitespace=True)
         width = len(table.split("\n", 1)[0])
         caption = [report.scope, LEGEND] if report.scope else [LEGEND]
         text = "\n".join(
-            ["fleetbench report".center(width).rstrip(), table, *(c.center(width).rstrip() for c in caption)]
+            ["fleetbench report".center(width).rstrip(), table, *caption]  # the caption flush left, whatever the width
         )
         console.print(text, markup=False, highlight=False, soft_wrap=True)
         return None

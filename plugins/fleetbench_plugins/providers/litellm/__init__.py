@@ -14,11 +14,14 @@ leaves this module, so a call row, a log line or a transcript never holds a key.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 from fleetbench.interfaces import NoOptions, Provider, option
 from fleetbench.types import CallStatus, Completion, ErrorClass, Lane, Request
 from fleetbench_plugins.providers.litellm import classify, loader, wire
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -72,6 +75,13 @@ class LitellmProvider(Provider):
     def __init__(self, options: LitellmOptions) -> None:
         super().__init__(options)
         loader.prefetch()
+
+    async def ready(self) -> None:
+        """Wait for the background import of litellm (seconds), so that the first calls' latencies hold none of it."""
+        try:
+            await loader.loaded()
+        except Exception:  # the first request imports again and raises the error where it is classified
+            log.debug("litellm did not import before the first request", exc_info=True)
 
     async def complete(self, lane: Lane, request: Request) -> Completion:
         module = await loader.loaded()

@@ -12,11 +12,13 @@ from fleetbench.report.drift import audit_counts
 from tests.core.exported import cli, database
 
 WEAK = "models.sim_agent.deployments.2.params.profile=weak"
-# Optimal prompts, four tool success rates, five task types: 20 cells of 40 units, 800 units (about 15 s here). The
-# strong profile succeeds fully about 64% of the time on optimal prompts, the weak one about 40%.
+# Optimal prompts, four tool success rates, five task types: 20 cells of 80 units, 1,600 units (about 12 s here). The
+# strong profile succeeds fully about 64% of the time on optimal prompts, the weak one about 40%. At 800 units the
+# audit found exactly the weak deployment in 89 of 100 seeds (benchmarks/bench_drift.py), and dynamic sharding makes
+# each run a new draw: twice the units leaves the pairwise tests far from the threshold.
 DEMO = [
     "suite=workflow", "suite.prompt_types=[optimal]", "suite.difficulties=[easy]",
-    "suite.tool_success_rates=[0.9,0.8,0.7,0.6]", "run.instances=40", "run.progress=off",
+    "suite.tool_success_rates=[0.9,0.8,0.7,0.6]", "run.instances=80", "run.progress=off",
 ]  # fmt: skip
 
 
@@ -101,7 +103,7 @@ def test_fleetbench_drift_flags_the_deployment_serving_the_weak_profile(backend:
         result = _drift(tmp_path, url)
         # The drift fixture is not part of any unit key: the same plan without it finds every unit stored.
         again = cli(tmp_path, "run", *DEMO, f"storage.url={url}")
-        assert "planned 800 units: 800 already stored, 0 executed" in again.stdout, again.stdout + again.stderr
+        assert "planned 1600 units: 1600 already stored, 0 executed" in again.stdout, again.stdout + again.stderr
     verdicts = {d["deployment"]: d for d in result["deployments"]}
     assert [name for name, d in verdicts.items() if d["flagged"]] == ["Sim-Agent-3"], result
     weak = verdicts["Sim-Agent-3"]

@@ -54,8 +54,8 @@ def compose_as_given(
 ) -> DictConfig | None:
     """The configuration `overrides` compose as typed, when normalizing could not change them; else None (call inside
     `hydra_context`). One composition instead of two for the usual command line: normalizing composes the group
-    selections first to learn which keys are lists, and a composition takes about half a second. `with_hydra` keeps
-    Hydra's own settings under `hydra` (see `without_hydra`)."""
+    selections first to learn which keys are lists, and a composition takes about a quarter of a second.
+    `with_hydra` keeps Hydra's own settings under `hydra` (see `without_hydra`)."""
     try:
         name = config_name or CONFIG_NAME
         cfg = compose(config_name=name, overrides=list(overrides), return_hydra_config=with_hydra)

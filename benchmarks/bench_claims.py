@@ -39,6 +39,7 @@ from fleetbench.testing.databases import fresh_postgres_database
 from fleetbench.testing.server.environment import served_environment
 from fleetbench.testing.server.process import served
 from fleetbench.types import CallRecord, CallStatus, Episode, Outcome, RunRecord, Unit, UnitResult
+from installed import compile_like_pip
 
 CLI = [sys.executable, "-m", "fleetbench.entry"]
 
@@ -207,6 +208,7 @@ def _time_status(storage: Storage, model_plans: list[ModelPlan], plan: list[str]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    compile_like_pip()
     parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=("claims", "scaling", "status"))

@@ -35,6 +35,7 @@ from fleetbench.types import (
 from fleetbench_plugins.naming.catalog import CatalogNaming, CatalogNamingOptions
 from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage
 from fleetbench_plugins.suites.workflow.metrics import WORKFLOW_METRICS
+from installed import compile_like_pip
 
 MODEL = "Sim-Agent"
 DEPLOYMENTS = (MODEL, f"{MODEL}-2", f"{MODEL}-3")
@@ -112,6 +113,7 @@ def timed(folder: Path, *args: str) -> None:
 
 
 def main() -> None:
+    compile_like_pip()
     parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument("--units", type=int, default=50_000)
     args = parser.parse_args()

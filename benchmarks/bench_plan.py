@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fleetbench.config import compose_config, resolve_run
 from fleetbench.plan import ModelPlan, diff, model_plan
+from installed import compile_like_pip
 
 UNITS = 1_000_000
 CELLS = 5  # the built-in jsonl dataset's categories
@@ -92,6 +93,7 @@ def measure(db: Path) -> None:
 
 
 def main() -> None:
+    compile_like_pip()
     if len(sys.argv) == 3:
         {"--setup": setup, "--measure": measure}[sys.argv[1]](Path(sys.argv[2]))
         return

@@ -37,6 +37,7 @@ from fleetbench.testing.databases import fresh_postgres_database
 from fleetbench.types import RunRecord
 from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage
 from fleetbench_plugins.storage.sql.totals import insert_rows
+from installed import compile_like_pip
 
 CONFIG = [
     "suite=workflow",
@@ -119,6 +120,7 @@ def database(postgres: bool, keep: str | None) -> Iterator[str]:
 
 
 def main() -> None:
+    compile_like_pip()
     parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument("--instances", type=int, default=417, help="units per cell (417 → 1,000,800 units)")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL at 127.0.0.1:5432 instead of SQLite")

@@ -18,8 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetbench.types import ClaimInfo, Unit, UnitScope
 
-from .filters import completed
-from .schema import calls, claims, runs, units
+from .queries import completed_among
+from .schema import calls, claims, runs
 
 
 def claim(
@@ -41,9 +41,8 @@ def claim(
     taken = set(connection.execute(upsert, rows).scalars())
     if not taken:
         return taken
-    done = set(connection.execute(select(units.c.unit_key).where(units.c.unit_key.in_(taken), completed())).scalars())
-    if done:
-        connection.execute(delete(claims).where(claims.c.unit_key.in_(done)))
+    done = set(connection.execute(completed_among(), {"keys": sorted(taken)}).scalars())
+    release_keys(connection, sorted(done))
     return taken - done
 
 
@@ -87,9 +86,15 @@ def release_run(connection: Connection, run_id: str) -> None:
 
 
 def release_keys(connection: Connection, keys: Sequence[str]) -> None:
-    """Drop the claims of units whose results were just written, whoever held them."""
+    """Drop the claims of these units (their results were just written, whoever held them)."""
     if keys:
-        connection.execute(delete(claims).where(claims.c.unit_key.in_(keys)))
+        connection.execute(_release(), {"keys": list(keys)})
+
+
+@functools.cache
+def _release() -> Any:
+    """Deletes the claims of the unit keys bound as `keys` (built once: every write batch runs it)."""
+    return delete(claims).where(claims.c.unit_key.in_(bindparam("keys", expanding=True)))
 
 
 def open_claims(connection: Connection, scope: UnitScope, seed: int) -> list[ClaimInfo]:

@@ -16,12 +16,12 @@ from fleetbench.types import CallRecord, ClaimInfo, MetricSpec, ReportFilter, Ru
 
 from . import claims, queries, summaries
 from . import migrate as migrations
-from .engine import build_engine, display_url, write_transaction
+from .engine import build_engine, dialect_insert, display_url, write_transaction
 from .filters import unit_conditions
 from .options import SqlOptions
 from .rows import decode_transcript, run_row, scope_rows
 from .schema import runs, scopes, units
-from .writes import dialect_insert, write_batch
+from .writes import write_batch
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
@@ -222,7 +222,7 @@ class SqlDatabase:
         if not keys:
             return set()
         with self.errors("looking up stored units"), self.ready().connect() as connection:
-            return set(connection.execute(queries.completed_among(keys)).scalars())
+            return set(connection.execute(queries.completed_among(), {"keys": list(keys)}).scalars())
 
     def completed_per_cell(self, scope: UnitScope, seed: int, instances: int) -> dict[str, int]:
         with self.errors("counting stored units"), self.ready().connect() as connection:

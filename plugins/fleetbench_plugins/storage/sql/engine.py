@@ -123,6 +123,11 @@ def display_url(options: SqlOptions) -> str:
 
 def dialect_insert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     """The dialect's INSERT construct, which knows ON CONFLICT (both back ends spell it the same way)."""
-    if connection.dialect.name == "postgresql":
+    return insert_for(connection.dialect.name, table)
+
+
+def insert_for(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """`dialect_insert` by dialect name, for statements built once per dialect and cached (see `writes.py`)."""
+    if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)

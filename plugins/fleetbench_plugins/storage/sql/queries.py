@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 
 from fleetbench.types import ReportFilter, UnitScope
 
@@ -74,9 +75,11 @@ def run_listing_row(row: Any) -> dict[str, Any]:
     return {**{name: row[name] for name in RUN_COLUMNS}, "label": row["label"] or ""}
 
 
-def completed_among(keys: Sequence[str]) -> Select[Any]:
-    """Which of these unit keys are completed (one primary-key look-up each)."""
-    return select(units.c.unit_key).where(units.c.unit_key.in_(keys), completed())
+@functools.cache
+def completed_among() -> Select[Any]:
+    """Which of the unit keys bound as `keys` are completed (one primary-key look-up each); built once, since claims
+    and writes ask it for every batch."""
+    return select(units.c.unit_key).where(units.c.unit_key.in_(bindparam("keys", expanding=True)), completed())
 
 
 def completed_per_cell(scope: UnitScope, seed: int, instances: int, by: Any = None) -> Select[Any]:

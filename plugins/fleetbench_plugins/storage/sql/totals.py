@@ -10,15 +10,16 @@ replaces is subtracted from the totals row it was counted in.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, bindparam, func, insert, select, text
 
 from fleetbench.scope_groups import TIMEOUT_STATUSES
 
-from .engine import dialect_insert
+from .engine import dialect_insert, insert_for
 from .schema import (
     INFRA_ERROR,
     METRIC_SLOTS,
@@ -117,18 +118,29 @@ def add_units(
 
 
 def _upsert(connection: Connection, deltas: Mapping[tuple[Any, ...], _Delta]) -> None:
-    statement = dialect_insert(connection, unit_totals)
+    # Sorted, so concurrent PostgreSQL writers lock totals rows in the same order and queue instead of deadlocking.
+    rows = [_totals_row(key, deltas[key]) for key in sorted(deltas)]
+    connection.execute(_totals_upsert(connection.dialect.name), rows)
+
+
+@functools.cache
+def _totals_upsert(dialect: str) -> Any:
+    """The running-totals upsert, built once per dialect: building its hundred-odd `column + excluded` terms cost more
+    than executing it, once per write batch."""
+    statement = insert_for(dialect, unit_totals)
     excluded = statement.excluded
-    biggest = func.greatest if connection.dialect.name == "postgresql" else func.max
-    upsert = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[unit_totals.c[name] for name in TOTALS_KEY],
         set_={
-            "max_instance": biggest(unit_totals.c.max_instance, excluded.max_instance),
+            "max_instance": _greatest(dialect)(unit_totals.c.max_instance, excluded.max_instance),
             **{name: unit_totals.c[name] + excluded[name] for name in _ADDED},
         },
     )
-    # Sorted, so concurrent PostgreSQL writers lock totals rows in the same order and queue instead of deadlocking.
-    connection.execute(upsert, [_totals_row(key, deltas[key]) for key in sorted(deltas)])
+
+
+def _greatest(dialect: str) -> Any:
+    """SQL's two-argument maximum: `greatest` in PostgreSQL, the scalar `max` in SQLite."""
+    return func.greatest if dialect == "postgresql" else func.max
 
 
 def _totals_row(key: tuple[Any, ...], delta: _Delta) -> dict[str, Any]:
@@ -138,11 +150,17 @@ def _totals_row(key: tuple[Any, ...], delta: _Delta) -> dict[str, Any]:
     return row
 
 
+@functools.cache
+def _cells_insert(dialect: str) -> Any:
+    """Records a cell's factors once (built once per dialect)."""
+    return insert_for(dialect, cells).on_conflict_do_nothing(index_elements=["cell_key"])
+
+
 def _record_cells(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     found = {row["cell_key"]: row for row in rows if row["cell_key"] is not None}
     if not found:
         return
-    statement = dialect_insert(connection, cells).on_conflict_do_nothing(index_elements=["cell_key"])
+    statement = _cells_insert(connection.dialect.name)
     connection.execute(
         statement, [{"cell_key": k, "suite": found[k]["suite"], "factors": found[k]["factors"]} for k in sorted(found)]
     )
@@ -169,10 +187,16 @@ def serialize_writers(connection: Connection) -> None:
 def infra_rows(connection: Connection, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The stored infra-error rows among `keys` (their totals key and status): what a write replacing them must
     subtract. Call after `serialize_writers`."""
-    query = select(*(units.c[name] for name in REPLACED_COLUMNS)).where(
-        units.c.unit_key.in_(keys), units.c.outcome == INFRA_ERROR
+    rows = connection.execute(_infra_rows_query(), {"keys": list(keys)})
+    return {row.unit_key: dict(row._mapping) for row in rows}
+
+
+@functools.cache
+def _infra_rows_query() -> Any:
+    """The stored infra-error rows among the unit keys bound as `keys` (built once: every write batch asks)."""
+    return select(*(units.c[name] for name in REPLACED_COLUMNS)).where(
+        units.c.unit_key.in_(bindparam("keys", expanding=True)), units.c.outcome == INFRA_ERROR
     )
-    return {row.unit_key: dict(row._mapping) for row in connection.execute(query)}
 
 
 def rebuild(connection: Connection, chunk: int = 10_000) -> None:
@@ -236,15 +260,20 @@ def add_calls_of_new_units(connection: Connection, rows: Sequence[Mapping[str, A
     by_key = {row["unit_key"]: row for row in rows}
     if not by_key:
         return
-    query = (
-        select(calls.c.unit_key, calls.c.run_id, calls.c.deployment, func.count())
-        .where(calls.c.unit_key.in_(sorted(by_key)))
-        .group_by(calls.c.unit_key, calls.c.run_id, calls.c.deployment)
-    )
     counts: dict[tuple[Any, ...], list[int]] = {}
-    for unit_key, run_id, deployment, count in connection.execute(query):
+    for unit_key, run_id, deployment, count in connection.execute(_stored_calls_query(), {"keys": sorted(by_key)}):
         _count_call(counts, by_key[unit_key], run_id, deployment, int(count))
     _upsert_calls(connection, counts)
+
+
+@functools.cache
+def _stored_calls_query() -> Any:
+    """The stored calls of the unit keys bound as `keys`, counted per run and deployment (built once)."""
+    return (
+        select(calls.c.unit_key, calls.c.run_id, calls.c.deployment, func.count())
+        .where(calls.c.unit_key.in_(bindparam("keys", expanding=True)))
+        .group_by(calls.c.unit_key, calls.c.run_id, calls.c.deployment)
+    )
 
 
 def _count_call(
@@ -259,21 +288,25 @@ def _count_call(
 def _upsert_calls(connection: Connection, counts: Mapping[tuple[Any, ...], list[int]]) -> None:
     if not counts:
         return
-    statement = dialect_insert(connection, call_totals)
-    excluded = statement.excluded
-    biggest = func.greatest if connection.dialect.name == "postgresql" else func.max
-    upsert = statement.on_conflict_do_update(
-        index_elements=[call_totals.c[name] for name in TOTALS_KEY],
-        set_={
-            "max_instance": biggest(call_totals.c.max_instance, excluded.max_instance),
-            "n_calls": call_totals.c.n_calls + excluded.n_calls,
-        },
-    )
     rows = [
         {**dict(zip(TOTALS_KEY, key, strict=True)), "max_instance": counts[key][0], "n_calls": counts[key][1]}
         for key in sorted(counts)
     ]
-    connection.execute(upsert, rows)
+    connection.execute(_calls_upsert(connection.dialect.name), rows)
+
+
+@functools.cache
+def _calls_upsert(dialect: str) -> Any:
+    """The call-totals upsert, built once per dialect."""
+    statement = insert_for(dialect, call_totals)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[call_totals.c[name] for name in TOTALS_KEY],
+        set_={
+            "max_instance": _greatest(dialect)(call_totals.c.max_instance, excluded.max_instance),
+            "n_calls": call_totals.c.n_calls + excluded.n_calls,
+        },
+    )
 
 
 def insert_rows(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -9,12 +10,13 @@ from sqlalchemy import Connection, delete, insert
 
 from fleetbench.types import CallRecord, UnitResult
 
-from .engine import dialect_insert
+from .claims import release_keys
+from .engine import insert_for
 from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_key, unit_row
-from .schema import INFRA_ERROR, calls, claims, transcripts, units
+from .schema import INFRA_ERROR, calls, transcripts, units
 from .totals import add_calls, add_calls_of_new_units, add_units, infra_rows, serialize_writers
 
-__all__ = ["dialect_insert", "write_batch"]
+__all__ = ["write_batch"]
 
 
 def write_batch(
@@ -51,24 +53,28 @@ def write_batch(
         connection.execute(insert(calls), call_rows)
         add_calls(connection, call_rows, {row["unit_key"]: row for row in rows})
     # Written (or refused because another worker completed it first): either way nobody needs the claim any more.
-    if rows:
-        connection.execute(delete(claims).where(claims.c.unit_key.in_([row["unit_key"] for row in rows])))
+    release_keys(connection, [row["unit_key"] for row in rows])
     return sum(1 for row in rows if row["unit_key"] in written and row["outcome"] != INFRA_ERROR)
 
 
 def _upsert_units(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
     """Insert-or-replace-infra-error; the keys of the rows this statement actually inserted or replaced."""
-    statement = dialect_insert(connection, units)
+    # A list of parameter sets runs as "insertmanyvalues": multi-row VALUES pages, RETURNING collected across them.
+    return set(connection.execute(_units_upsert(connection.dialect.name), rows).scalars())
+
+
+@functools.cache
+def _units_upsert(dialect: str) -> Any:
+    """The unit upsert, built once per dialect (it is run once per write batch)."""
+    statement = insert_for(dialect, units)
     excluded = statement.excluded
-    upsert = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[units.c.unit_key],
         set_={c.name: excluded[c.name] for c in units.columns if c.name != "unit_key"},
         # The WHERE is evaluated against the committed row after waiting for concurrent writers of the same key,
         # so a unit completed by another process in the meantime is left alone and not RETURNed here.
         where=units.c.outcome == INFRA_ERROR,
     ).returning(units.c.unit_key)
-    # A list of parameter sets runs as "insertmanyvalues": multi-row VALUES pages, RETURNING collected across them.
-    return set(connection.execute(upsert, rows).scalars())
 
 
 def _store_transcripts(connection: Connection, written: Sequence[UnitResult]) -> None:
@@ -79,13 +85,18 @@ def _store_transcripts(connection: Connection, written: Sequence[UnitResult]) ->
         connection.execute(delete(transcripts).where(transcripts.c.unit_key.in_(without)))
     if not with_transcript:
         return
-    statement = dialect_insert(connection, transcripts)
+    connection.execute(_transcripts_upsert(connection.dialect.name), with_transcript)
+
+
+@functools.cache
+def _transcripts_upsert(dialect: str) -> Any:
+    """The transcript upsert, built once per dialect."""
+    statement = insert_for(dialect, transcripts)
     excluded = statement.excluded
-    upsert = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[transcripts.c.unit_key],
         set_={"run_id": excluded.run_id, "encoding": excluded.encoding, "data": excluded.data},
     )
-    connection.execute(upsert, with_transcript)
 
 
 def _transcript_row(result: UnitResult, transcript: Mapping[str, Any]) -> dict[str, Any]:

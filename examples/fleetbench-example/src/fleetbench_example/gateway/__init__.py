@@ -11,14 +11,15 @@ import dataclasses
 import email.utils
 import math
 import time
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from fleetbench.interfaces import Provider, option
 from fleetbench.types import CallStatus, Completion, ErrorClass, Lane, Request
 
 from .wire import MalformedReply, completion_of, error_of, request_body
+
+if TYPE_CHECKING:
+    import aiohttp
 
 STATUSES: dict[int, CallStatus] = {
     401: CallStatus.AUTH,
@@ -57,7 +58,11 @@ class GatewayError(Exception):
 
 
 class GatewayProvider(Provider):
-    """One aiohttp session per event loop, shared by every lane; closed by `aclose`."""
+    """One aiohttp session per event loop, shared by every lane; closed by `aclose`.
+
+    aiohttp is imported when the first request is sent, not with this module: every fleetbench command imports every
+    installed plugin to register its options, and importing aiohttp costs about a tenth of a second.
+    """
 
     Options = GatewayOptions
     options: GatewayOptions
@@ -67,6 +72,8 @@ class GatewayProvider(Provider):
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             # No connection cap of aiohttp's own: the scheduler limits requests in flight per lane.
             connector = aiohttp.TCPConnector(limit=0)
@@ -95,6 +102,8 @@ class GatewayProvider(Provider):
             return _verdict(exc)
         if isinstance(exc, TimeoutError):
             return ErrorClass(CallStatus.TIMEOUT, detail="request timed out")
+        import aiohttp  # already imported by the request that failed
+
         if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | MalformedReply):
             return ErrorClass(CallStatus.TRANSIENT, detail=f"{type(exc).__name__}: {exc}")
         return ErrorClass(CallStatus.PERMANENT, detail=f"{type(exc).__name__}: {exc}")

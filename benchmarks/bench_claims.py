@@ -113,7 +113,7 @@ def scaling(scratch: Path, instances: int, postgres: bool) -> None:
                 db = [f"storage.url={url}", "storage=postgres"]
             else:
                 db = [f"storage.url=sqlite:///{scratch / f'scale{workers}.db'}"]
-            launched = time.perf_counter()
+            launched, server_cpu = time.perf_counter(), _process_cpu(server.pid)
             crew = [
                 subprocess.Popen([*CLI, "run", *job, *db, f"run.worker={i}"], cwd=scratch, env=env,
                                  stdout=subprocess.DEVNULL)
@@ -125,6 +125,7 @@ def scaling(scratch: Path, instances: int, postgres: bool) -> None:
                 process.returncode = 0
                 cpu += usage.ru_utime + usage.ru_stime
                 busy = max(busy, cpu / (time.perf_counter() - launched))
+            server_busy = (_process_cpu(server.pid) - server_cpu) / (time.perf_counter() - launched)
             requests = server.requests()
             rates[workers], window = _steady_rate(db[0].split("=", 1)[1])
             stack.close()
@@ -133,7 +134,7 @@ def scaling(scratch: Path, instances: int, postgres: bool) -> None:
             f"{workers} worker process(es): {len(requests)} calls; {rates[workers]:,.0f} calls/s while all "
             f"{workers} called ({window:.1f} s), {whole[workers]:,.0f} calls/s from first call to last; "
             f"{cpu / len(requests) * 1e3:.2f} ms of worker CPU per call, start-up included; the workers kept "
-            f"{busy:.2f} of {os.cpu_count()} CPUs busy on average (load average "
+            f"{busy:.2f} of {os.cpu_count()} CPUs busy on average and the server {server_busy:.2f} (load average "
             f"{os.getloadavg()[0]:.1f})"
         )
     where = "PostgreSQL" if postgres else "SQLite"
@@ -141,6 +142,12 @@ def scaling(scratch: Path, instances: int, postgres: bool) -> None:
         f"call rate on {where}, 2 workers / 1: {rates[2] / rates[1]:.2f} while both called (target >= 1.8); "
         f"{whole[2] / whole[1]:.2f} from first call to last"
     )
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _fill(storage: Storage, units: Iterator[Unit], run: RunRecord, chunk: int = 20_000) -> int:

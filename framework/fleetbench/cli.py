@@ -388,8 +388,13 @@ def _report_scope(cfg: DictConfig, overrides: Sequence[str], suite: str, widened
     if settings.models:  # the plan of the models asked for, under the composed settings
         cfg = cfg.copy()
         cfg.run.models = list(settings.models)
-    spec = dataclasses.replace(resolve_plan(cfg), experiment=_typed_value(overrides, "experiment"))
-    return config_scope(spec)
+    try:
+        plan = resolve_plan(cfg)
+    except ConfigError as error:
+        if settings.models and str(error).startswith("run.models["):  # they came from report.models: say so
+            raise ConfigError("report.models" + str(error).removeprefix("run.models")) from None
+        raise
+    return config_scope(dataclasses.replace(plan, experiment=_typed_value(overrides, "experiment")))
 
 
 def _explain_empty(storage: Storage, suite: str, scope: ReportScope) -> None:

@@ -47,8 +47,14 @@ def _output_dir(job_overrides: Sequence[str], multirun: bool, composed: DictConf
             # `${now:...}` resolves here; anything that needs a running job (`${hydra:job.num}`) falls back to
             # the working directory, which is where Hydra's default directories live.
             return Path(str(OmegaConf.select(cfg, key))).absolute()
-        except OmegaConfBaseException:
-            return Path.cwd()
+        except OmegaConfBaseException as exc:
+            parent, _, leaf = key.rpartition(".")
+            raw = str(OmegaConf.select(cfg, parent)._get_node(leaf)._value())
+            if "${hydra:" in raw:
+                return Path.cwd()
+            # Anything else (an unset `${oc.env:...}`) fails the job itself too, with a traceback of Hydra's.
+            message = str(exc).strip().splitlines()[0]
+            raise UserError(f"{key}: cannot resolve {raw!r}: {message}") from None
 
 
 def check_storages(configured: Iterable[NamingSpec], notify: Callable[[str], None]) -> None:

@@ -139,6 +139,13 @@ def test_report_output_takes_every_format_and_a_missing_directory_is_one_line(ru
         "not exist; create it or choose another path"
     ]
     assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "notes.txt").write_text("a file, not a directory")
+    under_a_file = run_cli("report", f"report.output={tmp_path}/notes.txt/sub/report.txt")
+    assert under_a_file.returncode == 2
+    assert stderr_lines(under_a_file) == [
+        f"error: report.output: cannot write '{tmp_path}/notes.txt/sub/report.txt': '{tmp_path}/notes.txt' is a file, "
+        "not a directory"
+    ]
     assert run_cli("report", "report.output=table.txt").returncode == 0
     table = (tmp_path / "table.txt").read_text()
     assert "fleetbench report" in table and "full %" in table and "Sim-Agent" in table
@@ -160,3 +167,15 @@ def test_show_lists_unit_keys_and_renders_without_suite(run_cli: RunCli) -> None
     shown = run_cli("show", keys[0][:10])  # the configured suite is jsonl: the workflow suite renders it anyway
     assert shown.returncode == 0, shown.stderr
     assert f"unit {keys[0]}" in shown.stdout and "Task" in shown.stdout
+
+
+def test_report_models_narrow_the_scope_and_an_unknown_one_is_named_under_its_own_key(run_cli: RunCli) -> None:
+    _run(run_cli, "run.instances=1", "run.models=[Sim-Agent,Sim-Weak]")
+    narrowed = run_cli("report", "run.instances=1", "run.models=[Sim-Agent,Sim-Weak]", "report.models=[sim]",
+                       "report.format=csv")  # fmt: skip
+    assert narrowed.returncode == 0, narrowed.stderr
+    assert {row.split(",")[0] for row in narrowed.stdout.splitlines()[1:]} == {"Sim-Agent"}
+    unknown = run_cli("report", "run.instances=1", "report.models=[Nope]")
+    assert unknown.returncode == 2
+    [line] = stderr_lines(unknown)
+    assert line.startswith("error: report.models[0]: unknown model 'Nope'; known base models: ")

@@ -244,6 +244,23 @@ def test_an_output_directory_under_a_file_named_through_the_configuration_is_one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+@pytest.mark.parametrize("multirun", [False, True])
+def test_an_output_directory_naming_an_unset_variable_is_one_line(
+    run_cli: RunCli, tmp_path: Path, multirun: bool
+) -> None:
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    refused = run_cli(
+        "run", *(["-m"] if multirun else []), "run.instances=1", f"{key}=${{oc.env:FLEETBENCH_UNSET_DIR}}"
+    )
+    assert refused.returncode == 2
+    assert stderr_lines(refused) == [
+        f"error: {key}: cannot resolve '${{oc.env:FLEETBENCH_UNSET_DIR}}': KeyError raised while resolving "
+        "interpolation: \"Environment variable 'FLEETBENCH_UNSET_DIR' not found\""
+    ]
+    assert refused.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("command", "expected"),
     [

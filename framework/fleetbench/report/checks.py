@@ -19,6 +19,9 @@ def check_report_output(output: str | None) -> None:
     folder = path.parent
     if path.is_dir():
         raise ConfigError(f"report.output: {output!r} is a directory; give a file name")
+    blocking = next((part for part in (folder, *folder.parents) if part.exists() and not part.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"report.output: cannot write {output!r}: {str(blocking)!r} is a file, not a directory")
     if not folder.is_dir():
         raise ConfigError(
             f"report.output: cannot write {output!r}: directory {str(folder)!r} does not exist; create it or choose "

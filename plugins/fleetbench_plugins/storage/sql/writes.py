@@ -46,7 +46,8 @@ def write_batch(
         {} if slots is None else slots,
     )
     # Calls stored before their unit's first row (a run stopped mid-episode) join the call totals now.
-    add_calls_of_new_units(connection, [row for row in rows if row["unit_key"] in written - replaceable.keys()])
+    first_stored = written - replaceable.keys()  # once, not per row: a batch can hold tens of thousands of units
+    add_calls_of_new_units(connection, [row for row in rows if row["unit_key"] in first_stored])
     _store_transcripts(connection, [r for r in chosen if r.key in written])
     if call_records:
         call_rows = [call_row(c) for c in call_records]

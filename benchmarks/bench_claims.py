@@ -40,6 +40,7 @@ from fleetbench.testing.server.environment import served_environment
 from fleetbench.testing.server.process import served
 from fleetbench.types import CallRecord, CallStatus, Episode, Outcome, RunRecord, Unit, UnitResult
 from installed import compile_like_pip
+from machine import cpu_speed_note
 
 CLI = [sys.executable, "-m", "fleetbench.entry"]
 
@@ -232,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             scaling(root, 100 if args.quick else args.instances, args.postgres)
         if args.only in (None, "status"):
             status(root, 20_000 if args.quick else 200_000)
+    print(cpu_speed_note())
 
 
 if __name__ == "__main__":

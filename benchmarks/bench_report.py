@@ -38,6 +38,7 @@ from fleetbench.types import RunRecord
 from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage
 from fleetbench_plugins.storage.sql.totals import insert_rows
 from installed import compile_like_pip
+from machine import cpu_speed_note
 
 CONFIG = [
     "suite=workflow",
@@ -141,6 +142,7 @@ def main() -> None:
         baseline = [timed_report(url, args.instances, "report.format=csv", "--help") for _ in range(args.repeat)]
         _print("`fleetbench report --help` (interpreter and imports only)", backend, baseline)
         print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(cpu_speed_note())
 
 
 def _print(what: str, backend: str, runs: list[tuple[float, float]]) -> None:

@@ -35,6 +35,7 @@ from fleetbench.testing.server.process import RunningServer, served
 from fleetbench.types import Lane
 from fleetbench_plugins.providers.litellm import loader, wire
 from installed import compile_like_pip
+from machine import cpu_speed_note
 
 DEPLOYMENTS = ("DeepSeek-V3-0324", "DeepSeek-V3-0324-2", "DeepSeek-V3-0324-3")
 
@@ -232,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cpu_per_call(Path(scratch), int(1500 * scale))
         sharding(Path(scratch), int(1500 * scale))
         startup(Path(scratch), 3)
+    print(cpu_speed_note())
 
 
 if __name__ == "__main__":

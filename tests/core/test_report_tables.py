@@ -146,6 +146,18 @@ def test_the_table_is_printed_not_returned() -> None:
     ]
 
 
+def test_each_column_is_as_wide_as_its_widest_text_and_tabulate_keeps_its_own_default() -> None:
+    import tabulate
+
+    default = tabulate.MIN_PADDING
+    out = io.StringIO()
+    render(Report((), (CORRECT,), [_row("Alpha", 3, 1, correct=0.75)], SHARES), "table", Console(file=out, width=200))
+    header = out.getvalue().splitlines()[2]
+    assert header.split("┃")[4] == " success "  # one space of the box each side, no padding of tabulate's own
+    assert tabulate.MIN_PADDING == default == 2  # set for our table only: other users of tabulate are untouched
+    assert tabulate.tabulate([["a"]], ["x"], tablefmt="grid").splitlines()[1] == "| x   |"  # padded by default
+
+
 def test_on_a_narrow_terminal_each_row_stays_on_one_line() -> None:
     out = io.StringIO()
     console = Console(file=out, width=40, color_system=None)

@@ -40,7 +40,6 @@ HEAVY_HEAD = TableFormat(
 """The box of the other terminal tables (rich's default), drawn by tabulate: rich lays a table out at about 0.8 ms a
 row, 2 s for a 2,400-row hierarchy; tabulate takes a twentieth of that."""
 
-tabulate_settings.MIN_PADDING = 0  # as in rich: a column is as wide as its widest text, plus the box's padding
 # Wide characters (CJK, emoji) are measured with wcwidth, a dependency for that: tabulate uses it when installed.
 
 HEADLINE_METRICS = 4
@@ -170,13 +169,27 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def _boxed(grid: list[list[str]], headers: list[str]) -> str:
+    """`grid` under `headers` in the HEAVY_HEAD box, each column as wide as its widest text (as in rich).
+
+    tabulate pads header cells by its module-level `MIN_PADDING` (2), which has no argument: it is set for this call
+    and restored, so other users of tabulate in the process keep their default.
+    """
+    saved = tabulate_settings.MIN_PADDING
+    tabulate_settings.MIN_PADDING = 0
+    try:
+        return str(tabulate(grid, headers, tablefmt=HEAVY_HEAD, disable_numparse=True, preserve_whitespace=True))
+    finally:
+        tabulate_settings.MIN_PADDING = saved
+
+
 def render(report: Report, fmt: str, console: Console) -> str | None:
     """Print `table` to the console; return the text of `markdown`, `csv` and `json`."""
     if fmt == "table":
         grid = [[_printable(cell) for cell in line] for line in _grid(report)]
         headers = [_printable(name) for name in _columns(report)]
         # Whitespace preserved: the deployment lines' indent, and names exactly as they are.
-        table = tabulate(grid, headers, tablefmt=HEAVY_HEAD, disable_numparse=True, preserve_whitespace=True)
+        table = _boxed(grid, headers)
         width = len(table.split("\n", 1)[0])
         caption = [report.scope, LEGEND] if report.scope else [LEGEND]
         text = "\n".join(

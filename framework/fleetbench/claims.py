@@ -8,7 +8,9 @@ releases its claim, finishing a run releases the rest. A worker that dies keeps 
 
 When a worker's own pass over the plan is done, `orphans` finds the units of its plan still claimed by other runs:
 expired claims (their worker died) are taken over and run, live ones are waited for, so the plan completes as long
-as one worker lives.
+as one worker lives. A run that died on this machine (SIGKILL, a crash, the machine's OOM killer) is known dead as soon
+as its process is gone and its heartbeat falls silent: `end_dead_claims` ends its claims then, so that rerunning a
+killed run does not wait out the rest of their lease (`run.lease_s`, a minute by default).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 from fleetbench.config.identity import digest
 from fleetbench.interfaces import Storage, UnitSource
+from fleetbench.liveness import ended_here
 from fleetbench.plan import ModelPlan
 from fleetbench.types import Unit
 
@@ -116,3 +119,17 @@ def plan_digest(plans: Sequence[ModelPlan]) -> str:
             for plan in plans
         )
     )
+
+
+def end_dead_claims(storage: Storage, run_id: str, now: float, host: str, quiet_s: float) -> dict[str, int]:
+    """End the claims of every other run that `liveness.ended_here` finds over (its process gone from this machine,
+    silent for `quiet_s`): their expiry becomes `now`, so they are orphans to take over at once. Claims per run ended.
+    """
+    ended: dict[str, int] = {}
+    for run in storage.runs():
+        other = str(run["run_id"])
+        if other != run_id and ended_here(run, now, host, quiet_s):
+            count = storage.renew_claims(other, now)
+            if count:
+                ended[other] = count
+    return ended

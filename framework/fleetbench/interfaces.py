@@ -333,7 +333,8 @@ class Storage(Plugin):
 
     @abc.abstractmethod
     def renew_claims(self, run_id: str, expires_at: float) -> int:
-        """Extend every claim `run_id` holds to `expires_at` (its heartbeat); return how many it holds."""
+        """Set the expiry of every claim `run_id` holds to `expires_at` (a heartbeat pushes it forward; a run found dead
+        has it set to now, which makes its claims orphans at once); return how many it holds."""
 
     @abc.abstractmethod
     def open_claims(self, scope: UnitScope, seed: int) -> list[ClaimInfo]:

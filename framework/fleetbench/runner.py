@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetbench import __version__, interrupts
-from fleetbench.claims import ClaimedUnits, Lease, ListedUnits, orphans, plan_digest
+from fleetbench.claims import ClaimedUnits, Lease, ListedUnits, end_dead_claims, orphans, plan_digest
 from fleetbench.config import RunSpec
 from fleetbench.config.spec import PlanSpec
 from fleetbench.errors import FleetbenchError, Interrupted
@@ -308,6 +308,12 @@ async def _orphan_round(
         live = sum(o.live for o in found.values())
         if not live:
             return {}
+        # Two heartbeats of silence: a live run elsewhere under the same host name keeps beating (see liveness).
+        ended = end_dead_claims(storage, lease.run_id, time.time(), socket.gethostname(), 2 * spec.run.heartbeat_s)
+        for dead, count in ended.items():
+            log.info("run %s died on this machine holding %d claims: ending them now", dead[:12], count)
+        if ended:
+            continue  # their units are orphans now: take them over without waiting
         log.info("waiting for %d units other workers hold", live)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), poll_s)

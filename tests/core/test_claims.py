@@ -102,6 +102,35 @@ def test_two_identical_runs_started_together_execute_each_unit_once(
     assert _query(url, "select * from claims") == [], "finished runs hold no claims"
 
 
+def test_rerunning_a_run_killed_on_this_machine_ends_its_claims_without_waiting_out_the_lease(
+    database: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """The SIGKILLed run's claims would live an hour (`run.lease_s=3600`); the rerun on the same machine sees its
+    process gone and its heartbeat silent, ends them and runs their units: it finishes long before the hour."""
+    url, storage = database
+    overrides = [*storage, *SLOW, "run.lease_s=3600", "run.heartbeat_s=0.5", "run.progress=off", "run.instances=12"]
+    victim = _start(tmp_path, overrides)
+    held = f"select count(*) n from claims c join runs r on r.run_id = c.run_id where r.pid = {victim.pid}"
+    _wait(lambda: bool(_query(url, held)) and _query(url, held)[0]["n"] > 0, [victim], timeout_s=300)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    orphaned = {r["unit_key"] for r in _query(url, f"select unit_key from claims c join runs r using (run_id) "
+                                                    f"where r.pid = {victim.pid}")}  # fmt: skip
+    assert orphaned, "the killed run held no claims: the test would show nothing"
+    rerun = subprocess.run([*CLI, "run", *overrides], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
+                           timeout=300)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    runs = _query(url, "select run_id, pid, status, planned_units from runs")
+    assert sorted(r["status"] for r in runs) == ["completed", "running"]  # the killed one, as SIGKILL left it
+    units = _query(url, "select unit_key, run_id from units")
+    assert len(units) == runs[0]["planned_units"] and len({u["unit_key"] for u in units}) == len(units)
+    rerun_id = next(r["run_id"] for r in runs if r["status"] == "completed")
+    assert orphaned <= {u["unit_key"] for u in units if u["run_id"] == rerun_id}, "the orphans were run by the rerun"
+    assert _query(url, "select * from claims") == []
+    log = (tmp_path / "outputs").rglob("fleetbench.log")
+    assert any("died on this machine holding" in path.read_text() for path in log)
+
+
 @pytest.mark.parametrize("workers", [4, 8])
 def test_workers_share_a_plan_and_the_units_of_killed_workers_return(
     database: tuple[str, list[str]], tmp_path: Path, workers: int

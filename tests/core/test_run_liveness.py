@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fleetbench import runner
 from fleetbench.config import compose_config, resolve_run
-from fleetbench.report.runs import STALE_AFTER_S, run_state
+from fleetbench.liveness import STALE_AFTER_S, run_state
 from tests.conftest import CLI, RunCli, cli_env
 
 HOST = socket.gethostname()

@@ -1,13 +1,8 @@
-"""`fleetbench runs`: every recorded run, with runs whose process died shown as `dead`, never as `running`.
-
-A run records its host, pid and a heartbeat every few seconds while it executes. A `running` run is dead when its
-heartbeat is older than `STALE_AFTER_S`, or, on the machine it ran on, when its process no longer exists (a SIGKILLed
-run is recognised at once there, from any other machine after the heartbeat goes stale).
-"""
+"""`fleetbench runs`: every recorded run, with runs whose process died shown as `dead`, never as `running`
+(`fleetbench.liveness` decides)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -16,32 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-HEARTBEAT_S = 5.0
-"""How often a running run records that it is alive (`runs.heartbeat_at`)."""
-STALE_AFTER_S = 6 * HEARTBEAT_S
-"""A running run whose heartbeat is older than this is dead (allows for a few slow transactions)."""
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by someone else
-        return True
-    return True
-
-
-def run_state(run: Mapping[str, Any], now: float, this_host: str) -> str:
-    """The run's status as recorded, except that a `running` run whose process is gone is `dead`."""
-    if run["status"] != "running":
-        return str(run["status"])
-    heartbeat = run.get("heartbeat_at") or run["started_at"]
-    if now - float(heartbeat) > STALE_AFTER_S:
-        return "dead"
-    if run.get("host") == this_host and run.get("pid") and not _process_exists(int(run["pid"])):
-        return "dead"
-    return "running"
+from fleetbench.liveness import run_state
 
 
 def _when(stamp: float | None) -> str:

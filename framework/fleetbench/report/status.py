@@ -22,8 +22,8 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from fleetbench.interfaces import Storage
+from fleetbench.liveness import run_state
 from fleetbench.plan import ModelPlan
-from fleetbench.report.runs import run_state
 from fleetbench.types import CallStatus
 
 RATE_LIMITED = 429

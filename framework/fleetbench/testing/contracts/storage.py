@@ -200,6 +200,16 @@ class StorageContract:
         assert (first["status"], first["finished_at"], first["executed_units"]) == ("finished", 1600.0, 6)
         assert first["heartbeat_at"] >= 1500.0
 
+    def test_renewing_to_an_earlier_time_ends_the_claims(self, storage: Storage) -> None:
+        """How a worker ends the claims of a run that died on its machine: their expiry is set to now."""
+        units = kit_units()
+        ready(storage, run_record(), run_record(LATER_RUN, 2000.0))
+        assert storage.claim(RUN, units[:3], now=100.0, expires_at=1000.0) == {u.key for u in units[:3]}
+        assert storage.claim(LATER_RUN, units[:3], now=150.0, expires_at=200.0) == set(), "live until 1000"
+        assert storage.renew_claims(RUN, 150.0) == 3
+        assert {c.expires_at for c in storage.open_claims(SCOPE, 0)} == {150.0}
+        assert storage.claim(LATER_RUN, units[:3], now=150.0, expires_at=200.0) == {u.key for u in units[:3]}
+
     def test_a_live_claim_is_held_by_one_run_until_it_expires(self, storage: Storage) -> None:
         units = kit_units()
         ready(storage, run_record(), run_record(LATER_RUN, 2000.0))

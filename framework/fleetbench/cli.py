@@ -449,7 +449,7 @@ def cmd_status(args: Sequence[str]) -> int:
     _, overrides = _split(args)
     cfg = compose_config(overrides)
     spec = resolve_plan(cfg)  # no lanes: status reads the database only, and needs no API key
-    common = resolve_common(cfg)
+    common = spec.common or resolve_common(cfg)
     options = StatusConf(**{str(k): v for k, v in OmegaConf.to_container(cfg.status).items()})  # type: ignore[union-attr]
     if not (math.isfinite(options.window_s) and 0 < options.window_s <= 30 * 86_400):
         raise ConfigError(f"status.window_s: must be from 0 to {30 * 86_400} seconds, got {options.window_s}")
@@ -457,15 +457,16 @@ def cmd_status(args: Sequence[str]) -> int:
         raise ConfigError(f"status.every_s: must be from 0.1 to 3600 seconds, got {options.every_s}")
     model_plans = plans(spec)
     digest = plan_digest(model_plans)
+    deployments = {name for model in spec.models for name in model.deployment_names}
     with _storage(common) as storage:
         if not options.watch:
-            render_status(gather(storage, model_plans, digest, options.window_s), console)
+            render_status(gather(storage, model_plans, digest, options.window_s, deployments), console)
             return 0
         from rich.live import Live
 
         with Live(console=console, auto_refresh=False) as live:
             while True:
-                status = gather(storage, model_plans, digest, options.window_s)
+                status = gather(storage, model_plans, digest, options.window_s, deployments)
                 live.update(status_tables(status), refresh=True)
                 time.sleep(options.every_s)
 

@@ -54,6 +54,12 @@ def test_gather_counts_done_live_claims_and_lane_health() -> None:
     one = lanes["Kit-Model"]
     assert (one.done, one.calls, one.rate_limited) == (1, 3, 0) and one.errors == pytest.approx(1 / 3)
     assert status.runs == [], "only runs of this plan's digest are listed"
+    # As if Kit-Model-2 served another plan sharing the database: its calls are not this plan's lane health.
+    only_one = gather(storage, [plan], "", window_s=60, deployments={"Kit-Model"})
+    assert [(lane.deployment, lane.done, lane.calls) for lane in only_one.lanes] == [
+        ("Kit-Model", 1, 3),
+        ("Kit-Model-2", 1, 0),  # this plan's units done there still count
+    ]
 
 
 def test_a_dead_workers_claims_are_not_counted_as_claimed() -> None:

@@ -73,6 +73,8 @@ class PlanSpec:
     suite: interfaces.Suite
     scopes: Scopes
     experiment: str | None = None
+    common: NamingSpec | None = None
+    """The naming, storage and report settings the plan was resolved with (set by `resolve_plan`)."""
 
 
 def resolve_plan(cfg: DictConfig) -> PlanSpec:
@@ -103,7 +105,7 @@ def resolve_plan(cfg: DictConfig) -> PlanSpec:
     scopes = build_scopes(
         suite_identity(suite, suite_ref.options, judge_identity), {m.name: identities[m.name] for m in models}
     )
-    return PlanSpec(run, models, suite, scopes)
+    return PlanSpec(run, models, suite, scopes, common=common)
 
 
 def resolve_common(cfg: DictConfig) -> NamingSpec:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +74,15 @@ class PlanStatus:
         return out
 
 
-def gather(storage: Storage, plans: Sequence[ModelPlan], digest: str, window_s: float) -> PlanStatus:
-    """Read the plan's status from storage."""
+def gather(
+    storage: Storage,
+    plans: Sequence[ModelPlan],
+    digest: str,
+    window_s: float,
+    deployments: Collection[str] | None = None,
+) -> PlanStatus:
+    """Read the plan's status from storage; deployment health covers `deployments` (the plan's models' deployments;
+    None: every deployment that answered calls), not other plans' deployments sharing the database."""
     now = time.time()
     host = socket.gethostname()
     runs = [{**run, "state": run_state(run, now, host)} for run in storage.runs() if run.get("plan") == digest]
@@ -102,7 +109,8 @@ def gather(storage: Storage, plans: Sequence[ModelPlan], digest: str, window_s: 
             factors = ", ".join(f"{name}={value}" for name, value in cell.cell.factors)
             done_here = min(done[cell.instances].get(cell.key, 0), cell.instances)
             cells.append(CellStatus(plan.base_model, factors, done_here, live[cell.key], cell.instances))
-    lanes = _health(storage.recent_calls(now - window_s), done_at)
+    recent = [c for c in storage.recent_calls(now - window_s) if deployments is None or c["deployment"] in deployments]
+    lanes = _health(recent, done_at)
     return PlanStatus(runs, cells, lanes, window_s, now)
 
 

@@ -18,9 +18,9 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
@@ -278,11 +278,14 @@ def print_summary(summary: RunSummary) -> None:
         )
     if summary.executed:
         console.print(table)
-    rate = summary.executed / summary.wall_s if summary.wall_s > 0 else 0.0
+    working_s = summary.wall_s - summary.providers_ready_s  # the rate of the work, not of litellm's import
+    rate = summary.executed / working_s if working_s > 0 else 0.0
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "none"
+    waited = summary.providers_ready_s
+    loading = f", of which {waited:.2f}s starting providers" if waited >= 0.01 else ""
     console.print(
         f"planned {summary.planned} units: {summary.already_stored} already stored, {summary.executed} executed "
-        f"({outcomes}), {summary.newly_completed} newly stored in {summary.wall_s:.2f}s ({rate:.0f} units/s)",
+        f"({outcomes}), {summary.newly_completed} newly stored in {summary.wall_s:.2f}s{loading} ({rate:.0f} units/s)",
         soft_wrap=True,
     )
     if summary.infra:
@@ -340,7 +343,7 @@ def cmd_report(args: Sequence[str]) -> int:
             by = [*scope.split_by, *(name for name in settings.by if name not in scope.split_by)]
             report = build_report(storage, rows_filter, suite.metrics(), by, scope.description)
         if all(not table.rows for table in tables) if report is None else not report.rows:
-            _explain_empty(storage, suite.name, scope)
+            _explain_empty(storage, suite.name, scope, rows_filter)
     if report is None:
         return _emit(settings, lambda fmt, out: render_tables(tables, fmt, out))
     return _emit(settings, lambda fmt, out: render(report, fmt, out))
@@ -365,6 +368,19 @@ def _scoped_filter(
     scope = _report_scope(cfg, overrides, suite.name, widened=run_id is not None or settings.label is not None)
     models = tuple(common.naming.base_name(str(m)) for m in settings.models)
     return ReportFilter(suite.name, models, run_id, run_label=settings.label, plans=scope.plans), scope
+
+
+def _refuse_other_suites(runs: Sequence[Mapping[str, Any]], suite: str, rows: ReportFilter) -> None:
+    """A run id or label whose runs all ran another suite than the configured one: one line naming `suite=`."""
+    if rows.run_id is not None:
+        key, named = "report.run_id", [run for run in runs if run["run_id"] == rows.run_id]
+        what = f"run {rows.run_id[:12]}"
+    else:
+        key, named = "report.label", [run for run in runs if run.get("label") == rows.run_label]
+        what = f"the runs labelled {rows.run_label!r}"
+    suites = sorted({str(run["suite"]) for run in named})
+    if suites and suite not in suites:
+        raise UserError(f"{key}: {what} ran suite {', '.join(suites)}, not {suite!r}; add suite={suites[0]}")
 
 
 def _typed_value(overrides: Sequence[str], key: str) -> str | None:
@@ -397,12 +413,15 @@ def _report_scope(cfg: DictConfig, overrides: Sequence[str], suite: str, widened
     return config_scope(dataclasses.replace(plan, experiment=_typed_value(overrides, "experiment")))
 
 
-def _explain_empty(storage: Storage, suite: str, scope: ReportScope) -> None:
-    """An empty report says why: nothing stored, only other suites' units (an error), or nothing in this scope."""
+def _explain_empty(storage: Storage, suite: str, scope: ReportScope, rows: ReportFilter | None = None) -> None:
+    """An empty report says why: nothing stored, only other suites' units (an error), the named run or label ran
+    another suite (an error), or nothing in this scope."""
     stored = storage.suites()
     if not stored:
         _error("note: the database holds no units yet (fleetbench run stores them)")
         return
+    if rows is not None and (rows.run_id is not None or rows.run_label is not None):
+        _refuse_other_suites(storage.runs(), suite, rows)
     if not stored.get(suite):
         others = ", ".join(f"{name} ({count} units)" for name, count in sorted(stored.items()))
         raise UserError(
@@ -422,11 +441,7 @@ def _emit(settings: ReportConf, draw: Callable[[str, Console], str | None]) -> i
         return 0
     buffer = io.StringIO()
     text = draw(settings.format, Console(file=buffer, width=250, color_system=None, soft_wrap=True))
-    try:
-        with open(settings.output, "w", encoding="utf-8") as handle:
-            handle.write(buffer.getvalue() if text is None else text)
-    except OSError as exc:
-        raise UserError(f"report.output: cannot write {settings.output!r}: {exc.strerror}") from None
+    _write_output("report.output", settings.output, buffer.getvalue() if text is None else text)
     return 0
 
 
@@ -610,7 +625,8 @@ def _configured_suite(cfg: DictConfig) -> Suite:
 
 
 def _write_output(key: str, path: str, text: str) -> None:
-    """Write a command's output file whole (a temporary file renamed), or fail with one line naming the key."""
+    """Write a command's output file whole (a temporary file renamed) and say so, or fail with one line naming the
+    key."""
     from fleetbench.report.exports.files import write_text
 
     folder = Path(path).parent
@@ -620,6 +636,7 @@ def _write_output(key: str, path: str, text: str) -> None:
         write_text(Path(path), text)
     except OSError as exc:
         raise UserError(f"{key}: cannot write {path!r}: {exc.strerror}") from None
+    console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)  # as `export` says what it wrote
 
 
 def cmd_drift(args: Sequence[str]) -> int:

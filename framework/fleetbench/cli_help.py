@@ -42,7 +42,8 @@ COMMAND_HELP: dict[str, CommandHelp] = {
         "fleetbench runs [OVERRIDES]",
         "list recorded runs; a run whose process died is shown as dead",
         "Lists every run recorded in the configured storage, newest first: its state (running, completed, "
-        "interrupted, failed, or dead when its process is gone or its heartbeat stopped), start, last heartbeat, "
+        "interrupted, failed, deadline (stopped by scheduler.deadline_s), or dead when its process is gone or its "
+        "heartbeat stopped), start, last heartbeat, "
         "host and pid, suite, models, planned and executed units, and label.",
     ),
     "status": CommandHelp(

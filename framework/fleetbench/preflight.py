@@ -8,8 +8,9 @@ into one line, with nothing written: no `outputs/` directory, no `runs` row.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
@@ -43,18 +44,43 @@ def _output_dir(job_overrides: Sequence[str], multirun: bool, composed: DictConf
         if cfg is None:
             cfg = compose(config_name=CONFIG_NAME, overrides=list(job_overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)  # for `${hydra:runtime.cwd}`, as in the job itself
+        check_hydra_environment(cfg)
         try:
             # `${now:...}` resolves here; anything that needs a running job (`${hydra:job.num}`) falls back to
             # the working directory, which is where Hydra's default directories live.
             return Path(str(OmegaConf.select(cfg, key))).absolute()
+        except OmegaConfBaseException:
+            return Path.cwd()
+
+
+def check_hydra_environment(cfg: DictConfig) -> None:
+    """Every environment variable Hydra's own settings read (`hydra.run.dir=${oc.env:OUT}/...`, a job name, a log
+    file) is set; else one line naming the key. Hydra would resolve them inside the job, after creating files, and
+    fail with a traceback."""
+    settings = OmegaConf.to_container(cfg.hydra, resolve=False)
+    assert isinstance(settings, dict)
+    settings.pop("overrides", None)  # the command line's texts, kept as typed: not settings Hydra resolves
+    for key, text in _texts(settings, "hydra"):
+        if "${oc.env:" not in text:
+            continue
+        try:
+            OmegaConf.select(cfg, key)
         except OmegaConfBaseException as exc:
-            parent, _, leaf = key.rpartition(".")
-            raw = str(OmegaConf.select(cfg, parent)._get_node(leaf)._value())
-            if "${hydra:" in raw:
-                return Path.cwd()
-            # Anything else (an unset `${oc.env:...}`) fails the job itself too, with a traceback of Hydra's.
             message = str(exc).strip().splitlines()[0]
-            raise UserError(f"{key}: cannot resolve {raw!r}: {message}") from None
+            if "Environment variable" in message:  # the other failures need a running job (`${hydra:job.num}`)
+                raise UserError(f"{key}: cannot resolve {text!r}: {message}") from None
+
+
+def _texts(node: Any, key: str) -> Iterator[tuple[str, str]]:
+    """(dotted key, text) of every string in a plain container."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            yield from _texts(value, f"{key}.{name}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _texts(value, f"{key}.{index}")
+    elif isinstance(node, str):
+        yield key, node
 
 
 def check_storages(configured: Iterable[NamingSpec], notify: Callable[[str], None]) -> None:

@@ -72,6 +72,8 @@ class RunSummary:
     """Units finished on a lane other than the one their static share assigned."""
     lanes: list[LaneReport] = field(default_factory=list)
     """How every lane of the run fared (see `problem_lines`)."""
+    providers_ready_s: float = 0.0
+    """Of `wall_s`, the time spent waiting for providers to start (litellm's import) before the first request."""
 
     def record(self, result: UnitResult, calls: Sequence[CallRecord]) -> None:
         """Count one committed result."""
@@ -262,8 +264,9 @@ async def _execute(
     try:
         # What finish_run records if a worker's exception propagates, or the sharding plugin's (in `crew.workers`).
         summary.status = "failed"
-        # Before the first request, so that no call's latency holds a provider's start-up (litellm imports for seconds).
-        await asyncio.gather(*(provider.ready() for provider in providers.values()))
+        ready = _ProvidersReady(providers, summary)
+        if any(source.count for source in missing.values()):  # a run with nothing to do never waits for litellm
+            await ready()
         workers = crew.workers(missing)
         per_model = {model: source.count for model, source in missing.items()}
         outlet.progress.start(list(lanes.values()), sum(per_model.values()), crew.shares, per_model)
@@ -275,6 +278,7 @@ async def _execute(
             sources = await _orphan_round(spec, storage, missing, lease, stop)
             if not sources:
                 break
+            await ready()
             workers = crew.workers(sources)
         if summary.status == "completed" and signals.stopping.is_set():
             summary.status = "deadline" if stop.deadline.reached else "interrupted"
@@ -290,6 +294,24 @@ async def _execute(
         # Last: a signal while results are committed must not interrupt the commit; from here until the run's end is
         # recorded, a signal is only noted (`deferred` in `_run_with` takes over).
         signals.remove(then=note_only)
+
+
+class _ProvidersReady:
+    """Awaits every provider's `ready` once, before the first request, so that no call's latency holds a provider's
+    start-up (litellm imports for seconds); the wait is recorded in the summary."""
+
+    def __init__(self, providers: Mapping[str, Provider], summary: RunSummary) -> None:
+        self._providers = providers
+        self._summary = summary
+        self._done = False
+
+    async def __call__(self) -> None:
+        if self._done:
+            return
+        started = time.perf_counter()
+        await asyncio.gather(*(provider.ready() for provider in self._providers.values()))
+        self._summary.providers_ready_s = time.perf_counter() - started
+        self._done = True
 
 
 async def _orphan_round(

@@ -50,7 +50,7 @@ def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         written = cli(folder, "report", *WORKFLOW, f"storage.url={url}", "report.format=html",
                       "report.output=report.html")  # fmt: skip
         assert written.returncode == 0, written.stderr
-        assert written.stdout == ""
+        assert written.stdout == "wrote report.html\n"
         drift = cli(folder, "drift", *WORKFLOW, f"storage.url={url}", "drift.format=json")
         assert drift.returncode == 0, drift.stderr
         yield folder / "report.html", json.loads(drift.stdout)

@@ -6,6 +6,7 @@ echoes the key in its error text."""
 from __future__ import annotations
 
 import random
+import re
 import signal
 import subprocess
 import time
@@ -95,3 +96,19 @@ def test_no_configured_key_reaches_anything_a_sweep_writes_or_prints(run_cli: Ru
         auth = rows(tmp_path / "fleetbench.db", "select error from calls where status = 'auth'")
         assert auth and all("***" in row["error"] for row in auth), "the quoted key is redacted, not dropped"
         assert_no_key_anywhere(tmp_path, server, process.stdout, process.stderr)
+
+
+def test_a_run_reports_its_wait_for_litellm_apart_and_a_run_with_nothing_to_do_does_not_wait(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """litellm's import (seconds) is awaited before the first request and printed apart from the work's rate; a
+    rerun with nothing missing never waits for it."""
+    with served(tmp_path / "server", {"defaults": {"latency": 0.01}}) as server:
+        first = run_cli("run", "run.progress=off", *JOB, env=run_env(server), timeout=300)
+        assert first.returncode == 0, first.stderr
+        summary = next(line for line in first.stdout.splitlines() if line.startswith("planned 30 units"))
+        assert re.search(r"30 newly stored in [\d.]+s, of which [\d.]+s starting providers \(\d+ units/s\)", summary)
+        again = run_cli("run", "run.progress=off", *JOB, env=run_env(server), timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert "planned 30 units: 30 already stored, 0 executed" in again.stdout
+        assert "starting providers" not in again.stdout

@@ -6,6 +6,7 @@ Every test runs the real command line on a real SQLite file (runs of the built-i
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,18 @@ def test_report_models_narrow_the_scope_and_an_unknown_one_is_named_under_its_ow
     assert unknown.returncode == 2
     [line] = stderr_lines(unknown)
     assert line.startswith("error: report.models[0]: unknown model 'Nope'; known base models: ")
+
+
+def test_a_run_id_or_label_of_another_suite_names_the_suite_to_add(run_cli: RunCli) -> None:
+    _run(run_cli, "suite=workflow", "run.instances=1", "run.label=wf")
+    runs = run_cli("runs")
+    run_id = re.findall(r"│ ([0-9a-f]{12}) ", runs.stdout)[0]
+    for key, value, what in (("report.label", "wf", "the runs labelled 'wf'"), ("report.run_id", run_id[:6], "run")):
+        refused = run_cli("report", f"{key}={value}")  # the configured suite is jsonl
+        assert refused.returncode == 2
+        [line] = stderr_lines(refused)
+        assert line.startswith(f"error: {key}: {what}") and line.endswith(
+            "ran suite workflow, not 'jsonl'; add suite=workflow"
+        )
+        shown = run_cli("report", f"{key}={value}", "suite=workflow", "report.format=csv")
+        assert shown.returncode == 0 and "Sim-Agent" in shown.stdout

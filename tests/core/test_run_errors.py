@@ -202,11 +202,11 @@ def test_report_output_receives_the_table_too(run_cli: RunCli, tmp_path: Path) -
     _stored_database(run_cli, tmp_path)
     process = run_cli("report", "report.output=report.txt")
     assert process.returncode == 0, process.stderr
-    assert process.stdout == ""
+    assert process.stdout == "wrote report.txt\n", "the report goes to the file; the terminal says where"
     written = (tmp_path / "report.txt").read_text()
     assert "fleetbench report" in written and "Sim-Agent" in written
     assert "\x1b[" not in written, "no terminal colour codes in a file"
-    assert run_cli("report", "report.format=csv", "report.output=report.csv").stdout == ""
+    assert run_cli("report", "report.format=csv", "report.output=report.csv").stdout == "wrote report.csv\n"
     assert (tmp_path / "report.csv").read_text().startswith("base_model,")
 
 
@@ -244,21 +244,29 @@ def test_an_output_directory_under_a_file_named_through_the_configuration_is_one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
-@pytest.mark.parametrize("multirun", [False, True])
-def test_an_output_directory_naming_an_unset_variable_is_one_line(
-    run_cli: RunCli, tmp_path: Path, multirun: bool
+@pytest.mark.parametrize(
+    ("args", "key", "raw"),
+    [
+        ([], "hydra.run.dir", "${oc.env:FLEETBENCH_UNSET_DIR}"),
+        (["-m", "run.seed=1,2"], "hydra.sweep.dir", "${oc.env:FLEETBENCH_UNSET_DIR}"),
+        (["-m", "run.seed=1,2"], "hydra.sweep.dir", "${hydra:runtime.cwd}/${oc.env:FLEETBENCH_UNSET_DIR}"),
+        (["-m", "run.seed=1,2", "hydra.sweep.dir=sweeps"], "hydra.sweep.subdir", "${oc.env:FLEETBENCH_UNSET_DIR}"),
+        ([], "hydra.job.name", "${oc.env:FLEETBENCH_UNSET_DIR}"),
+        ([], "hydra.job_logging.handlers.file.filename", "${oc.env:FLEETBENCH_UNSET_DIR}/x.log"),
+    ],
+)
+def test_a_hydra_setting_naming_an_unset_variable_is_one_line(
+    run_cli: RunCli, tmp_path: Path, args: list[str], key: str, raw: str
 ) -> None:
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    refused = run_cli(
-        "run", *(["-m"] if multirun else []), "run.instances=1", f"{key}=${{oc.env:FLEETBENCH_UNSET_DIR}}"
-    )
+    """Hydra would resolve these inside the job, after creating its directories, and fail with a traceback."""
+    refused = run_cli("run", *args, "run.instances=1", f"{key}={raw}")
     assert refused.returncode == 2
     assert stderr_lines(refused) == [
-        f"error: {key}: cannot resolve '${{oc.env:FLEETBENCH_UNSET_DIR}}': KeyError raised while resolving "
-        "interpolation: \"Environment variable 'FLEETBENCH_UNSET_DIR' not found\""
+        f"error: {key}: cannot resolve '{raw}': KeyError raised while resolving interpolation: \"Environment "
+        "variable 'FLEETBENCH_UNSET_DIR' not found\""
     ]
     assert refused.stdout == ""
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [], "nothing written: no outputs/, no database"
 
 
 @pytest.mark.parametrize(

@@ -123,8 +123,11 @@ class SqlDatabase:
                     if file.read(16) != SQLITE_HEADER:
                         raise StorageError(f"{self._where}: {path} is not a SQLite database")
             return
-        with self.errors("connecting"), self.engine().connect():
-            pass
+        try:
+            with self.errors("connecting"), self.engine().connect():
+                pass
+        except StorageError as error:  # name where the URL comes from: the postgres preset reads the environment
+            raise StorageError(f"{error} (set storage.url, or FLEETBENCH_DATABASE_URL with storage=postgres)") from None
 
     def migrate(self) -> list[str]:
         self._check_sqlite_path(writable=True)

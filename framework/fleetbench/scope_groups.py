@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-TIMEOUT_STATUSES = ("timeout", "episode_timeout")
+TIMEOUT_STATUSES = ("timeout", "episode_timeout", "request_timeout")
 """Infra statuses that are timeouts: `Storage.aggregate` counts those infra errors as `timeout`."""
 SCOPE_GROUPS = ("dataset", "suite_version")
 """Scope properties by name (besides any `suite.<option>`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from pathlib import Path
@@ -9,12 +10,12 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from fleetbench.types import MetricSpec, ReportFilter
+from fleetbench.types import MetricSpec, Outcome, ReportFilter
 from fleetbench_plugins.storage.sql.engine import write_transaction
 from fleetbench_plugins.storage.sql.migrate import alembic_config
 from tests.conftest import RunCli, stderr_lines
 
-from .builders import key, storage
+from .builders import key, result, storage
 
 _OLD_UNIT = (
     "INSERT INTO units (unit_key, suite, base_model, factors, instance_index, seed, task_id, outcome, metrics, turns, "
@@ -133,4 +134,23 @@ def test_upgrading_from_0004_adds_up_the_stored_units_and_calls(database_url: st
     assert (cot["total"], cot["failure"], cot["infra_error"], cot["timeout"], cot["score"]) == (1, 1, 1, 1, 0.0)
     assert optimal["mean_duration_s"] == 15.0
     assert [(s["units"], s["calls"]) for s in store.deployment_shares(flt)] == [(3, 3)]
+    store.close()
+
+
+def test_upgrading_from_0006_counts_request_timeouts_as_timeouts(database_url: str) -> None:
+    """Before 0007 a unit whose request timed out was stored as an infra error but not added up as a timeout: such a
+    database is made here by storing one with today's code, then setting its totals and revision as 0006 left them."""
+    store = storage(database_url)
+    hung = result("hung", Outcome.INFRA_ERROR)
+    hung = dataclasses.replace(hung, episode=dataclasses.replace(hung.episode, infra_status="request_timeout"))
+    store.write([result("fine"), hung], [])
+    store.close()
+    engine = create_engine(database_url)
+    with write_transaction(engine) as connection:
+        connection.execute(text("UPDATE unit_totals SET n_timeout = 0"))
+        command.stamp(alembic_config(connection), "0006")
+    engine.dispose()
+    store = storage(database_url, run=None)  # migrates to head
+    [row] = store.aggregate([], ReportFilter("workflow"), (MetricSpec("score", "s", "mean"),))
+    assert (row["total"], row["success"], row["infra_error"], row["timeout"]) == (1, 1, 1, 1)
     store.close()

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 """The alembic head revision this code reads and writes. `migrate()` upgrades a database to it."""
 
 VERSION_TABLE = "fleetbench_alembic_version"

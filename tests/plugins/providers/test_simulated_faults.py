@@ -132,8 +132,11 @@ def test_a_request_that_hangs_ends_at_the_request_timeout_and_loses_the_lane_for
 
 
 def test_fault_rates_adding_up_to_more_than_one_are_refused() -> None:
-    with pytest.raises(ConfigError, match="add up to more than 1"):
+    with pytest.raises(ConfigError) as refused:
         validate_options(SimulatedDeploymentParams, {"hang_rate": 0.6, "empty_rate": 0.6}, "params", "simulated")
+    # Named by what was set (not by a rate left at 0), with each term.
+    expected = "params.hang_rate: the fault rates add up to more than 1 (hang_rate 0.6 + empty_rate 0.6)"
+    assert expected in str(refused.value)
     with pytest.raises(ConfigError, match=r"outage.*choices"):
         validate_options(SimulatedDeploymentParams, {"outage": "melted"}, "params", "simulated")
 

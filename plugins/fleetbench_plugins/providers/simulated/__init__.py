@@ -119,8 +119,11 @@ class SimulatedDeploymentParams:
         for name in RATE_FIELDS:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: must be within [0, 1], got {getattr(self, name)}")
-        if sum(getattr(self, name) for name in RATE_FIELDS) > 1:
-            raise ValueError(f"{RATE_FIELDS[0]}: the fault rates ({', '.join(RATE_FIELDS)}) add up to more than 1")
+        given = {name: getattr(self, name) for name in RATE_FIELDS if getattr(self, name)}
+        if sum(given.values()) > 1:
+            # Named by the rates set, not by a fixed field: the one-line error must point at what the user wrote.
+            terms = " + ".join(f"{name} {value:g}" for name, value in given.items())
+            raise ValueError(f"{next(iter(given))}: the fault rates add up to more than 1 ({terms})")
         if self.profile is not None and self.profile not in known_profiles():
             raise ValueError(f"profile: {self.profile!r} is not a profile; choices: {choices_text(known_profiles())}")
         if self.max_in_flight is not None and self.max_in_flight < 1:

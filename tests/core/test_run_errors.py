@@ -227,7 +227,9 @@ def test_show_renders_each_unit_with_the_suite_that_stored_it(run_cli: RunCli, t
     assert "=== Task " in workflow_unit.stdout and "--- System prompt ---" in workflow_unit.stdout
     jsonl_unit = run_cli("show", keys["jsonl"][:12], "experiment=workflow_demo")  # the configured suite is workflow
     assert jsonl_unit.returncode == 0, jsonl_unit.stderr
-    assert '"reference"' in jsonl_unit.stdout
+    assert "--- user ---" in jsonl_unit.stdout and "--- assistant ---" in jsonl_unit.stdout
+    assert "reference: " in jsonl_unit.stdout and ("-> correct" in jsonl_unit.stdout or "-> wrong" in jsonl_unit.stdout)
+    assert '"reference"' not in jsonl_unit.stdout, "readable text, not the stored JSON"
 
 
 def test_an_output_directory_under_a_file_named_through_the_configuration_is_one_line(

@@ -97,7 +97,12 @@ def check_revision(engine: Engine, where: str) -> None:
         raise StorageError(
             f"{where} is not a fleetbench database: it has no fleetbench schema (fleetbench run creates it)"
         )
+    if found < SCHEMA_REVISION:  # revisions are zero-padded numbers
+        raise StorageError(
+            f"{where} is at schema revision {found!r}, older than this fleetbench's {SCHEMA_REVISION!r}: a "
+            "`fleetbench run` with this storage upgrades it in place, keeping every stored result"
+        )
     raise StorageError(
-        f"{where} is at schema revision {found!r} but this fleetbench reads revision {SCHEMA_REVISION!r}; "
-        "run migrate() to upgrade it, or use the fleetbench version that wrote it"
+        f"{where} is at schema revision {found!r}, newer than this fleetbench's {SCHEMA_REVISION!r}: use the "
+        "fleetbench version that wrote it, or a newer one"
     )

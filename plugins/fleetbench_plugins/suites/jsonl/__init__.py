@@ -111,6 +111,20 @@ class JsonlSuite(Suite):
         random.Random(f"{seed}:{category}").shuffle(items)
         return tuple(items)
 
+    def render_transcript(self, transcript: Mapping[str, Any]) -> str:
+        """The item, the chat and the verdict as readable text (what `fleetbench show` prints)."""
+        lines = [f"item {transcript.get('item', '?')} (scorer {transcript.get('scorer', '?')})", ""]
+        for message in transcript.get("messages") or []:
+            if isinstance(message, Mapping):
+                lines += [f"--- {message.get('role', '?')} ---", str(message.get("content", "")), ""]
+        if "infra" in transcript:
+            lines += ["--- not answered (infrastructure) ---", str(transcript["infra"])]
+        else:
+            verdict = "correct" if transcript.get("correct") else "wrong"
+            lines += ["--- assistant ---", str(transcript.get("answer", "")), "",
+                      f"reference: {transcript.get('reference', '')} -> {verdict}"]  # fmt: skip
+        return "\n".join(lines)
+
     async def run_episode(self, unit: Unit, chat: Chat, context: EpisodeContext) -> Episode:
         item = self.item_for(unit)
         messages = (

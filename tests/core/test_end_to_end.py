@@ -139,7 +139,7 @@ def test_show_prints_a_stored_transcript(run_cli: RunCli, tmp_path: Path) -> Non
         key = connection.execute("select unit_key from units order by unit_key limit 1").fetchone()[0]
     shown = run_cli("show", key[:10])
     assert shown.returncode == 0, shown.stderr
-    assert key in shown.stdout and '"reference"' in shown.stdout
+    assert key in shown.stdout and "reference: " in shown.stdout and "--- assistant ---" in shown.stdout
     missing = run_cli("show", "zzzz")
     assert missing.returncode == 2 and "no stored transcript" in missing.stderr
 

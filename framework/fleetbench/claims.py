@@ -16,7 +16,7 @@ killed run does not wait out the rest of their lease (`run.lease_s`, a minute by
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from fleetbench.config.identity import digest
@@ -121,14 +121,17 @@ def plan_digest(plans: Sequence[ModelPlan]) -> str:
     )
 
 
-def end_dead_claims(storage: Storage, run_id: str, now: float, host: str, quiet_s: float) -> dict[str, int]:
+def end_dead_claims(
+    storage: Storage, run_id: str, now: float, host: str, quiet_s: float, skip: Collection[str] = ()
+) -> dict[str, int]:
     """End the claims of every other run that `liveness.ended_here` finds over (its process gone from this machine,
     silent for `quiet_s`): their expiry becomes `now`, so they are orphans to take over at once. Claims per run ended.
-    """
+    `skip`: runs ended before (their claims on other plans stay theirs, expired, until a worker of that plan takes
+    them over: ending them again would find claims every time)."""
     ended: dict[str, int] = {}
     for run in storage.runs():
         other = str(run["run_id"])
-        if other != run_id and ended_here(run, now, host, quiet_s):
+        if other != run_id and other not in skip and ended_here(run, now, host, quiet_s):
             count = storage.renew_claims(other, now)
             if count:
                 ended[other] = count

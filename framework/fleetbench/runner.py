@@ -321,6 +321,7 @@ async def _orphan_round(
     claims, wait for them (they either finish or die and expire). Empty when the plan is done or the run stops."""
     poll_s = max(0.2, min(2.0, spec.run.lease_s / 10))
     stopping = stop.signals.stopping
+    ended_before: set[str] = set()
     while not stopping.is_set():
         found = {model: orphans(storage, source.plan, lease.run_id, time.time()) for model, source in missing.items()}
         expired = {model: ListedUnits(o.expired) for model, o in found.items() if o.expired}
@@ -331,11 +332,13 @@ async def _orphan_round(
         if not live:
             return {}
         # Two heartbeats of silence: a live run elsewhere under the same host name keeps beating (see liveness).
-        ended = end_dead_claims(storage, lease.run_id, time.time(), socket.gethostname(), 2 * spec.run.heartbeat_s)
+        quiet_s = 2 * spec.run.heartbeat_s
+        ended = end_dead_claims(storage, lease.run_id, time.time(), socket.gethostname(), quiet_s, ended_before)
         for dead, count in ended.items():
             log.info("run %s died on this machine holding %d claims: ending them now", dead[:12], count)
+        ended_before.update(ended)
         if ended:
-            continue  # their units are orphans now: take them over without waiting
+            continue  # their units of this plan are orphans now: take them over without waiting
         log.info("waiting for %d units other workers hold", live)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), poll_s)

@@ -82,3 +82,36 @@ def test_a_running_run_renews_its_heartbeat(tmp_path: Path) -> None:
             "select started_at, heartbeat_at, finished_at from runs"
         ).fetchone()
     assert started < beat <= finished
+
+
+def test_the_claims_of_a_run_that_died_here_are_ended_once_and_a_live_or_foreign_run_keeps_its_own() -> None:
+    import dataclasses
+
+    from fleetbench.claims import end_dead_claims
+    from fleetbench.interfaces import NoOptions
+    from fleetbench.testing.contracts.storage import KIT_CATALOG, kit_units, run_record
+    from fleetbench.testing.fakes import ExactNaming
+    from fleetbench.testing.memory_storage import MemoryStorage
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    storage = MemoryStorage(naming=ExactNaming(NoOptions(), catalog=KIT_CATALOG))
+    runs = {
+        "dead": dataclasses.replace(run_record("dead"), host=HOST, pid=gone.pid),
+        "alive": dataclasses.replace(run_record("alive"), host=HOST, pid=os.getpid()),
+        "elsewhere": dataclasses.replace(run_record("elsewhere"), host="another-machine", pid=gone.pid),
+        "me": dataclasses.replace(run_record("me"), host=HOST, pid=os.getpid()),
+    }
+    units = kit_units()
+    for index, run in enumerate(runs.values()):
+        storage.begin_run(run)  # heartbeat at 1000.0: silent for long
+        storage.claim(run.run_id, units[index : index + 1], now=1000.0, expires_at=10_000.0)
+    ended = end_dead_claims(storage, "me", now=2000.0, host=HOST, quiet_s=10.0)
+    assert ended == {"dead": 1}, "only the run whose process is gone from this machine"
+    assert {c.run_id: c.expires_at for c in storage.open_claims(units[0].scope, units[0].seed)} == {
+        "dead": 2000.0, "alive": 10_000.0, "elsewhere": 10_000.0, "me": 10_000.0,
+    }  # fmt: skip
+    # Its claims on other plans stay its own (expired) until that plan's workers take them: not ended again and again.
+    assert end_dead_claims(storage, "me", now=2001.0, host=HOST, quiet_s=10.0, skip=ended) == {}
+    storage.heartbeat("dead", 1995.0)  # had it beaten within quiet_s, it would be left alone
+    assert end_dead_claims(storage, "me", now=2000.0, host=HOST, quiet_s=10.0) == {}

@@ -70,13 +70,13 @@ def test_unmigrated_or_foreign_revision_is_refused(database_url: str) -> None:
     with engine.begin() as connection:
         connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
     engine.dispose()
-    with pytest.raises(StorageError, match="is at schema revision '9999', newer than this fleetbench's"):
+    with pytest.raises(StorageError, match=r"is at schema revision '9999', newer than this fleetbench's"):
         storage(database_url, migrate=False, run=None).stored_among(["x"])
     engine = create_engine(database_url)
     with engine.begin() as connection:
         connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0006'"))
     engine.dispose()
-    with pytest.raises(StorageError, match="older than this fleetbench's .*: a `fleetbench run` with this storage"):
+    with pytest.raises(StorageError, match=r"older than this fleetbench's .*: a `fleetbench run` with this storage"):
         storage(database_url, migrate=False, run=None).stored_among(["x"])
 
 

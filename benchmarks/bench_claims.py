@@ -7,6 +7,8 @@
    `fleetbench run` through litellm with 2 worker processes on one plan, divided by the rate with 1. On a 2-core
    machine the client's CPU is the bottleneck. Target (issue 9): >= 1.8. The rate is taken while every worker calls
    (from the last worker's first call to the first worker's last call), and also from the first call to the last.
+   For reference, the same two processes as two runs that share nothing (each its own database, no claims): what
+   the machine itself allows two processes of this work.
 3. `fleetbench status` on a 1,000,000-unit plan (5 cells x 200,000) whose units are all stored in SQLite, with a few
    live claims and a few thousand recent calls: wall time of the whole command (a subprocess: start-up, config, the
    queries, rendering) and of the queries alone. Target: <= 2 s.
@@ -79,17 +81,19 @@ def _rate(requests: Sequence[dict[str, object]]) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def _steady_rate(url: str) -> tuple[float, float]:
+def _steady_rate(urls: Sequence[str]) -> tuple[float, float]:
     """The call rate while every worker was calling, and how long that was: calls answered from the last worker's
     first answer to the first worker's last (each worker is a run of its own in the calls table; a call's answer is
     `started_at + latency_s`, after the lazy import of litellm that delays the first requests). Start-up skew and the
     tail, where one worker has finished and the other goes on alone, are left out."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            ends = connection.execute(text("select run_id, started_at + latency_s from calls")).all()
-    finally:
-        engine.dispose()
+    ends = []
+    for url in urls:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                ends += connection.execute(text("select run_id, started_at + latency_s from calls")).all()
+        finally:
+            engine.dispose()
     by_run: dict[str, list[float]] = {}
     for run_id, answered in ends:
         by_run.setdefault(run_id, []).append(float(answered))
@@ -105,44 +109,55 @@ def scaling(scratch: Path, instances: int, postgres: bool) -> None:
         *(f"models.deepseek_v3_0324.deployments.{i}.max_concurrency=16" for i in range(3)),
     ]  # fmt: skip
     rates, whole = {}, {}
-    for workers in (1, 2):
-        with served(scratch / f"serve{workers}", {"defaults": {"latency": 0.0}}) as server:
+    for label, workers, shared in (("1", 1, True), ("2", 2, True), ("2 apart", 2, False)):
+        with served(scratch / f"serve{label}", {"defaults": {"latency": 0.0}}) as server:
             env = {**os.environ, **served_environment(compose_config([]).models, server.url), "AZURE_AI_API_KEY": "k"}
-            stack = contextlib.ExitStack()
-            if postgres:
-                url = stack.enter_context(fresh_postgres_database(prefix="fleetbench_bench"))
-                db = [f"storage.url={url}", "storage=postgres"]
-            else:
-                db = [f"storage.url=sqlite:///{scratch / f'scale{workers}.db'}"]
-            launched, server_cpu = time.perf_counter(), _process_cpu(server.pid)
-            crew = [
-                subprocess.Popen([*CLI, "run", *job, *db, f"run.worker={i}"], cwd=scratch, env=env,
-                                 stdout=subprocess.DEVNULL)
-                for i in range(workers)
-            ]  # fmt: skip
-            cpu = busy = 0.0
-            for process in crew:
-                _, _, usage = os.wait4(process.pid, 0)
-                process.returncode = 0
-                cpu += usage.ru_utime + usage.ru_stime
-                busy = max(busy, cpu / (time.perf_counter() - launched))
-            server_busy = (_process_cpu(server.pid) - server_cpu) / (time.perf_counter() - launched)
-            requests = server.requests()
-            rates[workers], window = _steady_rate(db[0].split("=", 1)[1])
-            stack.close()
-        whole[workers] = _rate(requests)
+            with contextlib.ExitStack() as stack:
+                urls = [
+                    _database(stack, scratch, f"scale{label}-{i}", postgres) for i in range(1 if shared else workers)
+                ]
+                launched, server_cpu = time.perf_counter(), _process_cpu(server.pid)
+                crew = [
+                    subprocess.Popen([*CLI, "run", *job, *_storage(urls[i % len(urls)], postgres),
+                                      *([f"run.worker={i}"] if shared else [])],
+                                     cwd=scratch, env=env, stdout=subprocess.DEVNULL)
+                    for i in range(workers)
+                ]  # fmt: skip
+                cpu = busy = 0.0
+                for process in crew:
+                    _, _, usage = os.wait4(process.pid, 0)
+                    process.returncode = 0
+                    cpu += usage.ru_utime + usage.ru_stime
+                    busy = max(busy, cpu / (time.perf_counter() - launched))
+                server_busy = (_process_cpu(server.pid) - server_cpu) / (time.perf_counter() - launched)
+                requests = server.requests()
+                rates[label], window = _steady_rate(urls)
+        whole[label] = _rate(requests)
+        how = "on one plan" if shared else "each on a database of its own (nothing shared but the machine)"
         print(
-            f"{workers} worker process(es): {len(requests)} calls; {rates[workers]:,.0f} calls/s while all "
-            f"{workers} called ({window:.1f} s), {whole[workers]:,.0f} calls/s from first call to last; "
+            f"{workers} worker process(es) {how}: {len(requests)} calls; {rates[label]:,.0f} calls/s while all "
+            f"{workers} called ({window:.1f} s), {whole[label]:,.0f} calls/s from first call to last; "
             f"{cpu / len(requests) * 1e3:.2f} ms of worker CPU per call, start-up included; the workers kept "
-            f"{busy:.2f} of {os.cpu_count()} CPUs busy on average and the server {server_busy:.2f} (load average "
-            f"{os.getloadavg()[0]:.1f})"
+            f"{busy:.2f} of {os.cpu_count()} CPUs busy on average from launch to exit and the server "
+            f"{server_busy:.2f} (load average {os.getloadavg()[0]:.1f})"
         )
     where = "PostgreSQL" if postgres else "SQLite"
     print(
-        f"call rate on {where}, 2 workers / 1: {rates[2] / rates[1]:.2f} while both called (target >= 1.8); "
-        f"{whole[2] / whole[1]:.2f} from first call to last"
+        f"call rate on {where}, 2 workers / 1: {rates['2'] / rates['1']:.2f} while both called (target >= 1.8); "
+        f"{whole['2'] / whole['1']:.2f} from first call to last. Two runs that share nothing: "
+        f"{rates['2 apart'] / rates['1']:.2f} while both called, {whole['2 apart'] / whole['1']:.2f} from first call "
+        "to last (what this machine allows two processes of this work)"
     )
+
+
+def _database(stack: contextlib.ExitStack, scratch: Path, name: str, postgres: bool) -> str:
+    if postgres:
+        return stack.enter_context(fresh_postgres_database(prefix="fleetbench_bench"))
+    return f"sqlite:///{scratch / f'{name}.db'}"
+
+
+def _storage(url: str, postgres: bool) -> list[str]:
+    return [f"storage.url={url}", *(["storage=postgres"] if postgres else [])]
 
 
 def _process_cpu(pid: int) -> float:

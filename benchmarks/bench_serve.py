@@ -6,7 +6,10 @@
 2. CPU per call: process CPU time of a fleetbench run divided by its calls, against bare `litellm.acompletion` calls
    at the same concurrency on the same server (the same litellm arguments). Target: fleetbench adds <= 10%.
 3. Sharding: deployments answering in 0.1 / 0.3 / 0.9 s, 5 requests in flight each; makespan of `dynamic` and of
-   `even` divided by the lower bound (total work / total capacity). Target: dynamic <= 1.05.
+   `even` divided by the lower bound (total work / total capacity). Target: dynamic <= 1.05. Also divided by the
+   bound at the latencies bare `litellm.acompletion` calls see on the same server at the same concurrency (what the
+   client's and the server's CPU add to each request on this machine), and by the bound of the latencies the run
+   itself measured (how busy the scheduler kept each lane's slots).
 4. Start-up: `fleetbench run` (a subprocess) from start to the server receiving its first request. Target: <= 2 s.
 
 Run: `python benchmarks/bench_serve.py` (`--quick` for smaller runs; the sharding part then misses its target only
@@ -171,14 +174,41 @@ def sharding(scratch: Path, units: int) -> None:
                 scratch / f"{strategy}.db", [f"sharding={strategy}", f"run.instances={units // 5}", *_slots(5)]
             )
             results[strategy] = summary
+        bare = asyncio.run(_bare_latencies(_lanes(server), 5, 10.0))
+    bare_bound = units / sum(5 / mean for mean in bare.values())
     print(f"sharding: {units} units, capacity {capacity:.1f} calls/s, lower bound {bound:.2f} s")
+    print(
+        "  bare litellm.acompletion, 5 in flight per deployment for 10 s on the same server, mean latency: "
+        + ", ".join(f"{d} {mean * 1000:.1f} ms" for d, mean in bare.items())
+        + f" (against 100/300/900 ms served): lower bound at these latencies {bare_bound:.2f} s"
+    )
     for strategy, summary in results.items():
         shares = ", ".join(f"{d} {n}" for d, n in sorted(summary.units_by_deployment.items()))
         measured = _measured_bound(scratch / f"{strategy}.db")
         print(
             f"  {strategy:>7}: makespan {summary.wall_s:.2f} s = {summary.wall_s / bound:.3f} x bound ({shares}); "
+            f"{summary.wall_s / bare_bound:.3f} x the bound at bare litellm's latencies; "
             f"{summary.wall_s / measured:.3f} x the bound of the latencies the client measured"
         )
+
+
+async def _bare_latencies(lanes: Sequence[Lane], per_lane: int, seconds: float) -> dict[str, float]:
+    """Mean latency per deployment of bare `litellm.acompletion` calls, `per_lane` in flight on each lane: what a
+    request costs on this machine without fleetbench (litellm's and the server's CPU time included)."""
+    module = loader.litellm()
+    request = request_of([{"role": "user", "content": "What is 12 + 30?"}], protocol="jsonl")
+    latencies: dict[str, list[float]] = {lane.deployment: [] for lane in lanes}
+    end = time.perf_counter() + seconds
+
+    async def worker(lane: Lane) -> None:
+        arguments = wire.call_arguments(lane, request, protocol_headers=True, drop_params=False)
+        while time.perf_counter() < end:
+            started = time.perf_counter()
+            await module.acompletion(**arguments)
+            latencies[lane.deployment].append(time.perf_counter() - started)
+
+    await asyncio.gather(*(worker(lane) for lane in lanes for _ in range(per_lane)))
+    return {deployment: statistics.mean(values) for deployment, values in latencies.items()}
 
 
 def _measured_bound(db: Path) -> float:

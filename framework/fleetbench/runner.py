@@ -2,7 +2,7 @@
 
 Many workers may run the same plan on the same database (`fleetbench.claims`): every unit is claimed before it runs,
 a pass over the plan is followed by passes over the units of workers that died (their claims expired) until nothing of
-the plan is held by anyone, and every heartbeat splits each lane's limits among the plan's live workers.
+the plan is held by anyone, and each lane's limits are split among the plan's live workers, re-counted every second.
 
 Validation already constructed the suite and sharding strategy; the runner constructs the providers and opens the
 storage, so nothing is written before the whole configuration has been checked.
@@ -412,12 +412,20 @@ class _Stop:
     pulse: Pulse
 
 
+SPLIT_EVERY_S = 1.0
+"""How often a worker counts the plan's live workers to split its lanes' limits, when `run.heartbeat_s` is longer:
+a worker that starts while another runs must not let both use a lane's whole limits for a full heartbeat interval
+(5 s by default)."""
+
+
 async def _heartbeat(
     writer: ResultWriter, storage: Storage, lease: Lease, every_s: float, plan: str, states: Sequence[LaneState]
 ) -> None:
-    """Every `run.heartbeat_s`: record that the run is alive, renew its claims, and split each lane's limits with
-    the other live workers of the plan that hold units (heartbeat at most three intervals old, at least one claim)."""
+    """Every `run.heartbeat_s`: record that the run is alive and renew its claims. Every `SPLIT_EVERY_S` (or each
+    heartbeat, if more often): split each lane's limits with the other live workers of the plan that hold units
+    (heartbeat at most three intervals old, at least one claim)."""
     workers = 1
+    beat_due = time.monotonic() + every_s
     while True:
         try:
             live = await writer.call(storage.live_runs, plan, time.time() - 3 * every_s)
@@ -432,7 +440,10 @@ async def _heartbeat(
                     state.share(workers)
         except FleetbenchError as exc:
             log.warning("live workers of the plan not counted: %s", exc)
-        await asyncio.sleep(every_s)
+        await asyncio.sleep(min(every_s, SPLIT_EVERY_S, max(0.0, beat_due - time.monotonic())))
+        if time.monotonic() < beat_due:
+            continue
+        beat_due = time.monotonic() + every_s
         try:
             await writer.call(storage.heartbeat, lease.run_id, time.time())
             await writer.call(lease.renew)

@@ -127,7 +127,11 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL at 127.0.0.1:5432 instead of SQLite")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", default=None, help="directory for the SQLite file (default: a temporary one)")
+    parser.add_argument("--phases-only", action="store_true", help="only where a report's start-up time goes")
     args = parser.parse_args()
+    if args.phases_only:
+        print(_phases(args.postgres))
+        return
     with database(args.postgres, args.keep) as url, tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         units = build(url, args.instances)
@@ -141,8 +145,42 @@ def main() -> None:
                    [timed_report(url, args.instances, *extra) for _ in range(args.repeat)])  # fmt: skip
         baseline = [timed_report(url, args.instances, "report.format=csv", "--help") for _ in range(args.repeat)]
         _print("`fleetbench report --help` (interpreter and imports only)", backend, baseline)
+        print(_phases(args.postgres))
         print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(cpu_speed_note())
+
+
+PHASES = """
+import sys, time
+started = time.perf_counter()
+import fleetbench.cli
+imported = time.perf_counter()
+from fleetbench.config import compose_config
+compose_config(sys.argv[1:])
+composed = time.perf_counter()
+import fleetbench_plugins.storage.sql.database
+if "storage=postgres" in sys.argv:
+    import psycopg
+storage = time.perf_counter()
+print(imported - started, composed - imported, storage - composed)
+"""
+
+
+def _phases(postgres: bool) -> str:
+    """Where a report's fixed start-up time goes, best of 3 fresh processes: the command's imports, Hydra's
+    composition of the benchmark's configuration, and the SQL storage plugin's imports (SQLAlchemy; psycopg too
+    for PostgreSQL)."""
+    overrides = [*CONFIG, "run.instances=417", HIERARCHY, *(["storage=postgres"] if postgres else [])]
+    runs = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", PHASES, *overrides], capture_output=True, text=True, check=True)
+        runs.append([float(value) for value in out.stdout.split()])
+    best = [min(run[i] for run in runs) for i in range(3)]
+    libraries = "SQLAlchemy, psycopg" if postgres else "SQLAlchemy"
+    return (
+        f"start-up phases, best of 3 fresh processes: the command's imports {best[0]:.2f} s, composing the "
+        f"configuration {best[1]:.2f} s, importing the SQL storage plugin ({libraries}) {best[2]:.2f} s"
+    )
 
 
 def _print(what: str, backend: str, runs: list[tuple[float, float]]) -> None:

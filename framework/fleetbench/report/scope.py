@@ -12,6 +12,7 @@ are then split by suite scope, model scope and seed, so units that are not compa
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,13 +74,26 @@ def config_scope(spec: PlanSpec | RunSpec) -> ReportScope:
 def describe_suite_scope(description: Mapping[str, Any]) -> str:
     """`suite workflow 1.0, data <digests>, options k=v ...` for one suite scope description."""
     data = ", ".join(f"{k} {str(v)[:12]}" for k, v in sorted((description.get("data") or {}).items()))
-    options = " ".join(f"{k}={v}" for k, v in sorted((description.get("options") or {}).items()))
+    options = " ".join(f"{k}={_shown(v)}" for k, v in sorted((description.get("options") or {}).items()))
     parts = [f"suite {description.get('suite', '?')} {description.get('version', '')}".rstrip()]
     if data:
         parts.append(f"data {data}")
     if options:
         parts.append(f"options {options}")
     return ", ".join(parts)
+
+
+SHOWN_CHARS = 40
+"""How much of a long option value (a system prompt, say) the scope line shows before its digest."""
+
+
+def _shown(value: Any) -> str:
+    """An option value as the scope line shows it: in full when short, else its start and a digest of the whole,
+    which tells two long values apart without printing a paragraph into every report."""
+    text = str(value)
+    if len(text) <= SHOWN_CHARS + 12:
+        return text
+    return f"{text[:SHOWN_CHARS]}… (sha256 {hashlib.sha256(text.encode()).hexdigest()[:8]})"
 
 
 def resolve_run_id(prefix: str, runs: Sequence[Mapping[str, Any]]) -> str:

@@ -371,6 +371,13 @@ class Storage(Plugin):
     def deployment_shares(self, filter: ReportFilter) -> list[dict[str, Any]]:
         """Per (base model, deployment): units finished there and calls sent there."""
 
+    def group_calls(self, group_by: Sequence[str], filter: ReportFilter) -> list[dict[str, Any]] | None:
+        """Per group of `group_by` (as `aggregate` groups the same units): `calls`, the calls those units sent to
+        their own base model's deployments (as `deployment_shares` counts them, so a judge's calls are not counted).
+        None when this storage cannot count calls by these groups: the report then leaves the calls of grouped rows
+        blank, and every model's calls stay on its deployment lines. The default counts none."""
+        return None
+
     @abc.abstractmethod
     def scope_descriptions(self, digests: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
         """What each of these scope digests stands for (as `RunRecord.scopes` recorded it); unknown ones left out."""

@@ -17,7 +17,18 @@ from fleetbench.testing.fakes import ExactNaming
 from fleetbench.testing.memory_storage import MemoryStorage
 from fleetbench.testing.runs import fake_models
 from fleetbench.testing.units import make_unit
-from fleetbench.types import Catalog, Cell, Episode, MetricSpec, Outcome, ReportFilter, RunRecord, UnitResult
+from fleetbench.types import (
+    CallRecord,
+    CallStatus,
+    Catalog,
+    Cell,
+    Episode,
+    MetricSpec,
+    Outcome,
+    ReportFilter,
+    RunRecord,
+    UnitResult,
+)
 
 CORRECT = MetricSpec("correct", "1 if right", "mean")
 TOKENS = MetricSpec("tokens", "sent", "sum")
@@ -72,6 +83,22 @@ def test_with_by_factors_calls_are_left_to_the_shares_which_follow_the_models_la
         "| Beta | low | 1 | 1 |  | 0 | 0 | 1 | 0 | 0.0% |",
         "|   └ Beta |  |  | 0 (-) | 0 (-) |  |  |  |  |  |",
     ]
+
+
+def test_with_by_factors_each_row_shows_its_groups_calls_when_the_storage_counts_them() -> None:
+    rows = [
+        _row("Alpha", 1, 1, level="low", rate=0.8),
+        _row("Alpha", 2, 0, level="high", rate=None),
+        _row("Beta", 0, 1, level="low", rate=1),
+    ]
+    counted = [
+        {"base_model": "Alpha", "level": "low", "rate": 0.8, "calls": 5},
+        {"base_model": "Alpha", "level": "high", "rate": None, "calls": 3},
+    ]
+    lines = _markdown(Report(("level", "rate"), (), rows, SHARES, group_calls=counted))
+    assert [line.split(" | ")[4] for line in lines[2:]] == ["5", "3", "4 (50.0%)", "4 (50.0%)", "0", "0 (-)"], (
+        "each row its group's calls (0 for a group that sent none), the deployment lines as before"
+    )
 
 
 def test_shares_follow_the_last_row_of_the_last_model_too() -> None:
@@ -178,8 +205,13 @@ def test_build_report_aggregates_by_base_model_and_factors_with_shares() -> None
         unit = make_unit(f"{i:032x}", Cell("tiny", model, (("level", level),)), i)
         episode = Episode(outcome, {"correct": float(outcome is Outcome.SUCCESS)})
         results.append(UnitResult(unit, "r", deployment, deployment, 0.0, 1.0, episode))
-    storage.write(results, [])
+    # Alpha's low units sent 3 requests, its high unit 1; Beta's unit one, and one more to a judge on Alpha-2.
+    sent = [(0, "Alpha"), (0, "Alpha"), (1, "Alpha-2"), (2, "Alpha"), (3, "Beta"), (3, "Alpha-2")]
+    calls = [CallRecord(results[i].unit.key, "r", d, d, "key0", n, 0.0, 0.1, CallStatus.OK, 1, 1) for n, (i, d) in
+             enumerate(sent, 1)]  # fmt: skip
+    storage.write(results, calls)
     report = build_report(storage, ReportFilter(), (CORRECT,), ["level"])
+    assert [report.calls_of(row) for row in report.rows] == [1, 3, 1], "each row its group's calls, not a judge's"
     assert [(r["base_model"], r["level"], r["total"], r["success"], r["correct"]) for r in report.rows] == [
         ("Alpha", "high", 1, 1, 1.0),
         ("Alpha", "low", 2, 1, 0.5),

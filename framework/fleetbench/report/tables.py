@@ -14,6 +14,7 @@ Column names, as every format shows them:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from collections.abc import Sequence
@@ -56,9 +57,31 @@ class Report:
     shares: list[dict[str, Any]] = field(default_factory=list)
     scope: str = ""
     """What the rows are comparable under (the report scope's description)."""
+    group_calls: list[dict[str, Any]] | None = None
+    """Calls per row when rows are grouped by `by` (`Storage.group_calls`); None: the storage cannot say."""
 
     def shares_of(self, base_model: str) -> list[dict[str, Any]]:
         return [share for share in self.shares if share["base_model"] == base_model]
+
+    def calls_of(self, row: dict[str, Any]) -> int | None:
+        """The calls of one row: its base model's, from the deployment shares, when rows are not grouped by `by`;
+        else the row's group's (None when the storage cannot count them)."""
+        if not self.by:
+            return sum(int(share["calls"]) for share in self.shares_of(str(row["base_model"])))
+        counted = self._counted_calls
+        return None if counted is None else counted.get(_group(row, ("base_model", *self.by)), 0)
+
+    @functools.cached_property
+    def _counted_calls(self) -> dict[tuple[str, ...], int] | None:
+        if self.group_calls is None:
+            return None
+        names = ("base_model", *self.by)
+        return {_group(found, names): int(found["calls"]) for found in self.group_calls}
+
+
+def _group(row: dict[str, Any], names: Sequence[str]) -> tuple[str, ...]:
+    """A row's group as a hashable key (a factor's value may be a list)."""
+    return tuple(json.dumps(row.get(name), sort_keys=True, default=str) for name in names)
 
 
 def build_report(
@@ -66,7 +89,8 @@ def build_report(
 ) -> Report:
     """Query the aggregates and shares."""
     rows = storage.aggregate(["base_model", *by], filter, metrics)
-    return Report(tuple(by), tuple(metrics), rows, storage.deployment_shares(filter), scope)
+    calls = storage.group_calls(["base_model", *by], filter) if by else None
+    return Report(tuple(by), tuple(metrics), rows, storage.deployment_shares(filter), scope, calls)
 
 
 DIGEST_SHOWN = 8
@@ -155,8 +179,7 @@ def _grid(report: Report) -> list[list[str]]:
     grid: list[list[str]] = []
     for index, row in enumerate(report.rows):
         base = str(row["base_model"])
-        calls = sum(int(s["calls"]) for s in report.shares_of(base)) if not report.by else None
-        grid.append(_cells(report, row, calls))
+        grid.append(_cells(report, row, report.calls_of(row)))
         following = report.rows[index + 1]["base_model"] if index + 1 < len(report.rows) else None
         if following != base:
             grid.extend(_share_lines(report, base, width))

@@ -254,6 +254,20 @@ class MemoryStorage(Storage):
                 share(self._base_of(call.unit_key), call.deployment)["calls"] += 1
         return [shares[key] for key in sorted(shares) if self._belongs(shares[key])]
 
+    def group_calls(self, group_by: Sequence[str], filter: ReportFilter) -> list[dict[str, Any]] | None:
+        rows = {row.result.key: row for row in self._selected(dataclasses.replace(filter, run_id=None, run_label=None))}
+        counts: dict[tuple[Any, ...], int] = {}
+        for call, _ in self._calls:
+            row = rows.get(call.unit_key)
+            if row is None or not self._run_matches(call.run_id, filter):
+                continue
+            if not self._belongs({"base_model": self._base_of(call.unit_key), "deployment": call.deployment}):
+                continue
+            key = tuple(self._group_value(row, name) for name in group_by)
+            counts[key] = counts.get(key, 0) + 1
+        found = [{**dict(zip(group_by, key, strict=True)), "calls": n} for key, n in counts.items()]
+        return sorted(found, key=lambda row: tuple(_sort_key(row[name]) for name in group_by))
+
     def _belongs(self, share: Mapping[str, Any]) -> bool:
         try:
             return bool(self._naming.base_name(str(share["deployment"])) == share["base_model"])

@@ -293,6 +293,26 @@ class StorageContract:
         }
         assert shares == {(MODEL, MODEL): (4, 5), (MODEL, f"{MODEL}-2"): (2, 2)}
 
+    def test_group_calls_count_each_groups_calls_to_its_own_models_deployments(self, storage: Storage) -> None:
+        units = kit_units()  # three units of cell level=low, then three of level=high
+        ready(storage)
+        extra = [call(units[0], MODEL, attempt=2), call(units[3], f"{MODEL}-2", attempt=2)]
+        judged = call(units[4], OTHER)  # a judge's request to another model's deployment: not this model's call
+        storage.write([result(u) for u in units], [*(call(u, MODEL) for u in units), *extra, judged])
+        found = storage.group_calls(["base_model", "level"], ReportFilter(SUITE))
+        if found is None:
+            pytest.skip("this storage does not count calls per group (optional: reports leave grouped calls blank)")
+        assert sorted((r["base_model"], r["level"], r["calls"]) for r in found) == [
+            (MODEL, "high", 4),
+            (MODEL, "low", 4),
+        ]
+        narrowed = storage.group_calls(["base_model", "level"], ReportFilter(SUITE, factors={"level": ("low",)}))
+        assert [(r["level"], r["calls"]) for r in narrowed or []] == [("low", 4)]
+        # Under a plan of two instances per cell, the calls of instance 2 are left out, as its unit is.
+        plan = PlanScope(SCOPE.suite, SCOPE.model, 0, {u.cell_key: 2 for u in units})
+        planned = storage.group_calls(["level"], ReportFilter(SUITE, plans=(plan,)))
+        assert sorted((r["level"], r["calls"]) for r in planned or []) == [("high", 3), ("low", 3)]
+
     def test_filters_select_by_run_and_label(self, storage: Storage) -> None:
         units = kit_units()
         ready(storage, run_record(), run_record(LATER_RUN, 2000.0, label="kit-label"))

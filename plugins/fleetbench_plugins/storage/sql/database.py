@@ -250,6 +250,10 @@ class SqlDatabase:
             finished = summaries.aggregate(connection, ["base_model", "deployment"], flt, (), self.canonical)
             return queries.deployment_shares(finished, summaries.call_counts(connection, flt, self.canonical))
 
+    def group_calls(self, group_by: Sequence[str], flt: ReportFilter) -> dict[tuple[tuple[Any, ...], str], int] | None:
+        with self.errors("counting calls per group"), self.ready(writable=False).connect() as connection:
+            return summaries.group_call_counts(connection, flt, self.canonical, group_by)
+
     def scope_descriptions(self, digests: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         with self.errors("reading scopes"), self.ready(writable=False).connect() as connection:
             query = select(scopes.c.scope, scopes.c.description).where(scopes.c.scope.in_(sorted(set(digests))))

@@ -132,6 +132,21 @@ class SqlStorage(Storage):
         """
         return [share for share in self._db().deployment_shares(filter) if self._belongs(share)]
 
+    def group_calls(self, group_by: Sequence[str], filter: ReportFilter) -> list[dict[str, Any]] | None:
+        """Per group of `group_by`: `calls` its units sent to their own base model's deployments, from the running
+        totals of calls; None when a group is a scope property or a unit column those totals do not keep."""
+        names = list(group_by)
+        by = names if "base_model" in names else ["base_model", *names]  # whose deployments a call counts for
+        found = self._db().group_calls(by, filter)
+        if found is None:
+            return None
+        counts: dict[tuple[Any, ...], int] = {}
+        for (key, deployment), calls in found.items():
+            if self._belongs({"base_model": key[by.index("base_model")], "deployment": deployment}):
+                group = tuple(key[by.index(name)] for name in names)
+                counts[group] = counts.get(group, 0) + calls
+        return [{**dict(zip(names, key, strict=True)), "calls": calls} for key, calls in counts.items()]
+
     def _belongs(self, share: Mapping[str, Any]) -> bool:
         try:
             return bool(self._naming.base_name(str(share["deployment"])) == share["base_model"])

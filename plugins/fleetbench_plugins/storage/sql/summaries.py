@@ -326,6 +326,58 @@ def call_counts(
     return [(base, deployment, count) for (base, deployment), count in sorted(found.items())]
 
 
+CALL_GROUPS = ("base_model", "seed", "suite_scope", "model_scope")
+"""The unit columns `call_totals` keeps as the units' own, which calls can be grouped by (with any cell factor)."""
+
+
+def group_call_counts(
+    connection: Connection, flt: ReportFilter, canonical: Callable[[str], str], group_by: Sequence[str]
+) -> dict[tuple[tuple[Any, ...], str], int] | None:
+    """Per (group of `group_by`, deployment): calls sent there for the filtered units, as `call_counts` counts them;
+    None when a group is neither a cell factor nor one of `CALL_GROUPS` (a scope property, the unit's deployment or
+    run: the totals of calls do not keep them)."""
+    if any(is_scope_group(name) or (name in COLUMN_GROUPS and name not in CALL_GROUPS) for name in group_by):
+        return None
+    dialect = connection.dialect.name
+    clean, overfull = _split_plans(connection, flt, call_totals)
+    t = call_totals.c
+    labels = [f"g{i}" for i in range(len(group_by))]
+    keys = [
+        _group_key(name, call_totals, cells.c.factors).label(label)
+        for name, label in zip(group_by, labels, strict=True)
+    ]
+    join = bool(flt.factors) or any(name not in COLUMN_GROUPS for name in group_by)
+    source = call_totals.join(cells, cells.c.cell_key == t.cell_key) if join else call_totals
+    statement = (
+        select(*keys, t.deployment, func.sum(t.n_calls))
+        .select_from(source)
+        .where(all_of(_totals_conditions(flt, canonical, dialect, clean, call_totals)))
+        .group_by(*labels, t.deployment)
+    )
+    found: dict[tuple[tuple[Any, ...], str], int] = {}
+    rows = list(connection.execute(statement))
+    if overfull:
+        rest = ReportFilter(flt.suite, flt.base_models, flt.run_id, flt.factors, flt.run_label, overfull)
+        # Grouped in an outer query over labelled columns, as `_from_units` does (PostgreSQL's JSON keys).
+        inner = (
+            select(
+                *(_group_key(n, units, units.c.factors).label(g) for n, g in zip(group_by, labels, strict=True)),
+                calls.c.deployment,
+            )
+            .select_from(calls.join(units, calls.c.unit_key == units.c.unit_key))
+            .where(all_of(call_conditions(rest, canonical, dialect)))
+            .subquery()
+        )
+        outer = [inner.c[label] for label in labels]
+        rows += list(
+            connection.execute(select(*outer, inner.c.deployment, func.count()).group_by(*outer, inner.c.deployment))
+        )
+    for row in rows:
+        key = (tuple(row[: len(group_by)]), str(row[len(group_by)]))
+        found[key] = found.get(key, 0) + int(row[-1])
+    return found
+
+
 def _merge(
     connection: Connection,
     group_by: Sequence[str],

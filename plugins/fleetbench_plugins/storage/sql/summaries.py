@@ -300,30 +300,8 @@ def call_counts(
 ) -> list[tuple[str, str, int]]:
     """Per (base model, deployment): calls sent there for the filtered units (during the filtered runs, if any),
     from `call_totals`; cells whose totals reach beyond a plan's instance count are counted from `calls`."""
-    dialect = connection.dialect.name
-    clean, overfull = _split_plans(connection, flt, call_totals)
-    t = call_totals.c
-    source = call_totals.join(cells, cells.c.cell_key == t.cell_key) if flt.factors else call_totals
-    statement = (
-        select(t.base_model, t.deployment, func.sum(t.n_calls))
-        .select_from(source)
-        .where(all_of(_totals_conditions(flt, canonical, dialect, clean, call_totals)))
-        .group_by(t.base_model, t.deployment)
-    )
-    found: dict[tuple[str, str], int] = {}
-    for base_model, deployment, count in connection.execute(statement):
-        found[(base_model, deployment)] = found.get((base_model, deployment), 0) + int(count)
-    if overfull:
-        rest = ReportFilter(flt.suite, flt.base_models, flt.run_id, flt.factors, flt.run_label, overfull)
-        joined = (
-            select(units.c.base_model, calls.c.deployment, func.count())
-            .select_from(calls.join(units, calls.c.unit_key == units.c.unit_key))
-            .where(all_of(call_conditions(rest, canonical, dialect)))
-            .group_by(units.c.base_model, calls.c.deployment)
-        )
-        for base_model, deployment, count in connection.execute(joined):
-            found[(base_model, deployment)] = found.get((base_model, deployment), 0) + int(count)
-    return [(base, deployment, count) for (base, deployment), count in sorted(found.items())]
+    found = group_call_counts(connection, flt, canonical, ["base_model"]) or {}
+    return [(str(key[0]), deployment, count) for (key, deployment), count in sorted(found.items())]
 
 
 CALL_GROUPS = ("base_model", "seed", "suite_scope", "model_scope")
@@ -333,9 +311,10 @@ CALL_GROUPS = ("base_model", "seed", "suite_scope", "model_scope")
 def group_call_counts(
     connection: Connection, flt: ReportFilter, canonical: Callable[[str], str], group_by: Sequence[str]
 ) -> dict[tuple[tuple[Any, ...], str], int] | None:
-    """Per (group of `group_by`, deployment): calls sent there for the filtered units, as `call_counts` counts them;
-    None when a group is neither a cell factor nor one of `CALL_GROUPS` (a scope property, the unit's deployment or
-    run: the totals of calls do not keep them)."""
+    """Per (group of `group_by`, deployment): calls sent there for the filtered units (during the filtered runs, if
+    any), from `call_totals`; cells whose totals reach beyond a plan's instance count are counted from `calls`. None
+    when a group is neither a cell factor nor one of `CALL_GROUPS` (a scope property, the unit's deployment or run:
+    the totals of calls do not keep them)."""
     if any(is_scope_group(name) or (name in COLUMN_GROUPS and name not in CALL_GROUPS) for name in group_by):
         return None
     dialect = connection.dialect.name

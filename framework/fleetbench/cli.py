@@ -340,8 +340,7 @@ def cmd_report(args: Sequence[str]) -> int:
             report: Report | None = None
         else:
             tables = []
-            by = [*scope.split_by, *(name for name in settings.by if name not in scope.split_by)]
-            report = build_report(storage, rows_filter, suite.metrics(), by, scope.description)
+            report = build_report(storage, rows_filter, suite.metrics(), scope.rows_by(settings.by), scope.description)
         if all(not table.rows for table in tables) if report is None else not report.rows:
             _explain_empty(storage, suite.name, scope, rows_filter)
     if report is None:
@@ -682,9 +681,9 @@ def cmd_export(args: Sequence[str]) -> int:
     folder = output_dir(settings.output, "export.output")
     suite = _configured_suite(cfg)
     with _storage(common) as storage:
-        rows_filter, _ = _scoped_filter(cfg, common, overrides, suite, storage)
+        rows_filter, scope = _scoped_filter(cfg, common, overrides, suite, storage)
         try:
-            written = export(settings.format, folder, storage, suite, rows_filter, common.report.by)
+            written = export(settings.format, folder, storage, suite, rows_filter, scope.rows_by(common.report.by))
         except OSError as exc:  # a full disk, a directory that refuses files: one line, nothing half-written
             raise UserError(f"export.output: cannot write into {str(folder)!r}: {exc.strerror or exc}") from None
     for path in written:

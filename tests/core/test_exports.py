@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from tests.core.exported import WORKFLOW, cli, database, stored_calls, stored_units
 
@@ -148,6 +149,31 @@ def test_table_exports_use_the_report_tables_column_names(filled: Filled) -> Non
     assert row["full %"] == pytest.approx(100 * sum(u["outcome"] == "success" for u in filled.units) / row["units"])
     markdown = (filled.export("markdown") / "report.md").read_text().splitlines()
     assert [cell.strip() for cell in markdown[0].strip("|").split("|")] == header
+
+
+def _calls_per_unit(url: str) -> Counter[str]:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return Counter(key for (key,) in connection.execute(sqlalchemy.text("SELECT unit_key FROM calls")))
+    finally:
+        engine.dispose()
+
+
+def test_table_exports_grouped_by_report_by_carry_each_rows_calls(filled: Filled) -> None:
+    per_unit = _calls_per_unit(filled.url)
+    expected: Counter[str] = Counter()
+    for unit in filled.units:
+        expected[unit["factors"]["prompt_type"]] += per_unit[unit["unit_key"]]
+    document = json.loads((filled.export("json", "report.by=[prompt_type]") / "report.json").read_text())
+    assert {row["prompt_type"]: row["calls"] for row in document["rows"]} == dict(expected)
+    assert sum(expected.values()) == stored_calls(filled.url) > len(filled.units), "retries after 429s counted too"
+
+
+def test_a_widened_export_splits_its_rows_by_scope_and_seed_as_the_report_does(filled: Filled) -> None:
+    document = json.loads((filled.export("json", "report.scope=all") / "report.json").read_text())
+    assert document["columns"][:4] == ["model", "suite_scope", "model_scope", "seed"]
+    assert [row["units"] for row in document["rows"]] == [len(_done(filled.units))]
 
 
 def test_inspect_logs_read_back_with_inspect_ais_own_reader(filled: Filled) -> None:

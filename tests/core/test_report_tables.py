@@ -134,18 +134,26 @@ def test_csv_carries_every_column_of_every_row() -> None:
     text = render(Report((), (CORRECT, TOKENS), rows, SHARES), "csv", Console(file=io.StringIO()))
     assert text is not None
     parsed = list(csv.DictReader(io.StringIO(text)))
-    assert [dict(r) for r in parsed] == [{k: str(v) for k, v in row.items()} for row in rows]
+    calls = {"Alpha": "8", "Beta": "0"}  # each model's calls on its deployment lines (Beta has none)
+    expected = [{k: str(v) for k, v in row.items()} for row in rows]
+    assert [dict(r) for r in parsed] == [{**r, "calls": calls[r["base_model"]]} for r in expected]
+    assert list(parsed[0])[:3] == ["base_model", "total", "calls"], "calls follow the units they were sent for"
     empty = render(Report((), (), [], []), "csv", Console(file=io.StringIO()))
     assert empty == "base_model\r\n"
     one = render(Report((), (), [{"base_model": "Alpha", "total": 1}], []), "csv", Console(file=io.StringIO()))
-    assert one == "base_model,total\r\nAlpha,1\r\n"
+    assert one == "base_model,total,calls\r\nAlpha,1,0\r\n"
+    grouped = render(
+        Report(("level",), (), [_row("Alpha", 1, level="low")], SHARES), "csv", Console(file=io.StringIO())
+    )
+    assert grouped is not None and next(csv.DictReader(io.StringIO(grouped)))["calls"] == "", "not counted: blank"
 
 
 def test_json_carries_rows_and_shares() -> None:
     rows = [_row("Alpha", 3, 1, correct=0.75)]
     text = render(Report((), (CORRECT,), rows, SHARES), "json", Console(file=io.StringIO()))
     assert text is not None and text.endswith("}\n")
-    assert json.loads(text) == {"scope": "", "rows": rows, "deployment_shares": SHARES}
+    with_calls = [{**row, "calls": 8} for row in rows]
+    assert json.loads(text) == {"scope": "", "rows": with_calls, "deployment_shares": SHARES}
 
 
 def test_json_is_indented_and_writes_database_numbers_as_text() -> None:

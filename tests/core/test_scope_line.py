@@ -23,3 +23,11 @@ def test_long_values_show_their_start_and_a_digest_that_tells_them_apart() -> No
         assert prompt not in line
         assert f"system_prompt={SHARED[:40]}… (sha256 " in line
         assert len(line) < 120
+
+
+def test_a_value_with_newlines_stays_on_one_line() -> None:
+    short, long = _line("One.\nTwo."), _line("Line one.\nLine two.\nLine three of a long prompt that goes on and on.")
+    assert short == "suite jsonl 1, options scorer=exact system_prompt=One.\\nTwo."
+    assert "\n" not in long and long.startswith(
+        "suite jsonl 1, options scorer=exact system_prompt=Line one.\\nLine two."
+    )

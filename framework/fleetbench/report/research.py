@@ -164,8 +164,7 @@ class _Context:
     def rows(self, key: str, by: Sequence[str]) -> list[dict[str, Any]]:
         flt = ReportFilter(self.flt.suite, self.flt.base_models, self.flt.run_id, {**self.flt.factors,
                            **_SPECS[key].fixed}, self.flt.run_label, self.flt.plans)  # fmt: skip
-        return self.storage.aggregate(["base_model", *self.scope.split_by, *(b for b in by if b not in
-                                       self.scope.split_by)], flt, ())  # fmt: skip
+        return self.storage.aggregate(["base_model", *self.scope.rows_by(by)], flt, ())
 
     def rate(self, row: Mapping[str, Any]) -> tuple[Rate, Rate, Rate, int, int]:
         """(overall, full, partial, effective units, timeouts excluded) of an aggregate row."""

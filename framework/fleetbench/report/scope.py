@@ -13,6 +13,7 @@ are then split by suite scope, model scope and seed, so units that are not compa
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,11 @@ class ReportScope:
     @property
     def split_by(self) -> tuple[str, ...]:
         return () if self.plans is not None else SCOPE_COLUMNS
+
+    def rows_by(self, by: Sequence[str]) -> list[str]:
+        """What report rows are split by: the scope's own splits first (a widened report's suite scope, model scope
+        and seed, so units that are not comparable never share a row), then `by`."""
+        return [*self.split_by, *(name for name in by if name not in self.split_by)]
 
 
 def widened_scope(suite: str) -> ReportScope:
@@ -91,9 +97,12 @@ def _shown(value: Any) -> str:
     """An option value as the scope line shows it: in full when short, else its start and a digest of the whole,
     which tells two long values apart without printing a paragraph into every report."""
     text = str(value)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    if any(character < " " for character in text):  # a newline or tab would break the line: shown escaped
+        text = json.dumps(text, ensure_ascii=False)[1:-1]
     if len(text) <= SHOWN_CHARS + 12:
         return text
-    return f"{text[:SHOWN_CHARS]}… (sha256 {hashlib.sha256(text.encode()).hexdigest()[:8]})"
+    return f"{text[:SHOWN_CHARS]}… (sha256 {digest})"
 
 
 def resolve_run_id(prefix: str, runs: Sequence[Mapping[str, Any]]) -> str:

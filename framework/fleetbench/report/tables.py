@@ -206,6 +206,16 @@ def _boxed(grid: list[list[str]], headers: list[str]) -> str:
         tabulate_settings.MIN_PADDING = saved
 
 
+def _with_calls(report: Report, row: dict[str, Any]) -> dict[str, Any]:
+    """An aggregate row with its `calls` (`Report.calls_of`; None where the table leaves them blank) after `total`."""
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        out[name] = value
+        if name == "total":
+            out["calls"] = report.calls_of(row)
+    return out
+
+
 def render(report: Report, fmt: str, console: Console) -> str | None:
     """Print `table` to the console; return the text of `markdown`, `csv` and `json`."""
     if fmt == "table":
@@ -225,11 +235,12 @@ def render(report: Report, fmt: str, console: Console) -> str | None:
         lines = [f"{report.scope}\n" if report.scope else "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in _grid(report)]
         return "\n".join(lines).lstrip("\n") + "\n"
+    rows = [_with_calls(report, row) for row in report.rows]
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(report.rows[0]) if report.rows else ["base_model"])
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["base_model"])
         writer.writeheader()
-        writer.writerows(report.rows)
+        writer.writerows(rows)
         return buffer.getvalue()
-    document = {"scope": report.scope, "rows": report.rows, "deployment_shares": report.shares}
+    document = {"scope": report.scope, "rows": rows, "deployment_shares": report.shares}
     return json.dumps(document, indent=2, default=str) + "\n"

@@ -24,13 +24,11 @@ _DERIVED: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 
 
 def records(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
-    """The table's columns and one record per aggregate row (the `calls` column: the model's calls when the table
-    has no `report.by` factors, as the table shows it)."""
+    """The table's columns and one record per aggregate row (`calls` as the table shows it: `Report.calls_of`)."""
     columns = table_columns(report)
     out = []
     for row in report.rows:
-        calls = sum(int(s["calls"]) for s in report.shares_of(str(row["base_model"]))) if not report.by else None
-        values = {**row, "calls": calls}
+        values = {**row, "calls": report.calls_of(row)}
         out.append({name: _DERIVED[name](values) if name in _DERIVED else values.get(name) for name in columns})
     return columns, out
 

@@ -67,7 +67,7 @@ def throughput(scratch: Path, units: int) -> None:
         _environment(server)
         summary = _run(scratch / "throughput.db", [f"run.instances={units // 5}", *_slots(25)])
         started = time.perf_counter()
-        asyncio.run(_bare(_lanes(server), units, 75))
+        asyncio.run(_bare(_lanes(server), 75, calls=units))
         bare = units / (time.perf_counter() - started)
     calls = sum(summary.calls_by_deployment.values())
     achieved = calls / summary.wall_s
@@ -108,18 +108,33 @@ def _lanes(server: RunningServer) -> list[Lane]:
     ]
 
 
-async def _bare(lanes: Sequence[Lane], calls: int, concurrency: int) -> None:
+async def _bare(
+    lanes: Sequence[Lane], concurrency: int, calls: int | None = None, seconds: float | None = None
+) -> dict[str, list[float]]:
+    """Bare `litellm.acompletion` calls, `concurrency` in flight spread round robin over `lanes` (the same litellm
+    arguments fleetbench sends), until `calls` have been sent or `seconds` have passed; each call's latency per
+    deployment (what a request costs on this machine without fleetbench: litellm's and the server's CPU included)."""
     module = loader.litellm()
     request = request_of([{"role": "user", "content": "What is 12 + 30?"}], protocol="jsonl")
     remaining = [calls]
+    end = time.perf_counter() + (seconds or 0.0)
+    latencies: dict[str, list[float]] = {lane.deployment: [] for lane in lanes}
+
+    def more() -> bool:
+        if remaining[0] is None:
+            return time.perf_counter() < end
+        remaining[0] -= 1
+        return remaining[0] >= 0
 
     async def worker(lane: Lane) -> None:
         arguments = wire.call_arguments(lane, request, protocol_headers=True, drop_params=False)
-        while remaining[0] > 0:
-            remaining[0] -= 1
+        while more():
+            started = time.perf_counter()
             await module.acompletion(**arguments)
+            latencies[lane.deployment].append(time.perf_counter() - started)
 
     await asyncio.gather(*(worker(lanes[i % len(lanes)]) for i in range(concurrency)))
+    return latencies
 
 
 def cpu_per_call(scratch: Path, units: int, rounds: int = 3) -> None:
@@ -134,12 +149,12 @@ def cpu_per_call(scratch: Path, units: int, rounds: int = 3) -> None:
     with served(scratch / "s2", {"defaults": {"latency": 0.1}}) as server:
         _environment(server)
         lanes = _lanes(server)
-        asyncio.run(_bare(lanes, 200, 75))  # warm up: imports, clients, connections
+        asyncio.run(_bare(lanes, 75, calls=200))  # warm up: imports, clients, connections
         for round_ in range(rounds):
             bare, ours, made = {}, {}, {}
             for size in (small, units):
                 cpu = time.process_time()
-                asyncio.run(_bare(lanes, size, 75))
+                asyncio.run(_bare(lanes, 75, calls=size))
                 bare[size] = time.process_time() - cpu
                 spec = _spec(scratch / f"cpu{round_}-{size}.db", [f"run.instances={size // 5}", *_slots(25)])
                 cpu = time.process_time()
@@ -174,7 +189,8 @@ def sharding(scratch: Path, units: int) -> None:
                 scratch / f"{strategy}.db", [f"sharding={strategy}", f"run.instances={units // 5}", *_slots(5)]
             )
             results[strategy] = summary
-        bare = asyncio.run(_bare_latencies(_lanes(server), 5, 10.0))
+        bare_calls = asyncio.run(_bare(_lanes(server), 5 * len(DEPLOYMENTS), seconds=10.0))
+        bare = {deployment: statistics.mean(values) for deployment, values in bare_calls.items()}
     bare_bound = units / sum(5 / mean for mean in bare.values())
     print(f"sharding: {units} units, capacity {capacity:.1f} calls/s, lower bound {bound:.2f} s")
     print(
@@ -190,25 +206,6 @@ def sharding(scratch: Path, units: int) -> None:
             f"{summary.wall_s / bare_bound:.3f} x the bound at bare litellm's latencies; "
             f"{summary.wall_s / measured:.3f} x the bound of the latencies the client measured"
         )
-
-
-async def _bare_latencies(lanes: Sequence[Lane], per_lane: int, seconds: float) -> dict[str, float]:
-    """Mean latency per deployment of bare `litellm.acompletion` calls, `per_lane` in flight on each lane: what a
-    request costs on this machine without fleetbench (litellm's and the server's CPU time included)."""
-    module = loader.litellm()
-    request = request_of([{"role": "user", "content": "What is 12 + 30?"}], protocol="jsonl")
-    latencies: dict[str, list[float]] = {lane.deployment: [] for lane in lanes}
-    end = time.perf_counter() + seconds
-
-    async def worker(lane: Lane) -> None:
-        arguments = wire.call_arguments(lane, request, protocol_headers=True, drop_params=False)
-        while time.perf_counter() < end:
-            started = time.perf_counter()
-            await module.acompletion(**arguments)
-            latencies[lane.deployment].append(time.perf_counter() - started)
-
-    await asyncio.gather(*(worker(lane) for lane in lanes for _ in range(per_lane)))
-    return {deployment: statistics.mean(values) for deployment, values in latencies.items()}
 
 
 def _measured_bound(db: Path) -> float:

@@ -440,7 +440,7 @@ async def _heartbeat(
                     state.share(workers)
         except FleetbenchError as exc:
             log.warning("live workers of the plan not counted: %s", exc)
-        await asyncio.sleep(min(every_s, SPLIT_EVERY_S, max(0.0, beat_due - time.monotonic())))
+        await asyncio.sleep(min(SPLIT_EVERY_S, max(0.0, beat_due - time.monotonic())))
         if time.monotonic() < beat_due:
             continue
         beat_due = time.monotonic() + every_s

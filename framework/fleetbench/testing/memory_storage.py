@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from fleetbench.errors import StorageError, UnknownNameError
@@ -248,25 +248,27 @@ class MemoryStorage(Storage):
         for row in self._selected(filter):
             if row.done:
                 share(row.base_model, row.result.deployment)["units"] += 1
-        units = {row.result.key for row in self._selected(dataclasses.replace(filter, run_id=None, run_label=None))}
-        for call, _ in self._calls:  # the unit's base model as stored now: calls may precede their unit's result
-            if call.unit_key in units and self._run_matches(call.run_id, filter):
-                share(self._base_of(call.unit_key), call.deployment)["calls"] += 1
+        for call, row in self._filtered_calls(filter):
+            share(row.base_model, call.deployment)["calls"] += 1
         return [shares[key] for key in sorted(shares) if self._belongs(shares[key])]
 
     def group_calls(self, group_by: Sequence[str], filter: ReportFilter) -> list[dict[str, Any]] | None:
-        rows = {row.result.key: row for row in self._selected(dataclasses.replace(filter, run_id=None, run_label=None))}
         counts: dict[tuple[Any, ...], int] = {}
-        for call, _ in self._calls:
-            row = rows.get(call.unit_key)
-            if row is None or not self._run_matches(call.run_id, filter):
-                continue
-            if not self._belongs({"base_model": self._base_of(call.unit_key), "deployment": call.deployment}):
-                continue
-            key = tuple(self._group_value(row, name) for name in group_by)
-            counts[key] = counts.get(key, 0) + 1
+        for call, row in self._filtered_calls(filter):
+            if self._belongs({"base_model": row.base_model, "deployment": call.deployment}):
+                key = tuple(self._group_value(row, name) for name in group_by)
+                counts[key] = counts.get(key, 0) + 1
         found = [{**dict(zip(group_by, key, strict=True)), "calls": n} for key, n in counts.items()]
         return sorted(found, key=lambda row: tuple(_sort_key(row[name]) for name in group_by))
+
+    def _filtered_calls(self, filter: ReportFilter) -> Iterator[tuple[CallRecord, _Row]]:
+        """Every call of the filtered units (sent during the filtered runs, if any), with its unit's stored row (its
+        base model as stored now: calls may precede their unit's result)."""
+        rows = {row.result.key: row for row in self._selected(dataclasses.replace(filter, run_id=None, run_label=None))}
+        for call, _ in self._calls:
+            row = rows.get(call.unit_key)
+            if row is not None and self._run_matches(call.run_id, filter):
+                yield call, row
 
     def _belongs(self, share: Mapping[str, Any]) -> bool:
         try:

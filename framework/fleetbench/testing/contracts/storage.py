@@ -306,6 +306,7 @@ class StorageContract:
             (MODEL, "high", 4),
             (MODEL, "low", 4),
         ]
+        assert storage.group_calls(["suite", "seed"], ReportFilter(SUITE)) == [{"suite": SUITE, "seed": 0, "calls": 8}]
         narrowed = storage.group_calls(["base_model", "level"], ReportFilter(SUITE, factors={"level": ("low",)}))
         assert [(r["level"], r["calls"]) for r in narrowed or []] == [("low", 4)]
         # Under a plan of two instances per cell, the calls of instance 2 are left out, as its unit is.

@@ -304,8 +304,9 @@ def call_counts(
     return [(str(key[0]), deployment, count) for (key, deployment), count in sorted(found.items())]
 
 
-CALL_GROUPS = ("base_model", "seed", "suite_scope", "model_scope")
-"""The unit columns `call_totals` keeps as the units' own, which calls can be grouped by (with any cell factor)."""
+CALL_GROUPS = tuple(name for name in TOTALS_KEY if name not in ("cell_key", "run_id", "deployment"))
+"""The unit columns `call_totals` keeps as the units' own, which calls can be grouped by (with any cell factor): its
+`run_id` and `deployment` are the call's, not the unit's."""
 
 
 def group_call_counts(

@@ -16,6 +16,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,10 +36,14 @@ WORKERS = 3 * 8  # three deployments × max_concurrency 8
 
 
 class SignalAt:
-    """A progress view that signals this process when the n-th result has been committed (once or twice)."""
+    """A progress view that signals this process when the n-th result has been committed (once or twice).
 
-    def __init__(self, after: int, sig: int, twice: bool) -> None:
-        self.after, self.sig, self.twice = after, sig, twice
+    With `delay_s`, the signal goes that long after the n-th commit, from a timer thread (the kernel delivers it to the
+    event loop's handlers all the same).
+    """
+
+    def __init__(self, after: int, sig: int, twice: bool, delay_s: float = 0.0) -> None:
+        self.after, self.sig, self.twice, self.delay_s = after, sig, twice, delay_s
         self.done = 0
         self.sent_at: float | None = None
 
@@ -47,11 +52,18 @@ class SignalAt:
 
     def unit_done(self, lane: Lane, outcome: Outcome) -> None:
         self.done += 1
-        if self.done == self.after:
-            self.sent_at = time.time()
+        if self.done != self.after:
+            return
+        if self.delay_s:
+            threading.Timer(self.delay_s, self._send).start()
+        else:
+            self._send()
+
+    def _send(self) -> None:
+        self.sent_at = time.time()
+        os.kill(os.getpid(), self.sig)
+        if self.twice:
             os.kill(os.getpid(), self.sig)
-            if self.twice:
-                os.kill(os.getpid(), self.sig)
 
     def stop(self) -> None:
         return None
@@ -143,11 +155,13 @@ def test_the_first_signal_lets_units_in_flight_finish_and_keeps_them(tmp_path: P
     overrides = [f"storage.url={url}", "suite.items=cycle", "run.instances=40", "run.progress=off"]
     slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=800" for i in range(3)]
     spec = resolve_run(compose_config([*overrides, *slow]))
-    signaller = subprocess.Popen(["sh", "-c", f"sleep 1.2; kill -TERM {os.getpid()}"])
+    # The signal goes 0.3 s after the first wave of 24 units (one per worker) has been committed, whenever a loaded
+    # machine gets there: the second wave has started and is 0.5 s from finishing.
+    view = SignalAt(WORKERS, signal.SIGTERM, twice=False, delay_s=0.3)
     with pytest.raises(Interrupted) as stopped:
-        run(spec)
-    signaller.wait()
-    # 24 workers: 24 units finished in the first 0.8 s, 24 more were in flight at 1.2 s and drained.
+        run(spec, view)
+    assert view.sent_at is not None
+    # The 24 units in flight at the signal drained and were kept; no third wave started.
     with sqlite3.connect(tmp_path / "drain.db") as connection:
         stored = connection.execute("select count(*) from units where outcome != 'infra_error'").fetchone()[0]
     assert stored == 2 * WORKERS

@@ -12,8 +12,8 @@
    itself measured (how busy the scheduler kept each lane's slots).
 4. Start-up: `fleetbench run` (a subprocess) from start to the server receiving its first request. Target: <= 2 s.
 
-Run: `python benchmarks/bench_serve.py` (`--quick` for smaller runs; the sharding part then misses its target only
-because its tail is a larger share of a shorter run).
+Run: `python benchmarks/bench_serve.py` (`--only SECTION`, repeatable, for some of them; `--quick` for smaller runs:
+the sharding part then misses its target only because its tail is a larger share of a shorter run).
 """
 
 from __future__ import annotations
@@ -246,20 +246,33 @@ def _import_seconds() -> float:
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
+SECTIONS = ["throughput", "workers", "cpu", "sharding", "startup"]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     compile_like_pip()
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()) if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few seconds each)")
+    parser.add_argument(
+        "--only", action="append", choices=SECTIONS, help="run only this section (repeatable; default: all of them)"
+    )
     args: Any = parser.parse_args(argv)
-    scale = 0.2 if args.quick else 1.0
+    units = int(1500 * (0.2 if args.quick else 1.0))
+    chosen = args.only or SECTIONS
     loader.litellm()
     with tempfile.TemporaryDirectory() as scratch:
-        throughput(Path(scratch), int(1500 * scale))
-        for workers in (2, 3):
-            throughput_workers(Path(scratch), int(1500 * scale), workers)
-        cpu_per_call(Path(scratch), int(1500 * scale))
-        sharding(Path(scratch), int(1500 * scale))
-        startup(Path(scratch), 3)
+        folder = Path(scratch)
+        if "throughput" in chosen:
+            throughput(folder, units)
+        if "workers" in chosen:
+            for workers in (2, 3):
+                throughput_workers(folder, units, workers)
+        if "cpu" in chosen:
+            cpu_per_call(folder, units)
+        if "sharding" in chosen:
+            sharding(folder, units)
+        if "startup" in chosen:
+            startup(folder, 3)
     print(cpu_speed_note())
 
 

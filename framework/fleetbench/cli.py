@@ -137,6 +137,8 @@ def cmd_run(args: Sequence[str]) -> int:
         if parsed.multirun and (parsed.cfg or parsed.info or parsed.shell_completion):
             raise UserError("run: -m/--multirun cannot be combined with --cfg, --info or --shell-completion; drop -m")
         return _hydra_run(hydra_args)
+    # A single job's `hydra.mode` is known from the composition just made: Hydra need not compose a third time.
+    mode = None if with_hydra is None else _KnownMode(with_hydra.hydra.mode)
     jobs = _sweep_jobs(overrides, parsed.multirun)
     storages: dict[str, NamingSpec] = {}
     for job_overrides in jobs:
@@ -148,7 +150,7 @@ def cmd_run(args: Sequence[str]) -> int:
     if parsed.multirun and launched.runs_jobs_elsewhere(jobs[0]):
         with launched.patient_signals(notify=_error):
             return _hydra_run(hydra_args)
-    return _hydra_run(hydra_args)
+    return _hydra_run(hydra_args, mode)
 
 
 def _hydra_arguments(args: Sequence[str]) -> argparse.Namespace:
@@ -196,7 +198,31 @@ def _sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
-def _hydra_run(args: list[str]) -> int:
+@dataclasses.dataclass(frozen=True)
+class _KnownMode:
+    """The `hydra.mode` (None: not set) of a configuration already composed with these very overrides."""
+
+    mode: Any
+
+
+@contextlib.contextmanager
+def _mode_known_to_hydra(known: _KnownMode | None) -> Iterator[None]:
+    """While Hydra's app starts, answer its `get_mode` (a full composition, about a third of a second, only to read
+    `hydra.mode`) from `known`. Hydra still composes the job's configuration itself."""
+    if known is None:
+        yield
+        return
+    from hydra._internal.hydra import Hydra
+
+    original = Hydra.get_mode
+    Hydra.get_mode = lambda self, config_name, overrides: known.mode  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Hydra.get_mode = original  # type: ignore[method-assign]
+
+
+def _hydra_run(args: list[str], mode: _KnownMode | None = None) -> int:
     import hydra
 
     from fleetbench.config import register
@@ -209,7 +235,8 @@ def _hydra_run(args: list[str]) -> int:
     saved = sys.argv
     sys.argv = ["fleetbench", *args]
     try:
-        app()
+        with _mode_known_to_hydra(mode):
+            app()
     except (KeyboardInterrupt, SystemExit) as exc:
         # A sweep stopped by Ctrl-C: jobs in this process exit 130 themselves; a launcher's jobs end as `JobFailed`
         # (Hydra exits 1 after printing the first) or are left behind by a second Ctrl-C. Either way it is 130.

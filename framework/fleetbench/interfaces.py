@@ -341,9 +341,10 @@ class Storage(Plugin):
         """Every claim, live or expired, on units of this scope and seed (claims are few: units in flight)."""
 
     @abc.abstractmethod
-    def live_runs(self, plan: str, fresh_after: float) -> int:
-        """How many runs of this plan digest are `running` with a heartbeat at or after `fresh_after` and hold at
-        least one claim (a worker waiting for others' units sends no request: it takes no share of a lane)."""
+    def live_runs(self, plan: str, fresh_after: float) -> list[str]:
+        """The ids, in sorted order, of the runs of this plan digest that are `running` with a heartbeat at or after
+        `fresh_after` and hold at least one claim (a worker waiting for others' units sends no request: it takes no
+        share of a lane). Every worker sees the same order, so each can take its own part of a lane's remainder."""
 
     @abc.abstractmethod
     def recent_calls(self, since: float) -> list[dict[str, Any]]:

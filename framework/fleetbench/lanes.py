@@ -241,11 +241,15 @@ class LaneState:
         slots = AdaptiveSlots(lane.max_concurrency, conf.concurrency_decrease)
         return cls(lane, TokenBucket(lane.rpm), slots, breaker)
 
-    def share(self, workers: int) -> None:
-        """Split this lane's limits with the other live workers of the plan: 1/`workers` of its rpm and of its
-        `max_concurrency` (at least one request in flight each)."""
+    def share(self, workers: int, rank: int = 0) -> None:
+        """Split this lane's limits with the other live workers of the plan: 1/`workers` of its rpm, and of its
+        `max_concurrency` the whole part plus, for the first `max_concurrency % workers` ranks, one slot of the
+        remainder, so the workers' slots add up to the lane's (25 over 3 workers: 9, 8, 8). At least one request in
+        flight each."""
+        workers = max(1, workers)
         self.bucket.share(workers)
-        self.slots.set_ceiling(self.lane.max_concurrency // max(1, workers))
+        whole, remainder = divmod(self.lane.max_concurrency, workers)
+        self.slots.set_ceiling(whole + (1 if rank < remainder else 0))
 
     async def enter(self) -> Ticket:
         """Admit one request: fail fast on a parked or stopped lane, then a slot, the pause, a token, the breaker.

@@ -424,20 +424,23 @@ async def _heartbeat(
     """Every `run.heartbeat_s`: record that the run is alive and renew its claims. Every `SPLIT_EVERY_S` (or each
     heartbeat, if more often): split each lane's limits with the other live workers of the plan that hold units
     (heartbeat at most three intervals old, at least one claim)."""
-    workers = 1
+    split = (1, 0)  # live workers, this run's rank among them
     beat_due = time.monotonic() + every_s
     while True:
         try:
             live = await writer.call(storage.live_runs, plan, time.time() - 3 * every_s)
-            if max(1, live) != workers:
-                workers = max(1, live)
+            # A run not yet holding a claim is not among them: it counts itself, last.
+            now_split = (len(live), live.index(lease.run_id)) if lease.run_id in live else (len(live) + 1, len(live))
+            if now_split != split:
+                split = now_split
                 log.info(
-                    "live workers holding units of this plan: %d; each lane keeps 1/%d of its rpm and concurrency",
-                    workers,
-                    workers,
+                    "live workers holding units of this plan: %d (this run's rank %d); each lane keeps 1/%d of its "
+                    "rpm and its part of the concurrency",
+                    *split,
+                    split[0],
                 )
                 for state in states:
-                    state.share(workers)
+                    state.share(*split)
         except FleetbenchError as exc:
             log.warning("live workers of the plan not counted: %s", exc)
         await asyncio.sleep(min(SPLIT_EVERY_S, max(0.0, beat_due - time.monotonic())))

@@ -133,6 +133,17 @@ def test_multirun_sweep_runs_every_job(run_cli: RunCli, tmp_path: Path) -> None:
     assert _count(tmp_path / "fleetbench.db", "select count(*) from units") == 20
 
 
+def test_hydra_mode_decides_between_run_and_multirun_directories(run_cli: RunCli, tmp_path: Path) -> None:
+    # The CLI tells Hydra a single job's mode from its own composition: a mode set in the configuration still wins.
+    single = run_cli("run", "run.instances=1")
+    assert single.returncode == 0, single.stderr
+    assert list(tmp_path.glob("outputs/*/*/fleetbench.log")) and not (tmp_path / "multirun").exists()
+    swept = run_cli("run", "hydra.mode=MULTIRUN", "run.instances=1", "run.seed=2")
+    assert swept.returncode == 0, swept.stderr
+    assert len(list(tmp_path.glob("multirun/*/*/0/fleetbench.log"))) == 1
+    assert _count(tmp_path / "fleetbench.db", "select count(*) from units") == 10
+
+
 def test_show_prints_a_stored_transcript(run_cli: RunCli, tmp_path: Path) -> None:
     assert run_cli("run", "run.instances=1").returncode == 0
     with sqlite3.connect(tmp_path / "fleetbench.db") as connection:

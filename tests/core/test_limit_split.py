@@ -1,4 +1,5 @@
-"""A worker splits its lanes' limits with a worker that joins its plan within about a second, not a heartbeat later.
+"""A worker splits its lanes' limits with a worker that joins its plan within about a second, not a heartbeat later,
+and the workers' shares of a lane's concurrency add up to the lane's.
 
 The runner's heartbeat task is driven here on the in-memory storage (it keeps the storage contract): the worker's own
 run holds a claim, then a second run of the same plan registers and claims a unit while the heartbeat interval is
@@ -39,7 +40,7 @@ def test_a_worker_shares_its_lanes_with_a_worker_that_joins_long_before_its_next
     now = time.time()
     storage.begin_run(_run("mine"))
     storage.claim("mine", units[:1], now, now + 600)
-    state = LaneState.of(make_lane(MODEL, max_concurrency=8, rpm=120))
+    state = LaneState.of(make_lane(MODEL, max_concurrency=25, rpm=120))
 
     async def scenario() -> tuple[int, int, float]:
         writer = ResultWriter(storage, 16)
@@ -61,5 +62,16 @@ def test_a_worker_shares_its_lanes_with_a_worker_that_joins_long_before_its_next
             await writer.close()
 
     alone, shared, waited = asyncio.run(scenario())
-    assert (alone, shared) == (8, 4)
+    assert (alone, shared) == (25, 13), "'mine' sorts first of the two: it takes the remainder's slot"
     assert waited < HEARTBEAT_S / 3, waited
+
+
+def test_the_workers_slots_add_up_to_the_lanes_concurrency() -> None:
+    for workers in range(1, 9):
+        ceilings = []
+        for rank in range(workers):
+            state = LaneState.of(make_lane(MODEL, max_concurrency=25, rpm=120))
+            state.share(workers, rank)
+            ceilings.append(state.slots.ceiling)
+        assert sum(ceilings) == 25, (workers, ceilings)
+        assert max(ceilings) - min(ceilings) <= 1, (workers, ceilings)

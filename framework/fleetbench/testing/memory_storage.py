@@ -163,14 +163,15 @@ class MemoryStorage(Storage):
             if unit.scope == scope and unit.seed == seed
         ]
 
-    def live_runs(self, plan: str, fresh_after: float) -> int:
+    def live_runs(self, plan: str, fresh_after: float) -> list[str]:
         holding = {held[0] for held in self._claims.values()}
-        return sum(
-            run["plan"] == plan
+        return sorted(
+            run["run_id"]
+            for run in self._runs.values()
+            if run["plan"] == plan
             and run["status"] == "running"
             and run["heartbeat_at"] >= fresh_after
             and run["run_id"] in holding
-            for run in self._runs.values()
         )
 
     def recent_calls(self, since: float) -> list[dict[str, Any]]:

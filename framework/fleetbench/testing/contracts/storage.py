@@ -240,11 +240,12 @@ class StorageContract:
         plan_b = dataclasses.replace(run_record(LATER_RUN, 2000.0), plan="p" * 32)
         ready(storage, plan_a, plan_b)
         storage.heartbeat(RUN, 5000.0)
-        assert storage.live_runs("p" * 32, 1000.0) == 0, "a run holding no claim sends nothing: it is not counted"
+        assert storage.live_runs("p" * 32, 1000.0) == [], "a run holding no claim sends nothing: it is not counted"
         storage.claim(RUN, units[1:2], now=100.0, expires_at=1e12)
         storage.claim(LATER_RUN, units[2:3], now=100.0, expires_at=1e12)
-        assert storage.live_runs("p" * 32, 4000.0) == 1 and storage.live_runs("p" * 32, 1000.0) == 2
-        assert storage.live_runs("q" * 32, 0.0) == 0
+        assert storage.live_runs("p" * 32, 4000.0) == [RUN]
+        assert storage.live_runs("p" * 32, 1000.0) == sorted([RUN, LATER_RUN]), "every worker sees one order"
+        assert storage.live_runs("q" * 32, 0.0) == []
         assert {r["run_id"]: r["worker"] for r in storage.runs()}[RUN] == 3
         storage.write([result(units[0])], [call(units[0], MODEL), call(units[0], MODEL, attempt=2)])
         recent = storage.recent_calls(999.0)

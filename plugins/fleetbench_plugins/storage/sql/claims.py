@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetbench.types import ClaimInfo, Unit, UnitScope
@@ -104,12 +104,14 @@ def open_claims(connection: Connection, scope: UnitScope, seed: int) -> list[Cla
     return [ClaimInfo(str(k), str(r), float(e), str(c), int(i)) for k, r, e, c, i in connection.execute(statement)]
 
 
-def live_runs(connection: Connection, plan: str, fresh_after: float) -> int:
+def live_runs(connection: Connection, plan: str, fresh_after: float) -> list[str]:
     holding = select(claims.c.unit_key).where(claims.c.run_id == runs.c.run_id).exists()
-    statement = select(func.count()).where(
-        runs.c.plan == plan, runs.c.status == "running", runs.c.heartbeat_at >= fresh_after, holding
+    statement = (
+        select(runs.c.run_id)
+        .where(runs.c.plan == plan, runs.c.status == "running", runs.c.heartbeat_at >= fresh_after, holding)
+        .order_by(runs.c.run_id)
     )
-    return int(connection.execute(statement).scalar_one())
+    return [str(run_id) for run_id in connection.execute(statement).scalars()]
 
 
 def recent_calls(connection: Connection, since: float) -> list[dict[str, Any]]:

@@ -213,7 +213,7 @@ class SqlDatabase:
         with self.errors("reading claims"), self.ready(writable=False).connect() as connection:
             return claims.open_claims(connection, scope, seed)
 
-    def live_runs(self, plan: str, fresh_after: float) -> int:
+    def live_runs(self, plan: str, fresh_after: float) -> list[str]:
         with self.errors("counting live runs"), self.ready(writable=False).connect() as connection:
             return claims.live_runs(connection, plan, fresh_after)
 

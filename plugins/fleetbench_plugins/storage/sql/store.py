@@ -95,8 +95,8 @@ class SqlStorage(Storage):
         """Claims on units of this scope and seed."""
         return self._db().open_claims(scope, seed)
 
-    def live_runs(self, plan: str, fresh_after: float) -> int:
-        """Running runs of this plan digest with a fresh heartbeat."""
+    def live_runs(self, plan: str, fresh_after: float) -> list[str]:
+        """Ids of the running runs of this plan digest with a fresh heartbeat that hold claims, sorted."""
         return self._db().live_runs(plan, fresh_after)
 
     def recent_calls(self, since: float) -> list[dict[str, Any]]:

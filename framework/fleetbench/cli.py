@@ -733,8 +733,8 @@ def _report_html(cfg: DictConfig, common: NamingSpec, overrides: Sequence[str]) 
     check_drift(drift)
     suite = _configured_suite(cfg)
     with _storage(common) as storage:
-        rows_filter, _ = _scoped_filter(cfg, common, overrides, suite, storage)
-        text = html_report(storage, suite, rows_filter, drift.alpha, drift.min_units)
+        rows_filter, scope = _scoped_filter(cfg, common, overrides, suite, storage)
+        text = html_report(storage, suite, rows_filter, drift.alpha, drift.min_units, scope=scope.description)
     _write_output("report.output", common.report.output, text)
     return 0
 

@@ -4,6 +4,7 @@ rendered with a size. Skipped only where chromium or its driver is not installed
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -42,7 +43,10 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:  # type: ignore[type-arg]
+def report(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, dict, str]]:  # type: ignore[type-arg]
+    """The HTML report of a small workflow run, the drift audit's JSON, and the markdown report's scope line."""
     folder = tmp_path_factory.mktemp(f"html-{request.param}")
     with database(request.param, folder) as url:
         process = cli(folder, "run", *WORKFLOW, WEAK, f"storage.url={url}", "run.instances=4", "run.progress=off")
@@ -53,14 +57,16 @@ def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         assert written.stdout == "wrote report.html\n"
         drift = cli(folder, "drift", *WORKFLOW, f"storage.url={url}", "drift.format=json")
         assert drift.returncode == 0, drift.stderr
-        yield folder / "report.html", json.loads(drift.stdout)
+        markdown = cli(folder, "report", *WORKFLOW, f"storage.url={url}", "report.format=markdown")
+        assert markdown.returncode == 0, markdown.stderr
+        yield folder / "report.html", json.loads(drift.stdout), markdown.stdout.splitlines()[0]
 
 
 def test_the_report_loads_without_console_errors_and_every_plot_is_rendered(
     browser: Any,
-    report: tuple[Path, dict],  # type: ignore[type-arg]
+    report: tuple[Path, dict, str],  # type: ignore[type-arg]
 ) -> None:
-    path, _ = report
+    path, _, _ = report
     browser.get(path.as_uri())
     assert browser.execute_script("return document.readyState") == "complete"
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
@@ -82,10 +88,13 @@ def test_the_report_loads_without_console_errors_and_every_plot_is_rendered(
 
 
 def test_the_report_is_self_contained_and_its_deployment_panel_agrees_with_the_audit(
-    report: tuple[Path, dict],  # type: ignore[type-arg]
+    report: tuple[Path, dict, str],  # type: ignore[type-arg]
 ) -> None:
-    path, drift = report
+    path, drift, scope_line = report
     text = path.read_text()
+    # Headed by the scope line the other formats print for the same configuration.
+    (scope,) = re.findall(r'<p class="scope">(.*?)</p>', text)
+    assert scope == html.escape(scope_line) and "suite workflow" in scope, scope
     assert "<script" not in text
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", text), "no external resource"
     panel = text.split("<h2>Deployments</h2>")[1].split("</table>")[0]

@@ -241,8 +241,10 @@ def html_report(
     alpha: float = DEFAULT_ALPHA,
     min_units: int = DEFAULT_MIN_UNITS,
     now: float | None = None,
+    scope: str = "",
 ) -> str:
-    """The whole report as one HTML document (the drift audit with `alpha` and `min_units`)."""
+    """The whole report as one HTML document (the drift audit with `alpha` and `min_units`), headed by `scope`: the
+    line that says what its units are comparable under (the terminal report's scope line)."""
     models = [r for r in storage.aggregate(["base_model"], filter) if r["total"]]
     shares = storage.deployment_shares(filter)
     drifts = audit(storage, filter, suite.factor_names(), alpha, min_units).deployments
@@ -270,6 +272,7 @@ def html_report(
         f"<title>fleetbench report: {html.escape(suite.name)}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>fleetbench report: suite {html.escape(suite.name)}</h1>",
+        f'<p class="scope">{html.escape(scope)}</p>' if scope else "",
         f"<p>Generated {stamp}. Intervals are 95% Wilson score intervals; units not done (infrastructure errors) "
         "are counted apart and never as failures.</p>",
         "<h2>Base models</h2>",

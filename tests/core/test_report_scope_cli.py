@@ -114,6 +114,11 @@ def test_run_ids_work_by_unique_prefix_and_bad_ones_fail_in_one_line(run_cli: Ru
     assert f"report.run_id: {first[:5]!r} matches 2 runs" in ambiguous.stderr
     listing = run_cli("runs")
     assert listing.returncode == 0 and first[:12] in listing.stdout and second[:12] in listing.stdout
+    # Grouped by run: the table shows ids as `runs` does, the json carries them whole.
+    by_run = run_cli("report", "report.by=[run_id]", "report.format=markdown")
+    assert by_run.returncode == 0, by_run.stderr
+    assert f"| {first[:12]} |" in by_run.stdout and first not in by_run.stdout
+    assert {row["run_id"] for row in _report(run_cli, "report.by=[run_id]")["rows"]} == {first, second}
 
 
 def test_a_run_id_prefix_that_looks_like_a_number_is_taken_as_typed(run_cli: RunCli, tmp_path: Path) -> None:

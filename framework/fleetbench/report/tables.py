@@ -26,6 +26,7 @@ from rich.console import Console
 from tabulate import DataRow, Line, TableFormat, tabulate
 
 from fleetbench.interfaces import Storage
+from fleetbench.report.scope import RUN_ID_SHOWN
 from fleetbench.types import MetricSpec, ReportFilter
 
 HEAVY_HEAD = TableFormat(
@@ -109,6 +110,8 @@ def _rate(part: int, whole: int) -> str:
 def _number(value: Any, name: str = "") -> str:
     if name.endswith("_scope") and isinstance(value, str):
         return value[:DIGEST_SHOWN]
+    if name == "run_id" and isinstance(value, str):  # as `fleetbench run` and `fleetbench runs` print it
+        return value[:RUN_ID_SHOWN]
     if value is None:
         return "-"
     if isinstance(value, float):

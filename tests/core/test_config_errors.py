@@ -47,6 +47,9 @@ CASES = [
         id="absurd-concurrency",
     ),
     pytest.param(["run.instances=1000000000000"], ["run.instances", "10,000,000"], id="absurd-instances"),
+    pytest.param(
+        ["run.label=a,b"], ["run.label: 'a,b' has a comma", "run.label='a,b'", "run.label=[a,b]", "-m"], id="comma"
+    ),
     pytest.param(["scheduler.write_batch=0"], ["scheduler.write_batch", "from 1"], id="zero-write-batch"),
     pytest.param(["scheduler.request_timeout_s=inf"], ["scheduler.request_timeout_s", "inf"], id="infinite-timeout"),
     pytest.param(["scheduler.deadline_s=-5"], ["scheduler.deadline_s", "null or from 0", "-5"], id="negative-deadline"),

@@ -96,6 +96,13 @@ def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseExceptio
         return ConfigError(f"{keyed.full_key}: {_one_line(keyed)}")
     if isinstance(exc, OverrideParseException):
         return ConfigError(_unparsable(exc))
+    ambiguous = re.match(r"Ambiguous value for argument '([^=']+)=(.*)'$", str(exc).splitlines()[0] if str(exc) else "")
+    if ambiguous:
+        key, value = ambiguous.groups()
+        return ConfigError(
+            f"{key}: {value!r} has a comma: quote it to keep it one string ({key}='{value}'), write a list "
+            f"({key}=[{value}]) or sweep over it with -m"
+        )
     if isinstance(exc, HydraException | OmegaConfBaseException):
         return ConfigError(_one_line(exc))
     return exc

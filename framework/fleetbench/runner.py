@@ -433,14 +433,15 @@ async def _heartbeat(
             now_split = (len(live), live.index(lease.run_id)) if lease.run_id in live else (len(live) + 1, len(live))
             if now_split != split:
                 split = now_split
-                log.info(
-                    "live workers holding units of this plan: %d (this run's rank %d); each lane keeps 1/%d of its "
-                    "rpm and its part of the concurrency",
-                    *split,
-                    split[0],
-                )
                 for state in states:
                     state.share(*split)
+                log.info(
+                    "live workers holding units of this plan: %d (this run's rank %d); each lane keeps 1/%d of its "
+                    "rpm and these of its request slots: %s",
+                    *split,
+                    split[0],
+                    ", ".join(f"{s.lane.deployment} {s.slots.ceiling}/{s.lane.max_concurrency}" for s in states),
+                )
         except FleetbenchError as exc:
             log.warning("live workers of the plan not counted: %s", exc)
         await asyncio.sleep(min(SPLIT_EVERY_S, max(0.0, beat_due - time.monotonic())))

@@ -56,5 +56,6 @@ def test_a_lanes_rpm_holds_across_four_workers_at_the_server(tmp_path: Path) -> 
     assert len(per_worker) == WORKERS, "every worker used its share of the limited lane"
     logs = "".join(path.read_text() for path in tmp_path.glob("outputs/*/*/fleetbench.log"))
     assert f"live workers holding units of this plan: {WORKERS} (this run's rank" in logs
+    assert "request slots: DeepSeek-V3-0324 1/2, DeepSeek-V3-0324-2 1/2" in logs, "2 slots over 4 workers: 1 each"
     units = rows(tmp_path / "shared.db", "select count(*) n, count(distinct unit_key) d from units")
     assert units == [{"n": 400, "d": 400}]

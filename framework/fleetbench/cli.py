@@ -119,15 +119,25 @@ def _overrides(args: Sequence[str]) -> list[str]:
 
 def cmd_run(args: Sequence[str]) -> int:
     """Hide literal secrets, validate every job of the (possibly swept) configuration, check where the run will
-    write, then hand over to Hydra."""
-    args = hide_secrets(args)
+    write, then hand over to Hydra. A stop signal is held while configurations compose (see `interrupts.hold`)."""
+    interrupts.hold()
+    try:
+        return _validate_and_run(hide_secrets(args))
+    finally:
+        interrupts.release()
+
+
+def _validate_and_run(args: list[str]) -> int:
     parsed = _hydra_arguments(args)
     search = _search_dir(parsed)
     given = [*search, *parsed.overrides]
+    multirun = parsed.multirun or _asks_for_multirun(parsed.overrides)
     with hydra_context():
         try:
             # A single job whose overrides compose as typed is validated from that one composition.
-            composed = None if parsed.multirun else compose_as_given(given, parsed.config_name, with_hydra=True)
+            composed = None if multirun else compose_as_given(given, parsed.config_name, with_hydra=True)
+            if composed is not None and str(composed.hydra.mode) == "RunMode.MULTIRUN":  # set by a config file
+                composed, multirun = None, True
             overrides = given if composed is not None else normalize_overrides(given)
         except Exception as exc:  # Hydra wraps everything; translate() re-raises what it cannot explain
             raise translate(exc, parsed.overrides) from None
@@ -139,15 +149,15 @@ def cmd_run(args: Sequence[str]) -> int:
         return _hydra_run(hydra_args)
     # A single job's `hydra.mode` is known from the composition just made: Hydra need not compose a third time.
     mode = None if with_hydra is None else _KnownMode(with_hydra.hydra.mode)
-    jobs = _sweep_jobs(overrides, parsed.multirun)
+    jobs = _sweep_jobs(overrides, multirun)
     storages: dict[str, NamingSpec] = {}
     for job_overrides in jobs:
         cfg = composed if composed is not None else compose_config(job_overrides, config_name=parsed.config_name)
         common = resolve_run(cfg).common
         storages.setdefault(f"{common.storage.name}:{common.storage.options!r}", common)
-    check_output_dir(jobs[0], parsed.multirun, with_hydra)
+    check_output_dir(jobs[0], multirun, with_hydra)
     check_storages(storages.values(), notify=_error)
-    if parsed.multirun and launched.runs_jobs_elsewhere(jobs[0]):
+    if multirun and launched.runs_jobs_elsewhere(jobs[0]):
         with launched.patient_signals(notify=_error):
             return _hydra_run(hydra_args)
     return _hydra_run(hydra_args, mode)
@@ -163,6 +173,11 @@ def _hydra_arguments(args: Sequence[str]) -> argparse.Namespace:
         return parser.parse_intermixed_args(list(args))
     except argparse.ArgumentError as exc:
         raise UserError(f"run: {exc}") from None
+
+
+def _asks_for_multirun(overrides: Sequence[str]) -> bool:
+    """`hydra.mode=MULTIRUN` on the command line: a sweep, as with `-m` (Hydra reads the enum's name in any case)."""
+    return any("".join(o.split()).lower() == "hydra.mode=multirun" for o in overrides)
 
 
 def _inspects_only(parsed: argparse.Namespace) -> bool:
@@ -234,6 +249,9 @@ def _hydra_run(args: list[str], mode: _KnownMode | None = None) -> int:
     )
     saved = sys.argv
     sys.argv = ["fleetbench", *args]
+    if mode is None or str(mode.mode) == "RunMode.MULTIRUN":
+        # Jobs run in sweeps (and launchers start worker processes, which inherit a signal mask): no holding.
+        interrupts.release()
     try:
         with _mode_known_to_hydra(mode):
             app()
@@ -254,6 +272,7 @@ def _run_job(cfg: DictConfig) -> None:
     """One Hydra job: validate, run, print the summary. Exits 2 on bad input, 1 when the storage or a plugin fails
     and 130 when interrupted, each with one line; 124 after the summary when `scheduler.deadline_s` stopped it.
     In a launcher's worker process the job raises `JobFailed` with that code instead (see `fleetbench.launched`)."""
+    interrupts.release()  # Hydra has composed this job's configuration: a held signal is taken now
     try:
         spec = dataclasses.replace(resolve_run(cfg), experiment=_experiment_choice())
         summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error, signals_since=0)

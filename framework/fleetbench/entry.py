@@ -34,9 +34,11 @@ def main() -> None:
     except KeyboardInterrupt:
         _interrupted_at_start()
     try:
-        code = entry()
-    except SystemExit as exc:  # a Hydra job ends this way
-        code = _code(exc)
+        try:
+            code = entry()
+        except SystemExit as exc:  # a Hydra job ends this way
+            code = _code(exc)
+        interrupts.ignore_from_now()  # the command is over and has said how: a late signal changes nothing
     except KeyboardInterrupt:  # another signal while the CLI was already on its way out: exit as interrupted
         if not interrupts.was_reported():
             sys.stderr.write(interrupts.LATE_INTERRUPTED + "\n")

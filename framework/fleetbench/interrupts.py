@@ -56,10 +56,44 @@ def record_and_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def hold() -> None:
+    """Hold stop signals (this thread's signal mask) until `release`: for Hydra's and OmegaConf's compositions, where
+    a KeyboardInterrupt raised midway can leave a half-built node behind and surface as a bogus configuration error
+    instead. A signal that arrives meanwhile is taken when the composition ends (well under a second)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def release() -> None:
+    """Take any held stop signal now (its handler runs at once) and stop holding them."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def ignore_from_now() -> None:
+    """Ignore stop signals for the rest of the process: the command is over and has said so. (An ignored signal stays
+    ignored through interpreter shutdown; a Python handler would be reset to the default, which kills the process
+    with the signal: exit 130 for a command that had finished.)"""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _quiet_about_interrupted_callbacks(unraisable: sys.UnraisableHookArgs) -> None:
+    """A stop signal landing in a garbage-collection callback (SQLAlchemy's weak references have them) cannot
+    propagate, and Python would print it as an ignored exception with a traceback. The signal is already recorded
+    (`note`), which is what the CLI acts on: print nothing for it."""
+    if unraisable.exc_type is KeyboardInterrupt and received():
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def install() -> None:
-    """Handle SIGINT and SIGTERM with `record_and_interrupt` (the console script does this first thing)."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    """Handle SIGINT and SIGTERM with `record_and_interrupt`, and keep a signal that lands in a garbage-collection
+    callback from printing a traceback (the console script does this first thing)."""
+    for sig in STOP_SIGNALS:
         signal.signal(sig, record_and_interrupt)
+    sys.unraisablehook = _quiet_about_interrupted_callbacks
 
 
 def exit_now(code: int) -> None:

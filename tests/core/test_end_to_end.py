@@ -138,10 +138,14 @@ def test_hydra_mode_decides_between_run_and_multirun_directories(run_cli: RunCli
     single = run_cli("run", "run.instances=1")
     assert single.returncode == 0, single.stderr
     assert list(tmp_path.glob("outputs/*/*/fleetbench.log")) and not (tmp_path / "multirun").exists()
-    swept = run_cli("run", "hydra.mode=MULTIRUN", "run.instances=1", "run.seed=2")
+    # `hydra.mode=MULTIRUN` is a sweep as `-m` is: comma values sweep, and the sweep directory is checked first.
+    refused = run_cli("run", "hydra.mode=MULTIRUN", "hydra.sweep.dir=/etc/passwd/x", "run.instances=1")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("error: hydra.sweep.dir: cannot create"), refused.stderr
+    swept = run_cli("run", "hydra.mode=MULTIRUN", "run.instances=1", "run.seed=2,3")
     assert swept.returncode == 0, swept.stderr
-    assert len(list(tmp_path.glob("multirun/*/*/0/fleetbench.log"))) == 1
-    assert _count(tmp_path / "fleetbench.db", "select count(*) from units") == 10
+    assert len(list(tmp_path.glob("multirun/*/*/[01]/fleetbench.log"))) == 2
+    assert _count(tmp_path / "fleetbench.db", "select count(*) from units") == 15
 
 
 def test_show_prints_a_stored_transcript(run_cli: RunCli, tmp_path: Path) -> None:

@@ -170,7 +170,7 @@ def test_the_first_signal_lets_units_in_flight_finish_and_keeps_them(tmp_path: P
 
 # From 0.2 s: earlier, a loaded machine may still be starting the interpreter itself (before any fleetbench code runs,
 # a signal is Python's own business); from then on every moment (imports, composition, planning, execution) is ours.
-@pytest.mark.parametrize("delay_s", [0.2, 0.3, 0.45, 0.6, 0.8, 1.1, 1.5])
+@pytest.mark.parametrize("delay_s", [0.2, 0.3, 0.45, 0.6, 0.8, 1.1, 1.5, 1.9, 2.4])
 def test_ctrl_c_at_any_moment_of_a_cli_run_exits_130_with_no_traceback(tmp_path: Path, delay_s: float) -> None:
     slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=200" for i in range(3)]
     process = subprocess.Popen(
@@ -263,3 +263,37 @@ def test_a_signal_whose_keyboard_interrupt_was_swallowed_still_stops_a_command_l
     interrupts.note()  # what the handler records before its KeyboardInterrupt is swallowed
     with pytest.raises(Interrupted, match="interrupted before any unit ran"):
         run(spec, signals_since=since)
+
+
+def test_a_signal_in_a_garbage_collection_callback_prints_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """A KeyboardInterrupt raised in a weakref callback cannot propagate; after a recorded signal it is not printed
+    (the flag stops the run), while any other unraisable exception still is."""
+    import sys
+    import weakref
+
+    from fleetbench import interrupts
+
+    class Thing:
+        pass
+
+    def interrupted(_: object) -> None:
+        raise KeyboardInterrupt
+
+    def broken(_: object) -> None:
+        raise ValueError("a real bug")
+
+    saved = sys.unraisablehook
+    sys.unraisablehook = interrupts._quiet_about_interrupted_callbacks
+    baseline = interrupts.count()
+    try:
+        interrupts.note()
+        thing = Thing()
+        references = [weakref.ref(thing, interrupted), weakref.ref(thing, broken)]
+        del thing
+        assert all(reference() is None for reference in references)
+    finally:
+        sys.unraisablehook = saved
+        interrupts._count = baseline  # leave no recorded signal behind for later tests in this process
+    err = capsys.readouterr().err
+    assert "KeyboardInterrupt" not in err
+    assert "ValueError: a real bug" in err

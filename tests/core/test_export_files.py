@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,19 @@ def test_the_output_directory_must_exist(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match="is not a directory"):
         output_dir(str(tmp_path / "file"), "export.output")
+
+
+def test_a_killed_exports_leftover_is_removed_by_the_next_export_of_that_file(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid names no process now
+    host = socket.gethostname()
+    stale = tmp_path / f".report.csv.{host}-{dead.pid}.abc123.partial"
+    running = tmp_path / f".report.csv.{host}-{os.getpid()}.def456.partial"  # a live export of the same file
+    elsewhere = tmp_path / f".report.csv.other-host-{dead.pid}.ghi789.partial"  # another machine's: maybe alive
+    other_file = tmp_path / f".report.md.{host}-{dead.pid}.jkl012.partial"  # the next export of report.md's job
+    for leftover in (stale, running, elsewhere, other_file):
+        leftover.write_text("half")
+    write_text(tmp_path / "report.csv", "a\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["report.csv", running.name, elsewhere.name, other_file.name]
+    )

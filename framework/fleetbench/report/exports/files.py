@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +24,19 @@ def output_dir(path: str, key: str) -> Path:
     return folder
 
 
+PARTIAL_SUFFIX = ".partial"
+
+
 @contextlib.contextmanager
 def staged(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target` to write; renamed to `target` when the block succeeds, removed otherwise."""
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    """A temporary path beside `target` to write; renamed to `target` when the block succeeds, removed otherwise.
+
+    The temporary file's name carries this host and process id, so the next export of `target` removes what a killed
+    export (SIGKILL, a lost power supply) left behind on this host; another host's are left alone, since their
+    writers may still be alive."""
+    _remove_stale_partials(target)
+    prefix = _partial_prefix(target, os.getpid())
+    handle, name = tempfile.mkstemp(prefix=prefix, suffix=PARTIAL_SUFFIX, dir=target.parent)
     os.close(handle)
     temporary = Path(name)
     try:
@@ -35,6 +46,29 @@ def staged(target: Path) -> Iterator[Path]:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _partial_prefix(target: Path, pid: int) -> str:
+    return f".{target.name}.{socket.gethostname()}-{pid}."
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Remove the temporary files of earlier exports of `target` on this host whose process is gone."""
+    mine = _partial_prefix(target, 0)[: -len("0.")]
+    for leftover in target.parent.glob(f"{glob.escape(mine)}*{PARTIAL_SUFFIX}"):
+        pid = leftover.name[len(mine) :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _umask() -> int:

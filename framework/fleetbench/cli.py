@@ -497,9 +497,17 @@ def cmd_runs(args: Sequence[str]) -> int:
     storage = common.storage.create(naming=common.naming)
     try:
         runs = storage.runs()
+        stored = {
+            str(run["run_id"]): sum(
+                int(row["total"])
+                for row in storage.aggregate(["base_model"], ReportFilter(str(run["suite"]), run_id=str(run["run_id"])))
+            )
+            for run in runs
+            if run.get("executed_units") is None  # still running, or died before it could record its count
+        }
     finally:
         storage.close()
-    render_runs(runs, console)
+    render_runs(runs, console, stored=stored)
     return 0
 
 

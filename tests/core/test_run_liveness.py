@@ -58,6 +58,9 @@ def test_a_sigkilled_run_is_listed_as_dead(run_cli: RunCli, tmp_path: Path) -> N
     (line,) = [row for row in listing.stdout.splitlines() if "jsonl" in row]
     assert " dead " in line and f":{process.pid}" in line
     with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
+        kept = connection.execute("select count(*) from units where outcome != 'infra_error'").fetchone()[0]
+    assert kept > 0 and f" {kept} stored " in line, "a killed run shows what it stored, not '-'"
+    with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
         assert connection.execute("select status from runs").fetchall() == [("running",)]  # as the killed run left it
 
 

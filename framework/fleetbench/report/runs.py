@@ -18,8 +18,22 @@ def _when(stamp: float | None) -> str:
     return "-" if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
-def render_runs(runs: Sequence[Mapping[str, Any]], console: Console, now: float | None = None) -> None:
-    """A table of runs, newest first, with their derived state."""
+def _executed(run: Mapping[str, Any], stored: Mapping[str, int]) -> str:
+    if run.get("executed_units") is not None:
+        return str(run["executed_units"])
+    count = stored.get(str(run["run_id"]))
+    return "-" if count is None else f"{count} stored"
+
+
+def render_runs(
+    runs: Sequence[Mapping[str, Any]],
+    console: Console,
+    now: float | None = None,
+    stored: Mapping[str, int] | None = None,
+) -> None:
+    """A table of runs, newest first, with their derived state. A run that recorded no executed count (it is still
+    running, or died first) shows the units it has stored so far, from `stored` (by run id), as `N stored`."""
+    stored = stored or {}
     now = time.time() if now is None else now
     host = socket.gethostname()
     table = Table("run", "state", "started", "last heartbeat", "where", "worker", "suite", "models", "planned",
@@ -35,7 +49,7 @@ def render_runs(runs: Sequence[Mapping[str, Any]], console: Console, now: float 
             str(run["suite"]),
             ", ".join(run.get("models") or ()),
             str(run["planned_units"]),
-            "-" if run.get("executed_units") is None else str(run["executed_units"]),
+            _executed(run, stored),
             str(run.get("label") or ""),
             str(run.get("experiment") or ""),
         )

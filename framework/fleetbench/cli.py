@@ -160,7 +160,9 @@ def _validate_and_run(args: list[str]) -> int:
     if multirun and launched.runs_jobs_elsewhere(jobs[0]):
         with launched.patient_signals(notify=_error):
             return _hydra_run(hydra_args)
-    return _hydra_run(hydra_args, mode)
+    # Every job runs in this process (a single run, or a sweep on Hydra's basic launcher): signals stay held
+    # whenever Hydra composes, between and around the jobs.
+    return _hydra_run(hydra_args, None if multirun else mode, hold=True)
 
 
 def _hydra_arguments(args: Sequence[str]) -> argparse.Namespace:
@@ -237,7 +239,10 @@ def _mode_known_to_hydra(known: _KnownMode | None) -> Iterator[None]:
         Hydra.get_mode = original  # type: ignore[method-assign]
 
 
-def _hydra_run(args: list[str], mode: _KnownMode | None = None) -> int:
+def _hydra_run(args: list[str], mode: _KnownMode | None = None, hold: bool = False) -> int:
+    """Hand the command line over to Hydra's app. With `hold`, stop signals stay held outside `_run_job` (every job
+    runs in this process); without it they are released first: a launcher's worker processes would inherit the
+    signal mask."""
     import hydra
 
     from fleetbench.config import register
@@ -249,12 +254,13 @@ def _hydra_run(args: list[str], mode: _KnownMode | None = None) -> int:
     )
     saved = sys.argv
     sys.argv = ["fleetbench", *args]
-    if mode is None or str(mode.mode) == "RunMode.MULTIRUN":
-        # Jobs run in sweeps (and launchers start worker processes, which inherit a signal mask): no holding.
+    if not hold:
         interrupts.release()
     try:
         with _mode_known_to_hydra(mode):
             app()
+        if hold:  # every job has ended and said so: a signal held since changes nothing
+            interrupts.ignore_from_now()
     except (KeyboardInterrupt, SystemExit) as exc:
         # A sweep stopped by Ctrl-C: jobs in this process exit 130 themselves; a launcher's jobs end as `JobFailed`
         # (Hydra exits 1 after printing the first) or are left behind by a second Ctrl-C. Either way it is 130.
@@ -273,6 +279,14 @@ def _run_job(cfg: DictConfig) -> None:
     and 130 when interrupted, each with one line; 124 after the summary when `scheduler.deadline_s` stopped it.
     In a launcher's worker process the job raises `JobFailed` with that code instead (see `fleetbench.launched`)."""
     interrupts.release()  # Hydra has composed this job's configuration: a held signal is taken now
+    try:
+        _run_and_report(cfg)
+    finally:
+        if launched.in_launching_process():  # Hydra composes the next job, or tears down, with signals held again
+            interrupts.hold()
+
+
+def _run_and_report(cfg: DictConfig) -> None:
     try:
         spec = dataclasses.replace(resolve_run(cfg), experiment=_experiment_choice())
         summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error, signals_since=0)

@@ -265,6 +265,26 @@ def test_a_signal_whose_keyboard_interrupt_was_swallowed_still_stops_a_command_l
         run(spec, signals_since=since)
 
 
+@pytest.mark.parametrize("delay_s", [2.0, 3.5, 5.0, 6.5])
+def test_ctrl_c_during_a_sweep_in_this_process_exits_130_with_no_hydra_error(tmp_path: Path, delay_s: float) -> None:
+    # Hydra composes each job of a basic-launcher sweep between the jobs: a signal then is held, not raised inside
+    # the composition (where it used to surface as Hydra's own error, exit 1).
+    process = subprocess.Popen(
+        [*CLI, "run", "-m", "run.seed=range(1,13)", "run.instances=2", "run.progress=off"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(delay_s)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr  # twelve jobs: the sweep is still validating or running
+    assert "Traceback" not in stderr and "HYDRA_FULL_ERROR" not in stderr and "error" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted"), stderr
+
+
 def test_a_signal_in_a_garbage_collection_callback_prints_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     """A KeyboardInterrupt raised in a weakref callback cannot propagate; after a recorded signal it is not printed
     (the flag stops the run), while any other unraisable exception still is."""

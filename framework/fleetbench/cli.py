@@ -119,12 +119,24 @@ def _overrides(args: Sequence[str]) -> list[str]:
 
 def cmd_run(args: Sequence[str]) -> int:
     """Hide literal secrets, validate every job of the (possibly swept) configuration, check where the run will
-    write, then hand over to Hydra. A stop signal is held while configurations compose (see `interrupts.hold`)."""
-    interrupts.hold()
+    write, then hand over to Hydra. A stop signal is held while a configuration composes (see `interrupts.hold`)."""
     try:
         return _validate_and_run(hide_secrets(args))
     finally:
         interrupts.release()
+
+
+@contextlib.contextmanager
+def _composing() -> Iterator[None]:
+    """Hold stop signals for one composition; one that arrived meanwhile is taken as it ends: nothing was run."""
+    interrupts.hold()
+    try:
+        yield
+    finally:
+        try:
+            interrupts.release()
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted: nothing was run") from None
 
 
 def _validate_and_run(args: list[str]) -> int:
@@ -132,7 +144,7 @@ def _validate_and_run(args: list[str]) -> int:
     search = _search_dir(parsed)
     given = [*search, *parsed.overrides]
     multirun = parsed.multirun or _asks_for_multirun(parsed.overrides)
-    with hydra_context():
+    with _composing(), hydra_context():
         try:
             # A single job whose overrides compose as typed is validated from that one composition.
             composed = None if multirun else compose_as_given(given, parsed.config_name, with_hydra=True)
@@ -152,7 +164,8 @@ def _validate_and_run(args: list[str]) -> int:
     jobs = _sweep_jobs(overrides, multirun)
     storages: dict[str, NamingSpec] = {}
     for job_overrides in jobs:
-        cfg = composed if composed is not None else compose_config(job_overrides, config_name=parsed.config_name)
+        with _composing():
+            cfg = composed if composed is not None else compose_config(job_overrides, config_name=parsed.config_name)
         common = resolve_run(cfg).common
         storages.setdefault(f"{common.storage.name}:{common.storage.options!r}", common)
     check_output_dir(jobs[0], multirun, with_hydra)
@@ -162,6 +175,7 @@ def _validate_and_run(args: list[str]) -> int:
             return _hydra_run(hydra_args)
     # Every job runs in this process (a single run, or a sweep on Hydra's basic launcher): signals stay held
     # whenever Hydra composes, between and around the jobs.
+    interrupts.hold()  # until the job starts: Hydra composes first
     return _hydra_run(hydra_args, None if multirun else mode, hold=True)
 
 
@@ -178,8 +192,12 @@ def _hydra_arguments(args: Sequence[str]) -> argparse.Namespace:
 
 
 def _asks_for_multirun(overrides: Sequence[str]) -> bool:
-    """`hydra.mode=MULTIRUN` on the command line: a sweep, as with `-m` (Hydra reads the enum's name in any case)."""
-    return any("".join(o.split()).lower() == "hydra.mode=multirun" for o in overrides)
+    """`hydra.mode=MULTIRUN` on the command line (`+`/`++`, quoted or not): a sweep, as with `-m`."""
+    for override in overrides:
+        key, _, value = "".join(override.split()).partition("=")
+        if key.lstrip("+") == "hydra.mode" and value.strip("'\"") == "MULTIRUN":
+            return True
+    return False
 
 
 def _inspects_only(parsed: argparse.Namespace) -> bool:

@@ -146,6 +146,9 @@ def test_hydra_mode_decides_between_run_and_multirun_directories(run_cli: RunCli
     assert swept.returncode == 0, swept.stderr
     assert len(list(tmp_path.glob("multirun/*/*/[01]/fleetbench.log"))) == 2
     assert _count(tmp_path / "fleetbench.db", "select count(*) from units") == 15
+    quoted = run_cli("run", "++hydra.mode='MULTIRUN'", "run.instances=1", "run.seed=4,5")
+    assert quoted.returncode == 0, quoted.stderr
+    assert _count(tmp_path / "fleetbench.db", "select count(*) from units") == 25
 
 
 def test_show_prints_a_stored_transcript(run_cli: RunCli, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -51,14 +52,17 @@ def test_the_output_directory_must_exist(tmp_path: Path) -> None:
 def test_a_killed_exports_leftover_is_removed_by_the_next_export_of_that_file(tmp_path: Path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid names no process now
-    host = socket.gethostname()
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
+    other = hashlib.sha256(f"{socket.gethostname()}-{dead.pid}.lan".encode()).hexdigest()[:12]
     stale = tmp_path / f".report.csv.{host}-{dead.pid}.abc123.partial"
     running = tmp_path / f".report.csv.{host}-{os.getpid()}.def456.partial"  # a live export of the same file
-    elsewhere = tmp_path / f".report.csv.other-host-{dead.pid}.ghi789.partial"  # another machine's: maybe alive
+    elsewhere = tmp_path / f".report.csv.{other}-{dead.pid}.ghi789.partial"  # another machine's: maybe alive
+    # A host whose name extends this one's with a hyphen: the digest keeps it apart from this host's processes.
+    extended = tmp_path / f".report.csv.{socket.gethostname()}-{dead.pid}.lan-555.mno345.partial"
     other_file = tmp_path / f".report.md.{host}-{dead.pid}.jkl012.partial"  # the next export of report.md's job
-    for leftover in (stale, running, elsewhere, other_file):
+    for leftover in (stale, running, elsewhere, extended, other_file):
         leftover.write_text("half")
     write_text(tmp_path / "report.csv", "a\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["report.csv", running.name, elsewhere.name, other_file.name]
+        ["report.csv", running.name, elsewhere.name, extended.name, other_file.name]
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import socket
 import tempfile
@@ -31,9 +32,9 @@ PARTIAL_SUFFIX = ".partial"
 def staged(target: Path) -> Iterator[Path]:
     """A temporary path beside `target` to write; renamed to `target` when the block succeeds, removed otherwise.
 
-    The temporary file's name carries this host and process id, so the next export of `target` removes what a killed
-    export (SIGKILL, a lost power supply) left behind on this host; another host's are left alone, since their
-    writers may still be alive."""
+    The temporary file's name carries this host (a digest of its name) and process id, so the next export of
+    `target` removes what a killed export (SIGKILL, a lost power supply) left behind on this host; another host's
+    are left alone, since their writers may still be alive."""
     _remove_stale_partials(target)
     prefix = _partial_prefix(target, os.getpid())
     handle, name = tempfile.mkstemp(prefix=prefix, suffix=PARTIAL_SUFFIX, dir=target.parent)
@@ -49,7 +50,10 @@ def staged(target: Path) -> Iterator[Path]:
 
 
 def _partial_prefix(target: Path, pid: int) -> str:
-    return f".{target.name}.{socket.gethostname()}-{pid}."
+    # The host as a short digest: host names hold dots and hyphens, so `vm` must not read `vm-12.lan`'s files as its
+    # own process 12's.
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
+    return f".{target.name}.{host}-{pid}."
 
 
 def _remove_stale_partials(target: Path) -> None:

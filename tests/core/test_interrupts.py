@@ -173,18 +173,8 @@ def test_the_first_signal_lets_units_in_flight_finish_and_keeps_them(tmp_path: P
 @pytest.mark.parametrize("delay_s", [0.2, 0.3, 0.45, 0.6, 0.8, 1.1, 1.5, 1.9, 2.4])
 def test_ctrl_c_at_any_moment_of_a_cli_run_exits_130_with_no_traceback(tmp_path: Path, delay_s: float) -> None:
     slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=200" for i in range(3)]
-    process = subprocess.Popen(
-        [*CLI, "run", "suite.items=cycle", "run.instances=200", "run.progress=off", *slow],
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(delay_s)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    returncode, stderr = _ctrl_c_after(delay_s, tmp_path, "suite.items=cycle", "run.instances=200", *slow)
+    assert returncode == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert "error:" not in stderr, stderr  # an interruption is never reported as a configuration error
     lines = [line for line in stderr.splitlines() if line.strip()]
@@ -269,9 +259,17 @@ def test_a_signal_whose_keyboard_interrupt_was_swallowed_still_stops_a_command_l
 def test_ctrl_c_during_a_sweep_in_this_process_exits_130_with_no_hydra_error(tmp_path: Path, delay_s: float) -> None:
     # Hydra composes each job of a basic-launcher sweep between the jobs: a signal then is held, not raised inside
     # the composition (where it used to surface as Hydra's own error, exit 1).
+    returncode, stderr = _ctrl_c_after(delay_s, tmp_path, "-m", "run.seed=range(1,13)", "run.instances=2")
+    assert returncode == 130, stderr  # twelve jobs: the sweep is still validating or running
+    assert "Traceback" not in stderr and "HYDRA_FULL_ERROR" not in stderr and "error" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted"), stderr
+
+
+def _ctrl_c_after(delay_s: float, cwd: Path, *args: str) -> tuple[int, str]:
+    """`fleetbench run ARGS` (no progress view), sent SIGINT after `delay_s`: its exit code and stderr."""
     process = subprocess.Popen(
-        [*CLI, "run", "-m", "run.seed=range(1,13)", "run.instances=2", "run.progress=off"],
-        cwd=tmp_path,
+        [*CLI, "run", "run.progress=off", *args],
+        cwd=cwd,
         env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -280,9 +278,7 @@ def test_ctrl_c_during_a_sweep_in_this_process_exits_130_with_no_hydra_error(tmp
     time.sleep(delay_s)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr  # twelve jobs: the sweep is still validating or running
-    assert "Traceback" not in stderr and "HYDRA_FULL_ERROR" not in stderr and "error" not in stderr, stderr
-    assert stderr.strip().splitlines()[-1].startswith("interrupted"), stderr
+    return process.returncode, stderr
 
 
 def test_a_signal_in_a_garbage_collection_callback_prints_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:

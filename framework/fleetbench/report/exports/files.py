@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fleetbench.errors import UserError
+from fleetbench.liveness import process_exists
 
 
 def output_dir(path: str, key: str) -> Path:
@@ -61,18 +62,8 @@ def _remove_stale_partials(target: Path) -> None:
     mine = _partial_prefix(target, 0)[: -len("0.")]
     for leftover in target.parent.glob(f"{glob.escape(mine)}*{PARTIAL_SUFFIX}"):
         pid = leftover.name[len(mine) :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_exists(int(pid)):
             leftover.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
 
 
 def _umask() -> int:

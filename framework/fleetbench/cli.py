@@ -171,7 +171,7 @@ def _validate_and_run(args: list[str]) -> int:
     check_output_dir(jobs[0], multirun, with_hydra)
     check_storages(storages.values(), notify=_error)
     if multirun and launched.runs_jobs_elsewhere(jobs[0]):
-        with launched.patient_signals(notify=_error):
+        with launched.sweep_stop_file() as stop_file, launched.patient_signals(notify=_error, stop_file=stop_file):
             return _hydra_run(hydra_args)
     # Every job runs in this process (a single run, or a sweep on Hydra's basic launcher): signals stay held
     # whenever Hydra composes, between and around the jobs.
@@ -292,13 +292,19 @@ def _hydra_run(args: list[str], mode: _KnownMode | None = None, hold: bool = Fal
     return 0
 
 
+NOT_STARTED = "interrupted: the sweep was asked to stop before this job started; nothing was run"
+
+
 def _run_job(cfg: DictConfig) -> None:
     """One Hydra job: validate, run, print the summary. Exits 2 on bad input, 1 when the storage or a plugin fails
     and 130 when interrupted, each with one line; 124 after the summary when `scheduler.deadline_s` stopped it.
     In a launcher's worker process the job raises `JobFailed` with that code instead (see `fleetbench.launched`)."""
     interrupts.release()  # Hydra has composed this job's configuration: a held signal is taken now
+    if launched.sweep_stopped():  # a launcher's worker, after the sweep was asked to stop
+        _end_job(NOT_STARTED, Interrupted.exit_code)
     try:
-        _run_and_report(cfg)
+        with launched.stop_with_the_sweep():
+            _run_and_report(cfg)
     finally:
         if launched.in_launching_process():  # Hydra composes the next job, or tears down, with signals held again
             interrupts.hold()

@@ -9,16 +9,22 @@ one line (it is a `CompactHydraException`: no traceback) and exits 1.
 
 While such a launcher waits for its workers, the first Ctrl-C must not end the launching process: joblib would kill
 its workers in the middle of their drain (their in-flight units lost, their runs left `running`). `patient_signals`
-records it instead, and the workers that share the terminal drain as a single run does.
+records it instead and tells the sweep's jobs on this machine to stop through a file (`SweepStop`): a SIGTERM sent to
+the launching process alone (`kill PID`, `timeout`, a batch system) reaches no worker, and joblib would go on starting
+the jobs still queued. A running job then drains as on its own first signal; a job not started yet does not start.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 from hydra.errors import CompactHydraException
@@ -65,17 +71,81 @@ def runs_jobs_elsewhere(job_overrides: Sequence[str]) -> bool:
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
+STOP_FILE_ENV = "FLEETBENCH_SWEEP_STOP_FILE"
+"""Where a sweep's jobs look for the launching process's request to stop (inherited by the launcher's workers)."""
+
+STOP_POLL_S = 0.25
+
+
 @contextmanager
-def patient_signals(notify: Callable[[str], None]) -> Iterator[None]:
+def sweep_stop_file() -> Iterator[Path]:
+    """In the launching process, for the launcher's lifetime: a path (not yet a file) named in the environment that
+    the launcher's workers inherit; `patient_signals` creates the file to stop the sweep's jobs on this machine."""
+    folder = Path(tempfile.mkdtemp(prefix="fleetbench-sweep-"))
+    path = folder / "stop"
+    os.environ[STOP_FILE_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        os.environ.pop(STOP_FILE_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)  # the folder is ours alone; a leftover is harmless
+
+
+def sweep_stopped() -> bool:
+    """True in a launcher's worker once the launching process (on this machine) was asked to stop the sweep."""
+    path = os.environ.get(STOP_FILE_ENV)
+    return bool(path) and not in_launching_process() and os.path.exists(str(path))
+
+
+@contextmanager
+def stop_with_the_sweep() -> Iterator[None]:
+    """Around one job in a launcher's worker on this machine: when the launching process is asked to stop, this job
+    gets a SIGTERM of its own (unless a signal reached it already, from the terminal), and so drains as a run does.
+    For the job's duration a signal outside the run's own handling is recorded, never the default death: the run
+    then starts already stopping. Elsewhere (the launching process, a machine without the file) nothing changes."""
+    path = os.environ.get(STOP_FILE_ENV)
+    if not path or in_launching_process() or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_S):
+            if os.path.exists(path):
+                if not interrupts.received():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    previous = {sig: signal.signal(sig, _record_only) for sig in SIGNALS}
+    watcher = threading.Thread(target=watch, name="fleetbench-sweep-stop", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _record_only(signum: int, frame: FrameType | None) -> None:
+    interrupts.note()
+
+
+@contextmanager
+def patient_signals(notify: Callable[[str], None], stop_file: Path | None = None) -> Iterator[None]:
     """While a launcher's workers run the sweep: the first Ctrl-C (or SIGTERM) is only recorded, so that this process
-    keeps waiting while the workers that got the signal too (those sharing its terminal: joblib's, submitit's local
-    jobs) drain and keep their units; a second one stops waiting at once (KeyboardInterrupt)."""
+    keeps waiting while the sweep's jobs on this machine drain and keep their units (those sharing its terminal got the
+    signal too; the others learn it from `stop_file`, and jobs not started yet do not start); a second one stops
+    waiting at once (KeyboardInterrupt)."""
 
     def first(signum: int, frame: FrameType | None) -> None:
         interrupts.note()
+        if stop_file is not None:
+            stop_file.touch()
         notify(
-            "stopping: the sweep's jobs on this machine finish their units in flight; jobs elsewhere (Ray, Slurm) "
-            "go on (press Ctrl-C again to stop waiting)"
+            "stopping: the sweep's jobs on this machine finish their units in flight and no other job starts here; "
+            "jobs elsewhere (Ray, Slurm) go on (press Ctrl-C again to stop waiting)"
         )
         for sig in SIGNALS:
             signal.signal(sig, interrupts.record_and_interrupt)

@@ -365,6 +365,52 @@ def test_ctrl_c_lets_the_joblib_workers_drain_then_a_rerun_runs_exactly_what_is_
     assert _count_units(db) == 200
 
 
+def test_sigterm_to_the_launching_process_alone_stops_the_joblib_sweep_and_starts_no_other_job(
+    tmp_path: Path,
+) -> None:
+    """`kill PID` (or `timeout`, or a batch system) signals the launching process only: its loky workers get no signal
+    of their own, yet the jobs running drain and the jobs still queued never start."""
+    db = tmp_path / "sweep.db"
+    sweep = ["run", "-m", "run.seed=1,2,3,4", "run.instances=20", f"storage.url=sqlite:///{db}"]
+    launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    before = set(Path(tempfile.gettempdir()).glob("fleetbench-sweep-*"))
+    with subprocess.Popen(
+        [*CLI, *sweep, *launcher, *SLOW],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as popen:
+        started = time.monotonic()
+        while _count_units(db) < 6:
+            assert popen.poll() is None and time.monotonic() - started < 120, "no unit stored"
+            time.sleep(0.2)
+        os.kill(popen.pid, signal.SIGTERM)
+        try:
+            _, stderr = popen.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            _, stderr = popen.communicate()
+            pytest.fail(f"the sweep did not stop within 120 s of SIGTERM: {stderr[-3000:]}")
+    assert popen.returncode == 130, stderr[-3000:]
+    assert "interrupted: every finished unit is kept; run again to resume" in stderr.splitlines(), stderr[-3000:]
+    assert "Traceback" not in stderr
+    stored = _stored(f"sqlite:///{db}")
+    assert len(stored.runs) <= 2, "only the two jobs running when the signal came ever started a run"
+    assert {status for status, _, _ in stored.runs} == {"interrupted"}, "the running jobs drained"
+    kept = stored.units
+    assert kept == sum(executed for _, _, executed in stored.runs) and 6 <= kept < 200
+    assert set(Path(tempfile.gettempdir()).glob("fleetbench-sweep-*")) <= before, "the stop file's folder is removed"
+
+    again = _launch(tmp_path, *sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=1").process
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerun = [int(n) for n in re.findall(r"planned 100 units: (\d+) already stored", again.stdout)]
+    assert sum(rerun) == kept and len(rerun) == 4
+    assert _count_units(db) == 400
+
+
 def _count_units(db: Path) -> int:
     if not db.exists():
         return 0

@@ -125,6 +125,19 @@ def test_a_value_the_lexer_refuses_names_its_key_and_how_to_quote_it() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "value", ["it's mine", "a(b'c\"d", "(ends in \\", "x\\'y", "'\\'", "a'b,c", 'don\'t, "quote" me']
+)
+def test_the_quoting_a_refusal_suggests_gives_back_the_value_typed(value: str) -> None:
+    """Quotes and backslashes inside the value: the suggested spelling is the one Hydra reads as the value itself."""
+    with pytest.raises(ConfigError) as raised:
+        compose_config([f"run.label={value}"])
+    suggested = str(raised.value).rsplit("e.g. ", 1)[1].removesuffix(" or sweep over it with -m")
+    suggested = suggested.split("), write a list")[0].removeprefix("(")
+    assert suggested.startswith("run.label=") and suggested != f"run.label={value}"
+    assert compose_config([suggested]).run.label == value
+
+
 def test_translate_keeps_config_errors_and_leaves_unknown_exceptions_alone() -> None:
     error = ConfigError("x: y")
     assert translate(error) is error

@@ -100,7 +100,7 @@ def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseExceptio
     if ambiguous:
         key, value = ambiguous.groups()
         return ConfigError(
-            f"{key}: {value!r} has a comma: quote it to keep it one string ({key}='{value}'), write a list "
+            f"{key}: {value!r} has a comma: quote it to keep it one string ({key}={quoted(value)}), write a list "
             f"({key}=[{value}]) or sweep over it with -m"
         )
     if isinstance(exc, HydraException | OmegaConfBaseException):
@@ -163,8 +163,17 @@ def _unparsable(exc: OverrideParseException) -> str:
     why = "" if detail.startswith("LexerNoViableAltException") else f" ({detail})"
     return (
         f"{key.lstrip('+~')}: the override {override!r} does not parse{why}; quote a value holding characters other "
-        f"than letters, digits and _-./:, e.g. {key}='{value}'"
+        f"than letters, digits and _-./:, e.g. {key}={quoted(value)}"
     )
+
+
+def quoted(value: str) -> str:
+    """`value` as a quoted string of Hydra's override grammar: in single quotes, or in double quotes when it holds a
+    single quote and no double one. A quote of the enclosing kind is escaped, and so are backslashes that precede a
+    quote or the closing one (the grammar's only escapes)."""
+    quote = '"' if "'" in value and '"' not in value else "'"
+    doubled = re.sub(rf"(\\+)(?={quote}|$)", lambda run: run.group(1) * 2, value)
+    return quote + doubled.replace(quote, "\\" + quote) + quote
 
 
 def _one_line(exc: BaseException) -> str:

@@ -4,7 +4,8 @@ work instead of doubling it.
 Every worker streams the same missing units in plan order; before a unit reaches a lane, the worker claims it in the
 database (`Storage.claim`, a batch of `run.claim_batch` units per transaction) and skips what another live worker
 holds or has completed. Claims carry an expiry (`run.lease_s`) that the run's heartbeat renews; writing a result
-releases its claim, finishing a run releases the rest. A worker that dies keeps its claims only until they expire.
+releases its claim, finishing a run ends the rest at once (they stay, expired, as orphans: an interrupted worker's
+unstarted units are then run by the plan's other workers). A worker that dies keeps its claims only until they expire.
 
 When a worker's own pass over the plan is done, `orphans` finds the units of its plan still claimed by other runs:
 expired claims (their worker died) are taken over and run, live ones are waited for, so the plan completes as long

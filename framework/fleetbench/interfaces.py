@@ -322,7 +322,9 @@ class Storage(Plugin):
 
     @abc.abstractmethod
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
-        """Record how a run ended and release every claim it still holds."""
+        """Record how a run ended; every claim it still holds expires at `finished_at`. The units it claimed and never
+        wrote (an interrupted run's next batch) go back to its plan as orphans: a worker of the plan still running
+        takes them over at the end of its pass, a rerun claims them."""
 
     @abc.abstractmethod
     def claim(self, run_id: str, units: Sequence[Unit], now: float, expires_at: float) -> set[str]:

@@ -166,6 +166,33 @@ def test_workers_share_a_plan_and_the_units_of_killed_workers_return(
     assert _query(url, "select * from claims") == []
 
 
+def test_the_claims_an_interrupted_worker_never_started_are_run_by_the_worker_that_lives(
+    database: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """Worker 1 claims 64 units at a time and is interrupted after its first unit is stored: the units it claimed and
+    never started end with its run, as orphans; worker 0, which skipped them as held, runs them at the end of its
+    pass, so the plan completes while one worker lives."""
+    url, storage = database
+    # 400 units: a worker holds up to two batches it has not started (the one going out and the next, claimed ahead).
+    overrides = [*storage, *SLOW, *LEASE, "run.instances=80", "suite.items=cycle", "run.claim_batch=64"]
+    survivor = _start(tmp_path, [*overrides, "run.worker=0"])
+    quitter = _start(tmp_path, [*overrides, "run.worker=1"])
+    stored = f"select count(*) n from units u join runs r on r.run_id = u.run_id where r.pid = {quitter.pid}"
+    _wait(lambda: bool(_query(url, stored)) and _query(url, stored)[0]["n"] > 0, [survivor, quitter], timeout_s=300)
+    quitter.send_signal(signal.SIGINT)
+    _, err = quitter.communicate(timeout=120)
+    assert quitter.returncode == 130, err[-2000:]
+    _finish([survivor])
+    runs = {r["pid"]: r for r in _query(url, "select run_id, pid, status, planned_units, executed_units from runs")}
+    assert (runs[survivor.pid]["status"], runs[quitter.pid]["status"]) == ("completed", "interrupted")
+    planned = runs[survivor.pid]["planned_units"]
+    units = _query(url, "select unit_key from units")
+    assert len(units) == len({u["unit_key"] for u in units}) == planned, "every planned unit stored once"
+    assert sum(r["executed_units"] for r in runs.values()) == planned
+    assert all(len(by) == 1 for by in _runs_per_unit(url).values()), "no unit executed twice"
+    assert _query(url, "select * from claims") == []
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -135,7 +135,9 @@ class MemoryStorage(Storage):
 
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
         self._run(run_id).update(status=status, finished_at=finished_at, executed_units=executed)
-        self._claims = {key: held for key, held in self._claims.items() if held[0] != run_id}
+        self._claims = {
+            key: (held[0], finished_at, held[2]) if held[0] == run_id else held for key, held in self._claims.items()
+        }
 
     def claim(self, run_id: str, units: Sequence[Unit], now: float, expires_at: float) -> set[str]:
         self._run(run_id)

@@ -232,7 +232,11 @@ class StorageContract:
         assert storage.open_claims(SCOPE, 0) == []
         assert storage.claim(LATER_RUN, units[:2], now=101.0, expires_at=1e12) == {units[1].key}, "infra errors re-run"
         storage.finish_run(LATER_RUN, "interrupted", 102.0, 0)
-        assert storage.open_claims(SCOPE, 0) == [], "finishing a run releases its claims"
+        ended = storage.open_claims(SCOPE, 0)
+        assert [(c.unit_key, c.run_id, c.expires_at) for c in ended] == [(units[1].key, LATER_RUN, 102.0)], (
+            "finishing a run ends its claims at once; they stay, as orphans, for the plan's other workers"
+        )
+        assert storage.claim(RUN, units[:2], now=102.0, expires_at=1e12) == {units[1].key}
 
     def test_live_runs_and_recent_calls(self, storage: Storage) -> None:
         units = kit_units()

@@ -80,9 +80,10 @@ def renew(connection: Connection, run_id: str, expires_at: float) -> int:
     )
 
 
-def release_run(connection: Connection, run_id: str) -> None:
-    """Drop every claim the run still holds (it finished, however it ended)."""
-    connection.execute(delete(claims).where(claims.c.run_id == run_id))
+def expire_run(connection: Connection, run_id: str, at: float) -> None:
+    """End every claim the run still holds at `at` (it finished, however it ended): they stay as orphans, which the
+    plan's other workers take over and a rerun claims, instead of vanishing while others skipped them as held."""
+    connection.execute(update(claims).where(claims.c.run_id == run_id).values(expires_at=at))
 
 
 def release_keys(connection: Connection, keys: Sequence[str]) -> None:

@@ -154,7 +154,7 @@ class SqlDatabase:
         values = {"status": status, "finished_at": finished_at, "executed_units": executed}
         with self.errors(f"finishing run {run_id!r}"), write_transaction(self.ready()) as connection:
             updated = connection.execute(update(runs).where(runs.c.run_id == run_id).values(values)).rowcount
-            claims.release_run(connection, run_id)
+            claims.expire_run(connection, run_id, finished_at)
         if updated != 1:
             raise StorageError(f"run {run_id!r} was never begun (begin_run) in {self._where}")
 

@@ -141,6 +141,11 @@ def _composing() -> Iterator[None]:
 
 def _validate_and_run(args: list[str]) -> int:
     parsed = _hydra_arguments(args)
+    if parsed.resolve:  # Hydra would print every secret the environment (or the command line) supplies, in clear
+        raise UserError(
+            "run: --resolve would print the API keys and other secrets the configuration reads from the environment; "
+            "drop it: --cfg job shows their ${oc.env:...} references, and fleetbench run checks that they resolve"
+        )
     search = _search_dir(parsed)
     given = [*search, *parsed.overrides]
     multirun = parsed.multirun or _asks_for_multirun(parsed.overrides)

@@ -52,7 +52,25 @@ CASES = [
     ),
     pytest.param(["scheduler.write_batch=0"], ["scheduler.write_batch", "from 1"], id="zero-write-batch"),
     pytest.param(["scheduler.request_timeout_s=inf"], ["scheduler.request_timeout_s", "inf"], id="infinite-timeout"),
-    pytest.param(["scheduler.deadline_s=-5"], ["scheduler.deadline_s", "null or from 0", "-5"], id="negative-deadline"),
+    pytest.param(
+        ["scheduler.deadline_s=-5"], ["scheduler.deadline_s", "null or more than 0", "-5"], id="negative-deadline"
+    ),
+    pytest.param(
+        ["scheduler.deadline_s=0"], ["scheduler.deadline_s", "null or more than 0", "got 0"], id="zero-deadline"
+    ),
+    pytest.param(
+        ["--cfg", "job", "--resolve"], ["--resolve would print the API keys", "--cfg job"], id="resolve-secrets"
+    ),
+    pytest.param(
+        ["storage=postgres", "storage.url=postgresql://postgres:pw-SECRET@127.0.0.1:abc/x"],
+        ["storage.url: port 'abc' is not a number"],
+        id="non-numeric-port",
+    ),
+    pytest.param(
+        ["storage=postgres", "storage.url=postgresql://u:pw-SECRET@127.0.0.1:5432/"],
+        ["storage.url: 'postgresql://u:***@127.0.0.1:5432/' names no database", "USER@HOST:PORT/DB"],
+        id="server-url-without-database",
+    ),
     pytest.param(["scheduler.breaker_failures=0"], ["scheduler.breaker_failures", "from 1"], id="breaker-never-trips"),
     pytest.param(
         ["models.sim_agent.deployments.1.params.outage=melted"],

@@ -242,7 +242,9 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
             )
     deadline = scheduler.deadline_s
     if deadline is not None and not (math.isfinite(deadline) and 0 < deadline <= DEADLINE_MAX_S):
-        raise ConfigError(f"scheduler.deadline_s: must be null or from 0 to {DEADLINE_MAX_S:g} seconds, got {deadline}")
+        raise ConfigError(
+            f"scheduler.deadline_s: must be null or more than 0 and at most {DEADLINE_MAX_S:g} seconds, got {deadline}"
+        )
 
 
 HEARTBEAT_RANGE_S = (0.05, 10.0)

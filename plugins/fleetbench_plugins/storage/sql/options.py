@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from urllib.parse import urlsplit
 
 from fleetbench.interfaces import option
 
@@ -55,7 +56,24 @@ def normalized_url(url: str) -> str:
     if _SCHEMES[scheme] == "sqlite" and rest in ("", "/", "/:memory:"):
         # Every pooled connection of an in-memory database would see its own empty database.
         raise ValueError("url: SQLite needs a file path (sqlite:///PATH); in-memory databases are not shared")
+    if _SCHEMES[scheme] != "sqlite":
+        _check_server_url(rest)
     return f"{_SCHEMES[scheme]}://{rest}"
+
+
+def _check_server_url(rest: str) -> None:
+    """A server URL names a database, and its port (if any) is a number; without a database psycopg would connect to
+    the one named after the user, with the schema created there."""
+    parts = urlsplit(f"db://{rest}")
+    try:
+        parts.port  # noqa: B018 - reading it is the check
+    except ValueError:
+        port = parts.netloc.rsplit(":", 1)[-1]
+        raise ValueError(f"url: port {port!r} is not a number; e.g. postgresql://USER@HOST:5432/DB") from None
+    if not parts.path.strip("/"):
+        raise ValueError(
+            f"url: {_masked('postgresql://' + rest)!r} names no database; write postgresql://USER@HOST:PORT/DB"
+        )
 
 
 def _masked(url: str) -> str:

@@ -176,7 +176,11 @@ def _validate_and_run(args: list[str]) -> int:
     check_output_dir(jobs[0], multirun, with_hydra)
     check_storages(storages.values(), notify=_error)
     if multirun and launched.runs_jobs_elsewhere(jobs[0]):
-        with launched.sweep_stop_file() as stop_file, launched.patient_signals(notify=_error, stop_file=stop_file):
+        with (
+            launched.sweep_stop_file() as stop_file,
+            launched.patient_signals(notify=_error, stop_file=stop_file),
+            launched.one_line_when_a_worker_dies(),
+        ):
             return _hydra_run(hydra_args)
     # Every job runs in this process (a single run, or a sweep on Hydra's basic launcher): signals stay held
     # whenever Hydra composes, between and around the jobs.

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from hydra.errors import CompactHydraException
 
@@ -161,6 +162,43 @@ def patient_signals(notify: Callable[[str], None], stop_file: Path | None = None
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+WORKER_DIED = (
+    "sweep: a joblib worker process died (killed by a signal such as SIGKILL, or by the out-of-memory killer), and "
+    "joblib ended the batch's other jobs with it; every finished unit is kept: run the sweep again to resume"
+)
+
+
+class WorkerDied(CompactHydraException, FleetbenchError):
+    """A joblib worker of the sweep died: Hydra prints this one line (no stack) and exits 1."""
+
+
+@contextmanager
+def one_line_when_a_worker_dies() -> Iterator[None]:
+    """While a sweep runs: when a loky worker dies, joblib ends the batch's other workers and raises
+    `TerminatedWorkerError`, which Hydra would print as some forty lines of stack; hydra-joblib-launcher's `launch`
+    (the pinned 1.2.0) raises `WorkerDied` instead. Hydra accepts launchers only from its own `hydra_plugins`
+    package, so this wraps the plugin's method rather than configuring a subclass."""
+    try:
+        from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+    except ImportError:  # the `cluster` extra is not installed: no joblib sweep can run
+        yield
+        return
+    original = JoblibLauncher.launch
+
+    def launch(self: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+        try:
+            return original(self, job_overrides, initial_job_idx)
+        except TerminatedWorkerError:
+            raise WorkerDied(WORKER_DIED) from None
+
+    JoblibLauncher.launch = launch
+    try:
+        yield
+    finally:
+        JoblibLauncher.launch = original
 
 
 def end_worker_pools() -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from fleetbench import launched
 from fleetbench.testing.databases import fresh_postgres_database
 from tests.conftest import CLI, cli_env
 
@@ -409,6 +410,59 @@ def test_sigterm_to_the_launching_process_alone_stops_the_joblib_sweep_and_start
     rerun = [int(n) for n in re.findall(r"planned 100 units: (\d+) already stored", again.stdout)]
     assert sum(rerun) == kept and len(rerun) == 4
     assert _count_units(db) == 400
+
+
+def test_a_joblib_worker_killed_ends_the_sweep_with_one_line_and_a_rerun_completes_it(tmp_path: Path) -> None:
+    """SIGKILL of one loky worker (as the out-of-memory killer sends): joblib ends the batch's other workers and
+    raises; the sweep says so in one line, with no stack, and exits 1; running it again runs exactly what is missing."""
+    db = tmp_path / "sweep.db"
+    sweep = ["run", "-m", "run.seed=1,2", "run.instances=20", f"storage.url=sqlite:///{db}"]
+    launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    with subprocess.Popen(
+        [*CLI, *sweep, *launcher, *SLOW],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as popen:
+        started = time.monotonic()
+        while not (storing := _pids_storing(db)):
+            assert popen.poll() is None and time.monotonic() - started < 120, "no unit stored"
+            time.sleep(0.2)
+        os.kill(storing[0], signal.SIGKILL)
+        try:
+            _, stderr = popen.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            _, stderr = popen.communicate()
+            pytest.fail(f"the sweep did not end within 120 s of its worker's death: {stderr[-3000:]}")
+    assert popen.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr and "TerminatedWorkerError" not in stderr, stderr[-3000:]
+    assert [line for line in stderr.splitlines() if line.startswith("sweep: ")] == [launched.WORKER_DIED]
+    kept = _count_units(db)
+    again = _launch(tmp_path, *sweep, *launcher).process
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerun = [int(n) for n in re.findall(r"planned 100 units: (\d+) already stored", again.stdout)]
+    assert sum(rerun) == kept and len(rerun) == 2
+    with sqlite3.connect(db) as connection:
+        units, keys = connection.execute("select count(*), count(distinct unit_key) from units").fetchone()
+    assert units == keys == 200
+
+
+def _pids_storing(db: Path) -> list[int]:
+    """The process ids of the runs that have stored a unit (the sweep's loky workers)."""
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as connection:
+        try:
+            rows = connection.execute(
+                "select distinct r.pid from runs r join units u on u.run_id = r.run_id where r.pid is not null"
+            )
+            return [int(pid) for (pid,) in rows]
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return []
 
 
 def _count_units(db: Path) -> int:

@@ -118,7 +118,7 @@ def scaling(scratch: Path, instances: int, postgres: bool) -> None:
                 ]
                 launched, server_cpu = time.perf_counter(), _process_cpu(server.pid)
                 crew = [
-                    subprocess.Popen([*CLI, "run", *job, *_storage(urls[i % len(urls)], postgres),
+                    subprocess.Popen([*CLI, "run", *job, *_storage_overrides(urls[i % len(urls)], postgres),
                                       *([f"run.worker={i}"] if shared else [])],
                                      cwd=scratch, env=env, stdout=subprocess.DEVNULL)
                     for i in range(workers)
@@ -156,7 +156,7 @@ def _database(stack: contextlib.ExitStack, scratch: Path, name: str, postgres: b
     return f"sqlite:///{scratch / f'{name}.db'}"
 
 
-def _storage(url: str, postgres: bool) -> list[str]:
+def _storage_overrides(url: str, postgres: bool) -> list[str]:
     return [f"storage.url={url}", *(["storage=postgres"] if postgres else [])]
 
 

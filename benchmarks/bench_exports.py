@@ -121,7 +121,8 @@ def main() -> None:
         folder = Path(scratch)
         fill(folder / "fleetbench.db", args.units)
         (folder / "out").mkdir()
-        common = ["suite=workflow"]
+        # The filled units carry no configuration's scope: every command reads them all.
+        common = ["suite=workflow", "report.scope=all"]
         for fmt in ("csv", "parquet", "master_json", "csv50", "inspect"):
             timed(folder, "export", *common, f"export.format={fmt}", "export.output=out")
         timed(folder, "drift", *common)

@@ -111,7 +111,32 @@ def _error(message: str) -> None:
 
 
 def _overrides(args: Sequence[str]) -> list[str]:
-    return [a for a in args if not a.startswith("-")]
+    """The overrides of a reading command (report, drift, export): everything but its one flag, `-cd DIR`, which
+    becomes the search-path override it stands for."""
+    return _flags_read(args)
+
+
+CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
+
+
+def _flags_read(args: Sequence[str]) -> list[str]:
+    """`args` with `-cd DIR` / `--config-dir DIR` (or `=DIR`) turned into `hydra.searchpath=[file://DIR]` (absolute),
+    as `run` reads it, so that a catalog or preset of one's own is reported the way it ran; any other flag is refused
+    in one line (it would otherwise be dropped unseen)."""
+    out: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        flag, equals, value = arg.partition("=")
+        if flag in CONFIG_DIR_FLAGS:
+            folder = value if equals else next(rest, None)
+            if not folder:
+                raise UserError(f"{flag}: needs a directory, e.g. {flag} myconf")
+            out.insert(0, f"hydra.searchpath=[file://{Path(folder).resolve()}]")
+        elif arg.startswith("-") and not equals:
+            raise UserError(f"{arg}: not an option of this command; its only option is -cd/--config-dir DIR")
+        else:
+            out.append(arg)
+    return out
 
 
 # --- run -------------------------------------------------------------------------------------------------------------
@@ -400,8 +425,8 @@ def print_summary(summary: RunSummary) -> None:
 
 def _split(args: Sequence[str]) -> tuple[list[str], list[str]]:
     """Bare arguments (spellings, a key prefix) apart from Hydra overrides (`key=value`)."""
-    bare = [a for a in args if "=" not in a and not a.startswith("-")]
-    return bare, [a for a in args if "=" in a]
+    given = _flags_read(args)
+    return [a for a in given if "=" not in a], [a for a in given if "=" in a]
 
 
 @contextlib.contextmanager
@@ -706,6 +731,8 @@ def _suite_named(cfg: DictConfig, name: str) -> Suite:
 
 def cmd_plugins(args: Sequence[str]) -> int:
     """Every installed plugin by kind, with its distribution, version and options; a broken one with its error."""
+    if args:
+        raise UserError(f"plugins: takes no arguments, got {' '.join(args)!r}")
     table = Table("kind", "name", "distribution", "status", "options (* changes results)", title="fleetbench plugins")
     broken = 0
     for info in registry.listing():

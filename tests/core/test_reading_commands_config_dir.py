@@ -1,0 +1,64 @@
+"""`-cd DIR` / `--config-dir DIR` works for every command that composes the configuration, as it does for `run`: a
+catalog of one's own (`models=mine` from `DIR/models/mine.yaml`) is reported, exported, shown and watched the way it
+ran. Any other flag is refused in one line instead of being dropped unseen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunCli, stderr_lines
+
+MINE = """\
+sim_mine:
+  name: Sim-Mine
+  provider: simulated
+  params: {profile: strong}
+  deployments:
+    - {name: Sim-Mine}
+    - {name: Sim-Mine-Blue}
+"""
+
+
+@pytest.fixture
+def own_catalog(tmp_path: Path) -> Path:
+    folder = tmp_path / "myconf" / "models"
+    folder.mkdir(parents=True)
+    (folder / "mine.yaml").write_text(MINE)
+    return tmp_path / "myconf"
+
+
+def test_reading_commands_take_the_config_dir_that_run_took(run_cli: RunCli, own_catalog: Path) -> None:
+    plan = ["models=mine", "run.models=[Sim-Mine]", "run.instances=2"]
+    ran = run_cli("run", "-cd", "myconf", *plan, "run.progress=off")
+    assert ran.returncode == 0, ran.stderr
+    report = run_cli("report", "-cd", "myconf", *plan, "report.format=json")
+    assert report.returncode == 0, report.stderr
+    rows = json.loads(report.stdout)["rows"]
+    assert [(row["base_model"], row["total"]) for row in rows] == [("Sim-Mine", 10)]
+    names = run_cli("names", f"--config-dir={own_catalog}", *plan, "sim-mine-blue")
+    assert names.returncode == 0 and "case variant of deployment" in names.stdout, names.stderr
+    assert "│ Sim-Mine   │" in names.stdout
+    status = run_cli("status", "--config-dir", "myconf", *plan)
+    assert status.returncode == 0 and "Sim-Mine" in status.stdout, status.stderr
+    without = run_cli("report", *plan)
+    assert without.returncode == 2 and "models: no config 'mine'" in without.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["names", "--bogus"],
+            "error: --bogus: not an option of this command; its only option is -cd/--config-dir DIR",
+        ),
+        (["report", "-cd"], "error: -cd: needs a directory, e.g. -cd myconf"),
+        (["plugins", "extra"], "error: plugins: takes no arguments, got 'extra'"),
+    ],
+)
+def test_a_flag_a_command_does_not_take_is_refused_in_one_line(run_cli: RunCli, args: list[str], message: str) -> None:
+    process = run_cli(*args)
+    assert process.returncode == 2
+    assert stderr_lines(process) == [message]

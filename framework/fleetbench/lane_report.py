@@ -38,7 +38,7 @@ class LaneReport:
     mode: Mode
     stop_cause: CallStatus | None
     statuses: Mapping[CallStatus, int]
-    http_statuses: Mapping[CallStatus, tuple[int, ...]]
+    http_statuses: Mapping[CallStatus, Mapping[int | None, int]]
     parks: int
     probes_failed: int
     max_concurrency: int
@@ -57,7 +57,7 @@ class LaneReport:
             mode=breaker.mode,
             stop_cause=breaker.stop_cause,
             statuses=dict(state.statuses),
-            http_statuses={status: tuple(sorted(codes)) for status, codes in state.http_statuses.items()},
+            http_statuses={status: dict(codes) for status, codes in state.http_statuses.items()},
             parks=breaker.parks,
             probes_failed=breaker.probes_failed,
             max_concurrency=slots.ceiling,
@@ -97,17 +97,30 @@ def _line(lanes: Sequence[LaneReport]) -> str:
 
 def _causes(lanes: Sequence[LaneReport]) -> str:
     counts: Counter[CallStatus] = Counter()
-    codes: dict[CallStatus, set[int]] = {}
+    codes: dict[CallStatus, Counter[int | None]] = {}
     for report in lanes:
         counts.update(report.statuses)
         for status, seen in report.http_statuses.items():
-            codes.setdefault(status, set()).update(seen)
+            codes.setdefault(status, Counter()).update(seen)
     found = []
     for status, cause in CAUSES.items():
         if counts[status]:
-            http = "/".join(str(code) for code in sorted(codes.get(status, ())))
-            found.append(f"{cause}{f' (HTTP {http})' if http else ''} ×{counts[status]}")
+            found.append(f"{cause}{_http(codes.get(status, Counter()))} ×{counts[status]}")
     return ", ".join(found)
+
+
+def _http(codes: Counter[int | None]) -> str:
+    """The HTTP statuses of one cause: `(HTTP 500)` when every call got the one status; with counts when they
+    differ or some calls got no status line at all (a malformed body, a reset); nothing when none got one."""
+    known = sorted(code for code in codes if code is not None)
+    if not known:
+        return ""
+    if len(known) == 1 and not codes[None]:
+        return f" (HTTP {known[0]})"
+    parts = [f"HTTP {code} ×{codes[code]}" for code in known]
+    if codes[None]:
+        parts.append(f"no HTTP status ×{codes[None]}")
+    return f" ({', '.join(parts)})"
 
 
 def _actions(lanes: Sequence[LaneReport]) -> list[str]:

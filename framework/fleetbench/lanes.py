@@ -218,7 +218,8 @@ class LaneState:
     breaker: Breaker
     paused_until: float = 0.0
     statuses: Counter[CallStatus] = field(default_factory=Counter)
-    http_statuses: dict[CallStatus, set[int]] = field(default_factory=dict)
+    http_statuses: dict[CallStatus, Counter[int | None]] = field(default_factory=dict)
+    """Per failure status, how many calls ended with each HTTP status (None: no status line was received)."""
     episodes_lost: int = 0
     """Episodes that had to start again elsewhere (or were given up) because this lane could not carry them."""
     episodes_given_up: int = 0
@@ -277,8 +278,7 @@ class LaneState:
         if status is CallStatus.OK:
             self.slots.succeeded()
         else:
-            if http_status is not None:
-                self.http_statuses.setdefault(status, set()).add(http_status)
+            self.http_statuses.setdefault(status, Counter())[http_status] += 1
             if status is CallStatus.RATE_LIMITED:
                 self.slots.rate_limited(ticket.epoch)
         self.breaker.record(status, ticket.probe)

@@ -7,6 +7,7 @@ counted as model failures — and how the lanes behaved, from the recorded calls
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import zlib
@@ -258,3 +259,29 @@ def test_a_deadline_stops_taking_units_and_keeps_every_finished_one(tmp_path: Pa
     again = _run(db, "run.instances=400", *LATENCY)
     assert again.status == "completed"
     assert again.already_stored == stored and again.newly_completed == summary.planned - stored
+
+
+def test_the_summary_counts_each_http_status_and_the_failures_that_got_none() -> None:
+    """Two 500s and a malformed body (no status line): the line must not call all three HTTP 500."""
+    from fleetbench.lane_report import LaneReport
+    from fleetbench.lanes import LaneState
+    from fleetbench.testing.lanes import make_lane
+    from fleetbench.types import CallStatus
+
+    state = LaneState.of(make_lane("Sim-Agent", max_concurrency=4))
+
+    async def three_failures() -> None:
+        for http_status in (500, None, 500):
+            state.leave(await state.enter(), CallStatus.TRANSIENT, http_status)
+
+    asyncio.run(three_failures())
+    (line,) = problem_lines([LaneReport.of(state)])
+    assert "(HTTP 500 ×2, no HTTP status ×1) ×3" in line, line
+    only = LaneState.of(make_lane("Sim-Agent", max_concurrency=4))
+
+    async def one_status() -> None:
+        for _ in range(2):
+            only.leave(await only.enter(), CallStatus.TRANSIENT, 503)
+
+    asyncio.run(one_status())
+    assert "(HTTP 503) ×2" in problem_lines([LaneReport.of(only)])[0]

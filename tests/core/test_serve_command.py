@@ -56,6 +56,10 @@ def test_wrong_names_missing_keys_and_missing_protocols_are_refused(server: Runn
     assert post(f"{server.url}/v1/chat/completions", BODY, {})[0] == 401
     status, body, _ = post(f"{server.url}/v1/chat/completions", {**BODY, "model": "Tiny"}, bearer)
     assert status == 400 and "X-Fleetbench-Protocol" in body["error"]["message"]
+    unknown = {**bearer, "X-Fleetbench-Protocol": "nope"}
+    status, body, _ = post(f"{server.url}/v1/chat/completions", BODY, unknown)
+    assert status == 400, "a protocol no suite plays is the request's fault"
+    assert "'nope'" in body["error"]["message"] and "jsonl" in body["error"]["message"]
 
 
 def test_the_request_log_names_deployment_and_key_fingerprint_never_the_key(server: RunningServer) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from fleetbench.errors import UserError
 from fleetbench.types import Completion, Request
 
 from .config import PROTOCOL_AUTO, Behaviour, Latency, ServeConfig, key_fingerprint
@@ -157,7 +158,10 @@ async def _served(
         return _error(500, "The server had an error while processing your request.", "server_error")
     if fault == "reset":
         return _reset(request)
-    completion = await served.models.answer(name, typed)
+    try:
+        completion = await served.models.answer(name, typed)
+    except UserError as exc:  # a protocol no installed suite plays: the request's fault, not the server's
+        return _error(400, str(exc), "invalid_request_error")
     if fault == "empty":
         completion = Completion(text="", prompt_tokens=completion.prompt_tokens)
     payload = json.dumps(response_body(completion, name, reasoning_only=behaviour.reasoning_only)).encode()

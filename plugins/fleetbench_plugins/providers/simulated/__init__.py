@@ -23,7 +23,7 @@ from typing import Any
 
 from stevedore import ExtensionManager
 
-from fleetbench.errors import choices_text
+from fleetbench.errors import UserError, choices_text
 from fleetbench.interfaces import Provider, SimulatedPlayer, option
 from fleetbench.types import CallStatus, ChatMessage, Completion, ErrorClass, Lane, Request
 
@@ -171,8 +171,8 @@ class SimulatedConnectionRefused(ConnectionRefusedError):
     """An injected refused connection: nothing answers at the deployment's endpoint."""
 
 
-class NoPlayerError(Exception):
-    """No installed player speaks the request's protocol."""
+class NoPlayerError(UserError):
+    """No installed player speaks the request's protocol (a name the caller chose: `fleetbench serve` answers 400)."""
 
 
 class SimulatedProvider(Provider):

@@ -121,8 +121,12 @@ class WorkflowOptions:
         for rate in self.tool_success_rates:
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"tool_success_rates: {rate} is outside [0, 1]")
-        if self.max_turns < 1:
-            raise ValueError(f"max_turns: must be at least 1, got {self.max_turns}")
+        if not 1 <= self.max_turns <= MAX_TURNS_LIMIT:
+            raise ValueError(f"max_turns: must be from 1 to {MAX_TURNS_LIMIT}, got {self.max_turns}")
+
+
+MAX_TURNS_LIMIT = 1000
+"""An episode of more turns is a loop, not a workflow (the original ran 10): it would only run into its timeout."""
 
 
 def unit_seed(key: str, purpose: str) -> int:

@@ -128,7 +128,8 @@ def test_options_defaults_expansion_and_validation() -> None:
         ({"score_against": "plan"}, r"^score_against: .*valid choices: prompt_plan, reference"),
         ({"multi_call": "many"}, r"^multi_call: .*valid choices: all, first, reject"),
         ({"classifier": "ai"}, r"^classifier: .*valid choices: llm, rules"),
-        ({"max_turns": 0}, r"^max_turns: must be at least 1"),
+        ({"max_turns": 0}, r"^max_turns: must be from 1 to 1000, got 0"),
+        ({"max_turns": 100_000_000}, r"^max_turns: must be from 1 to 1000, got 100000000"),
         ({"native_tools": "some"}, r"^native_tools: unknown value 'some'; valid choices: all, discovered"),
         ({"scoring": "legacy", "clean_run_recovery": True}, r"^clean_run_recovery: applies to scoring=corrected only"),
     ]

@@ -107,6 +107,22 @@ def test_a_key_of_the_wrong_shape_is_refused_in_one_line_that_shows_no_key(
     _assert_nowhere(process, tmp_path, f"sqlite:///{tmp_path / 'nothing.db'}")
 
 
+def test_an_endpoint_carrying_credentials_is_refused_in_one_line_that_shows_neither(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """HTTP clients refuse to combine `user:password@` in the URL with the key's header, so every request would fail
+    as if the endpoint were down: the run is refused before it starts, naming the variable the endpoint came from."""
+    environment = {"AZURE_AI_ENDPOINT": "http://admin:pw-SECRET-9@127.0.0.1:9/x", "AZURE_AI_API_KEY": KEY_A}
+    process = run_cli("run", "run.models=[DeepSeek-V3-0324]", "run.instances=1", env=environment)
+    assert process.returncode == 2, process.stderr
+    (line,) = [line for line in process.stderr.splitlines() if line.strip()]
+    assert line.startswith(
+        "error: models.deepseek_v3_0324.deployments[0].endpoint (from AZURE_AI_ENDPOINT): carries credentials"
+    ), line
+    assert "SECRET" not in process.stderr + process.stdout and KEY_A not in process.stderr + process.stdout
+    assert not (tmp_path / "fleetbench.db").exists() and not (tmp_path / "outputs").exists()
+
+
 FAILING_SHARDING = '''
 from fleetbench.interfaces import ShardingStrategy
 

@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
@@ -176,7 +177,7 @@ def build_lanes(
                     rpm=dep_spec.rpm,
                     weight=dep_spec.weight,
                     route=spec.route,
-                    endpoint=None if dep_node is None else _resolve(dep_node, "endpoint", f"{dep_key}.endpoint"),
+                    endpoint=None if dep_node is None else _endpoint(dep_node, dep_key),
                     api_version=None
                     if dep_node is None
                     else _resolve(dep_node, "api_version", f"{dep_key}.api_version"),
@@ -187,6 +188,22 @@ def build_lanes(
                 )
             )
     return tuple(lanes)
+
+
+def _endpoint(dep_node: DictConfig, dep_key: str) -> str | None:
+    """The deployment's endpoint; one that carries credentials (`user:password@host`) is refused: HTTP clients will not
+    combine them with the API key's header, and every request would fail as if the endpoint were down."""
+    resolved = _resolve(dep_node, "endpoint", f"{dep_key}.endpoint")
+    endpoint = None if resolved is None else str(resolved)
+    if endpoint is not None and "@" in urlsplit(endpoint).netloc:
+        raw = OmegaConf.to_container(dep_node, resolve=False)
+        named = ENV_REFERENCE.findall(str(raw.get("endpoint") or "")) if isinstance(raw, dict) else []
+        where = f" (from {', '.join(named)})" if named else ""
+        raise ConfigError(
+            f"{dep_key}.endpoint{where}: carries credentials (user:password@host); give the host alone and the key "
+            "in api_keys, from the environment"
+        )
+    return endpoint
 
 
 def _lane_source(dep_node: DictConfig | None, dep_key: str, cred_index: int | None) -> LaneSource:

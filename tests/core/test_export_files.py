@@ -49,7 +49,8 @@ def test_the_output_directory_must_exist(tmp_path: Path) -> None:
         output_dir(str(tmp_path / "file"), "export.output")
 
 
-def test_a_killed_exports_leftover_is_removed_by_the_next_export_of_that_file(tmp_path: Path) -> None:
+def test_a_killed_exports_leftovers_are_removed_by_the_next_export_into_the_directory(tmp_path: Path) -> None:
+    """Whatever file they were for: the Inspect logs' names carry their moment, so no later export writes them."""
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid names no process now
     host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
@@ -59,10 +60,10 @@ def test_a_killed_exports_leftover_is_removed_by_the_next_export_of_that_file(tm
     elsewhere = tmp_path / f".report.csv.{other}-{dead.pid}.ghi789.partial"  # another machine's: maybe alive
     # A host whose name extends this one's with a hyphen: the digest keeps it apart from this host's processes.
     extended = tmp_path / f".report.csv.{socket.gethostname()}-{dead.pid}.lan-555.mno345.partial"
-    other_file = tmp_path / f".report.md.{host}-{dead.pid}.jkl012.partial"  # the next export of report.md's job
+    other_file = tmp_path / f".2026-11-26T21-00-00_part2.json.{host}-{dead.pid}.jkl012.partial"  # an Inspect log's
     for leftover in (stale, running, elsewhere, extended, other_file):
         leftover.write_text("half")
     write_text(tmp_path / "report.csv", "a\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["report.csv", running.name, elsewhere.name, extended.name, other_file.name]
+        ["report.csv", running.name, elsewhere.name, extended.name]
     )

@@ -33,8 +33,8 @@ PARTIAL_SUFFIX = ".partial"
 def staged(target: Path) -> Iterator[Path]:
     """A temporary path beside `target` to write; renamed to `target` when the block succeeds, removed otherwise.
 
-    The temporary file's name carries this host (a digest of its name) and process id, so the next export of
-    `target` removes what a killed export (SIGKILL, a lost power supply) left behind on this host; another host's
+    The temporary file's name carries this host (a digest of its name) and process id, so the next export into the
+    directory removes what a killed export (SIGKILL, a lost power supply) left behind on this host; another host's
     are left alone, since their writers may still be alive."""
     _remove_stale_partials(target)
     prefix = _partial_prefix(target, os.getpid())
@@ -51,17 +51,22 @@ def staged(target: Path) -> Iterator[Path]:
 
 
 def _partial_prefix(target: Path, pid: int) -> str:
+    return f".{target.name}.{_host()}-{pid}."
+
+
+def _host() -> str:
     # The host as a short digest: host names hold dots and hyphens, so `vm` must not read `vm-12.lan`'s files as its
     # own process 12's.
-    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
-    return f".{target.name}.{host}-{pid}."
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
 
 
 def _remove_stale_partials(target: Path) -> None:
-    """Remove the temporary files of earlier exports of `target` on this host whose process is gone."""
-    mine = _partial_prefix(target, 0)[: -len("0.")]
-    for leftover in target.parent.glob(f"{glob.escape(mine)}*{PARTIAL_SUFFIX}"):
-        pid = leftover.name[len(mine) :].split(".", 1)[0]
+    """Remove every temporary file an earlier export into this directory left on this host, whatever file it was
+    writing (the Inspect logs' names carry the moment they were made: no later export writes those names again),
+    once its process is gone."""
+    marker = f".{_host()}-"
+    for leftover in target.parent.glob(f".*{glob.escape(marker)}*{PARTIAL_SUFFIX}"):
+        pid = leftover.name.rsplit(marker, 1)[1].split(".", 1)[0]
         if pid.isdigit() and not process_exists(int(pid)):
             leftover.unlink(missing_ok=True)
 

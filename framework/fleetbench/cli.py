@@ -604,11 +604,15 @@ def cmd_status(args: Sequence[str]) -> int:
             return 0
         from rich.live import Live
 
-        with Live(console=console, auto_refresh=False) as live:
-            while True:
-                status = gather(storage, model_plans, digest, options.window_s, deployments)
-                live.update(status_tables(status), refresh=True)
-                time.sleep(options.every_s)
+        try:
+            with Live(console=console, auto_refresh=False) as live:
+                while True:
+                    status = gather(storage, model_plans, digest, options.window_s, deployments)
+                    live.update(status_tables(status), refresh=True)
+                    time.sleep(options.every_s)
+        except KeyboardInterrupt:  # how a watch ends: the last tables stay on screen, nothing was interrupted
+            console.line()
+            return 0
 
 
 def cmd_names(args: Sequence[str]) -> int:

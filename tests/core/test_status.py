@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -130,3 +131,23 @@ def test_status_of_a_real_model_plan_needs_no_api_key(run_cli: RunCli, tmp_path:
     assert shown.returncode == 0, shown.stderr
     assert "AZURE" not in shown.stdout + shown.stderr
     assert re.search(r"│ DeepSeek-V3-0324 +│ 0 +│ 0 +│ 15 ", shown.stdout), shown.stdout
+
+
+def test_ctrl_c_ends_a_watch_quietly_with_exit_0(run_cli: RunCli, tmp_path: Path) -> None:
+    """Ctrl-C is how a watch ends: the last tables stay, ended by a newline; nothing says a run was interrupted."""
+    assert run_cli("run", "run.instances=2", "run.progress=off").returncode == 0
+    with subprocess.Popen(
+        [*CLI, "status", "run.instances=2", "status.watch=true", "status.every_s=0.2"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as watch:
+        time.sleep(4)  # interpreter start, composition and at least one redraw
+        watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=60)
+    assert watch.returncode == 0, err
+    assert err == ""
+    assert "plan" in out and "Sim-Agent" in out, out[-500:]
+    assert out.endswith("\n")

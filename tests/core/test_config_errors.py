@@ -71,6 +71,11 @@ CASES = [
         ["storage.url: 'postgresql://u:***@127.0.0.1:5432/' names no database", "USER@HOST:PORT/DB"],
         id="server-url-without-database",
     ),
+    pytest.param(
+        ["models.sim_agent.deployments.0.max_concurency=3"],
+        ["models.sim_agent.deployments[0].max_concurency: no such key", "max_concurrency, name, params, rpm"],
+        id="typo-under-a-deployment",
+    ),
     pytest.param(["scheduler.breaker_failures=0"], ["scheduler.breaker_failures", "from 1"], id="breaker-never-trips"),
     pytest.param(
         ["models.sim_agent.deployments.1.params.outage=melted"],

@@ -121,7 +121,7 @@ def _first_keyed_cause(exc: BaseException) -> OmegaConfBaseException | None:
 def _unknown_key_message(exc: OmegaConfBaseException, overrides: Sequence[str]) -> str:
     full_key = str(getattr(exc, "full_key", "") or "?")
     parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
-    valid = _keys_at(parent, [o for o in overrides if full_key not in o])
+    valid = _keys_at(parent, [o for o in overrides if _override_key(o) != full_key])
     plugin = valid.pop("plugin", None)
     if plugin is None:
         return f"{full_key}: no such key; valid keys{f' under {parent}' if parent else ''}: {choices_text(list(valid))}"
@@ -131,20 +131,41 @@ def _unknown_key_message(exc: OmegaConfBaseException, overrides: Sequence[str]) 
     return f"{full_key}: no such key; valid keys under {parent} ({plugin!r}): {choices_text(list(valid))}"
 
 
+def _override_key(override: str) -> str:
+    """An override's key as OmegaConf names it in errors (`a.deployments.0.x` → `a.deployments[0].x`)."""
+    key = override.split("=", 1)[0].strip().lstrip("+~")
+    return re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
+
+
 def _keys_at(path: str, overrides: list[str]) -> dict[str, object]:
     """Keys (and plain values) of the composed node at `path`, composing again without the offending override
     (inside Hydra's context)."""
     try:
         node = compose(config_name=CONFIG_NAME, overrides=overrides)
-    except Exception:  # the other overrides are broken too: fall back to the typed schema's keys
-        from fleetbench.config.schema import FleetbenchConf
-
-        node = OmegaConf.structured(FleetbenchConf)
-    selected = OmegaConf.select(node, path) if path else node
+    except Exception:  # the other overrides, or a config file, are broken too: fall back to the typed schema's keys
+        node = None
+    selected = OmegaConf.select(node, path) if node is not None and path else node
+    if not isinstance(selected, DictConfig):
+        selected = _schema_at(path)
     if not isinstance(selected, DictConfig):
         return {}
     container = OmegaConf.to_container(selected, resolve=False)  # unresolved: a secret's interpolation stays text
     return {str(key): value for key, value in container.items()} if isinstance(container, dict) else {}
+
+
+def _schema_at(path: str) -> DictConfig | None:
+    """The typed schema of the node at `path`, where composition cannot say: a catalog entry (`models.NAME`) or one
+    of its deployments (`models.NAME.deployments[N]`) has the keys of its dataclass whatever its name."""
+    from fleetbench.config.schema import DeploymentConf, FleetbenchConf, ModelConf
+
+    schema: type | None = None
+    if re.fullmatch(r"models\.[^.\[\]]+", path):
+        schema = ModelConf
+    elif re.fullmatch(r"models\.[^.\[\]]+\.deployments\[\d+\]", path):
+        schema = DeploymentConf
+    root = OmegaConf.structured(schema or FleetbenchConf)
+    selected = root if schema is not None or not path else OmegaConf.select(root, path)
+    return selected if isinstance(selected, DictConfig) else None
 
 
 def _unparsable(exc: OverrideParseException) -> str:

@@ -56,15 +56,15 @@ class Lease:
 
 
 StartCall = Callable[..., "Future[list[Unit]]"]
-"""Starts a storage call on another thread and returns its future (`ResultWriter.start_call`)."""
+"""Starts a storage call on another thread and returns its future (the run's claims thread: `Executor.submit`)."""
 
 
 class ClaimedUnits(UnitSource):
     """A source's units, each claimed before it is handed out; units others hold or completed are skipped.
 
-    With `start_call`, each batch is claimed on the storage's thread while the batch before it is handed out: the
-    event loop that pulls units waits for a claim only when it catches up with it (a claim waits for the database's
-    write lock, which another worker's or this run's own commit may hold). Without it, claims run inline."""
+    With `start_call`, each batch is claimed on another thread while the batch before it is handed out: the event
+    loop that pulls units waits for a claim only when it catches up with it (a claim waits for the database's write
+    lock, which another worker's or this run's own commit may hold). Without it, claims run inline."""
 
     def __init__(self, source: UnitSource, lease: Lease, start_call: StartCall | None = None) -> None:
         self._source = source

@@ -4,14 +4,14 @@ A worker hands over its result and waits until the transaction holding it has co
 is on disk before its worker pulls the next one (a SIGKILL loses only in-flight units, which a rerun executes). Results
 that arrive while a transaction is running are committed together in the next one, which keeps SQLite fast.
 Storage calls run on one dedicated thread so the event loop never blocks on I/O; other storage calls of the run
-(heartbeats, claims) go through the same thread, between commits.
+(heartbeats) go through the same thread, between commits; claims have a thread of their own (`runner`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fleetbench.interfaces import Storage
@@ -56,11 +56,6 @@ class ResultWriter:
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run another storage call on the writer's thread (never concurrently with a commit)."""
         return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
-
-    def start_call(self, function: Callable[..., T], *args: Any) -> Future[T]:
-        """Start another storage call on the writer's thread and return at once, for code outside coroutines that
-        collects the result later (the claims stream claims its next batch ahead this way)."""
-        return self._thread.submit(function, *args)
 
     async def close(self) -> None:
         """Commit everything still queued, then stop the writer thread."""

@@ -2,16 +2,16 @@
 never waits for the database's write lock unless it catches up with the claim in progress. Order and skipping are
 those of claiming inline.
 
-Driven on the in-memory storage (it keeps the storage contract), through the run's own `ResultWriter` thread.
+Driven on the in-memory storage (it keeps the storage contract), with a claims thread as the run makes one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from fleetbench.claims import ClaimedUnits, Lease, ListedUnits
 from fleetbench.interfaces import NoOptions
@@ -20,7 +20,6 @@ from fleetbench.testing.fakes import ExactNaming
 from fleetbench.testing.memory_storage import MemoryStorage
 from fleetbench.testing.runs import fake_models
 from fleetbench.types import Catalog, RunRecord, Unit
-from fleetbench.writer import ResultWriter
 
 MODEL = "Kit-Model"
 
@@ -43,14 +42,14 @@ def _storage() -> ClaimThreads:
     return storage
 
 
-def test_the_next_batch_is_claimed_on_the_writer_thread_while_this_one_goes_out() -> None:
+def test_the_next_batch_is_claimed_on_the_claims_thread_while_this_one_goes_out() -> None:
     storage = _storage()
     units = kit_units(MODEL, instances=4)  # 8 units: 4 batches of 2
     storage.claim("theirs", units[3:4], time.time(), time.time() + 600)
     storage.threads.clear()
-    writer = ResultWriter(storage, 16)
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetbench-claims")
     try:
-        stream = ClaimedUnits(ListedUnits(units), Lease(storage, "mine", 600.0, 2), writer.start_call).stream()
+        stream = ClaimedUnits(ListedUnits(units), Lease(storage, "mine", 600.0, 2), thread.submit).stream()
         first = next(stream)
         deadline = time.monotonic() + 10
         while len(storage.threads) < 2 and time.monotonic() < deadline:
@@ -58,10 +57,10 @@ def test_the_next_batch_is_claimed_on_the_writer_thread_while_this_one_goes_out(
         assert len(storage.threads) == 2, "handing out the first unit started the second batch's claim"
         rest = list(stream)
     finally:
-        asyncio.run(writer.close())
+        thread.shutdown(wait=True)
     assert [first, *rest] == [u for u in units if u is not units[3]], "plan order; the unit held elsewhere skipped"
     assert len(storage.threads) == 4
-    assert all(name.startswith("fleetbench-writer") for name in storage.threads), storage.threads
+    assert all(name.startswith("fleetbench-claims") for name in storage.threads), storage.threads
 
 
 def test_without_a_thread_claims_run_inline_one_batch_ahead() -> None:

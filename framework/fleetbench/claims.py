@@ -17,8 +17,7 @@ killed run does not wait out the rest of their lease (`run.lease_s`, a minute by
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import Future
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from fleetbench.config.identity import digest
@@ -55,53 +54,25 @@ class Lease:
         return self.storage.renew_claims(self.run_id, time.time() + self.lease_s)
 
 
-StartCall = Callable[..., "Future[list[Unit]]"]
-"""Starts a storage call on another thread and returns its future (the run's claims thread: `Executor.submit`)."""
-
-
 class ClaimedUnits(UnitSource):
-    """A source's units, each claimed before it is handed out; units others hold or completed are skipped.
+    """A source's units, each claimed before it is handed out; units others hold or completed are skipped."""
 
-    With `start_call`, each batch is claimed on another thread while the batch before it is handed out: the event
-    loop that pulls units waits for a claim only when it catches up with it (a claim waits for the database's write
-    lock, which another worker's or this run's own commit may hold). Without it, claims run inline."""
-
-    def __init__(self, source: UnitSource, lease: Lease, start_call: StartCall | None = None) -> None:
+    def __init__(self, source: UnitSource, lease: Lease) -> None:
         self._source = source
         self._lease = lease
-        self._start_call = start_call
 
     @property
     def count(self) -> int:
         return self._source.count
 
     def stream(self, start: int = 0) -> Iterator[Unit]:
-        batches = _batched(self._source.stream(start), self._lease.batch)
-        ahead = self._claim(next(batches, None))
-        while ahead is not None:
-            taken = ahead.result()
-            ahead = self._claim(next(batches, None))  # the next batch is claimed while this one's units go out
-            yield from taken
-
-    def _claim(self, batch: list[Unit] | None) -> Future[list[Unit]] | None:
-        if batch is None:
-            return None
-        if self._start_call is not None:
-            return self._start_call(self._lease.take, batch)
-        done: Future[list[Unit]] = Future()
-        done.set_result(self._lease.take(batch))
-        return done
-
-
-def _batched(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
-    batch: list[Unit] = []
-    for unit in units:
-        batch.append(unit)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        batch: list[Unit] = []
+        for unit in self._source.stream(start):
+            batch.append(unit)
+            if len(batch) >= self._lease.batch:
+                yield from self._lease.take(batch)
+                batch = []
+        yield from self._lease.take(batch)
 
 
 class ListedUnits(UnitSource):

@@ -25,12 +25,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from fleetbench import __version__, interrupts
-from fleetbench.claims import ClaimedUnits, Lease, ListedUnits, StartCall, end_dead_claims, orphans, plan_digest
+from fleetbench.claims import ClaimedUnits, Lease, ListedUnits, end_dead_claims, orphans, plan_digest
 from fleetbench.config import RunSpec
 from fleetbench.config.spec import PlanSpec
 from fleetbench.errors import FleetbenchError, Interrupted
@@ -260,10 +259,7 @@ async def _execute(
     heartbeat = asyncio.ensure_future(
         _heartbeat(writer, storage, lease, spec.run.heartbeat_s, plan, list(states.values()))
     )
-    # Claims take the database's write lock: on a thread of their own they stall neither the event loop nor the
-    # commits that workers wait for before pulling their next unit.
-    claims_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetbench-claims")
-    crew = _Crew(spec, providers, summary.run_id, writer, signals.stopping, states, lease, claims_thread.submit)
+    crew = _Crew(spec, providers, summary.run_id, writer, signals.stopping, states, lease)
     stop = _Stop(signals, _Deadline(outlet.deadline, signals.stopping), pulse)
     try:
         # What finish_run records if a worker's exception propagates, or the sharding plugin's (in `crew.workers`).
@@ -290,7 +286,6 @@ async def _execute(
         stop.deadline.cancel()
         heartbeat.cancel()
         outlet.progress.stop()
-        await asyncio.get_running_loop().run_in_executor(None, claims_thread.shutdown)  # a claim ahead may run
         await writer.close()
         summary.newly_completed, summary.transactions = writer.newly_completed, writer.transactions
         summary.lanes = [LaneReport.of(state) for state in states.values()]
@@ -361,7 +356,6 @@ class _Crew:
     stopping: asyncio.Event
     states: Mapping[str, LaneState]
     lease: Lease
-    start_claim: StartCall
     shares: dict[str, int | None] = field(default_factory=dict)
     """Per deployment, the units its static share holds (None: its model's lanes share one queue)."""
 
@@ -375,7 +369,7 @@ class _Crew:
         for model in spec.models:
             if model.name not in sources:
                 continue
-            source = ClaimedUnits(sources[model.name], self.lease, self.start_claim)
+            source = ClaimedUnits(sources[model.name], self.lease)
             model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
             pulse = model_states[0].breaker.pulse
             dispatch = spec.sharding.dispatch(source, spec.lanes[model.name])

@@ -4,7 +4,7 @@ A worker hands over its result and waits until the transaction holding it has co
 is on disk before its worker pulls the next one (a SIGKILL loses only in-flight units, which a rerun executes). Results
 that arrive while a transaction is running are committed together in the next one, which keeps SQLite fast.
 Storage calls run on one dedicated thread so the event loop never blocks on I/O; other storage calls of the run
-(heartbeats) go through the same thread, between commits; claims have a thread of their own (`runner`).
+(heartbeats) go through the same thread, between commits.
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ def test_the_claims_an_interrupted_worker_never_started_are_run_by_the_worker_th
     never started end with its run, as orphans; worker 0, which skipped them as held, runs them at the end of its
     pass, so the plan completes while one worker lives."""
     url, storage = database
-    # 400 units: a worker holds up to two batches it has not started (the one going out and the next, claimed ahead).
+    # 400 units: enough that worker 1 claims some while worker 0 holds its batch of 64.
     overrides = [*storage, *SLOW, *LEASE, "run.instances=80", "suite.items=cycle", "run.claim_batch=64"]
     survivor = _start(tmp_path, [*overrides, "run.worker=0"])
     quitter = _start(tmp_path, [*overrides, "run.worker=1"])

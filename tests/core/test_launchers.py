@@ -19,7 +19,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -325,12 +325,15 @@ SLOW = [
 ]
 
 
-def test_ctrl_c_lets_the_joblib_workers_drain_then_a_rerun_runs_exactly_what_is_missing(tmp_path: Path) -> None:
+def _signal_mid_sweep(
+    tmp_path: Path, command: list[str], signal_it: Callable[[subprocess.Popen[str], Path], bool]
+) -> tuple[int, str]:
+    """Start the sweep `command` in its own process group (as a terminal starts it) on `tmp_path/sweep.db`; call
+    `signal_it(process, db)` every 0.2 s until it says it has signalled (it waits for stored units first); return the
+    sweep's exit code and stderr. The group is killed if the sweep has not ended 120 s later."""
     db = tmp_path / "sweep.db"
-    sweep = ["run", "-m", "run.seed=1,2", "run.instances=20", f"storage.url=sqlite:///{db}", "hydra/launcher=joblib"]
-    sweep.append("hydra.launcher.n_jobs=2")
     with subprocess.Popen(
-        [*CLI, *sweep, *SLOW],
+        [*CLI, *command],
         cwd=tmp_path,
         env=cli_env(),
         stdout=subprocess.PIPE,
@@ -339,17 +342,40 @@ def test_ctrl_c_lets_the_joblib_workers_drain_then_a_rerun_runs_exactly_what_is_
         start_new_session=True,  # its own process group: Ctrl-C in a terminal reaches the whole group
     ) as popen:
         started = time.monotonic()
-        while _count_units(db) < 6:
+        while not signal_it(popen, db):
             assert popen.poll() is None and time.monotonic() - started < 120, "no unit stored"
             time.sleep(0.2)
-        os.killpg(popen.pid, signal.SIGINT)
         try:
             _, stderr = popen.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             os.killpg(popen.pid, signal.SIGKILL)
             _, stderr = popen.communicate()
-            pytest.fail(f"the sweep did not stop within 120 s of Ctrl-C: {stderr[-3000:]}")
-    assert popen.returncode == 130, stderr[-3000:]
+            pytest.fail(f"the sweep did not end within 120 s of the signal: {stderr[-3000:]}")
+    return popen.returncode, stderr
+
+
+def _once_stored(
+    units: int, send: Callable[[subprocess.Popen[str]], None]
+) -> Callable[[subprocess.Popen[str], Path], bool]:
+    """A `signal_it` that calls `send(process)` once `units` units are stored."""
+
+    def signal_it(popen: subprocess.Popen[str], db: Path) -> bool:
+        if _count_units(db) < units:
+            return False
+        send(popen)
+        return True
+
+    return signal_it
+
+
+def test_ctrl_c_lets_the_joblib_workers_drain_then_a_rerun_runs_exactly_what_is_missing(tmp_path: Path) -> None:
+    db = tmp_path / "sweep.db"
+    sweep = ["run", "-m", "run.seed=1,2", "run.instances=20", f"storage.url=sqlite:///{db}", "hydra/launcher=joblib"]
+    sweep.append("hydra.launcher.n_jobs=2")
+    returncode, stderr = _signal_mid_sweep(
+        tmp_path, [*sweep, *SLOW], _once_stored(6, lambda popen: os.killpg(popen.pid, signal.SIGINT))
+    )
+    assert returncode == 130, stderr[-3000:]
     # The last line of ours; loky's resource tracker, ending after us, may still warn about joblib's temporary folder.
     assert "interrupted: every finished unit is kept; run again to resume" in stderr.splitlines(), stderr[-3000:]
     assert "Traceback" not in stderr
@@ -375,27 +401,10 @@ def test_sigterm_to_the_launching_process_alone_stops_the_joblib_sweep_and_start
     sweep = ["run", "-m", "run.seed=1,2,3,4", "run.instances=20", f"storage.url=sqlite:///{db}"]
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     before = set(Path(tempfile.gettempdir()).glob("fleetbench-sweep-*"))
-    with subprocess.Popen(
-        [*CLI, *sweep, *launcher, *SLOW],
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    ) as popen:
-        started = time.monotonic()
-        while _count_units(db) < 6:
-            assert popen.poll() is None and time.monotonic() - started < 120, "no unit stored"
-            time.sleep(0.2)
-        os.kill(popen.pid, signal.SIGTERM)
-        try:
-            _, stderr = popen.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(popen.pid, signal.SIGKILL)
-            _, stderr = popen.communicate()
-            pytest.fail(f"the sweep did not stop within 120 s of SIGTERM: {stderr[-3000:]}")
-    assert popen.returncode == 130, stderr[-3000:]
+    returncode, stderr = _signal_mid_sweep(
+        tmp_path, [*sweep, *launcher, *SLOW], _once_stored(6, lambda popen: os.kill(popen.pid, signal.SIGTERM))
+    )
+    assert returncode == 130, stderr[-3000:]
     assert "interrupted: every finished unit is kept; run again to resume" in stderr.splitlines(), stderr[-3000:]
     assert "Traceback" not in stderr
     stored = _stored(f"sqlite:///{db}")
@@ -418,27 +427,15 @@ def test_a_joblib_worker_killed_ends_the_sweep_with_one_line_and_a_rerun_complet
     db = tmp_path / "sweep.db"
     sweep = ["run", "-m", "run.seed=1,2", "run.instances=20", f"storage.url=sqlite:///{db}"]
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    with subprocess.Popen(
-        [*CLI, *sweep, *launcher, *SLOW],
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    ) as popen:
-        started = time.monotonic()
-        while not (storing := _pids_storing(db)):
-            assert popen.poll() is None and time.monotonic() - started < 120, "no unit stored"
-            time.sleep(0.2)
-        os.kill(storing[0], signal.SIGKILL)
-        try:
-            _, stderr = popen.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(popen.pid, signal.SIGKILL)
-            _, stderr = popen.communicate()
-            pytest.fail(f"the sweep did not end within 120 s of its worker's death: {stderr[-3000:]}")
-    assert popen.returncode == 1, stderr[-3000:]
+
+    def kill_a_worker(popen: subprocess.Popen[str], db: Path) -> bool:
+        storing = _pids_storing(db)
+        if storing:
+            os.kill(storing[0], signal.SIGKILL)
+        return bool(storing)
+
+    returncode, stderr = _signal_mid_sweep(tmp_path, [*sweep, *launcher, *SLOW], kill_a_worker)
+    assert returncode == 1, stderr[-3000:]
     assert "Traceback" not in stderr and "TerminatedWorkerError" not in stderr, stderr[-3000:]
     assert [line for line in stderr.splitlines() if line.startswith("sweep: ")] == [launched.WORKER_DIED]
     kept = _count_units(db)

@@ -166,10 +166,11 @@ def _composing() -> Iterator[None]:
 
 def _validate_and_run(args: list[str]) -> int:
     parsed = _hydra_arguments(args)
-    if parsed.resolve:  # Hydra would print every secret the environment (or the command line) supplies, in clear
+    if parsed.resolve and not _holds_no_secret(parsed.package):  # Hydra would print every secret in clear
         raise UserError(
             "run: --resolve would print the API keys and other secrets the configuration reads from the environment; "
-            "drop it: --cfg job shows their ${oc.env:...} references, and fleetbench run checks that they resolve"
+            "drop it (--cfg job shows their ${oc.env:...} references, and fleetbench run checks that they resolve) or "
+            f"pick a section that holds none with -p: {', '.join(RESOLVABLE)}"
         )
     search = _search_dir(parsed)
     given = [*search, *parsed.overrides]
@@ -211,6 +212,18 @@ def _validate_and_run(args: list[str]) -> int:
     # whenever Hydra composes, between and around the jobs.
     interrupts.hold()  # until the job starts: Hydra composes first
     return _hydra_run(hydra_args, None if multirun else mode, hold=True)
+
+
+RESOLVABLE = (
+    "hydra.launcher", "hydra.sweeper", "hydra.run", "hydra.sweep", "hydra.runtime", "hydra.job_logging",
+    "hydra.hydra_logging", "run", "scheduler", "suite", "sharding", "naming", "report", "status", "drift", "export",
+)  # fmt: skip
+"""Sections `--cfg ... --resolve -p SECTION` may print resolved: none holds a key, a database password or the
+overrides as typed (`models`, `providers`, `storage`, `hydra.overrides` and `hydra.job` can)."""
+
+
+def _holds_no_secret(package: str | None) -> bool:
+    return bool(package) and any(package == safe or str(package).startswith(f"{safe}.") for safe in RESOLVABLE)
 
 
 def _hydra_arguments(args: Sequence[str]) -> argparse.Namespace:

@@ -62,6 +62,11 @@ CASES = [
         ["--cfg", "job", "--resolve"], ["--resolve would print the API keys", "--cfg job"], id="resolve-secrets"
     ),
     pytest.param(
+        ["--cfg", "job", "-p", "models", "--resolve"],
+        ["--resolve would print", "-p: hydra.launcher"],
+        id="resolve-models",
+    ),
+    pytest.param(
         ["storage=postgres", "storage.url=postgresql://postgres:pw-SECRET@127.0.0.1:abc/x"],
         ["storage.url: port 'abc' is not a number"],
         id="non-numeric-port",

@@ -110,19 +110,14 @@ def _error(message: str) -> None:
         interrupts.reported()
 
 
-def _overrides(args: Sequence[str]) -> list[str]:
-    """The overrides of a reading command (report, drift, export): everything but its one flag, `-cd DIR`, which
-    becomes the search-path override it stands for."""
-    return _flags_read(args)
-
-
 CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
 
 
-def _flags_read(args: Sequence[str]) -> list[str]:
-    """`args` with `-cd DIR` / `--config-dir DIR` (or `=DIR`) turned into `hydra.searchpath=[file://DIR]` (absolute),
-    as `run` reads it, so that a catalog or preset of one's own is reported the way it ran; any other flag is refused
-    in one line (it would otherwise be dropped unseen)."""
+def _overrides(args: Sequence[str]) -> list[str]:
+    """A reading command's `args` (report, drift, export, status, names, show, runs) with `-cd DIR` /
+    `--config-dir DIR` (or `=DIR`) turned into `hydra.searchpath=[file://DIR]` (absolute), as `run` reads it, so
+    that a catalog or preset of one's own is reported the way it ran; any other flag is refused in one line (it would
+    otherwise be dropped unseen)."""
     out: list[str] = []
     rest = iter(args)
     for arg in rest:
@@ -223,7 +218,7 @@ overrides as typed (`models`, `providers`, `storage`, `hydra.overrides` and `hyd
 
 
 def _holds_no_secret(package: str | None) -> bool:
-    return bool(package) and any(package == safe or str(package).startswith(f"{safe}.") for safe in RESOLVABLE)
+    return package is not None and any(package == safe or package.startswith(f"{safe}.") for safe in RESOLVABLE)
 
 
 def _hydra_arguments(args: Sequence[str]) -> argparse.Namespace:
@@ -438,7 +433,7 @@ def print_summary(summary: RunSummary) -> None:
 
 def _split(args: Sequence[str]) -> tuple[list[str], list[str]]:
     """Bare arguments (spellings, a key prefix) apart from Hydra overrides (`key=value`)."""
-    given = _flags_read(args)
+    given = _overrides(args)
     return [a for a in given if "=" not in a], [a for a in given if "=" in a]
 
 

@@ -9,9 +9,10 @@ one line (it is a `CompactHydraException`: no traceback) and exits 1.
 
 While such a launcher waits for its workers, the first Ctrl-C must not end the launching process: joblib would kill
 its workers in the middle of their drain (their in-flight units lost, their runs left `running`). `patient_signals`
-records it instead and tells the sweep's jobs on this machine to stop through a file (`SweepStop`): a SIGTERM sent to
-the launching process alone (`kill PID`, `timeout`, a batch system) reaches no worker, and joblib would go on starting
-the jobs still queued. A running job then drains as on its own first signal; a job not started yet does not start.
+records it instead and tells the sweep's jobs on this machine to stop through a file (`sweep_stop_file`): a SIGTERM
+sent to the launching process alone (`kill PID`, `timeout`, a batch system) reaches no worker, and joblib would go on
+starting the jobs still queued. A running job then drains as on its own first signal; a job not started yet does not
+start.
 """
 
 from __future__ import annotations

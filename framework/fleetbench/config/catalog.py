@@ -196,8 +196,7 @@ def _endpoint(dep_node: DictConfig, dep_key: str) -> str | None:
     resolved = _resolve(dep_node, "endpoint", f"{dep_key}.endpoint")
     endpoint = None if resolved is None else str(resolved)
     if endpoint is not None and "@" in urlsplit(endpoint).netloc:
-        raw = OmegaConf.to_container(dep_node, resolve=False)
-        named = ENV_REFERENCE.findall(str(raw.get("endpoint") or "")) if isinstance(raw, dict) else []
+        named = _lane_source(dep_node, dep_key, None).endpoint_env
         where = f" (from {', '.join(named)})" if named else ""
         raise ConfigError(
             f"{dep_key}.endpoint{where}: carries credentials (user:password@host); give the host alone and the key "

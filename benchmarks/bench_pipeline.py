@@ -12,6 +12,7 @@ Run: `python benchmarks/bench_pipeline.py`.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -81,6 +82,7 @@ def dead_deployment(scratch: Path) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split())).parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         rate(Path(scratch))
         sharding(Path(scratch))

@@ -12,6 +12,7 @@ Run: `python benchmarks/bench_plan.py` (about a minute, most of it setup).
 
 from __future__ import annotations
 
+import argparse
 import resource
 import sqlite3
 import subprocess
@@ -94,8 +95,12 @@ def measure(db: Path) -> None:
 
 def main() -> None:
     compile_like_pip()
-    if len(sys.argv) == 3:
-        {"--setup": setup, "--measure": measure}[sys.argv[1]](Path(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
+    parser.add_argument("--setup", type=Path, help=argparse.SUPPRESS)  # the child processes' own parts
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.setup or args.measure:
+        setup(args.setup) if args.setup else measure(args.measure)
         return
     with tempfile.TemporaryDirectory() as scratch:
         db = Path(scratch) / "bench.db"

@@ -9,6 +9,7 @@ Run: `python benchmarks/bench_profiles.py` (about two minutes on 2 cores).
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def _rates(db: Path, model: str, factor: str | None) -> dict[object, float]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split())).parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         for index, (model, label, extra) in enumerate(COLUMNS):
             db = Path(scratch) / f"{index}.db"

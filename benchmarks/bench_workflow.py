@@ -12,8 +12,8 @@ Run: `python benchmarks/bench_workflow.py [--closed]`.
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -70,10 +70,13 @@ def simulated(profiles: dict[str, str]) -> list[str]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
+    parser.add_argument("--closed", action="store_true", help="add phase 5.1 for the six closed-source models")
+    args = parser.parse_args()
     for name in DUMMY_ENV:  # the simulated provider ignores endpoints and keys, but lanes resolve them
         os.environ.setdefault(name, "simulated")
     phases = [(phase, OPEN) for phase in PHASES]
-    if "--closed" in sys.argv:
+    if args.closed:
         phases.append(("phase5_1_closed", CLOSED))
     with tempfile.TemporaryDirectory() as scratch:
         db = Path(scratch) / "plan.db"

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
@@ -29,7 +29,6 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetbench import interrupts, launched, registry
-from fleetbench.claims import plan_digest
 from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
 from fleetbench.config.compose import compose_as_given, hydra_context, normalize_overrides, without_hydra
@@ -43,12 +42,14 @@ from fleetbench.progress import make_progress
 from fleetbench.report import Report, build_report, render
 from fleetbench.report.checks import check_report_by, check_report_output
 from fleetbench.report.research import build_tables, render_tables
-from fleetbench.report.runs import render_runs
+from fleetbench.report.runs import render_runs, stored_by_unfinished_run
 from fleetbench.report.scope import SCOPE_MODES, ReportScope, config_scope, resolve_run_id, widened_scope
 from fleetbench.report.status import gather, render_status, status_tables
-from fleetbench.runner import RunSummary, plans, run
 from fleetbench.signals import quiet_signals
 from fleetbench.types import ReportFilter
+
+if TYPE_CHECKING:
+    from fleetbench.runner import RunSummary
 
 
 def _console(stderr: bool = False) -> Console:
@@ -353,6 +354,9 @@ def _run_job(cfg: DictConfig) -> None:
 
 
 def _run_and_report(cfg: DictConfig) -> None:
+    # Imported here: the run's machinery (asyncio, lanes, claims) is no start-up cost for the reading commands.
+    from fleetbench.runner import run
+
     try:
         spec = dataclasses.replace(resolve_run(cfg), experiment=_experiment_choice())
         summary = run(spec, make_progress(spec.run.progress, err_console), notify=_error, signals_since=0)
@@ -404,6 +408,8 @@ def print_summary(summary: RunSummary) -> None:
         )
     if summary.executed:
         console.print(table)
+    else:  # no table to title: the run id still names the run that `runs` lists
+        console.print(f"run {summary.run_id[:12]}", soft_wrap=True)
     working_s = summary.wall_s - summary.providers_ready_s  # the rate of the work, not of litellm's import
     rate = summary.executed / working_s if working_s > 0 else 0.0
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "none"
@@ -481,18 +487,29 @@ def _scoped_filter(
     plan, unless `report.scope=all`, a run id (any unique prefix) or a label widens it; `report.models` narrows it."""
     settings = common.report
     # As typed: Hydra reads a hex prefix such as `123456` or `12e345` as a number (losing zeros, or as inf).
-    typed = _typed_value(overrides, "report.run_id")
-    wanted = typed if typed is not None else settings.run_id
-    run_id = resolve_run_id(str(wanted), storage.runs()) if wanted is not None else None
+    run_id = _named_run(overrides, settings, storage.runs())
     if settings.label is not None:
-        labels = sorted({str(run["label"]) for run in storage.runs() if run.get("label")})
-        if settings.label not in labels:
-            raise UserError(
-                f"report.label: no run has label {settings.label!r}; labels: {', '.join(labels) or '(none)'}"
-            )
+        _labelled(storage.runs(), settings.label)
     scope = _report_scope(cfg, overrides, suite.name, widened=run_id is not None or settings.label is not None)
     models = tuple(common.naming.base_name(str(m)) for m in settings.models)
     return ReportFilter(suite.name, models, run_id, run_label=settings.label, plans=scope.plans), scope
+
+
+def _named_run(overrides: Sequence[str], settings: ReportConf, runs: Sequence[Mapping[str, Any]]) -> str | None:
+    """The run `report.run_id` names (any unique prefix), or None when it names none."""
+    # As typed: Hydra reads a hex prefix such as `123456` or `12e345` as a number (losing zeros, or as inf).
+    typed = _typed_value(overrides, "report.run_id")
+    wanted = typed if typed is not None else settings.run_id
+    return resolve_run_id(str(wanted), runs) if wanted is not None else None
+
+
+def _labelled(runs: Sequence[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    """The runs labelled `label`; none is a `UserError` listing the labels there are."""
+    chosen = [run for run in runs if run.get("label") == label]
+    if not chosen:
+        labels = sorted({str(run["label"]) for run in runs if run.get("label")})
+        raise UserError(f"report.label: no run has label {label!r}; labels: {', '.join(labels) or '(none)'}")
+    return chosen
 
 
 def _refuse_other_suites(runs: Sequence[Mapping[str, Any]], suite: str, rows: ReportFilter) -> None:
@@ -571,20 +588,19 @@ def _emit(settings: ReportConf, draw: Callable[[str, Console], str | None]) -> i
 
 
 def cmd_runs(args: Sequence[str]) -> int:
-    """Every recorded run, newest first; a run whose process died is shown as `dead`."""
+    """Every recorded run, newest first; a run whose process died is shown as `dead`. `report.run_id` (a unique
+    prefix) or `report.label` narrows the list to that run or those runs."""
     _, overrides = _split(args)
     common = resolve_common(compose_config(overrides))
     storage = common.storage.create(naming=common.naming)
     try:
         runs = storage.runs()
-        stored = {
-            str(run["run_id"]): sum(
-                int(row["total"])
-                for row in storage.aggregate(["base_model"], ReportFilter(str(run["suite"]), run_id=str(run["run_id"])))
-            )
-            for run in runs
-            if run.get("executed_units") is None  # still running, or died before it could record its count
-        }
+        run_id = _named_run(overrides, common.report, runs)
+        if run_id is not None:
+            runs = [run for run in runs if run["run_id"] == run_id]
+        if common.report.label is not None:
+            runs = _labelled(runs, common.report.label)
+        stored = stored_by_unfinished_run(storage, runs)
     finally:
         storage.close()
     render_runs(runs, console, stored=stored)
@@ -603,6 +619,9 @@ def cmd_status(args: Sequence[str]) -> int:
         raise ConfigError(f"status.window_s: must be from 0 to {30 * 86_400} seconds, got {options.window_s}")
     if not (math.isfinite(options.every_s) and 0.1 <= options.every_s <= 3600):
         raise ConfigError(f"status.every_s: must be from 0.1 to 3600 seconds, got {options.every_s}")
+    from fleetbench.claims import plan_digest
+    from fleetbench.runner import plans
+
     model_plans = plans(spec)
     digest = plan_digest(model_plans)
     deployments = {name for model in spec.models for name in model.deployment_names}

@@ -8,6 +8,7 @@ into one line, with nothing written: no `outputs/` directory, no `runs` row.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,21 +24,8 @@ from fleetbench.errors import UserError
 
 
 def check_output_dir(job_overrides: Sequence[str], multirun: bool, composed: DictConfig | None = None) -> None:
-    """Fail with one line unless Hydra can create its run (or sweep) directory; creates nothing itself. `composed` is
-    the job's configuration with Hydra's settings, when it is already composed."""
-    target = _output_dir(job_overrides, multirun, composed)
-    existing = target
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-        raise UserError(
-            f"{key}: cannot create the output directory {target}: {existing} is not a writable directory "
-            f"(run fleetbench from a writable directory or set {key})"
-        )
-
-
-def _output_dir(job_overrides: Sequence[str], multirun: bool, composed: DictConfig | None) -> Path:
+    """Fail with one line unless Hydra can create its run (or sweep) directory and the job's log files; creates
+    nothing itself. `composed` is the job's configuration with Hydra's settings, when it is already composed."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     with hydra_context():
         cfg = composed
@@ -45,12 +33,63 @@ def _output_dir(job_overrides: Sequence[str], multirun: bool, composed: DictConf
             cfg = compose(config_name=CONFIG_NAME, overrides=list(job_overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)  # for `${hydra:runtime.cwd}`, as in the job itself
         check_hydra_environment(cfg)
-        try:
-            # `${now:...}` resolves here; anything that needs a running job (`${hydra:job.num}`) falls back to
-            # the working directory, which is where Hydra's default directories live.
-            return Path(str(OmegaConf.select(cfg, key))).absolute()
-        except OmegaConfBaseException:
-            return Path.cwd()
+        # `${now:...}` resolves here; what needs a running job (`${hydra:job.num}`) is None: the output directory
+        # then falls back to the working directory, where Hydra's default directories live, and a log file lies in
+        # the job's output directory.
+        target = _resolved_path(cfg, key) or Path.cwd()
+        log_files = [(name, _resolved_path(cfg, name)) for name in _log_file_keys(cfg)]
+    _check_creatable(key, target, f"run fleetbench from a writable directory or set {key}")
+    for name, path in log_files:
+        if path is not None:
+            _check_creatable(name, path, f"set {name} to a writable path", log_file=True)
+
+
+def _check_creatable(key: str, target: Path, hint: str, log_file: bool = False) -> None:
+    """One line naming `key` unless `target` can be created (or, for a log file, exists as a writable file)."""
+    what = "the log file" if log_file else "the output directory"
+    if log_file and target.exists():
+        if target.is_file() and os.access(target, os.W_OK):
+            return
+        raise UserError(f"{key}: cannot write {what} {target}: it is not a writable file ({hint})")
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not _can_create_in(existing):
+        raise UserError(f"{key}: cannot create {what} {target}: {existing} is not a writable directory ({hint})")
+
+
+def _can_create_in(directory: Path) -> bool:
+    """Whether an entry can be created in `directory`, tried for real with a directory removed at once: permission
+    bits say nothing for root, nor for /sys or /proc, where creating fails whatever they say."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".fleetbench-probe-", dir=directory)
+    except OSError:
+        return False
+    os.rmdir(probe)
+    return True
+
+
+def _resolved_path(cfg: DictConfig, key: str) -> Path | None:
+    """The absolute path at `key`; None when it needs a running job to resolve (call inside `hydra_context`)."""
+    try:
+        value = OmegaConf.select(cfg, key)
+    except OmegaConfBaseException:
+        return None
+    return Path(str(value)).absolute() if value is not None else None
+
+
+def _log_file_keys(cfg: DictConfig) -> list[str]:
+    """The keys of the log files Hydra's logging settings name (`hydra.job_logging.handlers.file.filename`, ...)."""
+    keys = []
+    for section in ("job_logging", "hydra_logging"):
+        handlers = OmegaConf.select(cfg, f"hydra.{section}.handlers", throw_on_resolution_failure=False)
+        if not isinstance(handlers, DictConfig):
+            continue
+        for name in map(str, handlers):
+            handler = handlers._get_node(name)
+            if isinstance(handler, DictConfig) and "filename" in handler:
+                keys.append(f"hydra.{section}.handlers.{name}.filename")
+    return keys
 
 
 def check_hydra_environment(cfg: DictConfig) -> None:

@@ -56,6 +56,10 @@ def test_running_again_executes_zero_units(run_cli: RunCli, tmp_path: Path) -> N
     assert again.returncode == 0, again.stderr
     assert "planned 100 units: 100 already stored, 0 executed" in again.stdout
     assert _count(tmp_path / "fleetbench.db", "select count(*) from units") == 100
+    # The rerun is a run of its own, as `runs` lists it: its id is printed even with no table to title.
+    with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
+        [(rerun_id,)] = connection.execute("select run_id from runs order by started_at desc limit 1").fetchall()
+    assert f"run {rerun_id[:12]}\n" in again.stdout
 
 
 def test_sigkill_midway_then_rerun_completes_exactly_the_missing_units(tmp_path: Path, run_cli: RunCli) -> None:

@@ -114,6 +114,11 @@ def test_run_ids_work_by_unique_prefix_and_bad_ones_fail_in_one_line(run_cli: Ru
     assert f"report.run_id: {first[:5]!r} matches 2 runs" in ambiguous.stderr
     listing = run_cli("runs")
     assert listing.returncode == 0 and first[:12] in listing.stdout and second[:12] in listing.stdout
+    # `runs` narrows to the run a prefix names, and refuses one that names none, as `report` does.
+    one = run_cli("runs", f"report.run_id={second[:6]}")
+    assert one.returncode == 0 and second[:12] in one.stdout and first[:12] not in one.stdout
+    for refused in (run_cli("runs", "report.run_id=zzzz"), run_cli("runs", f"report.run_id={first[:5]}")):
+        assert refused.returncode == 2 and len(stderr_lines(refused)) == 1 and "report.run_id: " in refused.stderr
     # Grouped by run: the table shows ids as `runs` does, the json carries them whole.
     by_run = run_cli("report", "report.by=[run_id]", "report.format=markdown")
     assert by_run.returncode == 0, by_run.stderr
@@ -200,3 +205,9 @@ def test_a_run_id_or_label_of_another_suite_names_the_suite_to_add(run_cli: RunC
         )
         shown = run_cli("report", f"{key}={value}", "suite=workflow", "report.format=csv")
         assert shown.returncode == 0 and "Sim-Agent" in shown.stdout
+    labelled = run_cli("runs", "report.label=wf")
+    assert labelled.returncode == 0 and run_id in labelled.stdout
+    unknown = run_cli("runs", "report.label=nope")
+    assert unknown.returncode == 2 and stderr_lines(unknown) == [
+        "error: report.label: no run has label 'nope'; labels: wf"
+    ]

@@ -246,6 +246,34 @@ def test_an_output_directory_under_a_file_named_through_the_configuration_is_one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.job_logging.handlers.file.filename"])
+def test_a_path_under_a_pseudo_filesystem_is_one_line_whatever_the_permission_bits_say(
+    run_cli: RunCli, tmp_path: Path, key: str
+) -> None:
+    """/proc refuses new entries even to root, for whom permission bits allow everything: the check tries for real."""
+    refused = run_cli("run", "run.instances=1", f"{key}=/proc/fleetbench-out/x")
+    assert refused.returncode == 2
+    what = "log file" if "logging" in key else "output directory"
+    assert stderr_lines(refused) == [
+        f"error: {key}: cannot create the {what} /proc/fleetbench-out/x: /proc is not a writable directory "
+        f"({'run fleetbench from a writable directory or set' if what == 'output directory' else 'set'} {key}"
+        f"{' to a writable path' if what == 'log file' else ''})"
+    ]
+    assert list(tmp_path.iterdir()) == [], "nothing written: no database, no outputs/"
+
+
+def test_a_log_file_that_is_a_directory_is_one_line(run_cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    refused = run_cli("run", "run.instances=1", f"hydra.job_logging.handlers.file.filename={tmp_path / 'logs'}")
+    assert refused.returncode == 2
+    assert stderr_lines(refused) == [
+        f"error: hydra.job_logging.handlers.file.filename: cannot write the log file {tmp_path / 'logs'}: it is not "
+        "a writable file (set hydra.job_logging.handlers.file.filename to a writable path)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+    assert list((tmp_path / "logs").iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("args", "key", "raw"),
     [

@@ -60,6 +60,10 @@ def test_a_sigkilled_run_is_listed_as_dead(run_cli: RunCli, tmp_path: Path) -> N
     with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
         kept = connection.execute("select count(*) from units where outcome != 'infra_error'").fetchone()[0]
     assert kept > 0 and f" {kept} stored " in line, "a killed run shows what it stored, not '-'"
+    status = run_cli("status", *slow)  # the same plan: `status` shows the run as `runs` does
+    assert status.returncode == 0, status.stderr
+    (line,) = [row for row in status.stdout.splitlines() if f":{process.pid}" in row]
+    assert " dead " in line and f" {kept} stored " in line
     with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
         assert connection.execute("select status from runs").fetchall() == [("running",)]  # as the killed run left it
 

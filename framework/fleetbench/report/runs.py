@@ -11,14 +11,30 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from fleetbench.interfaces import Storage
 from fleetbench.liveness import run_state
+from fleetbench.types import ReportFilter
 
 
 def _when(stamp: float | None) -> str:
     return "-" if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
-def _executed(run: Mapping[str, Any], stored: Mapping[str, int]) -> str:
+def stored_by_unfinished_run(storage: Storage, runs: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Units stored so far by each run that recorded no executed count (still running, or died first), by run id:
+    what `runs` and `status` show for them instead of a bare `-`."""
+    return {
+        str(run["run_id"]): sum(
+            int(row["total"])
+            for row in storage.aggregate(["base_model"], ReportFilter(str(run["suite"]), run_id=str(run["run_id"])))
+        )
+        for run in runs
+        if run.get("executed_units") is None
+    }
+
+
+def executed_text(run: Mapping[str, Any], stored: Mapping[str, int]) -> str:
+    """A run's `executed` cell: its recorded count, else `N stored` (from `stored_by_unfinished_run`), else `-`."""
     if run.get("executed_units") is not None:
         return str(run["executed_units"])
     count = stored.get(str(run["run_id"]))
@@ -49,7 +65,7 @@ def render_runs(
             str(run["suite"]),
             ", ".join(run.get("models") or ()),
             str(run["planned_units"]),
-            _executed(run, stored),
+            executed_text(run, stored),
             str(run.get("label") or ""),
             str(run.get("experiment") or ""),
         )

@@ -24,6 +24,7 @@ from rich.table import Table
 from fleetbench.interfaces import Storage
 from fleetbench.liveness import run_state
 from fleetbench.plan import ModelPlan
+from fleetbench.report.runs import executed_text, stored_by_unfinished_run
 from fleetbench.types import CallStatus
 
 RATE_LIMITED = 429
@@ -64,6 +65,8 @@ class PlanStatus:
     lanes: list[LaneHealth]
     window_s: float
     at: float = field(default_factory=time.time)
+    stored: dict[str, int] = field(default_factory=dict)
+    """Units stored so far by each run that recorded no executed count (`stored_by_unfinished_run`)."""
 
     def totals(self) -> dict[str, tuple[int, int, int]]:
         """Per base model: (done, claimed, planned)."""
@@ -111,7 +114,7 @@ def gather(
             cells.append(CellStatus(plan.base_model, factors, done_here, live[cell.key], cell.instances))
     recent = [c for c in storage.recent_calls(now - window_s) if deployments is None or c["deployment"] in deployments]
     lanes = _health(recent, done_at)
-    return PlanStatus(runs, cells, lanes, window_s, now)
+    return PlanStatus(runs, cells, lanes, window_s, now, stored_by_unfinished_run(storage, runs))
 
 
 def _health(calls: Sequence[Mapping[str, Any]], done: Mapping[str, int]) -> list[LaneHealth]:
@@ -156,9 +159,8 @@ def status_tables(status: PlanStatus) -> Group:
     runs = Table("run", "worker", "state", "where", "planned", "executed", title="runs of this plan")
     for run in status.runs:
         where = f"{run.get('host', '?')}:{run.get('pid') or '?'}"
-        executed = "-" if run.get("executed_units") is None else str(run["executed_units"])
         runs.add_row(str(run["run_id"])[:12], str(run.get("worker") or 0), run["state"], where,
-                     str(run["planned_units"]), executed)  # fmt: skip
+                     str(run["planned_units"]), executed_text(run, status.stored))  # fmt: skip
     models = Table("base model", "done", "claimed", "planned", "share done", title="plan")
     for model, (done, claimed, planned) in status.totals().items():
         models.add_row(model, str(done), str(claimed), str(planned), f"{done / planned:.1%}" if planned else "-")

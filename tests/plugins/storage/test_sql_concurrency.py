@@ -9,16 +9,19 @@ import contextlib
 import multiprocessing
 import queue
 import random
+import threading
 import time
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, update
 
 from fleetbench.types import Outcome, ReportFilter
-from fleetbench_plugins.storage.sql.schema import calls, units
+from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage
+from fleetbench_plugins.storage.sql.engine import build_engine, write_transaction
+from fleetbench_plugins.storage.sql.schema import calls, runs, units
 
-from .builders import DEEPSEEK, SUITE, call, result, run_record, storage
+from .builders import DEEPSEEK, SUITE, call, naming, result, run_record, storage
 
 WORKERS = 4
 SPAN = 250  # keys per worker; worker i writes keys [i*50, i*50+250): every key is written by one to four workers
@@ -98,3 +101,32 @@ def test_concurrent_writers_store_and_count_each_key_once(database_url: str) -> 
     assert (row["total"], row["success"], row["infra_error"], row["timeout"]) == (len(distinct), len(distinct), 0, 0)
     assert sum(share["calls"] for share in store.deployment_shares(ReportFilter(SUITE))) == sent_calls
     store.close()
+
+
+def test_writers_of_one_process_take_turns_without_sqlite_busy_waiting(sqlite_url: str) -> None:
+    """Two threads of one process writing one SQLite file queue in the process: with SQLite's busy timeout at 0, a
+    write that meets another thread's open transaction waits for it instead of failing with "database is locked"
+    (SQLite's own waiting polls with sleeps of up to 100 ms, which stalled the run's event loop)."""
+    options = SqlOptions(url=sqlite_url, busy_timeout_s=0)
+    store = SqlStorage(options, naming=naming())
+    store.migrate()
+    store.begin_run(run_record())
+    other_engine = build_engine(options)  # another engine of the process on the same file: the lock is the file's
+    holding, order = threading.Event(), []
+
+    def hold_the_write_lock() -> None:
+        with write_transaction(other_engine) as connection:
+            connection.execute(update(runs).values(heartbeat_at=1.0))
+            holding.set()
+            time.sleep(0.3)
+            order.append("first committed")
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    assert holding.wait(10)
+    written = store.write([result("after")], [])
+    order.append("second wrote")
+    holder.join()
+    assert written == 1 and order == ["first committed", "second wrote"]
+    store.close()
+    other_engine.dispose()

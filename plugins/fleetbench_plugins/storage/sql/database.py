@@ -21,7 +21,7 @@ from .filters import unit_conditions
 from .options import SqlOptions
 from .rows import decode_transcript, run_row, scope_rows
 from .schema import runs, scopes, units
-from .writes import write_batch
+from .writes import prepare_batch, write_prepared
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
@@ -167,9 +167,11 @@ class SqlDatabase:
             return 0
         engine = self.ready()
         try:
-            with self.errors(f"writing {len(results)} units"), write_transaction(engine) as connection:
-                return write_batch(connection, results, calls, self.canonical, self._experiment_of(connection),
-                                   self._slots)  # fmt: skip
+            with self.errors(f"writing {len(results)} units"):
+                with engine.connect() as reading:  # the runs' experiments, looked up before the write lock is taken
+                    batch = prepare_batch(results, calls, self.canonical, self._experiment_of(reading))
+                with write_transaction(engine) as connection:
+                    return write_prepared(connection, batch, self._slots)
         except StorageError as error:
             if isinstance(error.__cause__, exc.IntegrityError):
                 self._explain_unknown_runs(results, calls, error)

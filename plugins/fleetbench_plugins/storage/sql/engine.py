@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -110,10 +112,40 @@ def _enter_wal(cursor: Any, busy_timeout_s: float) -> None:
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection inside one transaction that holds the write lock from its start (SQLite); commits on exit."""
-    with engine.connect() as connection:
+    with _in_process_writers(engine), engine.connect() as connection:
         connection.execution_options(**{_WRITE_LOCK: True})
         with connection.begin():
             yield connection
+
+
+_SQLITE_WRITERS: dict[str, threading.RLock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+def _forget_writers_in_child() -> None:
+    """A forked child starts with new locks: one that another thread held at the fork is never released there."""
+    global _SQLITE_WRITERS_GUARD
+    _SQLITE_WRITERS_GUARD = threading.Lock()
+    _SQLITE_WRITERS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_writers_in_child)
+
+
+def _in_process_writers(engine: Engine) -> AbstractContextManager[object]:
+    """This process's lock for writing to `engine`'s SQLite file (a no-op for PostgreSQL's row locks).
+
+    SQLite has one writer at a time, and a writer that finds the lock taken polls it, sleeping 1, 2, 5, 10 ... up
+    to 100 ms between tries: the run's event loop, claiming units while the result writer's thread commits,
+    stalled for 1.2 s of a 10.5 s run of 1,500 calls (226 ms at worst) behind transactions of 2 to 20 ms. Writers of
+    one process queue here instead, and take over the moment the last one commits; other processes still meet
+    SQLite's own lock."""
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    database = engine.url.database or ""
+    key = os.path.realpath(database) if database and database != ":memory:" else f"engine:{id(engine)}"
+    with _SQLITE_WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(key, threading.RLock())
 
 
 def display_url(options: SqlOptions) -> str:

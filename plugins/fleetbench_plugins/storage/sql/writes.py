@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert
@@ -16,27 +17,48 @@ from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_ke
 from .schema import INFRA_ERROR, calls, transcripts, units
 from .totals import add_calls, add_calls_of_new_units, add_units, infra_rows, serialize_writers
 
-__all__ = ["write_batch"]
+__all__ = ["PreparedBatch", "prepare_batch", "write_prepared"]
 
 
-def write_batch(
-    connection: Connection,
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch's rows, built before its transaction opens (`prepare_batch`): the transaction then only talks to
+    the database, and holds SQLite's write lock (for which the run's event loop may be waiting) for less time."""
+
+    rows: list[dict[str, Any]]
+    """One `units` row per unit key, sorted by key (`first_per_key`)."""
+    transcripts: dict[str, dict[str, Any] | None]
+    """Each row's `transcripts` row by unit key; None: the result has no transcript."""
+    call_rows: list[dict[str, Any]]
+
+
+def prepare_batch(
     results: Sequence[UnitResult],
     call_records: Sequence[CallRecord],
     canonical: Callable[[str], str],
     experiments: Callable[[str], str | None] = lambda run_id: None,
-    slots: dict[str, dict[str, int]] | None = None,
-) -> int:
-    """Store a batch inside the caller's transaction; return how many units it newly completed.
+) -> PreparedBatch:
+    """The rows of a batch: units under their canonical base model and run's experiment, compressed transcripts,
+    calls."""
+    chosen = first_per_key(results)
+    return PreparedBatch(
+        rows=[unit_row(r, canonical(r.unit.cell.base_model), experiments(r.run_id)) for r in chosen],
+        transcripts={
+            r.key: None if r.episode.transcript is None else _transcript_row(r, r.episode.transcript) for r in chosen
+        },
+        call_rows=[call_row(c) for c in call_records],
+    )
+
+
+def write_prepared(connection: Connection, batch: PreparedBatch, slots: dict[str, dict[str, int]] | None = None) -> int:
+    """Store a prepared batch inside the caller's transaction; return how many units it newly completed.
 
     A unit row is inserted when its key is new and replaced only while the stored row is an infra error, so a
     completed unit is never overwritten and never counted twice, however many writers race on the same keys.
-    `experiments` names the experiment preset of a run id; `slots` caches the metric slots of `unit_totals`, which
-    this transaction keeps equal to the units it stores.
+    `slots` caches the metric slots of `unit_totals`, which this transaction keeps equal to the units it stores.
     """
     serialize_writers(connection)
-    chosen = first_per_key(results)
-    rows = [unit_row(r, canonical(r.unit.cell.base_model), experiments(r.run_id)) for r in chosen]
+    rows = batch.rows
     replaceable = infra_rows(connection, [row["unit_key"] for row in rows]) if rows else {}
     written = _upsert_units(connection, rows) if rows else set()
     add_units(
@@ -48,11 +70,10 @@ def write_batch(
     # Calls stored before their unit's first row (a run stopped mid-episode) join the call totals now.
     first_stored = written - replaceable.keys()  # once, not per row: a batch can hold tens of thousands of units
     add_calls_of_new_units(connection, [row for row in rows if row["unit_key"] in first_stored])
-    _store_transcripts(connection, [r for r in chosen if r.key in written])
-    if call_records:
-        call_rows = [call_row(c) for c in call_records]
-        connection.execute(insert(calls), call_rows)
-        add_calls(connection, call_rows, {row["unit_key"]: row for row in rows})
+    _store_transcripts(connection, {key: batch.transcripts[key] for key in sorted(written)})
+    if batch.call_rows:
+        connection.execute(insert(calls), batch.call_rows)
+        add_calls(connection, batch.call_rows, {row["unit_key"]: row for row in rows})
     # Written (or refused because another worker completed it first): either way nobody needs the claim any more.
     release_keys(connection, [row["unit_key"] for row in rows])
     return sum(1 for row in rows if row["unit_key"] in written and row["outcome"] != INFRA_ERROR)
@@ -78,10 +99,11 @@ def _units_upsert(dialect: str) -> Any:
     ).returning(units.c.unit_key)
 
 
-def _store_transcripts(connection: Connection, written: Sequence[UnitResult]) -> None:
-    """Transcripts for the units this call wrote; a replaced infra error's old transcript never outlives it."""
-    with_transcript = [_transcript_row(r, r.episode.transcript) for r in written if r.episode.transcript is not None]
-    without = [r.key for r in written if r.episode.transcript is None]
+def _store_transcripts(connection: Connection, written: Mapping[str, dict[str, Any] | None]) -> None:
+    """Transcripts for the units this call wrote (`transcripts` rows by unit key; None: none); a replaced infra
+    error's old transcript never outlives it."""
+    with_transcript = [row for row in written.values() if row is not None]
+    without = [key for key, row in written.items() if row is None]
     if without:
         connection.execute(delete(transcripts).where(transcripts.c.unit_key.in_(without)))
     if not with_transcript:

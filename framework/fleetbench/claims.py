@@ -38,16 +38,29 @@ class Lease:
     claimed: int = 0
     held_elsewhere: int = 0
     """Units skipped because another worker held or had completed them."""
+    in_flight: set[str] = field(default_factory=set)
+    """Keys this run has handed out and not yet written (`written` removes them)."""
 
     def take(self, units: Sequence[Unit]) -> list[Unit]:
-        """The units of `units` this run now holds, in order."""
-        if not units:
+        """The units of `units` this run now holds and has not handed out already, in order.
+
+        A run may meet a unit it is running again: a static share is a slice of the plan's missing units, and as
+        other workers store units the slices of one run's lanes reach into each other. The storage gives a run its
+        own claim back, so the run itself must not hand such a unit out twice (one run ran one unit on three lanes).
+        """
+        fresh = [unit for unit in units if unit.key not in self.in_flight]
+        if not fresh:
             return []
         now = time.time()
-        taken = self.storage.claim(self.run_id, units, now, now + self.lease_s)
+        taken = self.storage.claim(self.run_id, fresh, now, now + self.lease_s)
         self.claimed += len(taken)
-        self.held_elsewhere += len(units) - len(taken)
-        return [unit for unit in units if unit.key in taken]
+        self.held_elsewhere += len(fresh) - len(taken)
+        self.in_flight.update(taken)
+        return [unit for unit in fresh if unit.key in taken]
+
+    def written(self, key: str) -> None:
+        """The unit's result is committed: its claim is released, and meeting it again finds it completed."""
+        self.in_flight.discard(key)
 
     def renew(self) -> int:
         """Extend every claim of this run by a full lease; how many it holds."""

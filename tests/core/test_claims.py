@@ -82,11 +82,14 @@ def _finish(processes: Sequence[subprocess.Popen[str]], timeout_s: float = 300) 
         assert process.returncode == 0, err[-2000:]
 
 
+@pytest.mark.parametrize("sharding", ["dynamic", "even"])
 def test_two_identical_runs_started_together_execute_each_unit_once(
-    database: tuple[str, list[str]], tmp_path: Path
+    database: tuple[str, list[str]], tmp_path: Path, sharding: str
 ) -> None:
+    """Under static sharding too: there each lane's share is a slice of the missing units, and as the other run
+    stores units a lane's slice reaches into the next lane's; a run once ran such units on two or three lanes."""
     url, storage = database
-    overrides = [*storage, *SLOW, *LEASE, "run.instances=12"]
+    overrides = [*storage, *SLOW, *LEASE, "run.instances=12", f"sharding={sharding}"]
     pair = [_start(tmp_path, [*overrides, f"run.worker={i}"]) for i in range(2)]
     _finish(pair)
     runs = _query(url, "select run_id, planned_units, executed_units, status, worker from runs")
@@ -98,6 +101,8 @@ def test_two_identical_runs_started_together_execute_each_unit_once(
     executed = _runs_per_unit(url)
     assert set(executed) == {u["unit_key"] for u in units}
     assert all(len(by) == 1 for by in executed.values()), "a unit was executed by both runs"
+    calls = _query(url, "select unit_key from calls")
+    assert len(calls) == len(units), "a unit was executed twice by one run (one call per execution here)"
     assert all(r["executed_units"] > 0 for r in runs), "the two runs did not split the plan"
     assert _query(url, "select * from claims") == [], "finished runs hold no claims"
 

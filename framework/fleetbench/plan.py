@@ -103,10 +103,19 @@ def model_plan(base_model: str, cells: Sequence[tuple[Cell, int]], scope: UnitSc
 class MissingUnits(UnitSource):
     """The units of a model plan that storage does not hold completed, streamed in plan order."""
 
-    def __init__(self, plan: ModelPlan, storage: Storage, missing_per_cell: Sequence[int]) -> None:
+    def __init__(self, plan: ModelPlan, storage: Storage, missing_per_cell: Sequence[int], first_cell: int = 0) -> None:
         self._plan = plan
         self._storage = storage
         self._missing = list(missing_per_cell)
+        self._first = first_cell % len(self._missing) if self._missing else 0
+        """Where the stream starts: the cells from here to the last, then the ones before (`from_worker`)."""
+
+    def from_worker(self, worker: int) -> MissingUnits:
+        """The same units, streamed from a cell that depends on `worker`: workers 0, 1, 2, 3, 4... start at 0, 1/2,
+        1/4, 3/4, 1/8... of the plan's cells, so workers sharing a plan each claim where the others are not (instead
+        of every worker trying each batch the first one already holds: half of two workers' claims found nothing).
+        The order changes only which unit runs when, never a unit or its key."""
+        return MissingUnits(self._plan, self._storage, self._missing, int(_spread(worker) * len(self._missing)))
 
     @classmethod
     def of(cls, plan: ModelPlan, storage: Storage) -> MissingUnits:
@@ -127,7 +136,9 @@ class MissingUnits(UnitSource):
 
     def stream(self, start: int = 0) -> Iterator[Unit]:
         skip = start
-        for planned, missing in zip(self._plan.cells, self._missing, strict=True):
+        cells, first = self._plan.cells, self._first
+        order = zip(cells[first:] + cells[:first], self._missing[first:] + self._missing[:first], strict=True)
+        for planned, missing in order:
             if missing == 0 or skip >= missing:
                 skip -= missing
                 continue
@@ -143,6 +154,17 @@ class MissingUnits(UnitSource):
             yield from (unit for unit in chunk if unit.key not in stored)
 
 
+def _spread(worker: int) -> float:
+    """The van der Corput sequence in base 2 (the bits of `worker` mirrored behind the point): 0, 1/2, 1/4, 3/4,
+    1/8, 5/8...; any first N workers start evenly spread whatever N is."""
+    fraction, weight = 0.0, 0.5
+    while worker > 0:
+        fraction += weight * (worker & 1)
+        worker >>= 1
+        weight /= 2
+    return fraction
+
+
 @dataclass(frozen=True)
 class PlanDiff:
     """The plan against storage: planned units, and per base model the source of its missing units."""
@@ -155,7 +177,8 @@ class PlanDiff:
         return sum(source.count for source in self.missing.values())
 
 
-def diff(plans: Sequence[ModelPlan], storage: Storage) -> PlanDiff:
-    """How many units each model's plan still misses (one aggregate query per model; no unit is listed)."""
-    sources = {plan.base_model: MissingUnits.of(plan, storage) for plan in plans}
+def diff(plans: Sequence[ModelPlan], storage: Storage, worker: int = 0) -> PlanDiff:
+    """How many units each model's plan still misses (one aggregate query per model; no unit is listed), streamed
+    from `worker`'s starting cell (`MissingUnits.from_worker`)."""
+    sources = {plan.base_model: MissingUnits.of(plan, storage).from_worker(worker) for plan in plans}
     return PlanDiff(sum(plan.planned for plan in plans), {m: s for m, s in sources.items() if s.count})

@@ -140,7 +140,7 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
             notify(notice)
         model_plans = plans(spec)
         digest = plan_digest(model_plans)
-        plan = diff(model_plans, storage)
+        plan = diff(model_plans, storage, spec.run.worker)
         summary = RunSummary(run_id, planned=plan.planned, already_stored=plan.planned - plan.missing_count)
         summary.base_model_of.update({lane.deployment: lane.base_model for ls in spec.lanes.values() for lane in ls})
         if interrupts.received(outlet.signals_since):  # its KeyboardInterrupt was swallowed by a library

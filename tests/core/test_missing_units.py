@@ -111,3 +111,24 @@ def test_diff_lists_only_models_with_missing_units(storage: Counting) -> None:
     result = diff([mine, other], storage)
     assert (result.planned, result.missing_count, list(result.missing)) == (6, 3, [OTHER])
     assert result.missing[OTHER].plan is other
+
+
+@pytest.mark.parametrize(("worker", "first_cell"), [(0, 0), (1, 1), (2, 0), (3, 2), (5, 1)])
+def test_a_worker_streams_the_same_units_from_its_own_starting_cell(
+    storage: Counting, worker: int, first_cell: int
+) -> None:
+    """Workers 0, 1, 2, 3 start at 0, 1/2, 1/4 and 3/4 of the cells (5 at 5/8), rounded down to a cell: each
+    claims where the others are not; the units, their keys and the missing count are the same for every worker."""
+    plan = _plan(1, 2, 3)
+    everyone = MissingUnits.of(plan, storage)
+    mine = diff([plan], storage, worker).missing[MODEL]
+    cells = [cell.key for cell in plan.cells]
+    streamed = list(mine.stream())
+    assert mine.count == everyone.count == 6
+    assert sorted(u.key for u in streamed) == sorted(u.key for u in everyone.stream())
+    assert streamed[0].cell_key == cells[first_cell] and streamed[0].index == 0
+    rotated = cells[first_cell:] + cells[:first_cell]
+    sizes = {cell.key: cell.instances for cell in plan.cells}
+    assert [u.cell_key for u in streamed] == [key for key in rotated for _ in range(sizes[key])]
+    # Static shares slice the worker's own order: consecutive slices still cover every unit once.
+    assert [u.key for u in mine.stream(3)] == [u.key for u in streamed[3:]]

@@ -46,3 +46,24 @@ def checked_name(name: str, what: str) -> str:
     if not FACTOR_OR_METRIC_NAME.fullmatch(name):
         raise ValueError(f"{what} {name!r}: names must match {FACTOR_OR_METRIC_NAME.pattern}")
     return name
+
+
+def first_unstorable(node: object, key: str = "") -> tuple[str, str] | None:
+    """(dotted key, why) of the first text in a plain container, keys included, that cannot be stored
+    (`text_problem`); None when every text can. The run's configuration is stored with it, whatever the key."""
+    if isinstance(node, str):
+        problem = text_problem(node)
+        return None if problem is None else (key, problem)
+    if isinstance(node, dict):
+        items: list[tuple[str, object]] = [(str(name), value) for name, value in node.items()]
+    elif isinstance(node, list):
+        items = [(str(index), value) for index, value in enumerate(node)]
+    else:
+        return None
+    for name, value in items:
+        here = f"{key}.{name}" if key else name
+        problem = text_problem(name)
+        found = (here, f"its name {problem}") if problem else first_unstorable(value, here)
+        if found is not None:
+            return found
+    return None

@@ -131,6 +131,12 @@ CASES = [
         ["models.sim_agent.deployments[0].api_keys[0]", "FLEETBENCH_TEST_UNSET_SECRET"],
         id="missing-secret-env",
     ),
+    pytest.param(
+        ["run.label='a\udcedb'"],  # what a shell passes for the bytes ED A0 80: quoted, it parses
+        ["run.label", "holds a lone surrogate", "not valid Unicode text"],
+        id="label-with-a-lone-surrogate",
+    ),
+    pytest.param(["report.confidence=1.5"], ["report.confidence", "from 0.5 to below 1, got 1.5"], id="confidence"),
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleetbench.limits import NAME_MAX_CHARS, SEED_MAX, SEED_MIN, checked_name, name_problem
+from fleetbench.limits import NAME_MAX_CHARS, SEED_MAX, SEED_MIN, checked_name, first_unstorable, name_problem
 
 
 def test_the_limits_are_those_of_the_sql_columns() -> None:
@@ -31,3 +31,14 @@ def test_other_names_are_refused_naming_what_and_the_rule(name: str) -> None:
     with pytest.raises(ValueError) as raised:
         checked_name(name, "metric")
     assert str(raised.value) == f"metric {name!r}: names must match ^[A-Za-z_][A-Za-z0-9_.-]*$"
+
+
+def test_the_first_unstorable_text_of_a_configuration_is_named_by_its_key() -> None:
+    """Anywhere in it, keys included: the run's configuration is stored with the run."""
+    assert first_unstorable({"run": {"label": "ok", "models": ["a", "b"], "seed": 3}}) is None
+    assert first_unstorable({"run": {"models": ["a", "b\x00"]}}) == (
+        "run.models.1",
+        "holds a NUL character (at 1), which a database cannot store as text",
+    )
+    key, why = first_unstorable({"suite": {"x\udc80": 1}}) or ("", "")
+    assert key == "suite.x\udc80" and why.startswith("its name holds a lone surrogate")

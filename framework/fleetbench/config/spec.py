@@ -20,7 +20,7 @@ from fleetbench.config.groups import check_section
 from fleetbench.config.identity import Scopes, build_scopes, model_identity, suite_identity
 from fleetbench.config.schema import MAX_INSTANCES, FleetbenchConf, ReportConf, RunConf, SchedulerConf
 from fleetbench.errors import ConfigError, UnknownNameError, choices_text
-from fleetbench.limits import SEED_MAX, SEED_MIN, checked_name
+from fleetbench.limits import SEED_MAX, SEED_MIN, checked_name, first_unstorable
 from fleetbench.secrets import redact
 from fleetbench.types import Catalog, Lane, ModelSpec
 
@@ -111,6 +111,9 @@ def resolve_plan(cfg: DictConfig) -> PlanSpec:
 def resolve_common(cfg: DictConfig) -> NamingSpec:
     """Catalog, naming policy, storage plugin and report settings (used by every command)."""
     _check_root(cfg)
+    unstorable = first_unstorable(OmegaConf.to_container(cfg, resolve=False))  # unresolved: no secret is read
+    if unstorable is not None:
+        raise ConfigError(f"{unstorable[0]}: {unstorable[1]}")
     catalog = build_catalog(cfg.models)
     naming_ref = _load("naming", cfg.naming, "naming")
     naming = naming_ref.create(catalog=catalog)
@@ -118,6 +121,8 @@ def resolve_common(cfg: DictConfig) -> NamingSpec:
     report = _typed(ReportConf, cfg.report, "report")
     if report.format not in REPORT_FORMATS:
         raise ConfigError(f"report.format: {report.format!r} is not valid; choices: {choices_text(REPORT_FORMATS)}")
+    if not 0.5 <= report.confidence < 1.0:  # checked for every command, whether or not it draws an interval
+        raise ConfigError(f"report.confidence: must be from 0.5 to below 1, got {report.confidence}")
     return NamingSpec(catalog, naming, storage, report)
 
 

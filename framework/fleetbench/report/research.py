@@ -142,8 +142,6 @@ def build_tables(
             f"report.tables: the research tables read factor {missing[0]!r}, which suite {flt.suite!r} does not have; "
             "they are tables of the workflow suite (suite=workflow)"
         )
-    if not 0.5 <= settings.confidence < 1.0:
-        raise ConfigError(f"report.confidence: must be from 0.5 to below 1, got {settings.confidence}")
     tables: list[ResearchTable] = []
     for key in keys:
         context = _Context(storage, flt, settings, scope, [])

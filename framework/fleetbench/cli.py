@@ -127,7 +127,7 @@ def _overrides(args: Sequence[str]) -> list[str]:
             folder = value if equals else next(rest, None)
             if not folder:
                 raise UserError(f"{flag}: needs a directory, e.g. {flag} myconf")
-            out.insert(0, f"hydra.searchpath=[file://{Path(folder).resolve()}]")
+            out.insert(0, f"hydra.searchpath=[file://{_config_dir(flag, folder)}]")
         elif arg.startswith("-") and not equals:
             raise UserError(f"{arg}: not an option of this command; its only option is -cd/--config-dir DIR")
         else:
@@ -251,7 +251,17 @@ def _search_dir(parsed: argparse.Namespace) -> list[str]:
     """`--config-dir DIR` for validation: the same search path Hydra's app will use."""
     if not parsed.config_dir:
         return []
-    return [f"hydra.searchpath=[file://{Path(parsed.config_dir).resolve()}]"]
+    return [f"hydra.searchpath=[file://{_config_dir('-cd/--config-dir', parsed.config_dir)}]"]
+
+
+def _config_dir(flag: str, folder: str) -> Path:
+    """The absolute path of a `-cd` / `--config-dir` directory; one line when it is not a directory (Hydra warns,
+    prints two lines more and goes on without it, or fails after creating files)."""
+    path = Path(folder).resolve()
+    if not path.is_dir():
+        what = "does not exist" if not path.exists() else "is not a directory"
+        raise ConfigError(f"{flag}: {folder} {what}; give the directory that holds your config groups (models/, ...)")
+    return path
 
 
 def _without(args: Sequence[str], overrides: Sequence[str]) -> list[str]:

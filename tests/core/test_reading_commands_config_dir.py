@@ -62,3 +62,19 @@ def test_a_flag_a_command_does_not_take_is_refused_in_one_line(run_cli: RunCli, 
     process = run_cli(*args)
     assert process.returncode == 2
     assert stderr_lines(process) == [message]
+
+
+@pytest.mark.parametrize("command", ["run", "report", "status"])
+@pytest.mark.parametrize("spelling", ["-cd", "--config-dir="])
+def test_a_config_dir_that_is_not_a_directory_is_one_line_and_writes_nothing(
+    run_cli: RunCli, tmp_path: Path, command: str, spelling: str
+) -> None:
+    """Hydra warned, printed two lines more and went on without it (or failed having created the database)."""
+    (tmp_path / "passwd").write_text("a file, and a name the secret filter once took for a key\n")
+    for folder, what in ((tmp_path / "missing", "does not exist"), (tmp_path / "passwd", "is not a directory")):
+        args = [spelling + str(folder)] if spelling.endswith("=") else [spelling, str(folder)]
+        refused = run_cli(command, *args, "run.instances=1")
+        assert refused.returncode == 2, refused.stderr
+        [line] = stderr_lines(refused)
+        assert line.startswith("error: ") and f"{folder} {what}; give the directory that holds your config" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"], "no database, no outputs/"

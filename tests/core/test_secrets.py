@@ -256,3 +256,11 @@ def test_an_unparsable_override_holding_a_secret_is_refused_without_echoing_it()
     with pytest.raises(ConfigError, match=r"api_keys: the override does not parse") as raised:
         hide_secrets([f"models.sim_agent.deployments.0.api_keys=[{KEY_A}"], {})
     assert KEY_A not in str(raised.value)
+
+
+def test_the_value_of_a_hydra_flag_is_not_read_as_an_override() -> None:
+    """`-cd /etc/passwd` was refused as an override holding a secret ("passwd" reads like a secret's key)."""
+    from fleetbench.config.secret_overrides import hide_secrets
+
+    args = ["-cd", "/srv/passwd", "-p", "hydra.launcher", "--config-name=config", "run.instances=1"]
+    assert hide_secrets(args, environ={}) == args

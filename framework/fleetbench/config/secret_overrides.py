@@ -27,7 +27,26 @@ def hide_secrets(args: Sequence[str], environ: MutableMapping[str, str] | None =
     """
     vault = SecretVault(os.environ if environ is None else environ)
     parser = OverridesParser.create()
-    return [arg if arg.startswith("-") else _hidden(arg, parser, vault) for arg in args]
+    taking_values = _flags_taking_a_value()
+    out: list[str] = []
+    for index, arg in enumerate(args):
+        previous = args[index - 1] if index else ""
+        flag_value = previous in taking_values  # `-cd DIR`, `-p hydra.launcher`: a flag's value, not an override
+        out.append(arg if arg.startswith("-") or flag_value else _hidden(arg, parser, vault))
+    return out
+
+
+def _flags_taking_a_value() -> set[str]:
+    """The spellings of Hydra's own flags that always take a value (`-cd`, `--config-dir`, `-p`, `-cn`...); not
+    `--info`, whose value is optional: what follows it is still checked for secrets."""
+    from hydra._internal.utils import get_args_parser
+
+    return {
+        spelling
+        for action in get_args_parser()._actions  # no public accessor; argparse has kept this name for decades
+        if action.option_strings and action.nargs is None and action.const is None
+        for spelling in action.option_strings
+    }
 
 
 def _hidden(arg: str, parser: OverridesParser, vault: SecretVault) -> str:

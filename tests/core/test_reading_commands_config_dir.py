@@ -78,3 +78,22 @@ def test_a_config_dir_that_is_not_a_directory_is_one_line_and_writes_nothing(
         [line] = stderr_lines(refused)
         assert line.startswith("error: ") and f"{folder} {what}; give the directory that holds your config" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"], "no database, no outputs/"
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_a_config_file_that_is_not_yaml_or_not_utf8_is_one_line_naming_it(
+    run_cli: RunCli, tmp_path: Path, command: str
+) -> None:
+    (tmp_path / "conf" / "models").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment").mkdir()
+    (tmp_path / "conf" / "models" / "bad.yaml").write_text("foo: [unclosed\n  bar: : :\n")
+    (tmp_path / "conf" / "experiment" / "binary.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    for choice, expected in (
+        ("models=bad", f"error: {tmp_path / 'conf' / 'models' / 'bad.yaml'}, line 2: not valid YAML (expected ','"),
+        ("experiment=binary", f"error: {tmp_path / 'conf' / 'experiment' / 'binary.yaml'}: not UTF-8 text ("),
+    ):
+        refused = run_cli(command, "-cd", str(tmp_path / "conf"), choice)
+        assert refused.returncode == 2, refused.stderr
+        [line] = stderr_lines(refused)
+        assert line.startswith(expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]

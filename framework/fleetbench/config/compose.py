@@ -6,7 +6,9 @@ import copy
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import (
@@ -82,6 +84,9 @@ def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseExceptio
     """A one-line `ConfigError` for a Hydra/OmegaConf composition failure (or the exception itself if unknown)."""
     if isinstance(exc, ConfigError):
         return exc
+    unreadable = _unreadable_file(exc, overrides)
+    if unreadable is not None:
+        return ConfigError(unreadable)
     missing = re.search(r"Could not find '([^']+)/([^'/]+)'", str(exc))
     if isinstance(exc, MissingConfigException) and exc.options is not None and missing:
         group, choice = missing.groups()
@@ -106,6 +111,37 @@ def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseExceptio
     if isinstance(exc, HydraException | OmegaConfBaseException):
         return ConfigError(_one_line(exc))
     return exc
+
+
+def _unreadable_file(exc: BaseException, overrides: Sequence[str]) -> str | None:
+    """The one-line message for a config file that is not YAML, or not UTF-8 text; None for other failures."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, yaml.YAMLError):
+            mark = getattr(current, "problem_mark", None)
+            problem = " ".join(str(getattr(current, "problem", None) or current).split())
+            where = f"{mark.name}, line {mark.line + 1}" if mark is not None else "a config file"
+            return f"{where}: not valid YAML ({problem})"
+        if isinstance(current, UnicodeDecodeError):
+            where = _undecodable_file(overrides) or "a config file"
+            return f"{where}: not UTF-8 text ({current.reason} at byte {current.start})"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _undecodable_file(overrides: Sequence[str]) -> str | None:
+    """The first YAML file of the search path given on the command line (`-cd`) that is not UTF-8 (the packaged
+    configuration is)."""
+    for override in overrides:
+        found = re.fullmatch(r"hydra\.searchpath=\[file://(.+)\]", override)
+        if found is None:
+            continue
+        for path in sorted(Path(found.group(1)).rglob("*.yaml")):
+            try:
+                path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                return str(path)
+    return None
 
 
 def _first_keyed_cause(exc: BaseException) -> OmegaConfBaseException | None:

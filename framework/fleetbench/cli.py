@@ -37,6 +37,7 @@ from fleetbench.config.secret_overrides import hide_secrets
 from fleetbench.config.spec import resolve_plan
 from fleetbench.errors import DEADLINE_EXIT, ConfigError, FleetbenchError, Interrupted, UnknownNameError, UserError
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
+from fleetbench.limits import text_problem
 from fleetbench.preflight import check_output_dir, check_storages
 from fleetbench.progress import make_progress
 from fleetbench.report import Report, build_report, render
@@ -450,7 +451,12 @@ def print_summary(summary: RunSummary) -> None:
 def _split(args: Sequence[str]) -> tuple[list[str], list[str]]:
     """Bare arguments (spellings, a key prefix) apart from Hydra overrides (`key=value`)."""
     given = _overrides(args)
-    return [a for a in given if "=" not in a], [a for a in given if "=" in a]
+    bare = [a for a in given if "=" not in a]
+    for arg in bare:  # bytes that are not UTF-8 reach Python as lone surrogates: no name or key can hold them
+        if text_problem(arg) is not None:
+            given_bytes = arg.encode(errors="surrogateescape")
+            raise UserError(f"{given_bytes!r}: not UTF-8 text; spellings and unit keys are text")
+    return bare, [a for a in given if "=" in a]
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, RunCli, cli_env
+from tests.conftest import CLI, RunCli, cli_env, stderr_lines
 
 pytestmark = pytest.mark.slow
 SLOW = [f"models.sim_agent.deployments.{i}.params.latency_ms=150" for i in range(3)]
@@ -198,3 +198,12 @@ def test_show_renders_a_workflow_transcript_as_readable_turns(run_cli: RunCli, t
     assert "Turn 1" in shown.stdout or "TURN 1" in shown.stdout.upper()
     assert "<tool_call>" in shown.stdout
     assert not shown.stdout.lstrip().split("\n", 1)[1].startswith("{"), "workflow transcripts render as text"
+
+
+@pytest.mark.parametrize("command", ["show", "names"])
+def test_an_argument_that_is_not_utf8_is_one_line(run_cli: RunCli, tmp_path: Path, command: str) -> None:
+    """The byte 0xff reaches Python as a lone surrogate, which SQLAlchemy failed to encode (a traceback)."""
+    assert run_cli("run", "run.instances=1").returncode == 0
+    refused = run_cli(command, "a\udcff")  # subprocess passes it on as the bytes 61 ff
+    assert refused.returncode == 2
+    assert stderr_lines(refused) == ["error: b'a\\xff': not UTF-8 text; spellings and unit keys are text"]

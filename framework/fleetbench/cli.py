@@ -896,6 +896,7 @@ def cmd_serve(args: Sequence[str]) -> int:
 
     from fleetbench.testing.server import announce, serve
     from fleetbench.testing.server.cli import parse_serve_args, served_config, served_environment_lines
+    from fleetbench.testing.server.log import RequestLog
 
     options, overrides = parse_serve_args(args)
     cfg = compose_config(overrides)
@@ -904,9 +905,11 @@ def cmd_serve(args: Sequence[str]) -> int:
         return 0
     config = served_config(cfg, options)
     try:
-        asyncio.run(
-            serve(config, options.host, options.port, options.log, lambda url: announce(url, len(config.deployments)))
-        )
+        log = RequestLog(options.log)
+    except OSError as exc:
+        raise UserError(f"--log: cannot write {options.log}: {exc.strerror or exc}") from None
+    try:
+        asyncio.run(serve(config, options.host, options.port, log, lambda url: announce(url, len(config.deployments))))
     except OSError as exc:
         raise UserError(f"serve: cannot listen on {options.host}:{options.port}: {exc.strerror or exc}") from None
     return 0

@@ -93,6 +93,15 @@ def test_bad_configuration_is_one_line_and_exit_2(
     assert line.startswith("error: serve") and expected in line, line
 
 
+def test_a_log_file_that_cannot_be_written_is_named_not_the_listener(run_cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "dir.jsonl").mkdir()
+    for path in ("/proc/fleetbench-serve.jsonl", str(tmp_path / "dir.jsonl")):
+        process = run_cli("serve", "--port", "0", "--log", path)
+        assert process.returncode == 2
+        (line,) = stderr_lines(process)
+        assert line.startswith(f"error: --log: cannot write {path}: "), line
+
+
 def test_an_unknown_option_is_refused(run_cli: RunCli) -> None:
     process = run_cli("serve", "--latency", "1")
     assert process.returncode == 2 and "unknown argument '--latency'" in process.stderr

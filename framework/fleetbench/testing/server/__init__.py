@@ -14,7 +14,6 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from aiohttp import web
 
@@ -27,11 +26,11 @@ async def serve(
     config: ServeConfig,
     host: str,
     port: int,
-    log_path: Path | None,
+    log: RequestLog,
     on_ready: Callable[[str], None],
 ) -> None:
-    """Serve until SIGINT or SIGTERM. `on_ready` gets the base URL once the socket listens (port 0 = any free port)."""
-    log = RequestLog(log_path)
+    """Serve until SIGINT or SIGTERM, logging each request to `log` (closed at the end). `on_ready` gets the base URL
+    once the socket listens (port 0 = any free port)."""
     runner = web.AppRunner(make_app(Served(config, log)), handler_cancellation=True, access_log=None)
     await runner.setup()
     try:

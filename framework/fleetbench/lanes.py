@@ -166,16 +166,17 @@ class Breaker:
             self.consecutive += 1
             if probe:
                 self.probes_failed += 1
-                self._park()
+                self._park(status)
             elif self.mode is Mode.ACTIVE and self.consecutive >= self.threshold:
                 self.parks += 1
-                self._park()
+                self._park(status)
         else:  # the API answered (even a 429 or an empty reply): the lane works
             self.consecutive = 0
             if probe:
                 self.mode = Mode.ACTIVE
                 self._next_cooldown = self.cooldown_s
-                log.info("lane %s resumed: its probe was answered", self.name)
+                # Warnings reach the terminal too: a user who saw the lane parked learns that it works again.
+                log.warning("lane %s resumed: its probe was answered", self.name)
                 self.pulse.fire()
 
     def abandon_probe(self) -> None:
@@ -187,15 +188,19 @@ class Breaker:
     def stop(self, cause: CallStatus) -> None:
         if self.mode is not Mode.STOPPED:
             self.mode, self.stop_cause = Mode.STOPPED, cause
-            log.info("lane %s stopped for the rest of the run: %s", self.name, cause.value)
+            log.warning("lane %s stopped for the rest of the run: %s", self.name, cause.value)
             self.pulse.fire()
 
-    def _park(self) -> None:
+    def _park(self, status: CallStatus) -> None:
         self.mode = Mode.PARKED
         self.parked_until = time.monotonic() + self._next_cooldown
-        log.info(
-            "lane %s parked for %.1fs after %d failures in a row", self.name, self._next_cooldown, self.consecutive
-        )
+        # A warning, so the terminal shows it: a lane that keeps failing (a refused connection) would otherwise
+        # leave a run silent for as long as it waits for the lane's next probe.
+        log.warning(
+            "lane %s parked for %.1fs after %d failures in a row (last: %s); its units wait for its probe or go to "
+            "lanes that work",
+            self.name, self._next_cooldown, self.consecutive, status.value,
+        )  # fmt: skip
         self._next_cooldown = min(self._next_cooldown * 2, self.cooldown_max_s)
         self.pulse.fire()
 

@@ -39,15 +39,10 @@ class Lease:
     held_elsewhere: int = 0
     """Units skipped because another worker held or had completed them."""
     in_flight: set[str] = field(default_factory=set)
-    """Keys this run has handed out and not yet written (`written` removes them)."""
+    """Keys this run has handed out to a lane and not yet written (`hand_out` adds, `written` removes)."""
 
     def take(self, units: Sequence[Unit]) -> list[Unit]:
-        """The units of `units` this run now holds and has not handed out already, in order.
-
-        A run may meet a unit it is running again: a static share is a slice of the plan's missing units, and as
-        other workers store units the slices of one run's lanes reach into each other. The storage gives a run its
-        own claim back, so the run itself must not hand such a unit out twice (one run ran one unit on three lanes).
-        """
+        """The units of `units` this run now holds, in order (a unit it has handed out already is not claimed again)."""
         fresh = [unit for unit in units if unit.key not in self.in_flight]
         if not fresh:
             return []
@@ -55,8 +50,21 @@ class Lease:
         taken = self.storage.claim(self.run_id, fresh, now, now + self.lease_s)
         self.claimed += len(taken)
         self.held_elsewhere += len(fresh) - len(taken)
-        self.in_flight.update(taken)
         return [unit for unit in fresh if unit.key in taken]
+
+    def hand_out(self, unit: Unit) -> bool:
+        """Whether `unit` may go to a lane now: False when this run handed it out already and has not written it.
+
+        A run may meet a unit it is running again: a static share is a slice of the plan's missing units, and as
+        other workers store units the slices of one run's lanes reach into each other. The storage gives a run its
+        own claim back, so the run itself must not hand such a unit out twice (one run ran one unit on three lanes).
+        Claimed is not handed out: a slice's last batch claims units past the slice's end, which the next lane's
+        slice must still run.
+        """
+        if unit.key in self.in_flight:
+            return False
+        self.in_flight.add(unit.key)
+        return True
 
     def written(self, key: str) -> None:
         """The unit's result is committed: its claim is released, and meeting it again finds it completed."""
@@ -83,9 +91,13 @@ class ClaimedUnits(UnitSource):
         for unit in self._source.stream(start):
             batch.append(unit)
             if len(batch) >= self._lease.batch:
-                yield from self._lease.take(batch)
+                yield from self._handed_out(batch)
                 batch = []
-        yield from self._lease.take(batch)
+        yield from self._handed_out(batch)
+
+    def _handed_out(self, batch: list[Unit]) -> Iterator[Unit]:
+        # Marked as each is yielded, not when claimed: a lane's slice may stop in the middle of a claimed batch.
+        yield from (unit for unit in self._lease.take(batch) if self._lease.hand_out(unit))
 
 
 class ListedUnits(UnitSource):

@@ -503,7 +503,7 @@ def _scoped_filter(
     plan, unless `report.scope=all`, a run id (any unique prefix) or a label widens it; `report.models` narrows it."""
     settings = common.report
     # As typed: Hydra reads a hex prefix such as `123456` or `12e345` as a number (losing zeros, or as inf).
-    run_id = _named_run(overrides, settings, storage.runs())
+    run_id = _named_run(overrides, settings, storage.runs)
     if settings.label is not None:
         _labelled(storage.runs(), settings.label)
     scope = _report_scope(cfg, overrides, suite.name, widened=run_id is not None or settings.label is not None)
@@ -511,12 +511,15 @@ def _scoped_filter(
     return ReportFilter(suite.name, models, run_id, run_label=settings.label, plans=scope.plans), scope
 
 
-def _named_run(overrides: Sequence[str], settings: ReportConf, runs: Sequence[Mapping[str, Any]]) -> str | None:
-    """The run `report.run_id` names (any unique prefix), or None when it names none."""
+def _named_run(
+    overrides: Sequence[str], settings: ReportConf, runs: Callable[[], Sequence[Mapping[str, Any]]]
+) -> str | None:
+    """The run `report.run_id` names (any unique prefix), or None when it names none (then `runs`, which reads the
+    database, is not called: a command that fails on its settings fails before it looks for a database)."""
     # As typed: Hydra reads a hex prefix such as `123456` or `12e345` as a number (losing zeros, or as inf).
     typed = _typed_value(overrides, "report.run_id")
     wanted = typed if typed is not None else settings.run_id
-    return resolve_run_id(str(wanted), runs) if wanted is not None else None
+    return resolve_run_id(str(wanted), runs()) if wanted is not None else None
 
 
 def _labelled(runs: Sequence[dict[str, Any]], label: str) -> list[dict[str, Any]]:
@@ -611,7 +614,7 @@ def cmd_runs(args: Sequence[str]) -> int:
     storage = common.storage.create(naming=common.naming)
     try:
         runs = storage.runs()
-        run_id = _named_run(overrides, common.report, runs)
+        run_id = _named_run(overrides, common.report, lambda: runs)
         if run_id is not None:
             runs = [run for run in runs if run["run_id"] == run_id]
         if common.report.label is not None:

@@ -502,7 +502,6 @@ def _scoped_filter(
     """The units every reading command covers (report, drift, export, the HTML report): the composed configuration's
     plan, unless `report.scope=all`, a run id (any unique prefix) or a label widens it; `report.models` narrows it."""
     settings = common.report
-    # As typed: Hydra reads a hex prefix such as `123456` or `12e345` as a number (losing zeros, or as inf).
     run_id = _named_run(overrides, settings, storage.runs)
     if settings.label is not None:
         _labelled(storage.runs(), settings.label)

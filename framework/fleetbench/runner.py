@@ -247,7 +247,6 @@ async def _execute(
     lanes = {lane.lane_id: lane for model in spec.models if model.name in missing for lane in spec.lanes[model.name]}
 
     def committed(result: UnitResult, calls: Sequence[CallRecord]) -> None:
-        lease.written(result.key)
         summary.record(result, calls)
         outlet.progress.unit_done(lanes[result.lane_id], result.episode.outcome)
 

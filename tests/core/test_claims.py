@@ -107,6 +107,26 @@ def test_two_identical_runs_started_together_execute_each_unit_once(
     assert _query(url, "select * from claims") == [], "finished runs hold no claims"
 
 
+@pytest.mark.parametrize("sharding", ["even", "weighted"])
+def test_three_workers_with_static_shares_on_uneven_lanes_execute_each_unit_once(
+    database: tuple[str, list[str]], tmp_path: Path, sharding: str
+) -> None:
+    """Lanes of 100, 200 and 300 ms: the fast lanes' slices reach into the slow ones' while batches claimed earlier
+    still hold units that another lane has run meanwhile; no unit may run twice, even after its result is written."""
+    url, storage = database
+    lanes = [
+        f"models.sim_agent.deployments.{i}.{knob}"
+        for i in range(3)
+        for knob in (f"params.latency_ms={100 * (i + 1)}", "max_concurrency=2")
+    ]
+    overrides = [*storage, *lanes, *LEASE, "run.instances=40", "suite.items=cycle", f"sharding={sharding}"]
+    _finish([_start(tmp_path, [*overrides, f"run.worker={i}"]) for i in range(3)])
+    units = _query(url, "select unit_key from units")
+    calls = _query(url, "select unit_key from calls")
+    assert len(units) == 200
+    assert len(calls) == len(units), "a unit was executed twice (one call per execution here)"
+
+
 def test_rerunning_a_run_killed_on_this_machine_ends_its_claims_without_waiting_out_the_lease(
     database: tuple[str, list[str]], tmp_path: Path
 ) -> None:

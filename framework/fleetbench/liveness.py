@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 HEARTBEAT_S = 5.0
@@ -20,14 +21,26 @@ STALE_AFTER_S = 6 * HEARTBEAT_S
 
 
 def process_exists(pid: int) -> bool:
-    """Whether a process `pid` exists on this machine (owned by anyone)."""
+    """Whether a process `pid` lives on this machine (owned by anyone); a zombie, killed but not yet reaped by its
+    parent, does not: it will never renew a claim (a survivor waited out a whole lease for one)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # it exists, owned by someone else
-        return True
-    return True
+        pass
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether `pid` is a zombie (Linux's /proc; elsewhere, never)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses, so read past the last ")".
+    fields = stat.rsplit(")", 1)[-1].split()
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 def run_state(run: Mapping[str, Any], now: float, this_host: str) -> str:

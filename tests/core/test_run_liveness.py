@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fleetbench import runner
 from fleetbench.config import compose_config, resolve_run
-from fleetbench.liveness import STALE_AFTER_S, run_state
+from fleetbench.liveness import STALE_AFTER_S, process_exists, run_state
 from tests.conftest import CLI, RunCli, cli_env
 
 HOST = socket.gethostname()
@@ -33,6 +33,23 @@ def test_a_run_whose_process_is_gone_on_this_host_is_dead_at_once() -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
     assert run_state(_row(pid=gone.pid), time.time(), HOST) == "dead"
+
+
+def test_a_killed_process_its_parent_has_not_reaped_is_gone() -> None:
+    """A zombie (SIGKILLed, not yet waited for by its parent) never beats again: its run is dead, and a worker on
+    this machine takes its claims over after two heartbeats instead of a whole lease."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert process_exists(child.pid)
+        child.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":  # not reaped yet
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not process_exists(child.pid)
+        assert run_state(_row(pid=child.pid), time.time(), HOST) == "dead"
+    finally:
+        child.wait()
 
 
 def test_a_run_on_another_host_is_dead_once_its_heartbeat_is_stale() -> None:

@@ -180,7 +180,7 @@ def _validate_and_run(args: list[str]) -> int:
                 composed, multirun = None, True
             overrides = given if composed is not None else normalize_overrides(given)
         except Exception as exc:  # Hydra wraps everything; translate() re-raises what it cannot explain
-            raise translate(exc, parsed.overrides) from None
+            raise translate(exc, given) from None
     with_hydra, composed = composed, without_hydra(composed) if composed is not None else None
     hydra_args = [*_without(args, parsed.overrides), *overrides[len(search) :]]
     if _inspects_only(parsed) or "--version" in args:  # --cfg, --info, --help...: Hydra answers, nothing runs

@@ -48,7 +48,7 @@ def _check_creatable(key: str, target: Path, hint: str, log_file: bool = False) 
     """One line naming `key` unless `target` can be created (or, for a log file, exists as a writable file)."""
     what = "the log file" if log_file else "the output directory"
     if log_file and target.exists():
-        if target.is_file() and os.access(target, os.W_OK):
+        if target.is_file() and _can_append_to(target):
             return
         raise UserError(f"{key}: cannot write {what} {target}: it is not a writable file ({hint})")
     existing = target
@@ -67,6 +67,16 @@ def _can_create_in(directory: Path) -> bool:
         return False
     os.rmdir(probe)
     return True
+
+
+def _can_append_to(path: Path) -> bool:
+    """Whether `path` opens for appending, tried for real (nothing is written): root may append to no file of
+    /proc, whatever its permission bits say."""
+    try:
+        with path.open("a"):
+            return True
+    except OSError:
+        return False
 
 
 def _resolved_path(cfg: DictConfig, key: str) -> Path | None:

@@ -136,6 +136,11 @@ CASES = [
         ["run.label", "holds a lone surrogate", "not valid Unicode text"],
         id="label-with-a-lone-surrogate",
     ),
+    pytest.param(
+        ["run.label=a\udcffb"],  # the bytes 61 FF 62: not UTF-8, and no quoting makes them text
+        ["run.label: the override is not UTF-8 text (b'run.label=a\\xffb')"],
+        id="label-not-utf8",
+    ),
     pytest.param(["report.confidence=1.5"], ["report.confidence", "from 0.5 to below 1, got 1.5"], id="confidence"),
 ]
 

@@ -88,9 +88,11 @@ def test_a_config_file_that_is_not_yaml_or_not_utf8_is_one_line_naming_it(
     (tmp_path / "conf" / "experiment").mkdir()
     (tmp_path / "conf" / "models" / "bad.yaml").write_text("foo: [unclosed\n  bar: : :\n")
     (tmp_path / "conf" / "experiment" / "binary.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    (tmp_path / "conf" / "models" / "latin.yaml").write_bytes("x: 1\nname: caf\xe9\n".encode("latin-1"))
     for choice, expected in (
         ("models=bad", f"error: {tmp_path / 'conf' / 'models' / 'bad.yaml'}, line 2: not valid YAML (expected ','"),
         ("experiment=binary", f"error: {tmp_path / 'conf' / 'experiment' / 'binary.yaml'}: not UTF-8 text ("),
+        ("models=latin", f"error: {tmp_path / 'conf' / 'models' / 'latin.yaml'}: not UTF-8 text ("),
     ):
         refused = run_cli(command, "-cd", str(tmp_path / "conf"), choice)
         assert refused.returncode == 2, refused.stderr

@@ -272,6 +272,14 @@ def test_a_log_file_that_is_a_directory_is_one_line(run_cli: RunCli, tmp_path: P
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
     assert list((tmp_path / "logs").iterdir()) == []
+    # A file of /proc is a file, and root's permission bits say writable, but it cannot be opened to append.
+    refused = run_cli("run", "run.instances=1", "hydra.job_logging.handlers.file.filename=/proc/self/status")
+    assert refused.returncode == 2
+    assert stderr_lines(refused) == [
+        "error: hydra.job_logging.handlers.file.filename: cannot write the log file /proc/self/status: it is not a "
+        "writable file (set hydra.job_logging.handlers.file.filename to a writable path)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from fleetbench.config.groups import broken_plugin
 from fleetbench.config.overrides import composed_as_given, normalize
 from fleetbench.config.schema import register
 from fleetbench.errors import ConfigError, choices_text
+from fleetbench.limits import text_problem
 from fleetbench.secrets import SECRET_KEY, secret_spans
 
 CONFIG_MODULE = "fleetbench_conf"
@@ -123,23 +124,21 @@ def _unreadable_file(exc: BaseException, overrides: Sequence[str]) -> str | None
             where = f"{mark.name}, line {mark.line + 1}" if mark is not None else "a config file"
             return f"{where}: not valid YAML ({problem})"
         if isinstance(current, UnicodeDecodeError):
-            where = _undecodable_file(overrides) or "a config file"
+            where = _undecodable_file(overrides, bytes(current.object)) or "a config file"
             return f"{where}: not UTF-8 text ({current.reason} at byte {current.start})"
         current = current.__cause__ or current.__context__
     return None
 
 
-def _undecodable_file(overrides: Sequence[str]) -> str | None:
-    """The first YAML file of the search path given on the command line (`-cd`) that is not UTF-8 (the packaged
-    configuration is)."""
+def _undecodable_file(overrides: Sequence[str], data: bytes) -> str | None:
+    """The YAML file holding `data` (what failed to decode) in a search path given on the command line (`-cd`; the
+    packaged configuration is UTF-8)."""
     for override in overrides:
         found = re.fullmatch(r"hydra\.searchpath=\[file://(.+)\]", override)
         if found is None:
             continue
         for path in sorted(Path(found.group(1)).rglob("*.yaml")):
-            try:
-                path.read_bytes().decode("utf-8")
-            except UnicodeDecodeError:
+            if path.read_bytes() == data:
                 return str(path)
     return None
 
@@ -211,6 +210,8 @@ def _unparsable(exc: OverrideParseException) -> str:
     if not override:
         return _one_line(exc)
     key, _, value = override.partition("=")
+    if text_problem(override) is not None:  # bytes that are not UTF-8 arrive as lone surrogates: quoting cannot help
+        return f"{key.lstrip('+~')}: the override is not UTF-8 text ({override.encode(errors='surrogateescape')!r})"
     if SECRET_KEY.search(key.rsplit(".", 1)[-1]) or secret_spans(value):  # never echo a key typed on the line
         return (
             f"{key.lstrip('+~')}: the override does not parse (its value is not shown: it holds a secret); quote the "

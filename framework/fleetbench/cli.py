@@ -637,6 +637,11 @@ def cmd_status(args: Sequence[str]) -> int:
         raise ConfigError(f"status.window_s: must be from 0 to {30 * 86_400} seconds, got {options.window_s}")
     if not (math.isfinite(options.every_s) and 0.1 <= options.every_s <= 3600):
         raise ConfigError(f"status.every_s: must be from 0.1 to 3600 seconds, got {options.every_s}")
+    for key, value in (("report.run_id", common.report.run_id), ("report.label", common.report.label)):
+        if value is not None:  # it would be ignored: status shows the configured plan, whichever runs ran it
+            raise ConfigError(
+                f"{key}: status shows the configured plan and all its runs; `fleetbench runs {key}=...` shows that run"
+            )
     from fleetbench.claims import plan_digest
     from fleetbench.runner import plans
 

@@ -322,6 +322,7 @@ async def _orphan_round(
     poll_s = max(0.2, min(2.0, spec.run.lease_s / 10))
     stopping = stop.signals.stopping
     ended_before: set[str] = set()
+    told = False
     while not stopping.is_set():
         found = {model: orphans(storage, source.plan, lease.run_id, time.time()) for model, source in missing.items()}
         expired = {model: ListedUnits(o.expired) for model, o in found.items() if o.expired}
@@ -339,7 +340,11 @@ async def _orphan_round(
         ended_before.update(ended)
         if ended:
             continue  # their units of this plan are orphans now: take them over without waiting
-        log.info("waiting for %d units other workers hold", live)
+        # The first wait reaches the terminal (a warning): a worker may wait up to a lease for a dead one's units.
+        (log.info if told else log.warning)(
+            "waiting for %d units other workers hold (run when they finish, or taken over if a worker died)", live
+        )
+        told = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), poll_s)
     return {}

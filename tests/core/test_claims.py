@@ -127,6 +127,22 @@ def test_three_workers_with_static_shares_on_uneven_lanes_execute_each_unit_once
     assert len(calls) == len(units), "a unit was executed twice (one call per execution here)"
 
 
+def test_a_worker_waiting_for_units_another_worker_holds_says_so_on_the_terminal(tmp_path: Path) -> None:
+    """Worker 0 holds all 5 units for 3 s each; worker 1, started then, finds them held and waits for them: one line
+    on the terminal says so (it may wait up to a lease when the holder died on another machine)."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=3000" for i in range(3)]
+    overrides = [f"storage.url={url}", *slow, *LEASE, "run.instances=1"]
+    holder = _start(tmp_path, [*overrides, "run.worker=0"])
+    _wait(lambda: len(_query(url, "select unit_key from claims")) == 5, [holder])
+    waiter = subprocess.run([*CLI, "run", *overrides, "run.worker=1"], cwd=tmp_path, env=cli_env(),
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    _finish([holder])
+    assert waiter.returncode == 0, waiter.stderr
+    assert "waiting for 5 units other workers hold (run when they finish" in waiter.stdout
+    assert len(_query(url, "select unit_key from units")) == 5 and len(_query(url, "select unit_key from calls")) == 5
+
+
 def test_rerunning_a_run_killed_on_this_machine_ends_its_claims_without_waiting_out_the_lease(
     database: tuple[str, list[str]], tmp_path: Path
 ) -> None:

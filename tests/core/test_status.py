@@ -18,7 +18,7 @@ from fleetbench.testing.contracts.storage import KIT_CATALOG, RUN, SUITE, call, 
 from fleetbench.testing.fakes import ExactNaming
 from fleetbench.testing.memory_storage import MemoryStorage
 from fleetbench.types import CallStatus, Cell, UnitScope
-from tests.conftest import CLI, RunCli, cli_env
+from tests.conftest import CLI, RunCli, cli_env, stderr_lines
 
 SCOPE = UnitScope("a" * 32, "b" * 32)
 
@@ -119,6 +119,17 @@ def test_status_refuses_a_bad_window_with_one_line(run_cli: RunCli) -> None:
     assert refused.stderr.strip().splitlines() == [
         "error: status.window_s: must be from 0 to 2592000 seconds, got -1.0"
     ]
+
+
+@pytest.mark.parametrize("key", ["report.run_id", "report.label"])
+def test_status_refuses_a_run_selection_it_would_ignore(run_cli: RunCli, tmp_path: Path, key: str) -> None:
+    """It shows the configured plan whatever runs ran it: a run id or label would be silently ignored."""
+    refused = run_cli("status", f"{key}=zzzz")
+    assert refused.returncode == 2
+    assert stderr_lines(refused) == [
+        f"error: {key}: status shows the configured plan and all its runs; `fleetbench runs {key}=...` shows that run"
+    ]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_status_of_a_real_model_plan_needs_no_api_key(run_cli: RunCli, tmp_path: Path) -> None:

@@ -431,6 +431,8 @@ def print_summary(summary: RunSummary) -> None:
         f"({outcomes}), {summary.newly_completed} newly stored in {summary.wall_s:.2f}s{loading} ({rate:.0f} units/s)",
         soft_wrap=True,
     )
+    if summary.held_elsewhere:  # the units this worker left to the others: where the rest of the plan went
+        console.print(f"skipped as held or completed by other workers of the plan: {summary.held_elsewhere}")
     if summary.infra:
         console.print("not done (infrastructure): " + ", ".join(f"{k} {v}" for k, v in summary.infra.items()))
     if summary.restarts:

@@ -74,6 +74,8 @@ class RunSummary:
     """How every lane of the run fared (see `problem_lines`)."""
     providers_ready_s: float = 0.0
     """Of `wall_s`, the time spent waiting for providers to start (litellm's import) before the first request."""
+    held_elsewhere: int = 0
+    """Units this run skipped because other workers of the plan held or had completed them."""
 
     def record(self, result: UnitResult, calls: Sequence[CallRecord]) -> None:
         """Count one committed result."""
@@ -162,6 +164,7 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
     finally:
         with deferred():  # a signal now must not cost the run its record (see fleetbench.signals)
             summary.wall_s = time.perf_counter() - started
+            summary.held_elsewhere = lease.held_elsewhere
             storage.finish_run(run_id, summary.status, time.time(), summary.executed)
             _log_end(summary, lease)
     if summary.status == "interrupted":

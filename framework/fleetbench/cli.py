@@ -507,7 +507,8 @@ def _scoped_filter(
     run_id = _named_run(overrides, settings, storage.runs)
     if settings.label is not None:
         _labelled(storage.runs(), settings.label)
-    scope = _report_scope(cfg, overrides, suite.name, widened=run_id is not None or settings.label is not None)
+    widened = run_id is not None or settings.label is not None
+    scope = _report_scope(cfg, settings, overrides, suite.name, widened)
     models = tuple(common.naming.base_name(str(m)) for m in settings.models)
     return ReportFilter(suite.name, models, run_id, run_label=settings.label, plans=scope.plans), scope
 
@@ -556,9 +557,11 @@ def _typed_value(overrides: Sequence[str], key: str) -> str | None:
     return None
 
 
-def _report_scope(cfg: DictConfig, overrides: Sequence[str], suite: str, widened: bool) -> ReportScope:
-    """The composed configuration's plan, unless the report is widened (`report.scope=all`, a run id or a label)."""
-    settings = resolve_common(cfg).report
+def _report_scope(
+    cfg: DictConfig, settings: ReportConf, overrides: Sequence[str], suite: str, widened: bool
+) -> ReportScope:
+    """The composed configuration's plan (`settings` is its `report` section, resolved), unless the report is widened
+    (`report.scope=all`, a run id or a label)."""
     if settings.scope not in SCOPE_MODES:
         raise ConfigError(f"report.scope: {settings.scope!r} is not valid; choices: {', '.join(SCOPE_MODES)}")
     if widened or settings.scope == "all":

@@ -262,24 +262,20 @@ def test_a_path_under_a_pseudo_filesystem_is_one_line_whatever_the_permission_bi
     assert list(tmp_path.iterdir()) == [], "nothing written: no database, no outputs/"
 
 
-def test_a_log_file_that_is_a_directory_is_one_line(run_cli: RunCli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["a directory", "/proc/self/status"])
+def test_a_log_file_that_cannot_be_appended_to_is_one_line(run_cli: RunCli, tmp_path: Path, where: str) -> None:
+    """A directory; or a file of /proc, which is a file and writable by root's permission bits, yet refuses to be
+    opened for appending."""
     (tmp_path / "logs").mkdir()
-    refused = run_cli("run", "run.instances=1", f"hydra.job_logging.handlers.file.filename={tmp_path / 'logs'}")
+    path = tmp_path / "logs" if where == "a directory" else Path(where)
+    refused = run_cli("run", "run.instances=1", f"hydra.job_logging.handlers.file.filename={path}")
     assert refused.returncode == 2
     assert stderr_lines(refused) == [
-        f"error: hydra.job_logging.handlers.file.filename: cannot write the log file {tmp_path / 'logs'}: it is not "
+        f"error: hydra.job_logging.handlers.file.filename: cannot write the log file {path}: it is not "
         "a writable file (set hydra.job_logging.handlers.file.filename to a writable path)"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
     assert list((tmp_path / "logs").iterdir()) == []
-    # A file of /proc is a file, and root's permission bits say writable, but it cannot be opened to append.
-    refused = run_cli("run", "run.instances=1", "hydra.job_logging.handlers.file.filename=/proc/self/status")
-    assert refused.returncode == 2
-    assert stderr_lines(refused) == [
-        "error: hydra.job_logging.handlers.file.filename: cannot write the log file /proc/self/status: it is not a "
-        "writable file (set hydra.job_logging.handlers.file.filename to a writable path)"
-    ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Barrier
+from multiprocessing.synchronize import Barrier, Event
 
 from sqlalchemy import create_engine, func, select, update
 
@@ -130,3 +130,62 @@ def test_writers_of_one_process_take_turns_without_sqlite_busy_waiting(sqlite_ur
     assert written == 1 and order == ["first committed", "second wrote"]
     store.close()
     other_engine.dispose()
+
+
+def hold_write_lock(url: str, holding: Event, seconds: float) -> None:
+    """Another process: open a write transaction, say so, keep it open for `seconds`, commit."""
+    engine = build_engine(SqlOptions(url=url, busy_timeout_s=0))
+    with write_transaction(engine) as connection:
+        connection.execute(update(runs).values(heartbeat_at=2.0))
+        holding.set()
+        time.sleep(seconds)
+    engine.dispose()
+
+
+def write_one_unit(url: str) -> None:
+    """Another process: write one unit with SQLite's busy timeout at 0 (a busy lock fails it at once)."""
+    store = SqlStorage(SqlOptions(url=url, busy_timeout_s=0), naming=naming())
+    assert store.write([result("from-another-process")], []) == 1
+    store.close()
+
+
+def test_writers_of_two_processes_take_turns_without_sqlite_busy_waiting(sqlite_url: str) -> None:
+    """Processes queue for the file's write lock on a lock file beside it, handed on the moment a writer commits: with
+    SQLite's busy timeout at 0, a write that meets another process's open transaction waits for it instead of failing
+    with "database is locked"."""
+    store = SqlStorage(SqlOptions(url=sqlite_url, busy_timeout_s=0), naming=naming())
+    store.migrate()
+    store.begin_run(run_record())
+    context = multiprocessing.get_context("spawn")
+    holding = context.Event()
+    holder = context.Process(target=hold_write_lock, args=(sqlite_url, holding, 0.5))
+    holder.start()
+    assert holding.wait(60)
+    assert store.write([result("after")], []) == 1
+    holder.join(timeout=60)
+    assert holder.exitcode == 0  # it committed: its transaction was not cut short by the write
+    assert store.stored_among([result("after").key]) == {result("after").key}
+    store.close()
+
+
+def test_a_forked_child_does_not_keep_its_parents_write_lock(sqlite_url: str) -> None:
+    """A child forked while its parent writes inherits the lock file's descriptor: it must not hold the lock after
+    the parent commits (then every other process would wait for as long as the child lives)."""
+    store = storage(sqlite_url)
+    engine = build_engine(SqlOptions(url=sqlite_url))
+    sleeper = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,))
+    with write_transaction(engine) as connection:
+        connection.execute(update(runs).values(heartbeat_at=3.0))
+        sleeper.start()
+    writer = multiprocessing.get_context("spawn").Process(target=write_one_unit, args=(sqlite_url,))
+    try:
+        writer.start()
+        writer.join(timeout=60)
+        assert writer.exitcode == 0
+        assert sleeper.is_alive()
+    finally:
+        sleeper.kill()
+        sleeper.join()
+        writer.kill()
+    engine.dispose()
+    store.close()

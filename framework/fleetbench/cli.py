@@ -26,7 +26,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from fleetbench import interrupts, launched, registry
 from fleetbench.cli_help import command_help, overview
@@ -47,6 +47,7 @@ from fleetbench.report.runs import render_runs, stored_by_unfinished_run
 from fleetbench.report.scope import SCOPE_MODES, ReportScope, config_scope, resolve_run_id, widened_scope
 from fleetbench.report.status import gather, render_status, status_tables
 from fleetbench.signals import quiet_signals
+from fleetbench.terminal import PlainTable, printable
 from fleetbench.types import ReportFilter
 
 if TYPE_CHECKING:
@@ -409,7 +410,7 @@ def _experiment_choice() -> str | None:
 
 def print_summary(summary: RunSummary) -> None:
     """Per deployment: the units it finished and the calls it served; then the totals."""
-    table = Table("base model", "deployment", "units", "calls", title=f"run {summary.run_id[:12]}")
+    table = PlainTable("base model", "deployment", "units", "calls", title=f"run {summary.run_id[:12]}")
     for deployment in sorted(summary.units_by_deployment.keys() | summary.calls_by_deployment.keys()):
         table.add_row(
             summary.base_model_of.get(deployment, "?"),
@@ -678,7 +679,7 @@ def cmd_names(args: Sequence[str]) -> int:
     """
     spellings, overrides = _split(args)
     naming = resolve_common(compose_config(overrides)).naming
-    table = Table("spelling", "base model", "how")
+    table = PlainTable("spelling", "base model", "how")
     if not spellings:
         for spelling, base, how in naming.resolutions():
             table.add_row(spelling, base, how)
@@ -695,7 +696,7 @@ def cmd_names(args: Sequence[str]) -> int:
     return 0
 
 
-def _add_resolution(table: Table, naming: NamingPolicy, spelling: str, known: Sequence[str]) -> bool:
+def _add_resolution(table: PlainTable, naming: NamingPolicy, spelling: str, known: Sequence[str]) -> bool:
     """Add the row of one spelling; False when the policy does not resolve it (a run would refuse it)."""
     how = naming.how(spelling)
     if how is not None:
@@ -753,7 +754,7 @@ def _list_units(overrides: Sequence[str]) -> int:
     with _storage(resolve_common(compose_config(overrides))) as storage:
         stored = sum(storage.suites().values())
         listed = list(itertools.islice(storage.export_rows(ReportFilter()), SHOW_LISTED))
-    table = Table("unit key", "suite", "model", "outcome", "cell", title=f"{len(listed)} of {stored} stored units")
+    table = PlainTable("unit key", "suite", "model", "outcome", "cell", title=f"{len(listed)} of {stored} stored units")
     factors: dict[str, Sequence[str]] = {}
     for unit in listed:
         suite = str(unit["suite"])
@@ -792,12 +793,17 @@ def cmd_plugins(args: Sequence[str]) -> int:
     """Every installed plugin by kind, with its distribution, version and options; a broken one with its error."""
     if args:
         raise UserError(f"plugins: takes no arguments, got {' '.join(args)!r}")
-    table = Table("kind", "name", "distribution", "status", "options (* changes results)", title="fleetbench plugins")
+    columns = ("kind", "name", "distribution", "status", "options (* changes results)")
+    table = PlainTable(*columns, title="fleetbench plugins")
     broken = 0
     for info in registry.listing():
         broken += info.error is not None
-        options = "\n".join(f"{o.name}{'*' if o.affects_result else ''}: {o.type} = {o.default}" for o in info.options)
-        table.add_row(info.kind, info.name, f"{info.distribution} {info.version}", info.error or "ok", options or "-")
+        # One option per line: a Text cell, whose newlines stay (a str cell's would be escaped).
+        options = "\n".join(
+            printable(f"{o.name}{'*' if o.affects_result else ''}: {o.type} = {o.default}") for o in info.options
+        )
+        distribution = f"{info.distribution} {info.version}"
+        table.add_row(info.kind, info.name, distribution, info.error or "ok", Text(options or "-"))
     console.print(table)
     return 1 if broken else 0
 

@@ -38,3 +38,14 @@ def test_report_label_reports_the_units_of_the_runs_carrying_it(run_cli: RunCli)
     unknown = run_cli("report", "report.label=pilott")
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == "error: report.label: no run has label 'pilott'; labels: ablation, pilot, rerun"
+
+
+def test_runs_shows_a_label_as_stored_never_as_markup_or_terminal_controls(run_cli: RunCli) -> None:
+    """A label is the user's text: `[/x]` once made `fleetbench runs` fail with rich's MarkupError, and a
+    right-to-left override reached the terminal raw (it reverses what follows it on screen)."""
+    assert run_cli("run", "run.label='[/x] [red]r'", "run.instances=1").returncode == 0
+    assert run_cli("run", "run.label='ab\u202ecd'", "run.instances=2").returncode == 0
+    listed = run_cli("runs")
+    assert listed.returncode == 0, listed.stderr
+    assert "[/x] [red]r" in listed.stdout
+    assert "ab\\u202ecd" in listed.stdout and "\u202e" not in listed.stdout

@@ -9,10 +9,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from fleetbench.interfaces import Storage
 from fleetbench.liveness import run_state
+from fleetbench.terminal import PlainTable
 from fleetbench.types import ReportFilter
 
 
@@ -52,7 +52,7 @@ def render_runs(
     stored = stored or {}
     now = time.time() if now is None else now
     host = socket.gethostname()
-    table = Table("run", "state", "started", "last heartbeat", "where", "worker", "suite", "models", "planned",
+    table = PlainTable("run", "state", "started", "last heartbeat", "where", "worker", "suite", "models", "planned",
                   "executed", "label", "experiment", title="fleetbench runs")  # fmt: skip
     for run in runs:
         table.add_row(

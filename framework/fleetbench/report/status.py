@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console, Group
-from rich.table import Table
 
 from fleetbench.interfaces import Storage
 from fleetbench.liveness import run_state
 from fleetbench.plan import ModelPlan
 from fleetbench.report.runs import executed_text, stored_by_unfinished_run
+from fleetbench.terminal import PlainTable
 from fleetbench.types import CallStatus
 
 RATE_LIMITED = 429
@@ -156,19 +156,19 @@ def render_status(status: PlanStatus, console: Console) -> None:
 
 def status_tables(status: PlanStatus) -> Group:
     """The four tables as one renderable (a live display redraws it)."""
-    runs = Table("run", "worker", "state", "where", "planned", "executed", title="runs of this plan")
+    runs = PlainTable("run", "worker", "state", "where", "planned", "executed", title="runs of this plan")
     for run in status.runs:
         where = f"{run.get('host', '?')}:{run.get('pid') or '?'}"
         runs.add_row(str(run["run_id"])[:12], str(run.get("worker") or 0), run["state"], where,
                      str(run["planned_units"]), executed_text(run, status.stored))  # fmt: skip
-    models = Table("base model", "done", "claimed", "planned", "share done", title="plan")
+    models = PlainTable("base model", "done", "claimed", "planned", "share done", title="plan")
     for model, (done, claimed, planned) in status.totals().items():
         models.add_row(model, str(done), str(claimed), str(planned), f"{done / planned:.1%}" if planned else "-")
-    cells = Table("base model", "cell", "done", "claimed", "planned", title="cells")
+    cells = PlainTable("base model", "cell", "done", "claimed", "planned", title="cells")
     for cell in status.cells:
         cells.add_row(cell.base_model, cell.factors, str(cell.done), str(cell.claimed), str(cell.planned))
     window = f"{status.window_s:g}s"
-    lanes = Table("deployment", "done", f"calls ({window})", "p50", "p95", "429", "errors", title="deployments")
+    lanes = PlainTable("deployment", "done", f"calls ({window})", "p50", "p95", "429", "errors", title="deployments")
     for lane in status.lanes:
         lanes.add_row(lane.deployment, str(lane.done), str(lane.calls), _seconds(lane.p50_s), _seconds(lane.p95_s),
                       f"{lane.rate_limited:.1%}", f"{lane.errors:.1%}")  # fmt: skip

@@ -27,6 +27,7 @@ from tabulate import DataRow, Line, TableFormat, tabulate
 
 from fleetbench.interfaces import Storage
 from fleetbench.report.scope import RUN_ID_SHOWN
+from fleetbench.terminal import printable
 from fleetbench.types import MetricSpec, ReportFilter
 
 HEAVY_HEAD = TableFormat(
@@ -189,12 +190,6 @@ def _grid(report: Report) -> list[list[str]]:
     return grid
 
 
-def _printable(text: str) -> str:
-    """A cell on one line of the terminal: control and format characters (a newline, a tab, an escape sequence, a
-    zero-width joiner in a name) shown as escapes, which would otherwise break the row or its alignment."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
 def _boxed(grid: list[list[str]], headers: list[str]) -> str:
     """`grid` under `headers` in the HEAVY_HEAD box, each column as wide as its widest text (as in rich).
 
@@ -222,8 +217,8 @@ def _with_calls(report: Report, row: dict[str, Any]) -> dict[str, Any]:
 def render(report: Report, fmt: str, console: Console) -> str | None:
     """Print `table` to the console; return the text of `markdown`, `csv` and `json`."""
     if fmt == "table":
-        grid = [[_printable(cell) for cell in line] for line in _grid(report)]
-        headers = [_printable(name) for name in _columns(report)]
+        grid = [[printable(cell) for cell in line] for line in _grid(report)]
+        headers = [printable(name) for name in _columns(report)]
         # Whitespace preserved: the deployment lines' indent, and names exactly as they are.
         table = _boxed(grid, headers)
         width = len(table.split("\n", 1)[0])

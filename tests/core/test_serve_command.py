@@ -126,3 +126,17 @@ def test_the_readme_configuration_example_is_valid() -> None:
     flaky = config.deployments["DeepSeek-V3-0324-3"]
     assert flaky.faults.rate_limited == 0.5 and flaky.latency.distribution == "uniform" and flaky.max_concurrency == 25
     assert config.deployments["My-Local-Model"].reasoning_only
+
+
+def test_a_request_log_that_fails_to_write_is_reported_once_and_requests_are_still_answered(tmp_path: Path) -> None:
+    """`/dev/full` opens but refuses every write (a full disk): each request was answered 500 with a traceback."""
+    config = {"deployments": {"Plain-Model": {"protocol": "jsonl", "model": "Sim-Agent"}}}
+    with served(tmp_path, config, args=["--log", "/dev/full"]) as running:
+        for _ in range(3):
+            status, body, _ = post(f"{running.url}/v1/chat/completions", BODY, {"Authorization": f"Bearer {KEY}"})
+            assert status == 200 and body["choices"][0]["message"]["content"] == "4"
+    lines = (tmp_path / "serve-stderr.txt").read_text(encoding="utf-8").splitlines()
+    assert lines == [
+        "warning: --log: writing /dev/full failed (No space left on device); requests are still answered, no longer "
+        "logged"
+    ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fleetbench.config.compose import PRESET_WITHOUT_HEADER
 from tests.conftest import RunCli, stderr_lines
 
 MINE = """\
@@ -99,3 +100,24 @@ def test_a_config_file_that_is_not_yaml_or_not_utf8_is_one_line_naming_it(
         [line] = stderr_lines(refused)
         assert line.startswith(expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_a_preset_without_its_package_header_says_so(run_cli: RunCli, tmp_path: Path, command: str) -> None:
+    """Without `# @package _global_` a preset's keys land under `experiment:`, which was refused as "experiment: no
+    such key" (an empty file too); a comment-only preset with the header changes nothing and runs."""
+    presets = tmp_path / "conf" / "experiment"
+    presets.mkdir(parents=True)
+    (presets / "empty.yaml").write_text("")
+    (presets / "headless.yaml").write_text("run:\n  instances: 1\n")
+    (presets / "blank.yaml").write_text("# @package _global_\n")
+    for preset in ("empty", "headless"):
+        refused = run_cli(command, "-cd", str(tmp_path / "conf"), f"experiment={preset}")
+        assert refused.returncode == 2, refused.stderr
+        assert stderr_lines(refused) == [f"error: {PRESET_WITHOUT_HEADER}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]
+    if command == "run":
+        ran = run_cli("run", "-cd", str(tmp_path / "conf"), "experiment=blank", "run.instances=1", "run.progress=off")
+        assert ran.returncode == 0, ran.stderr
+    typed = run_cli(command, "+experiment.x=1")
+    assert typed.returncode == 2 and stderr_lines(typed)[0].startswith("error: experiment: no such key; valid keys:")

@@ -143,6 +143,14 @@ def _undecodable_file(overrides: Sequence[str], data: bytes) -> str | None:
     return None
 
 
+EXPERIMENT_GROUP = "experiment"
+PRESET_WITHOUT_HEADER = (
+    "experiment: the preset file put its keys under `experiment:` (an empty file too): a preset's first line must be "
+    "`# @package _global_`, as in the shipped conf/experiment/*.yaml, so that its keys (run:, suite:, ...) apply at "
+    "the top level"
+)
+
+
 def _first_keyed_cause(exc: BaseException) -> OmegaConfBaseException | None:
     """The first exception in the chain that knows which config key it is about."""
     current: BaseException | None = exc
@@ -155,6 +163,10 @@ def _first_keyed_cause(exc: BaseException) -> OmegaConfBaseException | None:
 
 def _unknown_key_message(exc: OmegaConfBaseException, overrides: Sequence[str]) -> str:
     full_key = str(getattr(exc, "full_key", "") or "?")
+    if full_key.split(".")[0].split("[")[0] == EXPERIMENT_GROUP and not any(
+        o.lstrip("+~").startswith(f"{EXPERIMENT_GROUP}.") for o in overrides
+    ):  # not typed on the command line: a preset file's content
+        return PRESET_WITHOUT_HEADER
     parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
     valid = _keys_at(parent, [o for o in overrides if _override_key(o) != full_key])
     plugin = valid.pop("plugin", None)

@@ -245,3 +245,13 @@ def test_every_row_keeps_its_box_whatever_the_names_hold() -> None:
     assert [cell.strip() for cell in cells[0][:1]] == ["Al\\npha🚀"]
     assert cells[1][0].startswith("   └ Al\\npha🚀-2")
     assert cells[2][0].strip() == "模型\\t\\x1b[31m"
+
+
+def test_the_table_explains_success_rate_only_where_the_suite_reports_it() -> None:
+    rate = MetricSpec("success_rate", "full and partial successes", "mean")
+    for metrics, explained in (((CORRECT,), False), ((rate, CORRECT), True)):
+        console = Console(file=io.StringIO(), width=200)
+        render(Report((), metrics, [_row("Alpha", 1, correct=1.0, success_rate=1.0)], SHARES), "table", console)
+        caption = console.file.getvalue().splitlines()[-1]
+        assert caption.startswith("units = success + partial + failure")
+        assert ("success_rate (a suite metric) counts full and partial successes" in caption) is explained

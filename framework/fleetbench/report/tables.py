@@ -98,10 +98,14 @@ def build_report(
 DIGEST_SHOWN = 8
 """Characters of a scope digest a table shows (csv and json carry them whole)."""
 FULL_SHARE = "full %"
-LEGEND = (
-    "units = success + partial + failure (infra errors are 'not done', never counted); "
-    "full % = success / units; success_rate (a suite metric) counts full and partial successes"
-)
+LEGEND = "units = success + partial + failure (infra errors are 'not done', never counted); full % = success / units"
+SUCCESS_RATE_LEGEND = "; success_rate (a suite metric) counts full and partial successes"
+
+
+def legend(report: Report) -> str:
+    """The caption under the terminal table; `success_rate` is explained only where the suite reports it."""
+    explained = any(metric.name == "success_rate" for metric in report.metrics)
+    return LEGEND + (SUCCESS_RATE_LEGEND if explained else "")
 
 
 def _rate(part: int, whole: int) -> str:
@@ -222,7 +226,7 @@ def render(report: Report, fmt: str, console: Console) -> str | None:
         # Whitespace preserved: the deployment lines' indent, and names exactly as they are.
         table = _boxed(grid, headers)
         width = len(table.split("\n", 1)[0])
-        caption = [report.scope, LEGEND] if report.scope else [LEGEND]
+        caption = [report.scope, legend(report)] if report.scope else [legend(report)]
         text = "\n".join(
             ["fleetbench report".center(width).rstrip(), table, *caption]  # the caption flush left, whatever the width
         )

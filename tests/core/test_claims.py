@@ -134,10 +134,11 @@ def test_three_workers_with_static_shares_on_uneven_lanes_execute_each_unit_once
 
 
 def test_a_worker_waiting_for_units_another_worker_holds_says_so_on_the_terminal(tmp_path: Path) -> None:
-    """Worker 0 holds all 5 units for 3 s each; worker 1, started then, finds them held and waits for them: one line
-    on the terminal says so (it may wait up to a lease when the holder died on another machine)."""
+    """Worker 0 holds all 5 units for 12 s each; worker 1, started then, finds them held and waits for them: one line
+    on the terminal says so (it may wait up to a lease when the holder died on another machine). 12 s, because on a
+    loaded machine worker 1's own start-up took longer than the 3 s this test once gave it."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=3000" for i in range(3)]
+    slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=12000" for i in range(3)]
     overrides = [f"storage.url={url}", *slow, *LEASE, "run.instances=1"]
     holder = _start(tmp_path, [*overrides, "run.worker=0"])
     _wait(lambda: len(_query(url, "select unit_key from claims")) == 5, [holder])

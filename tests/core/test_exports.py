@@ -8,6 +8,7 @@ import io
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +280,30 @@ def test_a_models_inspect_logs_are_split_every_samples_per_log_units(
     logs = [read_eval_log(str(path)) for path in paths]
     assert all(log.samples is not None and len(log.samples) <= 7 for log in logs)
     assert sorted(str(s.id) for log in logs for s in log.samples or ()) == sorted(u["unit_key"] for u in done)
+
+
+def test_master_database_test_times_span_the_runs_that_stored_its_units(tmp_path: Path) -> None:
+    """Runs of another suite before and after the workflow run lent their times to the workflow model's entry."""
+    url = f"sqlite:///{tmp_path / 'times.db'}"
+    model = ["run.models=[Sim-Agent]", f"storage.url={url}", "run.progress=off"]
+    for suite in (
+        ["suite=jsonl", "run.instances=1"],
+        [*WORKFLOW, "run.instances=1"],
+        ["suite=jsonl", "run.instances=2"],
+    ):
+        process = cli(tmp_path, "run", *suite, *model)
+        assert process.returncode == 0, process.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    process = cli(tmp_path, "export", *WORKFLOW, *model, "export.format=master_json", f"export.output={out}")
+    assert process.returncode == 0, process.stderr
+    (entry,) = json.loads((out / "master_database.json").read_text())["models"].values()
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as connection:
+        started, finished = connection.execute(
+            sqlalchemy.text("select started_at, finished_at from runs where suite = 'workflow'")
+        ).one()
+    engine.dispose()
+    stamp = datetime.fromisoformat
+    assert stamp(entry["first_test_time"]).timestamp() == pytest.approx(started, abs=0.01)
+    assert stamp(entry["last_test_time"]).timestamp() == pytest.approx(finished, abs=0.01)

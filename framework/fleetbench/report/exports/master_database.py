@@ -136,13 +136,13 @@ def master_database(
     wanted = [m for m in metrics if m.name in NEEDED_METRICS]
     leaves = storage.aggregate(["base_model", *HIERARCHY], filter, wanted)
     summaries = storage.aggregate(["base_model", "prompt_type"], filter, wanted)
-    runs = storage.runs()
+    runs = _contributing_runs(storage, filter)
     stamp = _stamp(time.time() if now is None else now)
     models: dict[str, Any] = {}
     for row in summaries:
         if not row["total"]:
             continue
-        model = _model_entry(models, str(row["base_model"]), runs)
+        model = _model_entry(models, str(row["base_model"]), runs.get(str(row["base_model"]), []))
         model["by_prompt_type"][str(row["prompt_type"])] = {"summary": leaf(row), "by_tool_success_rate": {}}
         model["total_tests"] += int(row["total"])
     for row in leaves:
@@ -170,9 +170,19 @@ def master_database(
     }
 
 
-def _model_entry(models: dict[str, Any], name: str, runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _contributing_runs(storage: Storage, filter: ReportFilter) -> dict[str, list[Mapping[str, Any]]]:
+    """By base model, the runs that stored the exported units: a model's test times span these runs only (every run
+    that listed the model once lent its times, those of another suite or scope included)."""
+    recorded = {str(run["run_id"]): run for run in storage.runs()}
+    runs: dict[str, list[Mapping[str, Any]]] = {}
+    for row in storage.aggregate(["base_model", "run_id"], filter):
+        if row["total"] and str(row["run_id"]) in recorded:
+            runs.setdefault(str(row["base_model"]), []).append(recorded[str(row["run_id"])])
+    return runs
+
+
+def _model_entry(models: dict[str, Any], name: str, own: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if name not in models:
-        own = [run for run in runs if name in (run.get("models") or ())]
         first = min((float(run["started_at"]) for run in own), default=None)
         last = max((float(run.get("finished_at") or run["started_at"]) for run in own), default=None)
         models[name] = {

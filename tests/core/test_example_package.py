@@ -44,7 +44,7 @@ def test_plugins_lists_the_example_packages_plugins_with_distribution_version_an
     for key in (("providers", "gateway"), ("suites", "capitals"), ("simulators", "capitals")):
         assert rows[key]["distribution"] == EXAMPLE and rows[key]["status"] == "ok", key
     assert "prompt_style*: str = 'direct'" in rows[("suites", "capitals")]["options"]
-    assert "regions: list = []" in rows[("suites", "capitals")]["options"]
+    assert "regions: list[str] = []" in rows[("suites", "capitals")]["options"], "a type's brackets are not markup"
     assert "path: str = '/v1/generate'" in rows[("providers", "gateway")]["options"]
 
 

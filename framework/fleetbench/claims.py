@@ -36,8 +36,8 @@ class Lease:
     lease_s: float
     batch: int
     claimed: int = 0
-    held_elsewhere: int = 0
-    """Units skipped because another worker held or had completed them."""
+    skipped: set[str] = field(default_factory=set)
+    """Keys of the units skipped because another worker held or had completed them, and not taken over since."""
     handed_out: set[str] = field(default_factory=set)
     """Keys of every unit this run has handed to a lane (about 115 bytes each, key and set slot: 115 MB a million)."""
 
@@ -49,8 +49,16 @@ class Lease:
         now = time.time()
         taken = self.storage.claim(self.run_id, fresh, now, now + self.lease_s)
         self.claimed += len(taken)
-        self.held_elsewhere += len(fresh) - len(taken)
+        for unit in fresh:
+            # A unit skipped while its claim lived and taken over once it expired (its worker died) was not left to
+            # another worker: the run summary once said so of every unit a resumed run took back.
+            (self.skipped.discard if unit.key in taken else self.skipped.add)(unit.key)
         return [unit for unit in fresh if unit.key in taken]
+
+    @property
+    def held_elsewhere(self) -> int:
+        """Units this run left to other workers: held or completed by them when it met them, and never taken over."""
+        return len(self.skipped)
 
     def hand_out(self, unit: Unit) -> bool:
         """Whether `unit` may go to a lane now: False when this run has handed it out before.

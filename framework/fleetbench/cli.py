@@ -107,8 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    """One line on stderr, never wrapped (scripts and tests read it)."""
-    print(" ".join(message.split()), file=sys.stderr, flush=True)
+    """One line on stderr, never wrapped (scripts and tests read it); text it quotes (a label, an override) has its
+    control and format characters escaped, as in the tables."""
+    print(printable(" ".join(message.split())), file=sys.stderr, flush=True)
     if message.startswith("interrupted"):
         interrupts.reported()
 

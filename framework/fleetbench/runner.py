@@ -168,7 +168,9 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
             storage.finish_run(run_id, summary.status, time.time(), summary.executed)
             _log_end(summary, lease)
     if summary.status == "interrupted":
-        raise Interrupted(f"interrupted: {summary.executed} units finished and kept; run again to resume")
+        raise Interrupted(
+            f"interrupted: {summary.executed} units finished and kept (run {run_id[:12]}); run again to resume"
+        )
     return summary
 
 

@@ -174,6 +174,7 @@ def test_rerunning_a_run_killed_on_this_machine_ends_its_claims_without_waiting_
     assert len(units) == runs[0]["planned_units"] and len({u["unit_key"] for u in units}) == len(units)
     rerun_id = next(r["run_id"] for r in runs if r["status"] == "completed")
     assert orphaned <= {u["unit_key"] for u in units if u["run_id"] == rerun_id}, "the orphans were run by the rerun"
+    assert "skipped as held or completed by other workers" not in rerun.stdout, "it took them over: none was left"
     assert _query(url, "select * from claims") == []
     log = (tmp_path / "outputs").rglob("fleetbench.log")
     assert any("died on this machine holding" in path.read_text() for path in log)

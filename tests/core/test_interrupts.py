@@ -220,7 +220,8 @@ def _assert_burst_recorded(result: tuple[subprocess.CompletedProcess[str], int, 
     assert process.returncode == 130, output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output and "Exception" not in output, output
     lines = [line for line in process.stderr.splitlines() if line.strip()]
-    assert lines[-1] == f"interrupted: {stored} units finished and kept; run again to resume", output
+    assert re.fullmatch(rf"interrupted: {stored} units finished and kept \(run [0-9a-f]{{12}}\); run again to resume",
+                        lines[-1]), output  # fmt: skip
     assert (status, executed) == ("interrupted", stored)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetbench.config.compose import PRESET_WITHOUT_HEADER
+from fleetbench.config.compose import preset_without_header
 from tests.conftest import RunCli, stderr_lines
 
 MINE = """\
@@ -111,10 +111,11 @@ def test_a_preset_without_its_package_header_says_so(run_cli: RunCli, tmp_path: 
     (presets / "empty.yaml").write_text("")
     (presets / "headless.yaml").write_text("run:\n  instances: 1\n")
     (presets / "blank.yaml").write_text("# @package _global_\n")
-    for preset in ("empty", "headless"):
+    (presets / "grouped.yaml").write_text("# @package _group_\nrun:\n  instances: 1\n")
+    for preset in ("empty", "headless", "grouped"):
         refused = run_cli(command, "-cd", str(tmp_path / "conf"), f"experiment={preset}")
         assert refused.returncode == 2, refused.stderr
-        assert stderr_lines(refused) == [f"error: {PRESET_WITHOUT_HEADER}"]
+        assert stderr_lines(refused) == [f"error: {preset_without_header(preset)}"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]
     if command == "run":
         ran = run_cli("run", "-cd", str(tmp_path / "conf"), "experiment=blank", "run.instances=1", "run.progress=off")

@@ -144,11 +144,22 @@ def _undecodable_file(overrides: Sequence[str], data: bytes) -> str | None:
 
 
 EXPERIMENT_GROUP = "experiment"
-PRESET_WITHOUT_HEADER = (
-    "experiment: the preset file put its keys under `experiment:` (an empty file too): a preset's first line must be "
-    "`# @package _global_`, as in the shipped conf/experiment/*.yaml, so that its keys (run:, suite:, ...) apply at "
-    "the top level"
-)
+MISPLACED_PACKAGES = (EXPERIMENT_GROUP, "_group_")  # where a preset's keys land without `# @package _global_`
+
+
+def preset_without_header(preset: str) -> str:
+    """The one line for a preset whose keys did not land at the top level."""
+    return (
+        f"experiment={preset}: the preset file experiment/{preset}.yaml does not put its keys at the top level (nor "
+        "does an empty file): a preset's first line must be `# @package _global_`, as in the shipped "
+        "conf/experiment/*.yaml, so that its keys (run:, suite:, ...) apply there"
+    )
+
+
+def _chosen_preset(overrides: Sequence[str]) -> str | None:
+    """The preset chosen on the command line (`experiment=NAME`), if any."""
+    chosen = [o.split("=", 1)[1] for o in overrides if o.lstrip("+~").startswith(f"{EXPERIMENT_GROUP}=")]
+    return chosen[-1] if chosen else None
 
 
 def _first_keyed_cause(exc: BaseException) -> OmegaConfBaseException | None:
@@ -163,10 +174,13 @@ def _first_keyed_cause(exc: BaseException) -> OmegaConfBaseException | None:
 
 def _unknown_key_message(exc: OmegaConfBaseException, overrides: Sequence[str]) -> str:
     full_key = str(getattr(exc, "full_key", "") or "?")
-    if full_key.split(".")[0].split("[")[0] == EXPERIMENT_GROUP and not any(
-        o.lstrip("+~").startswith(f"{EXPERIMENT_GROUP}.") for o in overrides
-    ):  # not typed on the command line: a preset file's content
-        return PRESET_WITHOUT_HEADER
+    preset = _chosen_preset(overrides)
+    if (
+        preset
+        and full_key.split(".")[0].split("[")[0] in MISPLACED_PACKAGES
+        and not any(o.lstrip("+~").startswith(f"{EXPERIMENT_GROUP}.") for o in overrides)
+    ):  # not typed on the command line: the preset file's content
+        return preset_without_header(preset)
     parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
     valid = _keys_at(parent, [o for o in overrides if _override_key(o) != full_key])
     plugin = valid.pop("plugin", None)

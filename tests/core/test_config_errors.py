@@ -50,6 +50,9 @@ CASES = [
     pytest.param(
         ["run.label=a,b"], ["run.label: 'a,b' has a comma", "run.label='a,b'", "run.label=[a,b]", "-m"], id="comma"
     ),
+    pytest.param(
+        ["run.label=[/x]"], ["run.label: expected text, got '[/x]'", "quote it: run.label='[/x]'"], id="bracketed-text"
+    ),
     pytest.param(["scheduler.write_batch=0"], ["scheduler.write_batch", "from 1"], id="zero-write-batch"),
     pytest.param(["scheduler.request_timeout_s=inf"], ["scheduler.request_timeout_s", "inf"], id="infinite-timeout"),
     pytest.param(

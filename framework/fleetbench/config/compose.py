@@ -99,7 +99,7 @@ def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseExceptio
     if isinstance(keyed, ConfigKeyError | ConfigAttributeError):
         return ConfigError(_unknown_key_message(keyed, overrides))
     if keyed is not None:
-        return ConfigError(f"{keyed.full_key}: {_one_line(keyed)}")
+        return ConfigError(_keyed_message(keyed, overrides))
     if isinstance(exc, OverrideParseException):
         return ConfigError(_unparsable(exc))
     ambiguous = re.match(r"Ambiguous value for argument '([^=']+)=(.*)'$", str(exc).splitlines()[0] if str(exc) else "")
@@ -112,6 +112,16 @@ def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseExceptio
     if isinstance(exc, HydraException | OmegaConfBaseException):
         return ConfigError(_one_line(exc))
     return exc
+
+
+def _keyed_message(exc: OmegaConfBaseException, overrides: Sequence[str]) -> str:
+    """A failure about one key; a list or mapping typed for a text key (`run.label=[x]`) says how to quote it."""
+    key = str(exc.full_key)
+    given = [o.split("=", 1)[1] for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+~") == key]
+    if given and re.match(r"Cannot convert '(list|dict)' to string", _one_line(exc)):
+        value = given[-1]
+        return f"{key}: expected text, got {value!r}, which reads as a list or mapping; quote it: {key}={quoted(value)}"
+    return f"{key}: {_one_line(exc)}"
 
 
 def _unreadable_file(exc: BaseException, overrides: Sequence[str]) -> str | None:

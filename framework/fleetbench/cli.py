@@ -662,6 +662,12 @@ def cmd_status(args: Sequence[str]) -> int:
         from rich.live import Live
 
         try:
+            if not console.is_terminal:  # a pipe or a file: rich's live display would print only the last tables
+                while True:
+                    console.print(f"status at {time.strftime('%H:%M:%S')}", markup=False, highlight=False)
+                    render_status(gather(storage, model_plans, digest, options.window_s, deployments), console)
+                    console.file.flush()
+                    time.sleep(options.every_s)
             with Live(console=console, auto_refresh=False) as live:
                 while True:
                     status = gather(storage, model_plans, digest, options.window_s, deployments)

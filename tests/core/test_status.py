@@ -6,6 +6,7 @@ import dataclasses
 import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -155,9 +156,21 @@ def test_ctrl_c_ends_a_watch_quietly_with_exit_0(run_cli: RunCli, tmp_path: Path
         stderr=subprocess.PIPE,
         text=True,
     ) as watch:
-        time.sleep(4)  # interpreter start, composition and at least one redraw
+        assert watch.stdout is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(watch.stdout.readline, "")), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120
+        # Piped, every redraw is printed, each under a "status at" line (rich's live display printed the last only).
+        while sum(line.startswith("status at ") for line in lines) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         watch.send_signal(signal.SIGINT)
-        out, err = watch.communicate(timeout=60)
+        watch.wait(timeout=60)
+        reader.join(timeout=60)
+        assert watch.stderr is not None
+        err = watch.stderr.read()
+        out = "".join(lines)
+    assert out.count("status at ") >= 2, "a piped watch printed one snapshot only"
     assert watch.returncode == 0, err
     assert err == ""
     assert "plan" in out and "Sim-Agent" in out, out[-500:]

@@ -445,7 +445,7 @@ def print_summary(summary: RunSummary) -> None:
     if problems:
         console.print(f"deployments with problems ({len(problems)}):", soft_wrap=True)
     for line in problems:
-        console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
+        console.print(f"  {printable(line)}", soft_wrap=True, markup=False, highlight=False)
         summary_log.warning("deployment with problems: %s", line)
 
 

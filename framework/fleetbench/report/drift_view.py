@@ -8,9 +8,9 @@ import math
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from fleetbench.report.drift import DriftAudit
+from fleetbench.terminal import PlainTable, printable
 
 DRIFT_FORMATS = ("table", "json")
 
@@ -39,8 +39,9 @@ def render_drift(audit: DriftAudit, fmt: str, console: Console) -> str | None:
         # inf is not JSON: an odds ratio with no failures on one side is written as null with the rates beside it.
         return json.dumps(_json_safe(payload), indent=2, allow_nan=False) + "\n"
     title = f"fleetbench drift (CMH over cells, Holm-adjusted, alpha {audit.alpha:g})"
-    table = Table("model", "deployment", "units", "full success", "siblings", "diff (pts)", "odds ratio", "p (Holm)",
-                  "differs from", "flag", title=title)  # fmt: skip
+    columns = ("model", "deployment", "units", "full success", "siblings", "diff (pts)", "odds ratio", "p (Holm)",
+               "differs from", "flag")  # fmt: skip
+    table = PlainTable(*columns, title=title)
     for d in audit.deployments:
         table.add_row(
             d.base_model,
@@ -57,7 +58,8 @@ def render_drift(audit: DriftAudit, fmt: str, console: Console) -> str | None:
     console.print(table, soft_wrap=True)
     flagged = audit.flagged
     summary = f"{len(flagged)} of {len(audit.deployments)} deployments flagged"
-    console.print(summary + (": " + ", ".join(d.deployment for d in flagged) if flagged else ""), soft_wrap=True)
+    line = summary + (": " + ", ".join(d.deployment for d in flagged) if flagged else "")
+    console.print(printable(line), soft_wrap=True, markup=False, highlight=False)
     return None
 
 

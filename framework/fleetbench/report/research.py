@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table as RichTable
+from rich.text import Text
 
 from fleetbench.config.schema import ReportConf
 from fleetbench.errors import ConfigError
 from fleetbench.interfaces import Storage
 from fleetbench.report.scope import ReportScope
+from fleetbench.terminal import PlainTable, printable
 from fleetbench.types import FactorValue, ReportFilter
 
 TABLE_NAMES = {
@@ -342,7 +343,8 @@ def render_tables(tables: Iterable[ResearchTable], fmt: str, console: Console) -
     tables = list(tables)
     if fmt == "table":
         for table in tables:
-            rich = RichTable(title=table.title, caption="\n".join(table.notes) or None)
+            notes = "\n".join(printable(note) for note in table.notes)
+            rich = PlainTable(title=Text(table.title), caption=Text(notes) if notes else None)
             for column in table.columns:
                 rich.add_column(column, no_wrap=True)
             for row in table.rows:

@@ -6,7 +6,9 @@ This is the failure the system we replace kept having (lost updates, double coun
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import multiprocessing
+import os
 import queue
 import random
 import threading
@@ -188,4 +190,40 @@ def test_a_forked_child_does_not_keep_its_parents_write_lock(sqlite_url: str) ->
         sleeper.join()
         writer.kill()
     engine.dispose()
+    store.close()
+
+
+def _write_within(store: SqlStorage, name: str, seconds: float) -> bool:
+    """Whether `store` writes one unit within `seconds` (on a thread: a hang must fail the test, not stall it)."""
+    written: list[int] = []
+    writer = threading.Thread(target=lambda: written.append(store.write([result(name)], [])), daemon=True)
+    writer.start()
+    writer.join(timeout=seconds)
+    return written == [1]
+
+
+def test_a_stopped_holder_of_the_lock_file_delays_writers_by_a_bounded_wait_not_for_ever(sqlite_url: str) -> None:
+    """A holder of `<database>-writers` that never lets go (a worker stopped with SIGSTOP, `flock FILE sleep`): the
+    kernel's waiting made every other writer hang past its busy timeout, deaf to Ctrl-C and to its deadline. Now a
+    writer waits `SIDE_FILE_WAIT_S` at most, then meets SQLite's own lock alone (free here: the write succeeds)."""
+    store = storage(sqlite_url)
+    side_file = f"{sqlite_url.removeprefix('sqlite:///')}-writers"
+    holder = os.open(side_file, os.O_RDONLY | os.O_CREAT)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert _write_within(store, "while-held", 60)
+        assert _write_within(store, "later, without waiting again", 60)
+    finally:
+        os.close(holder)
+    store.close()
+
+
+def test_a_fifo_in_place_of_the_lock_file_is_left_alone(sqlite_url: str) -> None:
+    """Opening a FIFO for reading waits for a writer: every run on the database hung before its first write."""
+    store = storage(sqlite_url, run=None)
+    side_file = f"{sqlite_url.removeprefix('sqlite:///')}-writers"
+    os.unlink(side_file)  # migrating created it
+    os.mkfifo(side_file)
+    store.begin_run(run_record())
+    assert _write_within(store, "beside-a-fifo", 60)
     store.close()

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -126,9 +127,9 @@ class _SqliteWriters:
     to 100 ms between tries: the run's event loop, claiming units while the result writer's thread commits,
     stalled for 1.2 s of a 10.5 s run of 1,500 calls (226 ms at worst) behind transactions of 2 to 20 ms. Writers
     queue here instead, and take over the moment the last one commits: the threads of one process on a lock, the
-    processes on an `flock` of a file beside the database (`<database>-writers`), which the kernel hands to the
-    next waiter at once. Only a hint for speed: SQLite's own lock still decides, so a lost or replaced side file
-    costs waiting, never correctness.
+    processes on an `flock` of a file beside the database (`<database>-writers`), which the next waiter, polling
+    every millisecond, takes within a millisecond of the commit (see `_wait_for` for why it polls). Only a hint
+    for speed: SQLite's own lock still decides, so a lost or replaced side file costs waiting, never correctness.
     """
 
     def __init__(self, side_file: str | None) -> None:
@@ -136,6 +137,7 @@ class _SqliteWriters:
         self._side_file = side_file
         self._descriptor: int | None = None
         self._depth = 0
+        self._skip_until = 0.0
 
     def __enter__(self) -> None:
         self._threads.acquire()
@@ -165,18 +167,48 @@ class _SqliteWriters:
             self._descriptor = None
 
     def _lock_processes(self) -> int | None:
-        if self._side_file is None:
+        """The side file's descriptor, locked; None when it is not to be used now (see `SIDE_FILE_WAIT_S`)."""
+        if self._side_file is None or time.monotonic() < self._skip_until:
             return None
         try:
-            descriptor = os.open(self._side_file, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            # Non-blocking: opening a FIFO put there for reading would wait for a writer for ever.
+            descriptor = os.open(self._side_file, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
         except OSError:
             return None  # a directory this process may not create files in: SQLite's own lock orders the writers
+        locked = False
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(descriptor)
-            raise
-        return descriptor
+            if stat.S_ISREG(os.fstat(descriptor).st_mode):  # a FIFO or a device in its place is not ours to lock
+                locked = self._wait_for(descriptor)
+        finally:
+            if not locked:
+                os.close(descriptor)
+        return descriptor if locked else None
+
+    def _wait_for(self, descriptor: int) -> bool:
+        """Take the side file's lock, polling every `SIDE_FILE_POLL_S`, for at most `SIDE_FILE_WAIT_S`.
+
+        Bounded, because a holder can stop without dying (SIGSTOP, a debugger, `flock FILE sleep`): waiting in the
+        kernel made every other process hang past its busy timeout, deaf to Ctrl-C and to its deadline. After a wait
+        that timed out this process leaves the side file alone for `SIDE_FILE_RETRY_S` and meets SQLite's own lock,
+        whose busy timeout (`storage.busy_timeout_s`) then bounds the wait as it did before the side file."""
+        deadline = time.monotonic() + SIDE_FILE_WAIT_S
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._skip_until = time.monotonic() + SIDE_FILE_RETRY_S
+                    return False
+                time.sleep(SIDE_FILE_POLL_S)
+
+
+SIDE_FILE_WAIT_S = 2.0
+"""The longest a writer waits for the side file's lock (transactions hold it for milliseconds)."""
+SIDE_FILE_RETRY_S = 60.0
+"""How long a process leaves the side file alone after a wait for it timed out."""
+SIDE_FILE_POLL_S = 0.001
+"""Between tries for the side file's lock: the next writer takes over at most this long after a commit."""
 
 
 _SQLITE_WRITERS: dict[str, _SqliteWriters] = {}

@@ -17,6 +17,7 @@ killed run does not wait out the rest of their lease (`run.lease_s`, a minute by
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -54,6 +55,16 @@ class Lease:
             # another worker: the run summary once said so of every unit a resumed run took back.
             (self.skipped.discard if unit.key in taken else self.skipped.add)(unit.key)
         return [unit for unit in fresh if unit.key in taken]
+
+    def keep(self, units: Sequence[Unit]) -> list[Unit]:
+        """The units of `units`, claimed by this run before, that it still holds (claimed again for a full lease);
+        those another worker took over or completed meanwhile are left to it."""
+        if not units:
+            return []
+        now = time.time()
+        kept = self.storage.claim(self.run_id, units, now, now + self.lease_s)
+        self.skipped.update(unit.key for unit in units if unit.key not in kept)
+        return [unit for unit in units if unit.key in kept]
 
     @property
     def held_elsewhere(self) -> int:
@@ -101,8 +112,20 @@ class ClaimedUnits(UnitSource):
         yield from self._handed_out(batch)
 
     def _handed_out(self, batch: list[Unit]) -> Iterator[Unit]:
-        # Marked as each is yielded, not when claimed: a lane's slice may stop in the middle of a claimed batch.
-        yield from (unit for unit in self._lease.take(batch) if self._lease.hand_out(unit))
+        held = deque(self._lease.take(batch))
+        claimed_at = time.monotonic()
+        while held:
+            if time.monotonic() - claimed_at > self._lease.lease_s / 2:
+                # The rest of the batch was claimed half a lease ago or more. A healthy heartbeat has renewed it, but a
+                # process that stood still past its lease (SIGSTOP, a suspended machine, swapping) may find others
+                # took it over and ran it meanwhile: ask again, so that only what is still ours runs.
+                held = deque(self._lease.keep(list(held)))
+                claimed_at = time.monotonic()
+                continue
+            unit = held.popleft()
+            # Marked as each is yielded, not when claimed: a lane's slice may stop in the middle of a claimed batch.
+            if self._lease.hand_out(unit):
+                yield unit
 
 
 class ListedUnits(UnitSource):

@@ -240,6 +240,36 @@ def test_the_claims_an_interrupted_worker_never_started_are_run_by_the_worker_th
     assert _query(url, "select * from claims") == []
 
 
+def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_others_took_over_meanwhile(
+    database: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """Worker 0 claims 64 units at a time and is stopped (SIGSTOP) once its first unit is stored, for longer than its
+    2 s lease; worker 1 takes its claims over and runs the whole plan. Continued, worker 0 finishes the units it had
+    in flight (their claims died while it stood still) and none of the rest of its batch: it once ran them all
+    again, which with a paid API is paid twice."""
+    url, storage = database
+    overrides = [*storage, *SLOW, *LEASE, "run.instances=40", "suite.items=cycle", "run.claim_batch=64"]
+    sleeper = _start(tmp_path, [*overrides, "run.worker=0"])
+    stored = f"select count(*) n from units u join runs r on r.run_id = u.run_id where r.pid = {sleeper.pid}"
+    _wait(lambda: bool(_query(url, stored)) and _query(url, stored)[0]["n"] > 0, [sleeper], timeout_s=300)
+    sleeper.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(3)  # past the lease: its claims expire
+        held = _query(url, "select count(*) n from claims")[0]["n"]
+        assert held > 6, "the stopped worker held only the units in flight: the test would show nothing"
+        taker = subprocess.run([*CLI, "run", *overrides, "run.worker=1"], cwd=tmp_path, env=cli_env(),
+                               capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert taker.returncode == 0, taker.stderr[-2000:]
+    finally:
+        sleeper.send_signal(signal.SIGCONT)
+    _finish([sleeper])
+    units = _query(url, "select unit_key from units")
+    assert len(units) == len({u["unit_key"] for u in units}) == 200, "every planned unit stored once"
+    twice = [key for key, by in _runs_per_unit(url).items() if len(by) > 1]
+    assert len(twice) <= 6, f"{len(twice)} units run by both workers; at most the 6 in flight at the stop may be"
+    assert _query(url, "select * from claims") == []
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

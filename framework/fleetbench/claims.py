@@ -16,9 +16,11 @@ killed run does not wait out the rest of their lease (`run.lease_s`, a minute by
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 from fleetbench.config.identity import digest
@@ -30,7 +32,10 @@ from fleetbench.types import Unit
 
 @dataclass
 class Lease:
-    """This run's side of the claims: takes batches, and counts what it took and what others held."""
+    """This run's side of the claims: takes batches, and counts what it took and what others held.
+
+    `take` may run on the run's storage thread while `hand_out` and `keep` run on the event loop: the counts and sets
+    they share change under a lock."""
 
     storage: Storage
     run_id: str
@@ -41,19 +46,22 @@ class Lease:
     """Keys of the units skipped because another worker held or had completed them, and not taken over since."""
     handed_out: set[str] = field(default_factory=set)
     """Keys of every unit this run has handed to a lane (about 115 bytes each, key and set slot: 115 MB a million)."""
+    _books: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, units: Sequence[Unit]) -> list[Unit]:
         """The units of `units` this run now holds, in order (a unit it has handed out already is not claimed again)."""
-        fresh = [unit for unit in units if unit.key not in self.handed_out]
+        with self._books:
+            fresh = [unit for unit in units if unit.key not in self.handed_out]
         if not fresh:
             return []
         now = time.time()
         taken = self.storage.claim(self.run_id, fresh, now, now + self.lease_s)
-        self.claimed += len(taken)
-        for unit in fresh:
-            # A unit skipped while its claim lived and taken over once it expired (its worker died) was not left to
-            # another worker: the run summary once said so of every unit a resumed run took back.
-            (self.skipped.discard if unit.key in taken else self.skipped.add)(unit.key)
+        with self._books:
+            self.claimed += len(taken)
+            for unit in fresh:
+                # A unit skipped while its claim lived and taken over once it expired (its worker died) was not left
+                # to another worker: the run summary once said so of every unit a resumed run took back.
+                (self.skipped.discard if unit.key in taken else self.skipped.add)(unit.key)
         return [unit for unit in fresh if unit.key in taken]
 
     def keep(self, units: Sequence[Unit]) -> list[Unit]:
@@ -63,7 +71,8 @@ class Lease:
             return []
         now = time.time()
         kept = self.storage.claim(self.run_id, units, now, now + self.lease_s)
-        self.skipped.update(unit.key for unit in units if unit.key not in kept)
+        with self._books:
+            self.skipped.update(unit.key for unit in units if unit.key not in kept)
         return [unit for unit in units if unit.key in kept]
 
     @property
@@ -81,10 +90,11 @@ class Lease:
         units still ran twice). Claimed is not handed out: a slice's last batch claims units past the slice's end,
         which the next lane's slice must still run.
         """
-        if unit.key in self.handed_out:
-            return False
-        self.handed_out.add(unit.key)
-        return True
+        with self._books:
+            if unit.key in self.handed_out:
+                return False
+            self.handed_out.add(unit.key)
+            return True
 
     def renew(self) -> int:
         """Extend every claim of this run by a full lease; how many it holds."""
@@ -92,28 +102,53 @@ class Lease:
 
 
 class ClaimedUnits(UnitSource):
-    """A source's units, each claimed before it is handed out; units others hold or completed are skipped."""
+    """A source's units, each claimed before it is handed out; units others hold or completed are skipped.
 
-    def __init__(self, source: UnitSource, lease: Lease) -> None:
+    With `claim_on` (the run's storage thread), the next batch is claimed there while this one is handed out: a claim
+    is a write transaction, which may wait for another worker's commit, and done on the event loop it stopped every
+    request of the run meanwhile (one worker spent 3.4 s of a 19 s run there, 13 ms a claim)."""
+
+    def __init__(self, source: UnitSource, lease: Lease, claim_on: Executor | None = None) -> None:
         self._source = source
         self._lease = lease
+        self._claim_on = claim_on
 
     @property
     def count(self) -> int:
         return self._source.count
 
     def stream(self, start: int = 0) -> Iterator[Unit]:
-        batch: list[Unit] = []
-        for unit in self._source.stream(start):
-            batch.append(unit)
-            if len(batch) >= self._lease.batch:
-                yield from self._handed_out(batch)
-                batch = []
-        yield from self._handed_out(batch)
+        batches = _batches(self._source.stream(start), self._lease.batch)
+        claiming = self._claim(next(batches, None))
+        while claiming is not None:
+            held, claimed_at = claiming.result()
+            claiming = None
+            for unit, left in self._handed_out(held, claimed_at):
+                # The next batch is claimed once a quarter of this one is left, not sooner: claimed at once, two
+                # batches per lane held the whole of a small plan, and a second worker found nothing to run.
+                if claiming is None and left <= self._lease.batch // 4:
+                    claiming = self._claim(next(batches, None)) or _NOTHING
+                yield unit
+            if claiming is None:
+                claiming = self._claim(next(batches, None))
+            elif claiming is _NOTHING:
+                return
 
-    def _handed_out(self, batch: list[Unit]) -> Iterator[Unit]:
-        held = deque(self._lease.take(batch))
-        claimed_at = time.monotonic()
+    def _claim(self, batch: list[Unit] | None) -> Future[tuple[list[Unit], float]] | None:
+        if batch is None:
+            return None
+        if self._claim_on is not None:
+            return self._claim_on.submit(self._taken, batch)
+        done: Future[tuple[list[Unit], float]] = Future()
+        done.set_result(self._taken(batch))
+        return done
+
+    def _taken(self, batch: list[Unit]) -> tuple[list[Unit], float]:
+        return self._lease.take(batch), time.monotonic()
+
+    def _handed_out(self, taken: list[Unit], claimed_at: float) -> Iterator[tuple[Unit, int]]:
+        """Each unit of `taken` to hand out, with how many are left after it."""
+        held = deque(taken)
         while held:
             if time.monotonic() - claimed_at > self._lease.lease_s / 2:
                 # The rest of the batch was claimed half a lease ago or more. A healthy heartbeat has renewed it, but a
@@ -125,7 +160,24 @@ class ClaimedUnits(UnitSource):
             unit = held.popleft()
             # Marked as each is yielded, not when claimed: a lane's slice may stop in the middle of a claimed batch.
             if self._lease.hand_out(unit):
-                yield unit
+                yield unit, len(held)
+
+
+_NOTHING: Future[tuple[list[Unit], float]] = Future()
+_NOTHING.set_result(([], 0.0))
+"""Marks a stream whose source is exhausted (its last batch is being handed out)."""
+
+
+def _batches(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
+    """`units` in lists of `size` (the last may be shorter; none is empty)."""
+    batch: list[Unit] = []
+    for unit in units:
+        batch.append(unit)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class ListedUnits(UnitSource):

@@ -379,7 +379,7 @@ class _Crew:
         for model in spec.models:
             if model.name not in sources:
                 continue
-            source = ClaimedUnits(sources[model.name], self.lease)
+            source = ClaimedUnits(sources[model.name], self.lease, claim_on=self.writer.thread)
             model_states = [states[lane.lane_id] for lane in spec.lanes[model.name]]
             pulse = model_states[0].breaker.pulse
             dispatch = spec.sharding.dispatch(source, spec.lanes[model.name])

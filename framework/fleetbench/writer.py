@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fleetbench.interfaces import Storage
@@ -52,6 +52,12 @@ class ResultWriter:
         self._wake.set()
         # Shielded: a worker cancelled by Ctrl-C while waiting must not cancel the commit of its finished result.
         await asyncio.shield(future)
+
+    @property
+    def thread(self) -> Executor:
+        """The thread storage calls run on, for synchronous code that must not block the event loop (claims ahead
+        of need, see `ClaimedUnits`): its calls run between commits, like `call`'s."""
+        return self._thread
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run another storage call on the writer's thread (never concurrently with a commit)."""

@@ -80,6 +80,13 @@ def test_the_request_log_names_deployment_and_key_fingerprint_never_the_key(serv
         ({"defaults": {"latency": {"distribution": "pareto"}}}, "latency.distribution: 'pareto' is not valid"),
         ({"deployments": {"X": {"profile": "genius"}}}, "profile: 'genius' is not a profile"),
         ({"sed": 1}, "unknown key 'sed'; valid keys: defaults, deployments, model_seed, seed"),
+        # A bare string was once refused character by character: `abc` made the keys 'a', 'b' and 'c' answer 401.
+        ({"deployments": {"X": {"reject_keys": "abc"}}}, "deployments.X.reject_keys: must be a list of keys"),
+        ({"deployments": ["X", "Y"]}, ": deployments: must be a mapping of deployment name to its section"),
+        ({"deployments": {"X": {"protocol": "wokflow"}}}, "protocol: 'wokflow' is not valid; choices: auto, "),
+        ({"deployments": {"X": {"model": ["A", "B"]}}}, "deployments.X.model: must be a base model name"),
+        ({"defaults": {"reasoning_only": "yes"}}, "reasoning_only: must be true or false, got 'yes'"),
+        ({"defaults": {"max_concurrency": True}}, "max_concurrency: must be a positive integer or null, got True"),
     ],
 )
 def test_bad_configuration_is_one_line_and_exit_2(

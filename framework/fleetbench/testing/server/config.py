@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from fleetbench import registry
 from fleetbench.errors import ConfigError, choices_text
 
 LATENCY_DISTRIBUTIONS = ("fixed", "uniform", "normal", "exponential")
@@ -123,7 +124,9 @@ def build_config(
         raise ConfigError(f"{where}: defaults: must be a mapping")
     behaviour(file_defaults, f"{where}: defaults")  # a typo there is named where it is, not in the first deployment
     defaults = {**file_defaults, **overrides}
-    sections = dict(file_data.get("deployments") or {})
+    sections = file_data.get("deployments") or {}
+    if not isinstance(sections, dict):
+        raise ConfigError(f"{where}: deployments: must be a mapping of deployment name to its section")
     names = list(catalog) + [name for name in sections if name not in catalog]
     deployments = {}
     for name in names:
@@ -155,10 +158,19 @@ def behaviour(values: Mapping[str, Any], key: str) -> Behaviour:
     latency = _nested(Latency, values.get("latency") or {}, f"{key}.latency")
     faults = _nested(Faults, values.get("faults") or {}, f"{key}.faults")
     plain = {k: v for k, v in values.items() if k not in ("latency", "faults")}
-    plain["reject_keys"] = tuple(str(k) for k in plain.get("reject_keys") or ())
+    plain["reject_keys"] = _keys(plain.get("reject_keys"), f"{key}.reject_keys")
     result = Behaviour(**plain, latency=latency, faults=faults)
     _check(result, key)
     return result
+
+
+def _keys(values: Any, key: str) -> tuple[str, ...]:
+    """`reject_keys`: a list of keys (a bare string would be refused character by character)."""
+    if values is None:
+        return ()
+    if not isinstance(values, list) or not all(isinstance(k, str | int) and not isinstance(k, bool) for k in values):
+        raise ConfigError(f"{key}: must be a list of keys or their sha256: fingerprints, got {values!r}")
+    return tuple(str(k) for k in values)
 
 
 def _nested(cls: type[Any], values: Any, key: str) -> Any:
@@ -196,11 +208,22 @@ def _check(b: Behaviour, key: str) -> None:
     ):
         if not _number(value) or value < 0:
             problems.append(f"{name}: must be a number of seconds >= 0, got {value!r}")
+    if b.model is not None and not isinstance(b.model, str):
+        problems.append(f"model: must be a base model name, got {b.model!r}")
+    if not isinstance(b.protocol, str) or b.protocol not in protocols():
+        problems.append(f"protocol: {b.protocol!r} is not valid; choices: {choices_text(protocols())}")
+    if not isinstance(b.reasoning_only, bool):
+        problems.append(f"reasoning_only: must be true or false, got {b.reasoning_only!r}")
     for name, count in (("max_concurrency", b.max_concurrency), ("context_tokens", b.context_tokens)):
-        if count is not None and (not isinstance(count, int) or count < 1):
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
             problems.append(f"{name}: must be a positive integer or null, got {count!r}")
     if problems:
         raise ConfigError(f"{key}.{problems[0]}")
+
+
+def protocols() -> list[str]:
+    """What a deployment's `protocol` may be: `auto`, or a protocol an installed simulated player speaks."""
+    return [PROTOCOL_AUTO, *registry.installed_names("simulators")]
 
 
 def _number(value: Any) -> bool:

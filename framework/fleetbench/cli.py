@@ -165,6 +165,7 @@ def _composing() -> Iterator[None]:
 
 def _validate_and_run(args: list[str]) -> int:
     parsed = _hydra_arguments(args)
+    _check_hydra_flags(parsed)
     if parsed.resolve and not _holds_no_secret(parsed.package):  # Hydra would print every secret in clear
         raise UserError(
             "run: --resolve would print the API keys and other secrets the configuration reads from the environment; "
@@ -186,8 +187,6 @@ def _validate_and_run(args: list[str]) -> int:
     with_hydra, composed = composed, without_hydra(composed) if composed is not None else None
     hydra_args = [*_without(args, parsed.overrides), *overrides[len(search) :]]
     if _inspects_only(parsed) or "--version" in args:  # --cfg, --info, --help...: Hydra answers, nothing runs
-        if parsed.multirun and (parsed.cfg or parsed.info or parsed.shell_completion):
-            raise UserError("run: -m/--multirun cannot be combined with --cfg, --info or --shell-completion; drop -m")
         return _hydra_run(hydra_args)
     # A single job's `hydra.mode` is known from the composition just made: Hydra need not compose a third time.
     mode = None if with_hydra is None else _KnownMode(with_hydra.hydra.mode)
@@ -235,6 +234,35 @@ def _hydra_arguments(args: Sequence[str]) -> argparse.Namespace:
         return parser.parse_intermixed_args(list(args))
     except argparse.ArgumentError as exc:
         raise UserError(f"run: {exc}") from None
+
+
+_MODES = {"run": "-r/--run", "multirun": "-m/--multirun", "cfg": "-c/--cfg", "info": "--info"}
+"""Hydra's flags that each choose what the command does: one at a time (Hydra raised a traceback for two)."""
+
+
+def _check_hydra_flags(parsed: argparse.Namespace) -> None:
+    """One line for Hydra flags fleetbench cannot honour, or that cannot go together."""
+    given = [flag for name, flag in _MODES.items() if getattr(parsed, name)]
+    if parsed.multirun and len(given) > 1 and not parsed.run:
+        raise UserError("run: -m/--multirun cannot be combined with --cfg or --info; drop -m")
+    if len(given) > 1:
+        raise UserError(f"run: {' and '.join(given)} cannot be combined; give one of {', '.join(_MODES.values())}")
+    if parsed.shell_completion:
+        raise UserError(
+            "run: --shell-completion is not supported: Hydra's completion script would call `fleetbench` without "
+            "its command; `fleetbench --help` lists the commands and `fleetbench run --cfg job` the keys"
+        )
+    if parsed.experimental_rerun is not None:
+        raise UserError(
+            "run: --experimental-rerun is not supported: runs save no .hydra/ snapshot to rerun from (it would hold "
+            "secrets given on the command line); `fleetbench runs` lists runs, and running the same overrides again "
+            "runs exactly what is missing"
+        )
+    if parsed.config_path is not None:
+        raise UserError(
+            "run: --config-path/-cp is not supported: fleetbench's own configuration is packaged; add your own "
+            "config groups (models/, experiment/, ...) with --config-dir DIR"
+        )
 
 
 def _asks_for_multirun(overrides: Sequence[str]) -> bool:

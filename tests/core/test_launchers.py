@@ -476,5 +476,5 @@ def test_inspecting_a_sweeps_configuration_asks_to_drop_m(tmp_path: Path) -> Non
     launched = _launch(tmp_path, "run", "-m", "hydra/launcher=ray", "--cfg", "hydra")
     assert launched.process.returncode == 2
     assert launched.process.stderr.splitlines() == [
-        "error: run: -m/--multirun cannot be combined with --cfg, --info or --shell-completion; drop -m"
+        "error: run: -m/--multirun cannot be combined with --cfg or --info; drop -m"
     ]

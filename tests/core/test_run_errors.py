@@ -327,3 +327,23 @@ def test_an_interpolation_reads_the_whole_configuration(run_cli: RunCli, tmp_pat
     ran = run_cli("run", "run.models=[${run.label}]", "run.label=Sim-Weak", "run.instances=1", "run.progress=off")
     assert ran.returncode == 0, ran.stderr
     assert "Sim-Weak" in ran.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--info", "--cfg", "job"], "error: run: -c/--cfg and --info cannot be combined; give one of -r/--run, "),
+        (["-c", "job", "-r"], "error: run: -r/--run and -c/--cfg cannot be combined"),
+        (["--run", "--multirun"], "error: run: -r/--run and -m/--multirun cannot be combined"),
+        (["--shell-completion", "install=bash"], "error: run: --shell-completion is not supported"),
+        (["--experimental-rerun", "config.pickle"], "error: run: --experimental-rerun is not supported: runs save no"),
+        (["--config-path", "/nowhere"], "error: run: --config-path/-cp is not supported: "),
+    ],
+)
+def test_hydra_flags_that_cannot_be_honoured_are_one_line(
+    run_cli: RunCli, tmp_path: Path, flags: list[str], expected: str
+) -> None:
+    """Each was a Hydra traceback (or, for -cp, three lines about a directory) after the configuration composed."""
+    process = run_cli("run", *flags, cwd=tmp_path)
+    assert _one_error_line(process).startswith(expected)
+    assert process.returncode == 2 and list(tmp_path.iterdir()) == [], "nothing written"

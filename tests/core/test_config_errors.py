@@ -16,6 +16,11 @@ CASES = [
         ["suite.plugin=workflow"], ["suite.plugin", "'workflow'", "'jsonl'", "suite=workflow"], id="plugin-renamed"
     ),
     pytest.param(["run.instancs=3"], ["run.instancs", "no such key", "instances"], id="typo-in-key"),
+    pytest.param(
+        ["models.deepseek_v3_0324.name=sim-agent"],
+        ["models.deepseek_v3_0324.name: 'sim-agent' is also the name of models.sim_agent", "declared once"],
+        id="base-model-declared-twice",
+    ),
     pytest.param(["+run.extra=1"], ["run.extra", "no such key", "instances"], id="added-unknown-key"),
     pytest.param(["+foo.bar=1"], ["foo: no such key", "scheduler, sharding"], id="added-unknown-top-level-key"),
     pytest.param(

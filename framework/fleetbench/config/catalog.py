@@ -29,6 +29,16 @@ ENV_REFERENCE = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
 def build_catalog(models: DictConfig) -> Catalog:
     """Validate the structure of every catalog entry and return the catalog (no secrets are resolved)."""
     specs = [_model_spec(handle, node) for handle, node in models.items()]
+    declared: dict[str, ModelSpec] = {}
+    for spec in specs:
+        # Names are matched whatever their case, so `sim-agent` and `Sim-Agent` are one base model: two entries under
+        # it were both accepted, and which one a run called depended on the catalog's order.
+        first = declared.setdefault(spec.name.casefold(), spec)
+        if first is not spec:
+            raise ConfigError(
+                f"models.{spec.handle}.name: {spec.name!r} is also the name of models.{first.handle}; a base model is "
+                "declared once (give it more deployments there, or this entry a name of its own)"
+            )
     return Catalog(tuple(specs))
 
 

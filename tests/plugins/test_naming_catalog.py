@@ -106,3 +106,9 @@ def test_resolve_common_builds_the_policy_from_config() -> None:
     common = resolve_common(compose_config(["naming.unknown=passthrough"]))
     assert common.naming.base_name("whatever") == "whatever"
     assert ("Sim-Agent-2", "Sim-Agent", "deployment") in common.naming.resolutions()
+
+
+def test_an_entry_without_deployments_is_called_under_its_own_name() -> None:
+    catalog = build_catalog(compose_config(["models.deepseek_v3_0324.deployments=[]"]).models)
+    (model,) = [m for m in catalog.models if m.handle == "deepseek_v3_0324"]
+    assert model.deployment_names == ("DeepSeek-V3-0324",)

@@ -10,8 +10,15 @@ from typing import Any
 def read_json(path: Path, what: str) -> Any:
     """The parsed document at `path`; `ValueError` naming the file when it is missing or not JSON."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValueError(f"{path.name}: {what} not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path.name}: not UTF-8 text (byte {exc.start}), so not JSON: {path}") from None
+    if not text.strip():
+        # The full path too: a device such as /dev/null was named only `null`.
+        raise ValueError(f"{path.name}: empty, not JSON: {path}")
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path.name}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+        raise ValueError(f"{path.name}: not valid JSON (line {exc.lineno}, column {exc.colno}): {path}") from None

@@ -194,6 +194,13 @@ def test_duplicate_ids_and_bad_files(tmp_path: Path) -> None:
     bad.write_text("[", encoding="utf-8")
     with pytest.raises(ValueError, match=r"^bad\.json: not valid JSON"):
         load_tasks(bad)
+    # Each names the whole path: /dev/null was named only `null`; bytes that are not UTF-8 raised UnicodeDecodeError.
+    with pytest.raises(ValueError, match=r"^null: empty, not JSON: /dev/null$"):
+        load_tasks("/dev/null")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'["\xe9"]')
+    with pytest.raises(ValueError, match=rf"^latin\.json: not UTF-8 text \(byte 2\), so not JSON: {latin}$"):
+        load_tasks(latin)
     shapeless = tmp_path / "shapeless.json"
     shapeless.write_text('{"items": []}', encoding="utf-8")
     with pytest.raises(ValueError, match="expected a JSON object with a 'tasks' list"):

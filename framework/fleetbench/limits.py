@@ -24,7 +24,21 @@ def name_problem(value: str) -> str | None:
     """Why `value` cannot be stored as a name (too long, or not storable text), or None when it can."""
     if len(value) > NAME_MAX_CHARS:
         return f"{value[:40]!r}… has {len(value)} characters; at most {NAME_MAX_CHARS} can be stored"
-    return text_problem(value)
+    problem = text_problem(value)
+    if problem is not None:
+        return problem
+    control = _CONTROL.search(value)
+    if control is not None:
+        # A name is printed on progress lines and in logs as it is: an escape sequence there rewrites the terminal.
+        return (
+            f"holds the control character {control.group()!r} (at {control.start()}); a name is printable text, "
+            "and it is printed as it is"
+        )
+    return None
+
+
+_CONTROL = re.compile("[\x01-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""C0 and C1 controls (NUL is `text_problem`'s) and the bidirectional overrides and isolates."""
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

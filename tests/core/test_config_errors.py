@@ -21,6 +21,16 @@ CASES = [
         ["models.deepseek_v3_0324.name: 'sim-agent' is also the name of models.sim_agent", "declared once"],
         id="base-model-declared-twice",
     ),
+    pytest.param(
+        ["models.sim_agent.deployments.1.name='Sim\x1b[2JX'"],
+        ["models.sim_agent.deployments[1].name: holds the control character '\\x1b' (at 3)"],
+        id="escape-sequence-in-a-deployment-name",
+    ),
+    pytest.param(
+        ["models.sim_agent.name='Sim\u202eX'"],
+        ["models.sim_agent.name: holds the control character '\\u202e' (at 3)"],
+        id="right-to-left-override-in-a-model-name",
+    ),
     pytest.param(["+run.extra=1"], ["run.extra", "no such key", "instances"], id="added-unknown-key"),
     pytest.param(["+foo.bar=1"], ["foo: no such key", "scheduler, sharding"], id="added-unknown-top-level-key"),
     pytest.param(

@@ -19,8 +19,9 @@ def output_dir(path: str, key: str) -> Path:
     """The existing directory `path`, or a one-line `UserError` naming the key."""
     folder = Path(path)
     if not folder.is_dir():
-        what = "is not a directory" if folder.exists() else "does not exist"
-        raise UserError(f"{key}: {path!r} {what}; create it first")
+        if folder.exists():
+            raise UserError(f"{key}: {path!r} is not a directory; give the directory the files go into")
+        raise UserError(f"{key}: {path!r} does not exist; create it first")
     if not os.access(folder, os.W_OK):
         raise UserError(f"{key}: cannot write into {path!r} (permission denied)")
     return folder

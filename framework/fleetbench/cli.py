@@ -396,7 +396,7 @@ def _run_job(cfg: DictConfig) -> None:
 
 def _run_and_report(cfg: DictConfig) -> None:
     # Imported here: the run's machinery (asyncio, lanes, claims) is no start-up cost for the reading commands.
-    from fleetbench.runner import run
+    from fleetbench.runner import RunInterrupted, run
 
     try:
         spec = dataclasses.replace(resolve_run(cfg), experiment=_experiment_choice())
@@ -404,7 +404,9 @@ def _run_and_report(cfg: DictConfig) -> None:
     except UserError as exc:
         _end_job(f"error: {exc}", exc.exit_code)
     except Interrupted as exc:
-        quiet_signals()  # the run is over: a further Ctrl-C must not interrupt its one line and exit
+        quiet_signals()  # the run is over: a further Ctrl-C must not interrupt its table, its one line and exit
+        if isinstance(exc, RunInterrupted):  # what it finished, per deployment, as a completed run prints it
+            print_summary(exc.summary)
         _end_job(str(exc), exc.exit_code)
     except FleetbenchError as exc:  # storage or plugin failures: one line here too, not Hydra's traceback
         _end_job(f"error: {exc}", 1)

@@ -168,10 +168,19 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
             storage.finish_run(run_id, summary.status, time.time(), summary.executed)
             _log_end(summary, lease)
     if summary.status == "interrupted":
-        raise Interrupted(
-            f"interrupted: {summary.executed} units finished and kept (run {run_id[:12]}); run again to resume"
+        raise RunInterrupted(
+            f"interrupted: {summary.executed} units finished and kept (run {run_id[:12]}); run again to resume",
+            summary,
         )
     return summary
+
+
+class RunInterrupted(Interrupted):
+    """A run stopped by a signal after it started executing: `summary` says what it finished."""
+
+    def __init__(self, message: str, summary: RunSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def _log_end(summary: RunSummary, lease: Lease) -> None:

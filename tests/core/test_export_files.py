@@ -45,7 +45,7 @@ def test_the_output_directory_must_exist(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"export.output: '.*missing' does not exist; create it first"):
         output_dir(str(tmp_path / "missing"), "export.output")
     (tmp_path / "file").write_text("")
-    with pytest.raises(UserError, match="is not a directory; give the directory the files go into$"):
+    with pytest.raises(UserError, match=r"is not a directory; give the directory the files go into$"):
         output_dir(str(tmp_path / "file"), "export.output")
 
 

@@ -223,6 +223,8 @@ def _assert_burst_recorded(result: tuple[subprocess.CompletedProcess[str], int, 
     assert re.fullmatch(rf"interrupted: {stored} units finished and kept \(run [0-9a-f]{{12}}\); run again to resume",
                         lines[-1]), output  # fmt: skip
     assert (status, executed) == ("interrupted", stored)
+    # Its table on stdout, as a completed run prints it (an interrupted run once printed nothing there).
+    assert re.search(rf"^planned \d+ units: 0 already stored, {stored} executed ", process.stdout, re.M), output
 
 
 def test_a_burst_of_signals_while_a_run_stops_still_records_it_on_sqlite(tmp_path: Path) -> None:

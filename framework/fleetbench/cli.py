@@ -539,8 +539,7 @@ def _scoped_filter(
     run_id = _named_run(overrides, settings, storage.runs)
     if settings.label is not None:
         _labelled(storage.runs(), settings.label)
-    widened = run_id is not None or settings.label is not None
-    scope = _report_scope(cfg, settings, overrides, suite.name, widened)
+    scope = _report_scope(cfg, settings, overrides, suite.name, run_id)
     models = tuple(common.naming.base_name(str(m)) for m in settings.models)
     return ReportFilter(suite.name, models, run_id, run_label=settings.label, plans=scope.plans), scope
 
@@ -590,14 +589,14 @@ def _typed_value(overrides: Sequence[str], key: str) -> str | None:
 
 
 def _report_scope(
-    cfg: DictConfig, settings: ReportConf, overrides: Sequence[str], suite: str, widened: bool
+    cfg: DictConfig, settings: ReportConf, overrides: Sequence[str], suite: str, run_id: str | None
 ) -> ReportScope:
     """The composed configuration's plan (`settings` is its `report` section, resolved), unless the report is widened
     (`report.scope=all`, a run id or a label)."""
     if settings.scope not in SCOPE_MODES:
         raise ConfigError(f"report.scope: {settings.scope!r} is not valid; choices: {', '.join(SCOPE_MODES)}")
-    if widened or settings.scope == "all":
-        return widened_scope(suite)
+    if run_id is not None or settings.label is not None or settings.scope == "all":
+        return widened_scope(suite, run_id, settings.label)
     if settings.models:  # the plan of the models asked for, under the composed settings
         cfg = cfg.copy()
         cfg.run.models = list(settings.models)

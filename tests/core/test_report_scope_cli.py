@@ -98,6 +98,8 @@ def test_run_ids_work_by_unique_prefix_and_bad_ones_fail_in_one_line(run_cli: Ru
     _run(run_cli, "run.instances=2")
     first, second = _run_ids(tmp_path)
     assert _totals(_report(run_cli, f"report.run_id={first[:12]}")) == [CATEGORIES]
+    scope = _report(run_cli, f"report.run_id={first[:7]}")["scope"]
+    assert f"of suite jsonl from run {first[:12]}, one row per" in scope, "the scope line names the run"
     assert _totals(_report(run_cli, f"report.run_id={second[:6]}")) == [CATEGORIES], "the second run added index 1"
     unknown = run_cli("report", "report.run_id=zzzz")
     assert unknown.returncode == 2 and len(stderr_lines(unknown)) == 1

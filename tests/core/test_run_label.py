@@ -32,7 +32,9 @@ def test_report_label_reports_the_units_of_the_runs_carrying_it(run_cli: RunCli)
     assert _totals(run_cli, "report.label=rerun") == {}
     assert _totals(run_cli, "report.scope=all") == {"Sim-Agent": 25}
     assert _totals(run_cli) == {"Sim-Agent": 5}, "the default scope: seed 0 (the sweep ran seeds 1 and 2)"
-    shares = json.loads(run_cli("report", "report.format=json", "report.label=pilot").stdout)["deployment_shares"]
+    document = json.loads(run_cli("report", "report.format=json", "report.label=pilot").stdout)
+    assert document["scope"].startswith("scope: every stored unit of suite jsonl from the runs labelled 'pilot', ")
+    shares = document["deployment_shares"]
     assert sum(share["units"] for share in shares) == 5
     assert sum(share["calls"] for share in shares) >= 5
     unknown = run_cli("report", "report.label=pilott")

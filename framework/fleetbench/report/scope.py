@@ -49,10 +49,16 @@ class ReportScope:
         return [*self.split_by, *(name for name in by if name not in self.split_by)]
 
 
-def widened_scope(suite: str) -> ReportScope:
-    """Every stored unit of the suite, rows split by suite scope, model scope and seed."""
+def widened_scope(suite: str, run_id: str | None = None, label: str | None = None) -> ReportScope:
+    """Every stored unit of the suite (of run `run_id`, of the runs labelled `label`), rows split by suite scope,
+    model scope and seed."""
+    stored_by = ""
+    if run_id is not None:
+        stored_by = f" from run {run_id[:12]}" + (f" (labelled {label!r})" if label is not None else "")
+    elif label is not None:
+        stored_by = f" from the runs labelled {label!r}"
     return ReportScope(
-        None, f"scope: every stored unit of suite {suite}, one row per suite scope, model scope and seed"
+        None, f"scope: every stored unit of suite {suite}{stored_by}, one row per suite scope, model scope and seed"
     )
 
 

@@ -42,7 +42,7 @@ class AdaptiveSlots:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the slot was handed over just as we were cancelled: give it back
-            else:
+            elif waiter in self._waiters:  # `_wake` may have dropped it already, seeing it cancelled
                 self._waiters.remove(waiter)
             raise
 

@@ -70,17 +70,37 @@ def test_holders_never_exceed_the_current_limit_even_when_it_drops_while_they_ho
 
 
 def test_a_cancelled_waiter_gives_its_slot_back() -> None:
-    async def scenario() -> int:
+    """The slot is released after the cancel and before the waiter's task runs again: `_wake` drops the cancelled
+    waiter, which then must not try to leave the queue a second time (a ValueError traceback, seen when several
+    workers shared a plan and Ctrl-C cancelled lane workers queued for a slot)."""
+
+    async def scenario() -> tuple[int, BaseException | None, int]:
         slots = AdaptiveSlots(1)
         await slots.acquire()
         waiter = asyncio.ensure_future(slots.acquire())
         await asyncio.sleep(0)
         waiter.cancel()
         slots.release()
-        await asyncio.gather(waiter, return_exceptions=True)
-        return slots.in_use
+        (outcome,) = await asyncio.gather(waiter, return_exceptions=True)
+        return slots.in_use, outcome, len(slots._waiters)
 
-    assert asyncio.run(scenario()) == 0
+    in_use, outcome, queued = asyncio.run(scenario())
+    assert isinstance(outcome, asyncio.CancelledError), outcome
+    assert (in_use, queued) == (0, 0)
+
+
+def test_a_waiter_cancelled_while_still_queued_leaves_the_queue() -> None:
+    async def scenario() -> tuple[BaseException | None, int, int]:
+        slots = AdaptiveSlots(1)
+        await slots.acquire()
+        waiter = asyncio.ensure_future(slots.acquire())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        (outcome,) = await asyncio.gather(waiter, return_exceptions=True)
+        return outcome, len(slots._waiters), slots.in_use
+
+    outcome, queued, in_use = asyncio.run(scenario())
+    assert isinstance(outcome, asyncio.CancelledError) and (queued, in_use) == (0, 1)
 
 
 class LimitWatchingProvider(ScriptedProvider):

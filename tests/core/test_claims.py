@@ -4,6 +4,7 @@ twice, and no unit is executed twice except one whose claim died with its worker
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -110,6 +111,12 @@ def test_two_identical_runs_started_together_execute_each_unit_once(
     assert all(r["executed_units"] > 0 for r in runs), "the two runs did not split the plan"
     # A run says on the terminal how many units it left to the other, so its summary accounts for the plan.
     assert any("skipped as held or completed by other workers of the plan: " in out for out in outputs), outputs
+    for out in outputs:  # each run's summary accounts for the whole plan (it once fell up to 7 units short)
+        words = " ".join(out.split())  # rich wraps long lines at the terminal's width
+        counts = re.search(r"planned \d+ units: (\d+) already stored, (\d+) executed", words)
+        left = re.search(r"skipped as held or completed by other workers of the plan: (\d+)", words)
+        assert counts is not None, out
+        assert sum(map(int, counts.groups())) + (int(left.group(1)) if left else 0) == planned, out
     assert _query(url, "select * from claims") == [], "finished runs hold no claims"
 
 

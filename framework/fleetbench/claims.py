@@ -46,6 +46,9 @@ class Lease:
     """Keys of the units skipped because another worker held or had completed them, and not taken over since."""
     handed_out: set[str] = field(default_factory=set)
     """Keys of every unit this run has handed to a lane (about 115 bytes each, key and set slot: 115 MB a million)."""
+    waiting: dict[str, float] = field(default_factory=dict)
+    """Units handed out and not yet started: when their claim was last confirmed (`time.monotonic`). Only as many as
+    the lanes' workers hold at once: `started` takes each out."""
     _books: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, units: Sequence[Unit]) -> list[Unit]:
@@ -80,7 +83,7 @@ class Lease:
         """Units this run left to other workers: held or completed by them when it met them, and never taken over."""
         return len(self.skipped)
 
-    def hand_out(self, unit: Unit) -> bool:
+    def hand_out(self, unit: Unit, claimed_at: float) -> bool:
         """Whether `unit` may go to a lane now: False when this run has handed it out before.
 
         A run may meet a unit again: a static share is a slice of the plan's missing units, and as other workers
@@ -94,7 +97,17 @@ class Lease:
             if unit.key in self.handed_out:
                 return False
             self.handed_out.add(unit.key)
+            self.waiting[unit.key] = claimed_at
             return True
+
+    def started(self, unit: Unit) -> bool:
+        """Whether `unit`, about to send its first request, is surely still this run's without asking the database:
+        its claim was confirmed less than half a lease ago. A unit handed out to a lane may wait there for a request
+        slot or a token; a worker stopped meanwhile past its lease (SIGSTOP, a suspended machine) must ask again with
+        `keep`, or it would run what another worker took over and ran (one such worker ran 24 units twice)."""
+        with self._books:
+            claimed_at = self.waiting.pop(unit.key, None)
+        return claimed_at is not None and time.monotonic() - claimed_at < self.lease_s / 2
 
     def renew(self) -> int:
         """Extend every claim of this run by a full lease; how many it holds."""
@@ -154,7 +167,7 @@ class ClaimedUnits(UnitSource):
                 continue
             unit = held.popleft()
             # Marked as each is yielded, not when claimed: a lane's slice may stop in the middle of a claimed batch.
-            if self._lease.hand_out(unit):
+            if self._lease.hand_out(unit, claimed_at):
                 yield unit, len(held)
 
 

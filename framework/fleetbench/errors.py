@@ -68,6 +68,14 @@ class LaneLost(InfraFailure):
     scheduler starts the episode again on a healthy lane of the same model instead of recording it as not done."""
 
 
+class ClaimGone(InfraFailure):
+    """The unit is no longer this run's: its claim lapsed while it waited to start (the worker stood still past its
+    lease) and another worker took it over. Nothing of it is stored by this run."""
+
+    def __init__(self) -> None:
+        super().__init__("claim_gone", "another worker took the unit over while it waited to start")
+
+
 DEADLINE_EXIT = 124
 """Exit code of a run stopped by `scheduler.deadline_s` (as `timeout(1)`): finished results were kept; run again to
 resume."""

@@ -183,6 +183,8 @@ class PlainProgress:
         self._interval = interval_s
         self._tally: Tally | None = None
         self._last = time.monotonic()
+        self._shown = 0
+        """Units done as of the last line printed: `stop` does not print the same count again."""
 
     def start(
         self,
@@ -204,12 +206,13 @@ class PlainProgress:
             self._print()
 
     def stop(self) -> None:
-        if self._tally is not None and self._tally.done:
+        if self._tally is not None and sum(self._tally.done.values()) != self._shown:
             self._print()
 
     def _print(self) -> None:
         tally = self._tally
         assert tally is not None
+        self._shown = sum(tally.done.values())
         lanes = "".join(f" | {d} {tally.deployment(d)}" for d in tally.deployments if tally.done[d])
         print(f"[{tally.elapsed():7.1f}s] {tally.overall()}{lanes}", file=sys.stderr, flush=True)
 

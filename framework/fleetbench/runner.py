@@ -40,7 +40,7 @@ from fleetbench.plan import MissingUnits, ModelPlan, diff, model_plan
 from fleetbench.progress import NullProgress, ProgressView
 from fleetbench.schedule import Executor, JudgePool
 from fleetbench.signals import Signals, deferred, note_only, sync_signals_interrupt
-from fleetbench.types import CallRecord, CallStatus, RunRecord, UnitResult
+from fleetbench.types import CallRecord, CallStatus, RunRecord, Unit, UnitResult
 from fleetbench.workers import ModelWork, lane_workers
 from fleetbench.writer import ResultWriter
 
@@ -407,9 +407,16 @@ class _Crew:
                 self.shares[lane.deployment] = None if share is None or known is None else known + share
             work = ModelWork(dispatch, model_states, pulse, self.stopping)
             provider = self.providers[model.provider]
-            executor = Executor(spec.suite, model, provider, spec.scheduler, self.run_id, judge, work.lanes)
+            executor = Executor(
+                spec.suite, model, provider, spec.scheduler, self.run_id, judge, work.lanes, self._still_ours
+            )
             workers.extend(lane_workers(executor, work, self.writer.submit, self.stopping, source.count))
         return workers
+
+    async def _still_ours(self, unit: Unit) -> bool:
+        """Whether `unit`, about to send its first request, is still this run's (see `Lease.started`): asked of the
+        database, on the storage thread, only when its claim was confirmed half a lease ago or more."""
+        return self.lease.started(unit) or bool(await self.writer.call(self.lease.keep, [unit]))
 
 
 class _Deadline:

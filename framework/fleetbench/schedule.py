@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from fleetbench.config.schema import SchedulerConf
-from fleetbench.errors import InfraFailure, LaneLost
+from fleetbench.errors import ClaimGone, InfraFailure, LaneLost
 from fleetbench.interfaces import EpisodeContext, Provider, Suite
 from fleetbench.lanes import STOP_STATUSES, LaneState, Mode, Pulse
 from fleetbench.types import (
@@ -66,10 +67,16 @@ class LaneChat:
     """The lane's model's generation settings, added to every request (suites never set them)."""
     lost: LaneLost | None = None
     """Set when this chat gave up because its lane could not carry the episode on (see `run_unit`)."""
+    still_ours: Callable[[], Awaitable[bool]] | None = None
+    """Asked once, when the first request has entered the lane: is the unit still this run's? (See `Executor`.)"""
+    gone: bool = False
+    """Set when `still_ours` said no: every request of the episode then fails at once, without reaching the API."""
     _started: float = field(default=0.0, init=False, repr=False)
     _clock: float = field(default=0.0, init=False, repr=False)
 
     async def __call__(self, request: Request) -> Completion:
+        if self.gone:  # a suite that caught the first ClaimGone and asks again
+            raise ClaimGone()
         request = dataclasses.replace(request, generation=self.generation)
         try:
             return await self._complete(request)
@@ -98,6 +105,12 @@ class LaneChat:
         http_status: int | None = None
         completion: Completion | None = None
         try:
+            # Asked here, not when the unit was pulled: the wait to enter the lane is where a worker may stand still.
+            if self.still_ours is not None:
+                still_ours, self.still_ours = self.still_ours, None
+                if not await still_ours():
+                    self.gone = True
+                    raise ClaimGone()
             self._started, self._clock = time.time(), time.perf_counter()
             try:
                 completion = await self._send(request)
@@ -240,6 +253,9 @@ class Executor:
     judge: JudgePool | None = None
     lanes: ModelLanes | None = None
     """The model's lanes, for restarting an episode whose lane was lost (None: no restarts)."""
+    still_ours: Callable[[Unit], Awaitable[bool]] | None = None
+    """Whether a unit about to send its first request is still this run's to run (None: always). Under claims
+    (`fleetbench.claims`) a unit may wait for its lane long enough for its claim to lapse and go to another worker."""
 
 
 async def run_unit(
@@ -252,7 +268,8 @@ async def run_unit(
     used = [state.lane.lane_id]
     started, clock = time.time(), time.perf_counter()
     while True:
-        episode, lost = await _episode(executor, state, unit, calls)
+        # Only the first try asks whether the unit is still ours: a restart follows requests this run already sent.
+        episode, lost = await _episode(executor, state, unit, calls, first=len(used) == 1)
         if lost is None:
             break
         state.episodes_lost += 1
@@ -278,11 +295,15 @@ async def run_unit(
 
 
 async def _episode(
-    executor: Executor, state: LaneState, unit: Unit, calls: list[CallRecord]
+    executor: Executor, state: LaneState, unit: Unit, calls: list[CallRecord], first: bool
 ) -> tuple[Episode, LaneLost | None]:
-    """One try of the episode on one lane, under the episode timeout; the loss that ended it, if any."""
+    """One try of the episode on one lane, under the episode timeout; the loss that ended it, if any. Raises
+    `ClaimGone` when the unit turned out to be another worker's before its first request (however the suite
+    handled the chat's exception)."""
     conf, lane = executor.conf, state.lane
     chat = LaneChat(state, executor.provider, conf, unit.key, executor.run_id, calls, executor.model.generation)
+    if first and executor.still_ours is not None:
+        chat.still_ours = functools.partial(executor.still_ours, unit)
     judge = executor.judge.bind(conf, unit.key, executor.run_id, calls) if executor.judge else None
     context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment, judge=judge)
     try:
@@ -292,6 +313,8 @@ async def _episode(
         episode = Episode(Outcome.INFRA_ERROR, infra_status="episode_timeout")
     except InfraFailure as exc:  # a suite that does not catch it still gets the unit recorded as not done
         episode = Episode(Outcome.INFRA_ERROR, infra_status=exc.status)
+    if chat.gone:
+        raise ClaimGone()
     return episode, chat.lost if episode.outcome is Outcome.INFRA_ERROR else None
 
 

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+from fleetbench.errors import ClaimGone
 from fleetbench.interfaces import Dispatch
 from fleetbench.lanes import LaneState, Mode, Pulse
 from fleetbench.schedule import Executor, ModelLanes, run_unit
@@ -135,7 +136,10 @@ async def _pull_and_run(
         unit, home = picked
         if home not in (None, state.lane.lane_id):
             state.units_taken_over += 1
-        result, calls = await run_unit(executor, state, unit, home)
+        try:
+            result, calls = await run_unit(executor, state, unit, home)
+        except ClaimGone:
+            continue  # another worker took the unit over while it waited here: its result is that worker's to store
         await sink(result, calls)
 
 

@@ -277,6 +277,39 @@ def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_others_took_over
     assert _query(url, "select * from claims") == []
 
 
+def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_waiting_in_its_lanes(
+    database: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """Worker 0's lanes hold 8 units each but send one request a second (rpm 60): most of what it pulled waits for a
+    token. Stopped past its lease while worker 1 runs the plan, then continued, it may finish only the requests in
+    flight at the stop (at most one per lane); the units that waited must ask whether they are still its own before
+    their first request. It once ran them all (24 units twice, paid twice with a paid API)."""
+    url, storage = database
+    plan = [*storage, *LEASE, "run.instances=40", "suite.items=cycle", "run.claim_batch=64"]
+    queued = [
+        f"models.sim_agent.deployments.{i}.{knob}"
+        for i in range(3)
+        for knob in ("params.latency_ms=250", "max_concurrency=8", "rpm=60")
+    ]
+    sleeper = _start(tmp_path, [*plan, *queued, "run.worker=0"])
+    stored = f"select count(*) n from units u join runs r on r.run_id = u.run_id where r.pid = {sleeper.pid}"
+    _wait(lambda: bool(_query(url, stored)) and _query(url, stored)[0]["n"] > 0, [sleeper], timeout_s=300)
+    sleeper.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(3)  # past the lease: its claims expire
+        taker = subprocess.run([*CLI, "run", *plan, *SLOW, "run.worker=1"], cwd=tmp_path, env=cli_env(),
+                               capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert taker.returncode == 0, taker.stderr[-2000:]
+    finally:
+        sleeper.send_signal(signal.SIGCONT)
+    _finish([sleeper])
+    units = _query(url, "select unit_key from units")
+    assert len(units) == len({u["unit_key"] for u in units}) == 200, "every planned unit stored once"
+    twice = [key for key, by in _runs_per_unit(url).items() if len(by) > 1]
+    assert len(twice) <= 3, f"{len(twice)} units run by both workers; at most the 3 in flight at the stop may be"
+    assert _query(url, "select * from claims") == []
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -261,6 +261,49 @@ def test_a_stopping_worker_takes_no_unit() -> None:
     assert dispatch.asked == [] and len(dispatch.units) == 1
 
 
+class _Stubborn(TinySuite):
+    """A suite that catches every failure of its chat and asks again, as a careless third-party suite might."""
+
+    async def run_episode(self, unit: Unit, chat: Chat, context: EpisodeContext) -> Episode:
+        for _ in range(3):
+            try:
+                await chat(REQUEST)
+            except InfraFailure:
+                continue
+        return Episode(Outcome.SUCCESS)
+
+
+@pytest.mark.parametrize("suite", [TinySuite(TinyOptions()), _Stubborn(TinyOptions())], ids=["tiny", "stubborn"])
+def test_a_unit_no_longer_the_runs_own_sends_no_request_and_hands_nothing_over(suite: TinySuite) -> None:
+    """Asked when its first request has entered the lane, `still_ours` says unit 1 went to another worker: that
+    unit reaches neither the API nor the sink, however its suite treats the failure, and its slot is given back."""
+    provider, asked = ScriptedProvider(), []
+
+    async def still_ours(unit: Unit) -> bool:
+        asked.append(unit.index)
+        return unit.index != 1
+
+    model = ModelSpec("Model", "scripted", ())
+    executor = Executor(suite, model, provider, FAST, "r", still_ours=still_ours)
+    dispatch = _Listed([make_unit(f"{i:032x}", CELL, i) for i in range(3)])
+    handed: list[int] = []
+    state = LaneState.of(LANE)
+
+    async def sink(result: UnitResult, calls: list[CallRecord]) -> None:
+        handed.append(result.unit.index)
+
+    async def scenario() -> None:
+        stopping = asyncio.Event()
+        await lane_worker(executor, ModelWork(dispatch, [state], Pulse(), stopping), state, sink, stopping)
+
+    asyncio.run(scenario())
+    assert asked == [0, 1, 2], "asked once per unit, before its first request only"
+    assert handed == [0, 2]
+    per_unit = 3 if isinstance(suite, _Stubborn) else 1
+    assert len(provider.requests) == 2 * per_unit, "unit 1 sent nothing, even asked three times"
+    assert state.free_slots == state.slots.limit, "every slot given back"
+
+
 # --- limits on a hand-moved clock ---------------------------------------------------------------------------------
 
 

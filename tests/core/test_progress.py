@@ -71,9 +71,7 @@ def test_plain_lines_count_units_per_deployment(
         " | Dep-B 1/~2 0.2/s ETA 0:00:04 success=1",
         "3/4 units 0.5/s ETA 0:00:02 success=3 | Dep-A 2/~3 0.3/s ETA 0:00:03 success=2"
         " | Dep-B 1/~1 0.2/s ETA 0:00:00 success=1",
-        "3/4 units 0.5/s ETA 0:00:02 success=3 | Dep-A 2/~3 0.3/s ETA 0:00:03 success=2"
-        " | Dep-B 1/~1 0.2/s ETA 0:00:00 success=1",
-    ]
+    ], "stop prints no second line for a count already shown"
 
 
 def test_static_shares_are_shown_as_planned_and_models_estimate_apart(

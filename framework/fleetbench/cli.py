@@ -47,7 +47,7 @@ from fleetbench.report.runs import render_runs, stored_by_unfinished_run
 from fleetbench.report.scope import SCOPE_MODES, ReportScope, config_scope, resolve_run_id, widened_scope
 from fleetbench.report.status import gather, render_status, status_tables
 from fleetbench.signals import quiet_signals
-from fleetbench.terminal import PlainTable, printable
+from fleetbench.terminal import PlainTable, for_terminal, printable
 from fleetbench.types import ReportFilter
 
 if TYPE_CHECKING:
@@ -633,7 +633,9 @@ def _explain_empty(storage: Storage, suite: str, scope: ReportScope, rows: Repor
 def _emit(settings: ReportConf, draw: Callable[[str, Console], str | None]) -> int:
     """Print the report, or write it to `report.output` in the same format (the table as the terminal shows it)."""
     if not settings.output:
-        sys.stdout.write(draw(settings.format, console) or "")
+        shown = draw(settings.format, console) or ""
+        # On a terminal, stored text is shown escaped (`for_terminal`); piped or written to a file it stays as stored.
+        sys.stdout.write(for_terminal(shown) if sys.stdout.isatty() else shown)
         return 0
     buffer = io.StringIO()
     text = draw(settings.format, Console(file=buffer, width=250, color_system=None, soft_wrap=True))
@@ -777,7 +779,9 @@ def cmd_show(args: Sequence[str]) -> int:
         restarts = placement["restarts"]
         counted = f"{restarts} restart{'' if restarts == 1 else 's'}"
         console.print(f"ran on {' → '.join(placement['lanes'])} ({counted}{home})", markup=False)
-    console.print(_suite_named(cfg, suite_name).render_transcript(transcript), markup=False, highlight=False)
+    # The transcript holds dataset text and models' replies: never raw terminal controls (`for_terminal`).
+    rendered = _suite_named(cfg, suite_name).render_transcript(transcript)
+    console.print(for_terminal(rendered), markup=False, highlight=False)
     return 0
 
 

@@ -15,6 +15,14 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def for_terminal(text: str) -> str:
+    """Text of many lines (a transcript, a markdown or csv report) made safe for a terminal: each line as `printable`
+    shows it, line breaks and tabs kept. Stored text comes from datasets and from models' replies: an escape sequence
+    in it would otherwise reach the terminal raw (colours, a changed window title, a clipboard written by OSC 52)."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    return "\n".join("\t".join(printable(part) for part in line.split("\t")) for line in lines)
+
+
 class PlainTable(Table):
     """A rich table whose text cells are shown as they are: never read as rich markup (a run labelled `[/x]` made
     `fleetbench runs` fail with a MarkupError), their control and format characters escaped (`printable`)."""

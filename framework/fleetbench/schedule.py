@@ -268,8 +268,9 @@ async def run_unit(
     used = [state.lane.lane_id]
     started, clock = time.time(), time.perf_counter()
     while True:
-        # Only the first try asks whether the unit is still ours: a restart follows requests this run already sent.
-        episode, lost = await _episode(executor, state, unit, calls, first=len(used) == 1)
+        # A try asks whether the unit is still ours until one of its requests was sent: a lane lost while the unit
+        # waited to enter it (parked, stopped) restarts the unit with nothing sent, after a wait as long as any.
+        episode, lost = await _episode(executor, state, unit, calls, unsent=not calls)
         if lost is None:
             break
         state.episodes_lost += 1
@@ -295,14 +296,14 @@ async def run_unit(
 
 
 async def _episode(
-    executor: Executor, state: LaneState, unit: Unit, calls: list[CallRecord], first: bool
+    executor: Executor, state: LaneState, unit: Unit, calls: list[CallRecord], unsent: bool
 ) -> tuple[Episode, LaneLost | None]:
     """One try of the episode on one lane, under the episode timeout; the loss that ended it, if any. Raises
     `ClaimGone` when the unit turned out to be another worker's before its first request (however the suite
     handled the chat's exception)."""
     conf, lane = executor.conf, state.lane
     chat = LaneChat(state, executor.provider, conf, unit.key, executor.run_id, calls, executor.model.generation)
-    if first and executor.still_ours is not None:
+    if unsent and executor.still_ours is not None:
         chat.still_ours = functools.partial(executor.still_ours, unit)
     judge = executor.judge.bind(conf, unit.key, executor.run_id, calls) if executor.judge else None
     context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment, judge=judge)

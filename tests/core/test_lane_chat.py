@@ -11,10 +11,10 @@ from typing import ClassVar
 import pytest
 
 from fleetbench.config.schema import SchedulerConf
-from fleetbench.errors import InfraFailure
+from fleetbench.errors import ClaimGone, InfraFailure
 from fleetbench.interfaces import Chat, Dispatch, EpisodeContext
-from fleetbench.lanes import LaneState, Pulse, TokenBucket
-from fleetbench.schedule import Executor, JudgePool, LaneChat, backoff_s, run_unit
+from fleetbench.lanes import LaneState, Mode, Pulse, TokenBucket
+from fleetbench.schedule import Executor, JudgePool, LaneChat, ModelLanes, backoff_s, run_unit
 from fleetbench.testing.fakes import Fault, ScriptedProvider, TinyOptions, TinySuite
 from fleetbench.testing.lanes import make_lane
 from fleetbench.testing.requests import request_of
@@ -302,6 +302,31 @@ def test_a_unit_no_longer_the_runs_own_sends_no_request_and_hands_nothing_over(s
     per_unit = 3 if isinstance(suite, _Stubborn) else 1
     assert len(provider.requests) == 2 * per_unit, "unit 1 sent nothing, even asked three times"
     assert state.free_slots == state.slots.limit, "every slot given back"
+
+
+def test_a_unit_whose_lane_was_lost_before_it_sent_anything_asks_again_on_its_next_lane() -> None:
+    """The unit waited to enter a lane that is parked meanwhile (`enter` raises before `still_ours` is asked): the
+    episode starts again on another lane, and there, before its first request, it asks. An attacker found it ran a
+    unit another worker had finished: only the first try used to ask."""
+    provider, asked = ScriptedProvider(), []
+
+    async def still_ours(unit: Unit) -> bool:
+        asked.append(unit.index)
+        return False
+
+    parked, other = LaneState.of(LANE), LaneState.of(make_lane("Model-3", base_model="Model", provider="scripted"))
+    parked.breaker.mode, parked.breaker.parked_until = Mode.PARKED, time.monotonic() + 60
+
+    async def scenario() -> None:
+        lanes = ModelLanes([parked, other], Pulse(), asyncio.Event())
+        model = ModelSpec("Model", "scripted", ())
+        executor = Executor(TinySuite(TinyOptions()), model, provider, FAST, "r", lanes=lanes, still_ours=still_ours)
+        with pytest.raises(ClaimGone):
+            await run_unit(executor, parked, make_unit("a" * 32, CELL))
+
+    asyncio.run(scenario())
+    assert asked == [0], "asked on the second lane, the first request's"
+    assert provider.requests == []
 
 
 # --- limits on a hand-moved clock ---------------------------------------------------------------------------------

@@ -111,3 +111,23 @@ def test_unknown_tables_and_other_suites_are_refused_in_one_line(run_cli: RunCli
     jsonl = run_cli("report", "report.tables=[5.1]")
     assert jsonl.returncode == 2
     assert stderr_lines(jsonl)[0].startswith("error: report.tables: the research tables read factor 'prompt_type'")
+
+
+def test_the_terminal_tables_show_every_cell_whole_however_wide_the_table(run_cli: RunCli) -> None:
+    """Table 5.3 of the demo experiment needs about 230 columns. Fitted to the console's width (200 when piped, the
+    terminal's otherwise), rich once cut the model column and the intervals short ('Sim-Ag…', '64.0–94.…'); the
+    tables now keep their natural width, as the overview table does."""
+    demo = ["experiment=workflow_demo", "report.tables=[flawed]"]
+    assert run_cli("run", "run.progress=off", "experiment=workflow_demo").returncode == 0
+    shown = run_cli("report", *demo)
+    assert shown.returncode == 0, shown.stderr
+    assert "…" not in shown.stdout
+    rates = [
+        f"{100 * cell['rate']:.1f}% [{100 * cell['ci_low']:.1f}–{100 * cell['ci_high']:.1f}]"
+        for table in _json(run_cli, *demo)
+        for row in table["rows"]
+        for cell in row.values()
+        if isinstance(cell, dict) and "ci_low" in cell
+    ]
+    assert rates and all(rate in shown.stdout for rate in rates)
+    assert max(len(line) for line in shown.stdout.splitlines()) > 200

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.text import Text
 
 from fleetbench.config.schema import ReportConf
@@ -335,6 +336,10 @@ def _plain(value: Any) -> Any:
     return value.plain() if isinstance(value, Rate) else value
 
 
+_UNBOUNDED = 100_000
+"""A width no table reaches: to measure a table's natural width."""
+
+
 def render_tables(tables: Iterable[ResearchTable], fmt: str, console: Console) -> str | None:
     """Print `table` format to the console; return the text of `markdown`, `csv` and `json`.
 
@@ -349,7 +354,15 @@ def render_tables(tables: Iterable[ResearchTable], fmt: str, console: Console) -
                 rich.add_column(column, no_wrap=True)
             for row in table.rows:
                 rich.add_row(*(_cell(v) for v in row))
-            console.print(rich, soft_wrap=True)
+            # At its natural width, uncropped, as the overview table: fitted to the terminal, rich cut the model
+            # column and the intervals short ("Sim-Ag…", "64.0–94.…"), losing what the table is for.
+            natural = Measurement.get(console, console.options.update_width(_UNBOUNDED), rich).maximum
+            fitted = console.width
+            console.width = max(fitted, natural)  # `print(width=…)` cannot widen past the console's own width
+            try:
+                console.print(rich, soft_wrap=True, crop=False)
+            finally:
+                console.width = fitted
         return None
     if fmt == "markdown":
         parts = []

@@ -428,7 +428,11 @@ def _end_job(line: str, exit_code: int) -> NoReturn:
 
     hydra_cfg = HydraConfig.get()
     job = f"sweep job #{hydra_cfg.job.num} (output {hydra_cfg.runtime.output_dir})"
-    raise launched.JobFailed(f"{job} failed (exit code {exit_code}): {' '.join(line.split())}", exit_code)
+    # An interrupted job did not fail: it kept what it finished, and running the sweep again resumes it.
+    ended = f"failed (exit code {exit_code}): {line}"
+    if exit_code == Interrupted.exit_code:
+        ended = f"was interrupted: {line.removeprefix('interrupted: ')}"
+    raise launched.JobFailed(f"{job} {' '.join(ended.split())}", exit_code)
 
 
 def _experiment_choice() -> str | None:

@@ -191,15 +191,29 @@ def one_line_when_a_worker_dies() -> Iterator[None]:
         from joblib.externals.loky.process_executor import TerminatedWorkerError
 
         try:
-            return original(self, job_overrides, initial_job_idx)
+            results = original(self, job_overrides, initial_job_idx)
         except TerminatedWorkerError:
             raise WorkerDied(WORKER_DIED) from None
+        if interrupts.received() and _only_interrupted(results):
+            # Every job that did not complete was interrupted, and each has said so on its own line: ending the sweep
+            # as Ctrl-C does spares Hydra's "Error executing job" and HYDRA_FULL_ERROR lines, which read as a crash.
+            raise KeyboardInterrupt
+        return results
 
     JoblibLauncher.launch = launch
     try:
         yield
     finally:
         JoblibLauncher.launch = original
+
+
+def _only_interrupted(results: Sequence[Any]) -> bool:
+    """Whether some of a batch's `JobReturn`s ended interrupted (`JobFailed` with exit code 130) and none failed
+    otherwise."""
+    from hydra.core.utils import JobStatus
+
+    ended = [result._return_value for result in results if result.status is not JobStatus.COMPLETED]
+    return bool(ended) and all(isinstance(value, JobFailed) and value.exit_code == 130 for value in ended)
 
 
 def end_worker_pools() -> None:

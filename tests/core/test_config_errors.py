@@ -31,6 +31,14 @@ CASES = [
         ["models.sim_agent.name: holds the control character '\\u202e' (at 3)"],
         id="right-to-left-override-in-a-model-name",
     ),
+    pytest.param(
+        ["models.sim_agent.deployments.5.rpm=5"],
+        ["models.sim_agent.deployments[5]: no such entry; the list has 3 (indices 0 to 2)"],
+        id="deployment-index-past-the-end",
+    ),
+    pytest.param(
+        ["run.models.1=Sim-Weak"], ["run.models[1]: no such entry; the list has 1 (index 0)"], id="list-index-past-end"
+    ),
     pytest.param(["+run.extra=1"], ["run.extra", "no such key", "instances"], id="added-unknown-key"),
     pytest.param(["+foo.bar=1"], ["foo: no such key", "scheduler, sharding"], id="added-unknown-top-level-key"),
     pytest.param(

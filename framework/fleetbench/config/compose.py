@@ -16,7 +16,7 @@ from hydra.errors import (
     MissingConfigException,
     OverrideParseException,
 )
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from fleetbench.config.groups import broken_plugin
@@ -115,8 +115,14 @@ def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseExceptio
 
 
 def _keyed_message(exc: OmegaConfBaseException, overrides: Sequence[str]) -> str:
-    """A failure about one key; a list or mapping typed for a text key (`run.label=[x]`) says how to quote it."""
+    """A failure about one key; a list or mapping typed for a text key (`run.label=[x]`) says how to quote it, and an
+    index past a list's end (`models.x.deployments.5.rpm=1`) names the indices there are."""
     key = str(exc.full_key)
+    entries = exc.parent_node
+    index = re.search(r"\[(\d+)\]$", key)
+    if isinstance(entries, ListConfig) and index is not None and int(index.group(1)) >= len(entries):
+        there = {0: "none", 1: "index 0"}.get(len(entries), f"indices 0 to {len(entries) - 1}")
+        return f"{key}: no such entry; the list has {len(entries)} ({there}); give the whole list to change its length"
     given = [o.split("=", 1)[1] for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+~") == key]
     if given and re.match(r"Cannot convert '(list|dict)' to string", _one_line(exc)):
         value = given[-1]

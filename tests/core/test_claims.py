@@ -153,7 +153,7 @@ def test_a_worker_waiting_for_units_another_worker_holds_says_so_on_the_terminal
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     _finish([holder])
     assert waiter.returncode == 0, waiter.stderr
-    assert "waiting for 5 units other workers hold (run when they finish" in waiter.stdout
+    assert "warning: waiting for 5 units other workers hold (run when they finish" in waiter.stderr
     assert len(_query(url, "select unit_key from units")) == 5 and len(_query(url, "select unit_key from calls")) == 5
 
 

@@ -45,5 +45,8 @@ def test_the_run_log_records_start_plan_lane_health_retries_and_end(run_cli: Run
     assert SECRET not in log and SECRET not in process.stdout + process.stderr
     assert "INFO" not in process.stdout + process.stderr, "the events go to the log file, not the terminal"
     # A lane parked and resumed reaches the terminal too (as a warning): a run waiting on a lane is never silent.
-    assert re.search(r"lane Sim-Agent-2 parked for 0\.2s after 2 failures in a row \(last: \w+\)", process.stdout)
-    assert "lane Sim-Agent-2 resumed: its probe was answered" in process.stdout
+    # On stderr, as the CLI's other notices: stdout carries the run's table alone.
+    assert re.search(r"^warning: lane Sim-Agent-2 parked for 0\.2s after 2 failures in a row \(last: \w+\); ",
+                     process.stderr, re.MULTILINE)  # fmt: skip
+    assert "warning: lane Sim-Agent-2 resumed: its probe was answered" in process.stderr.splitlines()
+    assert "lane Sim-Agent-2" not in process.stdout

@@ -137,10 +137,15 @@ def test_an_unwritable_working_directory_is_one_line(
 
 
 @pytest.mark.postgres
-def test_a_missing_postgresql_database_is_one_line(run_cli: RunCli, tmp_path: Path, postgres_url: str) -> None:
+@pytest.mark.parametrize("command", ["run", "report", "status", "runs", "show"])
+def test_a_missing_postgresql_database_is_one_line_naming_where_the_url_comes_from(
+    run_cli: RunCli, tmp_path: Path, postgres_url: str, command: str
+) -> None:
+    """Every command, reading ones included (they once left out where the URL comes from)."""
     missing = postgres_url.rsplit("/", 1)[0] + "/fleetbench_no_such_database"
-    line = _one_error_line(run_cli("run", f"storage.url={missing}"))
+    line = _one_error_line(run_cli(command, f"storage.url={missing}"))
     assert 'database "fleetbench_no_such_database" does not exist' in line
+    assert line.endswith("(set storage.url, or FLEETBENCH_DATABASE_URL with storage=postgres)")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -26,6 +26,9 @@ from .writes import prepare_batch, write_prepared
 SQLITE_HEADER = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
+URL_HINT = "(set storage.url, or FLEETBENCH_DATABASE_URL with storage=postgres)"
+"""Where a server database's URL comes from, added to a failure to reach it."""
+
 STREAM_CHUNK = 10_000
 """Rows fetched per round trip when streaming keys or exports (a server-side cursor on PostgreSQL)."""
 
@@ -79,10 +82,20 @@ class SqlDatabase:
             self._check_sqlite_path(writable=False)
         engine = self.engine(writable)
         if not self._schema_checked:
-            with self.errors("reading the schema version"):
-                migrations.check_revision(engine, self._where)
+            try:
+                with self.errors("reading the schema version"):
+                    migrations.check_revision(engine, self._where)
+            except StorageError as error:
+                raise self._with_url_hint(error) from error.__cause__
             self._schema_checked = True
         return engine
+
+    def _with_url_hint(self, error: StorageError) -> StorageError:
+        """`error`, naming where the URL comes from when the server could not be reached or has no such database:
+        the postgres preset reads it from the environment."""
+        if self.dialect == "sqlite" or not isinstance(error.__cause__, exc.OperationalError):
+            return error
+        return StorageError(f"{error} {URL_HINT}")
 
     def _check_sqlite_path(self, writable: bool) -> None:
         """Refuse, before SQLite creates or touches anything, a path it could not use as asked.
@@ -127,7 +140,7 @@ class SqlDatabase:
             with self.errors("connecting"), self.engine().connect():
                 pass
         except StorageError as error:  # name where the URL comes from: the postgres preset reads the environment
-            raise StorageError(f"{error} (set storage.url, or FLEETBENCH_DATABASE_URL with storage=postgres)") from None
+            raise StorageError(f"{error} {URL_HINT}") from None
 
     def migrate(self) -> list[str]:
         self._check_sqlite_path(writable=True)

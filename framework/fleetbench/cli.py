@@ -920,7 +920,8 @@ def cmd_export(args: Sequence[str]) -> int:
     with _storage(common) as storage:
         rows_filter, scope = _scoped_filter(cfg, common, overrides, suite, storage)
         try:
-            written = export(settings.format, folder, storage, suite, rows_filter, scope.rows_by(common.report.by))
+            by = scope.rows_by(common.report.by)
+            written = export(settings.format, folder, storage, suite, rows_filter, by, scope.description)
         except OSError as exc:  # a full disk, a directory that refuses files: one line, nothing half-written
             raise UserError(f"export.output: cannot write into {str(folder)!r}: {exc.strerror or exc}") from None
     for path in written:

@@ -148,8 +148,10 @@ def test_table_exports_use_the_report_tables_column_names(filled: Filled) -> Non
     assert row["model"] == "Sim-Agent"
     assert row["units"] == len(_done(filled.units))
     assert row["full %"] == pytest.approx(100 * sum(u["outcome"] == "success" for u in filled.units) / row["units"])
+    assert document["scope"].startswith("scope: ")
     markdown = (filled.export("markdown") / "report.md").read_text().splitlines()
-    assert [cell.strip() for cell in markdown[0].strip("|").split("|")] == header
+    assert markdown[:2] == [document["scope"], ""], "the scope line, as `report.format=markdown` prints it"
+    assert [cell.strip() for cell in markdown[2].strip("|").split("|")] == header
 
 
 def _calls_per_unit(url: str) -> Counter[str]:

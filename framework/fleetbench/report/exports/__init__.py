@@ -26,14 +26,21 @@ CSV50 = "test_results_complete.csv"
 
 
 def export(
-    fmt: str, folder: Path, storage: Storage, suite: Suite, filter: ReportFilter, by: Sequence[str] = ()
+    fmt: str,
+    folder: Path,
+    storage: Storage,
+    suite: Suite,
+    filter: ReportFilter,
+    by: Sequence[str] = (),
+    scope: str = "",
 ) -> list[Path]:
-    """Write the format's files into `folder`; return their paths."""
+    """Write the format's files into `folder`; return their paths. `scope`: the report's scope line (what the
+    numbers cover), which the JSON and Markdown tables carry."""
     if fmt in ("csv", "json", "markdown"):
         from fleetbench.report.exports.tabular import TABULAR
 
         name, render = TABULAR[fmt]
-        return [write_text(folder / name, render(build_report(storage, filter, suite.metrics(), by)))]
+        return [write_text(folder / name, render(build_report(storage, filter, suite.metrics(), by, scope)))]
     if fmt == "parquet":
         from fleetbench.report.exports import parquet
 

@@ -2,6 +2,7 @@
 
 Values are machine-readable (numbers, not "45.0%"): a rate column holds a percentage as a number. Deployment shares
 follow as rows of their own kind in JSON, and are left out of CSV/Markdown rows, which hold one row per aggregate.
+JSON and Markdown carry the report's scope line (what the numbers cover); CSV holds the table alone.
 """
 
 from __future__ import annotations
@@ -44,14 +45,17 @@ def to_csv(report: Report) -> str:
 
 def to_json(report: Report) -> str:
     columns, rows = records(report)
-    return json.dumps({"columns": columns, "rows": rows, "deployment_shares": report.shares}, indent=2) + "\n"
+    document = {"scope": report.scope, "columns": columns, "rows": rows, "deployment_shares": report.shares}
+    return json.dumps(document, indent=2) + "\n"
 
 
 def to_markdown(report: Report) -> str:
+    """The table, under its scope line (what the numbers cover), as `report.format=markdown` prints it."""
     columns, rows = records(report)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    head = f"{report.scope}\n" if report.scope else ""
+    lines = [head, "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row[name]) for name in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def _cell(value: Any) -> str:

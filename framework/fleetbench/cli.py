@@ -109,7 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _error(message: str) -> None:
     """One line on stderr, never wrapped (scripts and tests read it); text it quotes (a label, an override) has its
     control and format characters escaped, as in the tables."""
-    print(printable(" ".join(message.split())), file=sys.stderr, flush=True)
+    # One write, line break included: the jobs of a sweep share this stderr, and print's two writes (text, then the
+    # line break) let another job's line land between them.
+    sys.stderr.write(printable(" ".join(message.split())) + "\n")
+    sys.stderr.flush()
     if message.startswith("interrupted"):
         interrupts.reported()
 

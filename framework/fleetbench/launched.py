@@ -127,7 +127,10 @@ def stop_with_the_sweep() -> Iterator[None]:
         done.set()
         watcher.join()
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            # Ctrl-C stays recorded only: the worker now waits idle for its next job, and a KeyboardInterrupt there
+            # broke joblib's pool, which then killed the jobs still draining (runs left `running`) and printed
+            # sixty lines of traceback. SIGTERM gets its handler back: the pool ends idle workers with it.
+            signal.signal(sig, _record_only if sig == signal.SIGINT else handler)
 
 
 def _record_only(signum: int, frame: FrameType | None) -> None:

@@ -394,6 +394,40 @@ def test_ctrl_c_lets_the_joblib_workers_drain_then_a_rerun_runs_exactly_what_is_
     assert _count_units(db) == 200
 
 
+def _one_job_completed_and_units_stored(units: int) -> Callable[[subprocess.Popen[str], Path], bool]:
+    """A `signal_it` that sends Ctrl-C to the sweep's process group once a job has completed (its loky worker idle)
+    and `units` units are stored."""
+
+    def signal_it(popen: subprocess.Popen[str], db: Path) -> bool:
+        if _count_units(db) < units or "completed" not in _run_statuses(db):
+            return False
+        os.killpg(popen.pid, signal.SIGINT)
+        return True
+
+    return signal_it
+
+
+def test_ctrl_c_while_a_joblib_worker_is_idle_still_lets_the_running_job_drain(tmp_path: Path) -> None:
+    """Job 0 (5 units) is over and its loky worker waits for work when Ctrl-C reaches the group. The idle worker once
+    died of the KeyboardInterrupt, which broke joblib's pool: the job still running was killed mid-drain (its run left
+    `running`) and sixty lines of traceback were printed."""
+    db = tmp_path / "sweep.db"
+    sweep = ["run", "-m", "run.instances=1,24", f"storage.url=sqlite:///{db}", "hydra/launcher=joblib"]
+    returncode, stderr = _signal_mid_sweep(
+        tmp_path, [*sweep, "hydra.launcher.n_jobs=2", *SLOW], _one_job_completed_and_units_stored(12)
+    )
+    assert returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and "BrokenProcessPool" not in stderr, stderr[-3000:]
+    assert "interrupted: every finished unit is kept; run again to resume" in stderr.splitlines(), stderr[-3000:]
+    stored = _stored(f"sqlite:///{db}")
+    assert sorted(status for status, _, _ in stored.runs) == ["completed", "interrupted"], "the running job drained"
+    # Job 1's 120 units include job 0's 5 (a unit's key holds its index, not run.instances).
+    assert stored.units == sum(executed for _, _, executed in stored.runs) < 120
+    again = _launch(tmp_path, *sweep, "hydra.launcher.n_jobs=1").process
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _count_units(db) == 120
+
+
 def test_sigterm_to_the_launching_process_alone_stops_the_joblib_sweep_and_starts_no_other_job(
     tmp_path: Path,
 ) -> None:
@@ -462,6 +496,17 @@ def _pids_storing(db: Path) -> list[int]:
             return [int(pid) for (pid,) in rows]
         except sqlite3.OperationalError:  # the schema is not there yet
             return []
+
+
+def _run_statuses(db: Path) -> set[str]:
+    """The statuses of the runs recorded so far (a running run has no executed count yet: `_stored` wants one)."""
+    if not db.exists():
+        return set()
+    with sqlite3.connect(db) as connection:
+        try:
+            return {str(status) for (status,) in connection.execute("select status from runs")}
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return set()
 
 
 def _count_units(db: Path) -> int:

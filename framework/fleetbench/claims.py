@@ -151,7 +151,10 @@ class ClaimedUnits(UnitSource):
         return None if batch is None else self._claim_on.submit(self._taken, batch)
 
     def _taken(self, batch: list[Unit]) -> tuple[list[Unit], float]:
-        return self._lease.take(batch), time.monotonic()
+        # The time before the claim, as its expiry counts from then: a claim that waited for the database lock must
+        # not be taken for fresher than it is.
+        asked = time.monotonic()
+        return self._lease.take(batch), asked
 
     def _handed_out(self, taken: list[Unit], claimed_at: float) -> Iterator[tuple[Unit, int]]:
         """Each unit of `taken` to hand out, with how many are left after it."""
@@ -162,8 +165,9 @@ class ClaimedUnits(UnitSource):
                 # process that stood still past its lease (SIGSTOP, a suspended machine, swapping) may find others
                 # took it over and ran it meanwhile: ask again (on the storage thread too, between its commits, as
                 # every claim), so that only what is still ours runs.
+                asked = time.monotonic()  # before the claim, as in `_taken`
                 held = deque(self._claim_on.submit(self._lease.keep, list(held)).result())
-                claimed_at = time.monotonic()
+                claimed_at = asked
                 continue
             unit = held.popleft()
             # Marked as each is yielded, not when claimed: a lane's slice may stop in the middle of a claimed batch.

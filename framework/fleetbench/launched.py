@@ -32,7 +32,7 @@ from typing import Any
 from hydra.errors import CompactHydraException
 
 from fleetbench import interrupts
-from fleetbench.errors import FleetbenchError
+from fleetbench.errors import FleetbenchError, Interrupted
 
 _launching_pid: int | None = None
 
@@ -216,7 +216,9 @@ def _only_interrupted(results: Sequence[Any]) -> bool:
     from hydra.core.utils import JobStatus
 
     ended = [result._return_value for result in results if result.status is not JobStatus.COMPLETED]
-    return bool(ended) and all(isinstance(value, JobFailed) and value.exit_code == 130 for value in ended)
+    return bool(ended) and all(
+        isinstance(value, JobFailed) and value.exit_code == Interrupted.exit_code for value in ended
+    )
 
 
 def end_worker_pools() -> None:

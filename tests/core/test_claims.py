@@ -247,16 +247,13 @@ def test_the_claims_an_interrupted_worker_never_started_are_run_by_the_worker_th
     assert _query(url, "select * from claims") == []
 
 
-def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_others_took_over_meanwhile(
-    database: tuple[str, list[str]], tmp_path: Path
-) -> None:
-    """Worker 0 claims 64 units at a time and is stopped (SIGSTOP) once its first unit is stored, for longer than its
-    2 s lease; worker 1 takes its claims over and runs the whole plan. Continued, worker 0 finishes the units it had
-    in flight (their claims died while it stood still) and none of the rest of its batch: it once ran them all
-    again, which with a paid API is paid twice."""
-    url, storage = database
-    overrides = [*storage, *SLOW, *LEASE, "run.instances=40", "suite.items=cycle", "run.claim_batch=64"]
-    sleeper = _start(tmp_path, [*overrides, "run.worker=0"])
+def _stop_past_the_lease_while_another_runs_the_plan(
+    url: str, tmp_path: Path, sleeper_overrides: Sequence[str], taker_overrides: Sequence[str]
+) -> list[str]:
+    """Start worker 0, stop it (SIGSTOP) once its first unit is stored, for 3 s past its 2 s lease; meanwhile worker 1
+    runs the whole 200-unit plan; continue worker 0 and let it finish. Checks that every planned unit is stored once
+    and no claim is left; returns the units both workers ran."""
+    sleeper = _start(tmp_path, [*sleeper_overrides, "run.worker=0"])
     stored = f"select count(*) n from units u join runs r on r.run_id = u.run_id where r.pid = {sleeper.pid}"
     _wait(lambda: bool(_query(url, stored)) and _query(url, stored)[0]["n"] > 0, [sleeper], timeout_s=300)
     sleeper.send_signal(signal.SIGSTOP)
@@ -264,7 +261,7 @@ def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_others_took_over
         time.sleep(3)  # past the lease: its claims expire
         held = _query(url, "select count(*) n from claims")[0]["n"]
         assert held > 6, "the stopped worker held only the units in flight: the test would show nothing"
-        taker = subprocess.run([*CLI, "run", *overrides, "run.worker=1"], cwd=tmp_path, env=cli_env(),
+        taker = subprocess.run([*CLI, "run", *taker_overrides, "run.worker=1"], cwd=tmp_path, env=cli_env(),
                                capture_output=True, text=True, timeout=300)  # fmt: skip
         assert taker.returncode == 0, taker.stderr[-2000:]
     finally:
@@ -272,9 +269,20 @@ def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_others_took_over
     _finish([sleeper])
     units = _query(url, "select unit_key from units")
     assert len(units) == len({u["unit_key"] for u in units}) == 200, "every planned unit stored once"
-    twice = [key for key, by in _runs_per_unit(url).items() if len(by) > 1]
-    assert len(twice) <= 6, f"{len(twice)} units run by both workers; at most the 6 in flight at the stop may be"
     assert _query(url, "select * from claims") == []
+    return [key for key, by in _runs_per_unit(url).items() if len(by) > 1]
+
+
+def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_others_took_over_meanwhile(
+    database: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """Worker 0 claims 64 units at a time; worker 1 takes its claims over while it stands still. Continued, worker 0
+    finishes the units it had in flight (their claims died while it stood still) and none of the rest of its batch:
+    it once ran them all again, which with a paid API is paid twice."""
+    url, storage = database
+    overrides = [*storage, *SLOW, *LEASE, "run.instances=40", "suite.items=cycle", "run.claim_batch=64"]
+    twice = _stop_past_the_lease_while_another_runs_the_plan(url, tmp_path, overrides, overrides)
+    assert len(twice) <= 6, f"{len(twice)} units run by both workers; at most the 6 in flight at the stop may be"
 
 
 def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_waiting_in_its_lanes(
@@ -291,23 +299,8 @@ def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_waiting_in_its_l
         for i in range(3)
         for knob in ("params.latency_ms=250", "max_concurrency=8", "rpm=60")
     ]
-    sleeper = _start(tmp_path, [*plan, *queued, "run.worker=0"])
-    stored = f"select count(*) n from units u join runs r on r.run_id = u.run_id where r.pid = {sleeper.pid}"
-    _wait(lambda: bool(_query(url, stored)) and _query(url, stored)[0]["n"] > 0, [sleeper], timeout_s=300)
-    sleeper.send_signal(signal.SIGSTOP)
-    try:
-        time.sleep(3)  # past the lease: its claims expire
-        taker = subprocess.run([*CLI, "run", *plan, *SLOW, "run.worker=1"], cwd=tmp_path, env=cli_env(),
-                               capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert taker.returncode == 0, taker.stderr[-2000:]
-    finally:
-        sleeper.send_signal(signal.SIGCONT)
-    _finish([sleeper])
-    units = _query(url, "select unit_key from units")
-    assert len(units) == len({u["unit_key"] for u in units}) == 200, "every planned unit stored once"
-    twice = [key for key, by in _runs_per_unit(url).items() if len(by) > 1]
+    twice = _stop_past_the_lease_while_another_runs_the_plan(url, tmp_path, [*plan, *queued], [*plan, *SLOW])
     assert len(twice) <= 3, f"{len(twice)} units run by both workers; at most the 3 in flight at the stop may be"
-    assert _query(url, "select * from claims") == []
 
 
 @pytest.mark.parametrize(

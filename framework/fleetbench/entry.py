@@ -21,6 +21,7 @@ def _interrupted_at_start() -> None:
 
 try:
     from fleetbench import interrupts
+    from fleetbench.gcpause import collector_paused
 
     interrupts.install()
 except KeyboardInterrupt:
@@ -29,8 +30,11 @@ except KeyboardInterrupt:
 
 def main() -> None:
     """`fleetbench ...`: import the CLI, run it, exit with its code."""
+    # The CLI's imports (Hydra, OmegaConf, rich) build objects that live as long as the process: the cyclic collector
+    # stays off while they load and never scans them afterwards (about a tenth of a reading command's time).
     try:
-        from fleetbench.cli import entry
+        with collector_paused():
+            from fleetbench.cli import entry
     except KeyboardInterrupt:
         _interrupted_at_start()
     try:

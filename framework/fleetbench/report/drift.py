@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetbench.gcpause import preload
 from fleetbench.interfaces import Storage
 from fleetbench.types import ReportFilter
 
@@ -111,6 +112,7 @@ def _hashable(value: Any) -> Any:
 
 def audit_counts(counts: Mapping[str, Mapping[str, Counts]], alpha: float, min_units: int) -> DriftAudit:
     """The audit of per-model, per-deployment, per-cell counts (see `audit`)."""
+    preload("statsmodels.stats.multitest", "statsmodels.stats.contingency_tables")
     from statsmodels.stats.multitest import multipletests
 
     pairs: list[PairTest] = []

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fleetbench.gcpause import preload
 from fleetbench.interfaces import Storage, Suite
 from fleetbench.report.drift import DEFAULT_ALPHA, DEFAULT_MIN_UNITS, DeploymentDrift, audit
 from fleetbench.types import ReportFilter
@@ -44,6 +45,7 @@ class Rate:
 
 def wilson(label: str, hits: int, total: int) -> Rate:
     """The share with its 95% Wilson score interval (statsmodels)."""
+    preload("statsmodels.stats.proportion")
     from statsmodels.stats.proportion import proportion_confint
 
     if not total:
@@ -115,6 +117,7 @@ def _bar_plot(title: str, series: Mapping[str, Sequence[Rate]], ylabel: str = "s
     import matplotlib
 
     matplotlib.use("Agg")
+    preload("matplotlib.pyplot")
     import matplotlib.pyplot as plt
 
     labels = list(dict.fromkeys(rate.label for rates in series.values() for rate in rates))
@@ -145,6 +148,7 @@ def _latency_plot(stats: Sequence[DeploymentStats]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
+    preload("matplotlib.pyplot")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(max(4.0, 1.2 * len(stats) + 2), 3.2))

@@ -34,6 +34,7 @@ from rich.text import Text
 
 from fleetbench.config.schema import ReportConf
 from fleetbench.errors import ConfigError
+from fleetbench.gcpause import preload
 from fleetbench.interfaces import Storage
 from fleetbench.report.scope import ReportScope
 from fleetbench.terminal import PlainTable, printable
@@ -77,6 +78,7 @@ def wilson(successes: int, trials: int, confidence: float) -> Rate:
     """The Wilson score interval of `successes` out of `trials` (scipy's `binomtest(...).proportion_ci`)."""
     if trials <= 0:
         return Rate(successes, trials, None, None)
+    preload("scipy.stats")
     from scipy.stats import binomtest
 
     interval = binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
@@ -87,6 +89,7 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     """Two-sided p-value of McNemar's exact test from the discordant pair counts (1.0 when there are none)."""
     if only_a + only_b == 0:
         return 1.0
+    preload("scipy.stats")
     from scipy.stats import binomtest
 
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)

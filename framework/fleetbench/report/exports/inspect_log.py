@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.errors import UserError
+from fleetbench.gcpause import preload
 from fleetbench.interfaces import Suite
 from fleetbench.report.exports.files import staged
 
@@ -28,7 +29,7 @@ _IDENTITY = {"unit_key", "suite", "base_model", "deployment", "lane_id", "run_id
 
 def _require() -> None:
     try:
-        import inspect_ai  # noqa: F401
+        preload("inspect_ai", "inspect_ai.log", "inspect_ai.model", "inspect_ai.scorer")
     except ImportError:
         raise UserError(
             "export.format=inspect needs inspect_ai: pip install -c constraints.txt 'fleetbench[inspect]'"

@@ -331,7 +331,9 @@ class Storage(Plugin):
         """Claim for `run_id`, until `expires_at`, those of `units` that are not completed and not held by another
         run's claim that is still live at `now` (an expired claim, or one `run_id` holds, is taken over); return the
         keys claimed. Atomic against any number of concurrent callers in any process: a key is claimed by at most one
-        run at a time. Writing a unit's result releases its claim."""
+        run at a time. Writing a completed result releases the unit's claim, whoever holds it; writing an infra error
+        releases only the writing run's own claim (a worker stopped past its lease writes one late, after another run
+        took the unit over and may be running it: that run keeps its claim)."""
 
     @abc.abstractmethod
     def renew_claims(self, run_id: str, expires_at: float) -> int:

@@ -201,7 +201,10 @@ class MemoryStorage(Storage):
             self._run(run_id)
         completed = 0
         for result in results:
-            self._claims.pop(result.key, None)
+            held = self._claims.get(result.key)
+            # A completed unit frees its claim, whoever holds it; an infra error only the writer's own (see `write`).
+            if result.episode.outcome is not Outcome.INFRA_ERROR or (held is not None and held[0] == result.run_id):
+                self._claims.pop(result.key, None)
             stored = self._units.get(result.key)
             if stored is not None and stored.done:
                 continue

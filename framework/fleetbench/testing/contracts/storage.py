@@ -238,6 +238,22 @@ class StorageContract:
         )
         assert storage.claim(RUN, units[:2], now=102.0, expires_at=1e12) == {units[1].key}
 
+    def test_a_late_infra_error_leaves_the_claim_of_the_run_that_took_the_unit_over(self, storage: Storage) -> None:
+        """A worker stopped past its lease writes its request's failure late, after another run took the unit over
+        and may be running it: that run keeps its claim, so no third worker can take the unit meanwhile."""
+        units = kit_units()
+        ready(storage, run_record(), run_record(LATER_RUN, 2000.0))
+        assert storage.claim(RUN, units[:2], now=100.0, expires_at=110.0) == {units[0].key, units[1].key}
+        assert storage.claim(LATER_RUN, units[:2], now=120.0, expires_at=1e12) == {units[0].key, units[1].key}
+        storage.write([result(units[0], Outcome.INFRA_ERROR)], [])  # RUN's late write
+        held = {c.unit_key: c.run_id for c in storage.open_claims(SCOPE, 0)}
+        assert held == {units[0].key: LATER_RUN, units[1].key: LATER_RUN}
+        assert storage.claim(RUN, units[:2], now=130.0, expires_at=1e12) == set(), "still LATER_RUN's"
+        storage.write([result(units[1])], [])  # a late completed result ends the unit: its claim goes, whoever's
+        assert {c.unit_key for c in storage.open_claims(SCOPE, 0)} == {units[0].key}
+        storage.write([result(units[0], Outcome.INFRA_ERROR, run_id=LATER_RUN)], [])
+        assert storage.open_claims(SCOPE, 0) == [], "the holder's own infra error gives its claim back"
+
     def test_live_runs_and_recent_calls(self, storage: Storage) -> None:
         units = kit_units()
         plan_a = dataclasses.replace(run_record(), plan="p" * 32, worker=3)

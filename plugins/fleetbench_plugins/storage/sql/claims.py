@@ -87,9 +87,15 @@ def expire_run(connection: Connection, run_id: str, at: float) -> None:
 
 
 def release_keys(connection: Connection, keys: Sequence[str]) -> None:
-    """Drop the claims of these units (their results were just written, whoever held them)."""
+    """Drop the claims of these units (they were just completed, whoever held them)."""
     if keys:
         connection.execute(_release(), {"keys": list(keys)})
+
+
+def release_own(connection: Connection, run_id: str, keys: Sequence[str]) -> None:
+    """Drop `run_id`'s claims of these units; a claim another run holds on them stays."""
+    if keys:
+        connection.execute(_release().where(claims.c.run_id == run_id), {"keys": list(keys)})
 
 
 @functools.cache

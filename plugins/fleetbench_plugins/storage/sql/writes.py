@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete, insert
 
 from fleetbench.types import CallRecord, UnitResult
 
-from .claims import release_keys
+from .claims import release_keys, release_own
 from .engine import insert_for
 from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_key, unit_row
 from .schema import INFRA_ERROR, calls, transcripts, units
@@ -74,8 +74,14 @@ def write_prepared(connection: Connection, batch: PreparedBatch, slots: dict[str
     if batch.call_rows:
         connection.execute(insert(calls), batch.call_rows)
         add_calls(connection, batch.call_rows, {row["unit_key"]: row for row in rows})
-    # Written (or refused because another worker completed it first): either way nobody needs the claim any more.
-    release_keys(connection, [row["unit_key"] for row in rows])
+    # A completed unit (written, or refused because another worker completed it first): nobody needs its claim any
+    # more. An infra error gives back only the writer's own claim: a worker stopped past its lease writes one late,
+    # after another worker took the unit over and may be running it; dropping that claim would let a third take it.
+    release_keys(connection, [row["unit_key"] for row in rows if row["outcome"] != INFRA_ERROR])
+    for run_id in sorted({row["run_id"] for row in rows if row["outcome"] == INFRA_ERROR}):
+        release_own(
+            connection, run_id, [r["unit_key"] for r in rows if r["outcome"] == INFRA_ERROR and r["run_id"] == run_id]
+        )
     return sum(1 for row in rows if row["unit_key"] in written and row["outcome"] != INFRA_ERROR)
 
 

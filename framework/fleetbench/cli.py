@@ -416,8 +416,8 @@ def _run_and_report(cfg: DictConfig) -> None:
     print_summary(summary)
     if summary.status == "deadline":
         _end_job(
-            f"deadline: scheduler.deadline_s={spec.scheduler.deadline_s:g} passed; {summary.executed} units finished "
-            "and kept; run again to resume",
+            f"deadline: scheduler.deadline_s={spec.scheduler.deadline_s:g} passed; {summary.kept()}; run again to "
+            "resume",
             DEADLINE_EXIT,
         )
 

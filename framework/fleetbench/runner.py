@@ -40,7 +40,7 @@ from fleetbench.plan import MissingUnits, ModelPlan, diff, model_plan
 from fleetbench.progress import NullProgress, ProgressView
 from fleetbench.schedule import Executor, JudgePool
 from fleetbench.signals import Signals, deferred, note_only, sync_signals_interrupt
-from fleetbench.types import CallRecord, CallStatus, RunRecord, Unit, UnitResult
+from fleetbench.types import CallRecord, CallStatus, Outcome, RunRecord, Unit, UnitResult
 from fleetbench.workers import ModelWork, lane_workers
 from fleetbench.writer import ResultWriter
 
@@ -76,6 +76,13 @@ class RunSummary:
     """Of `wall_s`, the time spent waiting for providers to start (litellm's import) before the first request."""
     held_elsewhere: int = 0
     """Units this run skipped because other workers of the plan held or had completed them."""
+
+    def kept(self) -> str:
+        """What a stopped run kept, for its last line: the units finished, and apart from them those that ended in
+        infrastructure errors (stored, but not done: a resume runs them again)."""
+        infra = self.outcomes[Outcome.INFRA_ERROR.value]
+        text = f"{self.executed - infra} units finished and kept"
+        return text + (f", {infra} not done (infrastructure errors: they run again)" if infra else "")
 
     def record(self, result: UnitResult, calls: Sequence[CallRecord]) -> None:
         """Count one committed result."""
@@ -169,7 +176,7 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
             _log_end(summary, lease)
     if summary.status == "interrupted":
         raise RunInterrupted(
-            f"interrupted: {summary.executed} units finished and kept (run {run_id[:12]}); run again to resume",
+            f"interrupted: {summary.kept()} (run {run_id[:12]}); run again to resume",
             summary,
         )
     return summary

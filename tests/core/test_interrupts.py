@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 
 from fleetbench.config import RunSpec, compose_config, resolve_run
 from fleetbench.errors import Interrupted
-from fleetbench.runner import run
+from fleetbench.runner import RunSummary, run
 from fleetbench.types import Lane, Outcome
 from tests.conftest import CLI, cli_env
 
@@ -317,3 +317,13 @@ def test_a_signal_in_a_garbage_collection_callback_prints_no_traceback(capsys: p
     err = capsys.readouterr().err
     assert "KeyboardInterrupt" not in err
     assert "ValueError: a real bug" in err
+
+
+def test_a_stopped_runs_last_line_counts_infrastructure_errors_apart_from_what_it_kept() -> None:
+    # An infra error is stored but not done: "finished and kept" would promise a result the resume runs again.
+    summary = RunSummary("r" * 32, planned=10, already_stored=0, executed=5)
+    summary.outcomes.update({Outcome.SUCCESS.value: 2, Outcome.FAILURE.value: 1, Outcome.INFRA_ERROR.value: 2})
+    assert summary.kept() == "3 units finished and kept, 2 not done (infrastructure errors: they run again)"
+    summary.outcomes[Outcome.INFRA_ERROR.value] = 0
+    summary.executed = 3
+    assert summary.kept() == "3 units finished and kept"

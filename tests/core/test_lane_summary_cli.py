@@ -85,6 +85,7 @@ def test_a_run_stopped_by_its_deadline_exits_124_and_resumes(run_cli: RunCli, tm
         (stored,) = connection.execute("select count(*) from units where outcome != 'infra_error'").fetchone()
     assert 0 < stored < 2000
     assert f"{stored} newly stored" in process.stdout, "the summary is printed and counts what was kept"
+    assert f"passed; {stored} units finished and kept" in process.stderr
     again = run_cli("run", *plan)
     assert again.returncode == 0, again.stderr
     assert f"planned 2000 units: {stored} already stored, {2000 - stored} executed" in again.stdout

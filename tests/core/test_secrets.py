@@ -264,3 +264,17 @@ def test_the_value_of_a_hydra_flag_is_not_read_as_an_override() -> None:
 
     args = ["-cd", "/srv/passwd", "-p", "hydra.launcher", "--config-name=config", "run.instances=1"]
     assert hide_secrets(args, environ={}) == args
+
+
+def test_a_comma_in_a_secret_without_multirun_is_refused_without_echoing_it_or_its_placeholders(
+    run_cli: RunCli,
+) -> None:
+    # Hydra would quote the rewritten value, `${oc.env:FLEETBENCH_SECRET_0}` references that tell the user nothing.
+    process = run_cli("run", f"models.sim_agent.deployments.0.api_keys={KEY_A},{KEY_B}", "run.instances=1")
+    assert process.returncode == 2
+    assert process.stderr.strip() == (
+        "error: models.sim_agent.deployments.0.api_keys: the value has a comma (not shown: it holds a secret): write a "
+        "list (models.sim_agent.deployments.0.api_keys=[...]) for several values, quote it to keep it one string "
+        "(models.sim_agent.deployments.0.api_keys='...'), or sweep over it with -m"
+    )
+    assert KEY_A not in process.stdout + process.stderr and "FLEETBENCH_SECRET" not in process.stderr

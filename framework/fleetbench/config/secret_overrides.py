@@ -28,11 +28,12 @@ def hide_secrets(args: Sequence[str], environ: MutableMapping[str, str] | None =
     vault = SecretVault(os.environ if environ is None else environ)
     parser = OverridesParser.create()
     taking_values = _flags_taking_a_value()
+    multirun = any(arg in ("-m", "--multirun") for arg in args)
     out: list[str] = []
     for index, arg in enumerate(args):
         previous = args[index - 1] if index else ""
         flag_value = previous in taking_values  # `-cd DIR`, `-p hydra.launcher`: a flag's value, not an override
-        out.append(arg if arg.startswith("-") or flag_value else _hidden(arg, parser, vault))
+        out.append(arg if arg.startswith("-") or flag_value else _hidden(arg, parser, vault, multirun))
     return out
 
 
@@ -49,7 +50,7 @@ def _flags_taking_a_value() -> set[str]:
     }
 
 
-def _hidden(arg: str, parser: OverridesParser, vault: SecretVault) -> str:
+def _hidden(arg: str, parser: OverridesParser, vault: SecretVault, multirun: bool) -> str:
     try:
         override = parser.parse_override(arg)
     except Exception:  # Hydra's parser errors quote the whole override: keep a secret out of that message
@@ -69,6 +70,14 @@ def _hidden(arg: str, parser: OverridesParser, vault: SecretVault) -> str:
             tags=value.tags,
         )
         changed = hidden.list != [_plain(v) for v in value.list]
+        if changed and value.simple_form and not multirun:
+            # Hydra would explain the comma by quoting the value: with the secret hidden that quote shows only
+            # `${oc.env:FLEETBENCH_SECRET_n}` references, which tell the user nothing.
+            key = override.get_key_element().lstrip("+~")
+            raise ConfigError(
+                f"{key}: the value has a comma (not shown: it holds a secret): write a list ({key}=[...]) for several "
+                f"values, quote it to keep it one string ({key}='...'), or sweep over it with -m"
+            )
     else:
         hidden = _hide(value, name, vault)
         changed = hidden != value

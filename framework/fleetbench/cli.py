@@ -31,7 +31,7 @@ from rich.text import Text
 from fleetbench import interrupts, launched, registry
 from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
-from fleetbench.config.compose import compose_as_given, hydra_context, normalize_overrides, without_hydra
+from fleetbench.config.compose import compose_normalized, hydra_context, normalize_overrides, without_hydra
 from fleetbench.config.schema import ReportConf, StatusConf
 from fleetbench.config.secret_overrides import hide_secrets
 from fleetbench.config.spec import resolve_plan
@@ -180,11 +180,14 @@ def _validate_and_run(args: list[str]) -> int:
     multirun = parsed.multirun or _asks_for_multirun(parsed.overrides)
     with _composing(), hydra_context():
         try:
-            # A single job whose overrides compose as typed is validated from that one composition.
-            composed = None if multirun else compose_as_given(given, parsed.config_name, with_hydra=True)
-            if composed is not None and str(composed.hydra.mode) == "RunMode.MULTIRUN":  # set by a config file
-                composed, multirun = None, True
-            overrides = given if composed is not None else normalize_overrides(given)
+            # A single job is validated from the composition its normalized overrides make (see compose_normalized).
+            composed: DictConfig | None = None
+            if not multirun:
+                composed, overrides = compose_normalized(given, parsed.config_name, with_hydra=True)
+                if str(composed.hydra.mode) == "RunMode.MULTIRUN":  # set by a config file
+                    composed, multirun = None, True
+            if composed is None:
+                overrides = normalize_overrides(given)
         except Exception as exc:  # Hydra wraps everything; translate() re-raises what it cannot explain
             raise translate(exc, given) from None
     with_hydra, composed = composed, without_hydra(composed) if composed is not None else None

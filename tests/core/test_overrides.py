@@ -3,6 +3,8 @@ configuration's own schema: scalars for list options are wrapped, catalog `param
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from omegaconf import DictConfig
 
@@ -145,3 +147,37 @@ def test_a_scalar_on_an_untyped_node_is_normalized_not_taken_as_given() -> None:
         untyped = compose_as_given(["++models.sim_agent.params.anything=[1]", "models.sim_agent.params.anything=2"])
     assert typed is not None and typed.run.instances == 4
     assert untyped is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "compositions"),
+    [
+        (["run.instances=4"], 1),  # typed: taken as given
+        (["models.sim_agent.deployments.0.params.latency_ms=2"], 2),  # untyped, but normalizing changes nothing
+        (["run.models=Sim-Weak"], 3),  # fails as typed (a scalar for a list); normalizing makes it [Sim-Weak]
+    ],
+)
+def test_a_configuration_composes_no_more_often_than_its_overrides_need(
+    overrides: list[str], compositions: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A composition costs about a quarter of a second; a catalog param on the command line used to cost six of
+    them in `fleetbench run`. Whatever the path, the result is the composition of the normalized overrides."""
+    from hydra import compose
+
+    import fleetbench.config.compose as composing
+    from fleetbench.config.compose import CONFIG_NAME, compose_normalized, hydra_context, normalize_overrides
+
+    with hydra_context():
+        expected_overrides = normalize_overrides(overrides)
+        expected = compose(config_name=CONFIG_NAME, overrides=expected_overrides)
+    made: list[list[str]] = []
+
+    def counted(**kwargs: Any) -> Any:
+        made.append(list(kwargs["overrides"]))
+        return compose(**kwargs)
+
+    monkeypatch.setattr(composing, "compose", counted)
+    with hydra_context():
+        cfg, normalized = compose_normalized(overrides)
+    assert len(made) == compositions, made
+    assert normalized == expected_overrides and cfg == expected

@@ -536,7 +536,7 @@ def cmd_report(args: Sequence[str]) -> int:
         if all(not table.rows for table in tables) if report is None else not report.rows:
             _explain_empty(storage, suite.name, scope, rows_filter)
     if report is None:
-        return _emit(settings, lambda fmt, out: render_tables(tables, fmt, out))
+        return _emit(settings, lambda fmt, out: render_tables(tables, fmt, out, scope.description))
     return _emit(settings, lambda fmt, out: render(report, fmt, out))
 
 

@@ -6,6 +6,8 @@ paired p-value against McNemar's exact test, both computed here by hand.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from typing import Any
@@ -99,6 +101,30 @@ def test_tables_match_the_plain_report_with_wilson_intervals_and_mcnemar(
         for pair in pairs:
             assert pair["p"] == pytest.approx(mcnemar(pair["only a"], pair["only b"]))
             assert pair["a success"] - pair["only a"] == pair["b success"] - pair["only b"], "concordant successes"
+
+
+def test_csv_carries_each_rates_parts_and_every_format_the_scope_line(run_cli: RunCli) -> None:
+    run = run_cli("run", "run.progress=off", *SUITE)
+    assert run.returncode == 0, run.stderr
+    tables = {t["table"]: t for t in _json(run_cli, *SUITE, "report.tables=[5.1]")}
+    scope = tables["5.1"]["scope"]
+    assert scope.startswith("scope: ") and "workflow" in scope
+    process = run_cli("report", "report.format=csv", *SUITE, "report.tables=[5.1]")
+    assert process.returncode == 0, process.stderr
+    rows = list(csv.DictReader(io.StringIO(process.stdout)))
+    assert [row["model"] for row in rows] == ["Sim-Agent", "Sim-Weak"]
+    for row, expected in zip(rows, tables["5.1"]["rows"], strict=True):
+        for column in ("overall success", "full success", "partial success", "failure"):
+            rate = expected[column]
+            assert float(row[column]) == pytest.approx(rate["rate"])
+            parts = (int(row[f"{column} successes"]), int(row[f"{column} trials"]))
+            assert parts == (rate["successes"], rate["trials"])
+            assert float(row[f"{column} ci_low"]) == pytest.approx(rate["ci_low"])
+            assert float(row[f"{column} ci_high"]) == pytest.approx(rate["ci_high"])
+    markdown = run_cli("report", "report.format=markdown", *SUITE, "report.tables=[5.1]")
+    assert markdown.stdout.splitlines()[0] == scope
+    table = run_cli("report", *SUITE, "report.tables=[5.1]")
+    assert " ".join(scope.split()) in " ".join(table.stdout.split())
 
 
 def test_unknown_tables_and_other_suites_are_refused_in_one_line(run_cli: RunCli) -> None:

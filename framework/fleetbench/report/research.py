@@ -339,14 +339,20 @@ def _plain(value: Any) -> Any:
     return value.plain() if isinstance(value, Rate) else value
 
 
+_RATE_PARTS = ("rate", "successes", "trials", "ci_low", "ci_high")
+"""What `Rate.plain` gives, in the order csv columns carry it."""
+
 _UNBOUNDED = 100_000
 """A width no table reaches: to measure a table's natural width."""
 
 
-def render_tables(tables: Iterable[ResearchTable], fmt: str, console: Console) -> str | None:
+def render_tables(tables: Iterable[ResearchTable], fmt: str, console: Console, scope: str = "") -> str | None:
     """Print `table` format to the console; return the text of `markdown`, `csv` and `json`.
 
-    Rates read `r% [low–high]` (Wilson, `report.confidence`); csv and json carry rate, successes, trials and bounds.
+    Rates read `r% [low–high]` (Wilson, `report.confidence`); csv and json carry rate, successes, trials and bounds
+    (csv as four more columns after each rate's, named `<column> successes`, `… trials`, `… ci_low`, `… ci_high`).
+    `scope` (the report's scope line) is printed under the terminal tables, heads the markdown and is each json
+    table's `scope`, as for the overview table.
     """
     tables = list(tables)
     if fmt == "table":
@@ -366,6 +372,8 @@ def render_tables(tables: Iterable[ResearchTable], fmt: str, console: Console) -
                 console.print(rich, soft_wrap=True, crop=False)
             finally:
                 console.width = fitted
+        if scope:
+            console.print(Text(printable(scope)), soft_wrap=True)
         return None
     if fmt == "markdown":
         parts = []
@@ -379,17 +387,28 @@ def render_tables(tables: Iterable[ResearchTable], fmt: str, console: Console) -
             lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.rows]
             lines += ["", *table.notes]
             parts.append("\n".join(lines).rstrip() + "\n")
-        return "\n".join(parts)
+        return (f"{scope}\n\n" if scope else "") + "\n".join(parts)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         for table in tables:
-            writer.writerow(["table", *table.columns])
+            rates = [any(isinstance(row[i], Rate) for row in table.rows) for i in range(len(table.columns))]
+            header = ["table"]
+            for name, is_rate in zip(table.columns, rates, strict=True):
+                header += [name, *(f"{name} {part}" for part in _RATE_PARTS[1:])] if is_rate else [name]
+            writer.writerow(header)
             for row in table.rows:
-                writer.writerow([table.key, *(_cell(v) for v in row)])
+                cells: list[Any] = [table.key]
+                for value, is_rate in zip(row, rates, strict=True):
+                    if is_rate:  # the rate as a number (0 to 1; empty without trials), then its parts
+                        plain = value.plain() if isinstance(value, Rate) else {}
+                        cells += [plain.get(part) for part in _RATE_PARTS]
+                    else:
+                        cells.append(value)
+                writer.writerow(cells)
         return buffer.getvalue()
     document = [
-        {"table": t.key, "title": t.title, "columns": t.columns, "notes": t.notes,
+        {"table": t.key, "title": t.title, "scope": scope, "columns": t.columns, "notes": t.notes,
          "rows": [dict(zip(t.columns, (_plain(v) for v in row), strict=True)) for row in t.rows]}
         for t in tables
     ]  # fmt: skip

@@ -7,6 +7,7 @@ into one line, with nothing written: no `outputs/` directory, no `runs` row.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fleetbench.config import NamingSpec, hydra_context
-from fleetbench.config.compose import CONFIG_NAME
+from fleetbench.config.compose import CLUSTER_HINT, CONFIG_NAME
 from fleetbench.errors import UserError
 
 
@@ -33,6 +34,8 @@ def check_output_dir(job_overrides: Sequence[str], multirun: bool, composed: Dic
             cfg = compose(config_name=CONFIG_NAME, overrides=list(job_overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)  # for `${hydra:runtime.cwd}`, as in the job itself
         check_hydra_environment(cfg)
+        if multirun:
+            check_launcher(cfg)
         # `${now:...}` resolves here; what needs a running job (`${hydra:job.num}`) is None: the output directory
         # then falls back to the working directory, where Hydra's default directories live, and a log file lies in
         # the job's output directory.
@@ -118,6 +121,19 @@ def check_hydra_environment(cfg: DictConfig) -> None:
             message = str(exc).strip().splitlines()[0]
             if "Environment variable" in message:  # the other failures need a running job (`${hydra:job.num}`)
                 raise UserError(f"{key}: cannot resolve {text!r}: {message}") from None
+
+
+def check_launcher(cfg: DictConfig) -> None:
+    """The sweep's launcher is installed; else one line saying where it comes from. (`hydra/launcher=ray` composes
+    from fleetbench's own preset even where hydra-ray-launcher is missing: Hydra would fail on it with a traceback.)"""
+    target = str(cfg.hydra.launcher.get("_target_", ""))
+    module = target.rpartition(".")[0]
+    try:
+        found = importlib.util.find_spec(module) is not None if module else True
+    except ModuleNotFoundError:  # its package is missing
+        found = False
+    if not found:
+        raise UserError(f"hydra/launcher: {target} is not installed; {CLUSTER_HINT}")
 
 
 def _texts(node: Any, key: str) -> Iterator[tuple[str, str]]:

@@ -525,3 +525,30 @@ def test_inspecting_a_sweeps_configuration_asks_to_drop_m(tmp_path: Path) -> Non
     assert launched.process.stderr.splitlines() == [
         "error: run: -m/--multirun cannot be combined with --cfg or --info; drop -m"
     ]
+
+
+def test_a_launcher_that_is_not_installed_is_refused_in_one_line_before_anything_runs(tmp_path: Path) -> None:
+    # Stands for hydra-ray-launcher missing: fleetbench's own `ray` preset composes whatever is installed.
+    target = "hydra_plugins.fleetbench_no_such_launcher.Launcher"
+    process = _launch(tmp_path, "run", "-m", "run.seed=1,2", "hydra/launcher=ray", f"hydra.launcher._target_={target}")
+    process = process.process
+    assert process.returncode == 2, process.stderr
+    assert process.stderr.strip() == (
+        f"error: hydra/launcher: {target} is not installed; the joblib, submitit and Ray launchers come with the "
+        "cluster extra: pip install -c constraints.txt -e '.[cluster]'"
+    )
+    assert not (tmp_path / "multirun").exists() and not (tmp_path / "fleetbench.db").exists()
+
+
+def test_a_cluster_launchers_missing_config_names_the_extra_that_brings_it() -> None:
+    from hydra.errors import MissingConfigException
+
+    from fleetbench.config import translate
+
+    missing = MissingConfigException(
+        "Could not find 'hydra/launcher/joblib'", "hydra/launcher/joblib", ["basic", "ray"]
+    )
+    assert str(translate(missing)) == (
+        "hydra/launcher: no config 'joblib'; valid choices: basic, ray (the joblib, submitit and Ray launchers come "
+        "with the cluster extra: pip install -c constraints.txt -e '.[cluster]')"
+    )

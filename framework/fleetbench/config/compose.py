@@ -27,6 +27,11 @@ from fleetbench.limits import text_problem
 from fleetbench.secrets import SECRET_KEY, secret_spans
 
 CONFIG_MODULE = "fleetbench_conf"
+CLUSTER_LAUNCHERS = ("joblib", "ray", "submitit_local", "submitit_slurm")
+"""The Hydra launchers the `cluster` extra installs."""
+CLUSTER_HINT = (
+    "the joblib, submitit and Ray launchers come with the cluster extra: pip install -c constraints.txt -e '.[cluster]'"
+)
 CONFIG_NAME = "config"
 
 
@@ -114,7 +119,8 @@ def translate(exc: BaseException, overrides: Sequence[str] = ()) -> BaseExceptio
         broken = broken_plugin(group, choice)
         if broken is not None:
             return broken
-        return ConfigError(f"{group}: no config {choice!r}; valid choices: {choices_text(exc.options)}")
+        hint = f" ({CLUSTER_HINT})" if group == "hydra/launcher" and choice in CLUSTER_LAUNCHERS else ""
+        return ConfigError(f"{group}: no config {choice!r}; valid choices: {choices_text(exc.options)}{hint}")
     keyed = _first_keyed_cause(exc)
     if isinstance(keyed, ConfigKeyError | ConfigAttributeError):
         return ConfigError(_unknown_key_message(keyed, overrides))

@@ -32,7 +32,7 @@ def _require() -> None:
         preload("inspect_ai", "inspect_ai.log", "inspect_ai.model", "inspect_ai.scorer")
     except ImportError:
         raise UserError(
-            "export.format=inspect needs inspect_ai: pip install -c constraints.txt 'fleetbench[inspect]'"
+            "export.format=inspect needs inspect_ai: pip install -c constraints.txt -e '.[inspect]' (from the checkout)"
         ) from None
 
 

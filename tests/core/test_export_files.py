@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import stat
 import subprocess
 from pathlib import Path
 
@@ -67,3 +68,22 @@ def test_a_killed_exports_leftovers_are_removed_by_the_next_export_into_the_dire
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["report.csv", running.name, elsewhere.name, extended.name]
     )
+
+
+def test_a_symlink_keeps_pointing_at_the_file_it_names_which_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "real.txt").write_text("old")
+    (tmp_path / "link.txt").symlink_to("real.txt")
+    write_text(tmp_path / "link.txt", "new")
+    assert (tmp_path / "link.txt").is_symlink() and os.readlink(tmp_path / "link.txt") == "real.txt"
+    assert (tmp_path / "real.txt").read_text() == "new"
+
+
+def test_a_fifo_or_a_device_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    # Renamed onto, /dev/null would become a regular file for the whole machine (as root).
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for target in (fifo, Path("/dev/null"), tmp_path):
+        with pytest.raises(OSError, match="not a regular file"):
+            write_text(target, "text")
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_ISCHR(Path("/dev/null").stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"], "no partial file left behind"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import os
@@ -37,6 +38,12 @@ def staged(target: Path) -> Iterator[Path]:
     The temporary file's name carries this host (a digest of its name) and process id, so the next export into the
     directory removes what a killed export (SIGKILL, a lost power supply) left behind on this host; another host's
     are left alone, since their writers may still be alive."""
+    # A symlink keeps pointing where it did: the file it names is the one replaced. Anything but a regular file
+    # (a device such as /dev/null, a FIFO, a socket) cannot be replaced by a renamed file without destroying it:
+    # refused, not swapped for a regular file.
+    target = Path(os.path.realpath(target))
+    if target.exists() and not target.is_file():
+        raise OSError(errno.EINVAL, "not a regular file (outputs are written whole and renamed onto their path)")
     _remove_stale_partials(target)
     prefix = _partial_prefix(target, os.getpid())
     handle, name = tempfile.mkstemp(prefix=prefix, suffix=PARTIAL_SUFFIX, dir=target.parent)

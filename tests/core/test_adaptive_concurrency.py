@@ -117,7 +117,10 @@ class LimitWatchingProvider(ScriptedProvider):
 
 
 def test_worker_and_judge_chats_on_a_lane_together_stay_within_its_current_limit() -> None:
-    state = LaneState.of(make_lane("Sim-Agent-2", base_model="Sim-Agent", max_concurrency=4))
+    # Slots open at once (no start ramp): the first two requests must meet the halved limit together.
+    state = LaneState.of(
+        make_lane("Sim-Agent-2", base_model="Sim-Agent", max_concurrency=4), SchedulerConf(ramp_step_s=0)
+    )
     state.slots.rate_limited(state.slots.epoch)  # a 429: the lane now allows 2 in flight, then climbs back
     provider = LimitWatchingProvider(state)
     judge = JudgePool(provider, [state], GenerationSettings())

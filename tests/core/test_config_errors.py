@@ -108,6 +108,7 @@ CASES = [
         id="typo-under-a-deployment",
     ),
     pytest.param(["scheduler.breaker_failures=0"], ["scheduler.breaker_failures", "from 1"], id="breaker-never-trips"),
+    pytest.param(["scheduler.ramp_step_s=-0.1"], ["scheduler.ramp_step_s", "from 0"], id="ramp-backwards"),
     pytest.param(
         ["models.sim_agent.deployments.1.params.outage=melted"],
         ["models.sim_agent.deployments[1].params.outage", "'melted'", "auth, hang, not_found"],

@@ -80,8 +80,10 @@ def test_one_deployment_failing_every_request_leaves_no_unit_undone(tmp_path: Pa
     assert recorded == status
     assert calls == 5 if status == "unreachable" else 5 <= calls <= 5 + 7
     lane = _lane(summary, "Sim-Agent-2")
-    assert (lane.mode, lane.parks, lane.episodes_lost) == (Mode.PARKED, 1, calls)
-    assert summary.restarts == calls
+    # Every failed request lost its episode to another lane; so did an episode still waiting for one of the lane's
+    # slots to open (`scheduler.ramp_step_s`) when it parked.
+    assert (lane.mode, lane.parks) == (Mode.PARKED, 1) and calls <= lane.episodes_lost <= 8
+    assert summary.restarts == lane.episodes_lost
 
 
 def test_a_parked_lane_is_probed_after_its_cool_down_and_resumes(tmp_path: Path) -> None:

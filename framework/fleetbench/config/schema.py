@@ -97,6 +97,9 @@ class RunConf:
     evenly among workers."""
 
 
+RAMP_STEP_S = 0.02
+
+
 @dataclass
 class SchedulerConf:
     """Timeouts, retries, lane health and write batching. Times are seconds."""
@@ -127,6 +130,10 @@ class SchedulerConf:
     max_restarts: int = 3
     """How often one episode may start again from its first turn after losing its lane (parked, stopped, a request
     timeout, retries exhausted); a restart goes to another healthy lane of the model when there is one."""
+    ramp_step_s: float = RAMP_STEP_S
+    """At the start of a run a lane's request slots open one after another, this many seconds apart, instead of all
+    at once (0: at once), so that its first requests, and so their replies, are spread out (see `LaneState.ramp`):
+    a lane of 25 slots is fully open after half a second."""
 
 
 @dataclass

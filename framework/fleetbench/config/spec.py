@@ -220,6 +220,7 @@ SCHEDULER_LIMITS: dict[str, tuple[float, float]] = {
     "breaker_cooldown_s": (0.0001, 86_400.0),
     "breaker_cooldown_max_s": (0.0001, 86_400.0),
     "max_restarts": (0, 1_000),
+    "ramp_step_s": (0.0, 60.0),
 }
 """Accepted ranges of the scheduler's settings (anything outside is a typo, not a plan)."""
 DEADLINE_MAX_S = 366 * 86_400.0

@@ -88,10 +88,22 @@ def _quiet_about_interrupted_callbacks(unraisable: sys.UnraisableHookArgs) -> No
     sys.__unraisablehook__(unraisable)
 
 
+_ignored_at_start: frozenset[int] = frozenset()
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The stop signals this process answers: SIGINT and SIGTERM, but not one it was started with ignored. A shell
+    starts a background job (`cmd &` in a script) and `nohup` starts its command with SIGINT ignored, so that a
+    Ctrl-C meant for the foreground does not reach them; answering it anyway would stop such a run."""
+    return tuple(sig for sig in STOP_SIGNALS if sig not in _ignored_at_start)
+
+
 def install() -> None:
-    """Handle SIGINT and SIGTERM with `record_and_interrupt`, and keep a signal that lands in a garbage-collection
-    callback from printing a traceback (the console script does this first thing)."""
-    for sig in STOP_SIGNALS:
+    """Handle the stop signals (`stop_signals`) with `record_and_interrupt`, and keep a signal that lands in a
+    garbage-collection callback from printing a traceback (the console script does this first thing)."""
+    global _ignored_at_start
+    _ignored_at_start = frozenset(sig for sig in STOP_SIGNALS if signal.getsignal(sig) is signal.SIG_IGN)
+    for sig in stop_signals():
         signal.signal(sig, record_and_interrupt)
     sys.unraisablehook = _quiet_about_interrupted_callbacks
 

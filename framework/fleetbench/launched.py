@@ -118,7 +118,7 @@ def stop_with_the_sweep() -> Iterator[None]:
                     os.kill(os.getpid(), signal.SIGTERM)
                 return
 
-    previous = {sig: signal.signal(sig, _record_only) for sig in SIGNALS}
+    previous = {sig: signal.signal(sig, _record_only) for sig in interrupts.stop_signals()}
     watcher = threading.Thread(target=watch, name="fleetbench-sweep-stop", daemon=True)
     watcher.start()
     try:
@@ -152,11 +152,11 @@ def patient_signals(notify: Callable[[str], None], stop_file: Path | None = None
             "stopping: the sweep's jobs on this machine finish their units in flight and no other job starts here; "
             "jobs elsewhere (Ray, Slurm) go on (press Ctrl-C again to stop waiting)"
         )
-        for sig in SIGNALS:
+        for sig in interrupts.stop_signals():
             signal.signal(sig, interrupts.record_and_interrupt)
 
-    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    for sig in SIGNALS:
+    previous = {sig: signal.getsignal(sig) for sig in interrupts.stop_signals()}
+    for sig in interrupts.stop_signals():
         signal.signal(sig, first)
     try:
         yield
@@ -164,8 +164,6 @@ def patient_signals(notify: Callable[[str], None], stop_file: Path | None = None
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 WORKER_DIED = (
     "sweep: a joblib worker process died (killed by a signal such as SIGKILL, or by the out-of-memory killer), and "

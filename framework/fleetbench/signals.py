@@ -21,8 +21,6 @@ from typing import Any
 
 from fleetbench import interrupts
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
 
 @contextlib.contextmanager
 def sync_signals_interrupt() -> Iterator[None]:
@@ -30,7 +28,7 @@ def sync_signals_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, interrupts.record_and_interrupt) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, interrupts.record_and_interrupt) for sig in interrupts.stop_signals()}
     try:
         yield
     finally:
@@ -45,7 +43,7 @@ def deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, note_only) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, note_only) for sig in interrupts.stop_signals()}
     try:
         yield
     finally:
@@ -56,7 +54,7 @@ def deferred() -> Iterator[None]:
 def quiet_signals() -> None:
     """From now on SIGINT and SIGTERM are only noted (main thread only): for a process on its way out."""
     if threading.current_thread() is threading.main_thread():
-        for sig in STOP_SIGNALS:
+        for sig in interrupts.stop_signals():
             signal.signal(sig, note_only)
 
 
@@ -81,7 +79,7 @@ class Signals:
         if threading.current_thread() is not threading.main_thread():
             return signals
         loop = asyncio.get_running_loop()
-        for sig in STOP_SIGNALS:
+        for sig in interrupts.stop_signals():
             signals._previous[sig] = signal.getsignal(sig)
             loop.add_signal_handler(sig, signals._received)
         if interrupts.received(since):

@@ -327,3 +327,30 @@ def test_a_stopped_runs_last_line_counts_infrastructure_errors_apart_from_what_i
     summary.outcomes[Outcome.INFRA_ERROR.value] = 0
     summary.executed = 3
     assert summary.kept() == "3 units finished and kept"
+
+
+def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it_and_still_stops_on_sigterm(tmp_path: Path) -> None:
+    # A shell starts `fleetbench run &` (in a script) and `nohup fleetbench run` with SIGINT ignored: a Ctrl-C meant
+    # for the foreground must not stop them.
+    slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=50" for i in range(3)]
+    command = [*CLI, "run", "suite.items=cycle", "run.instances=20", "run.progress=off", *slow]
+
+    def start(cwd: Path, *more: str) -> subprocess.Popen[str]:
+        cwd.mkdir()
+        return subprocess.Popen(
+            [*command, *more], cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )  # fmt: skip
+
+    ignoring = start(tmp_path / "ignoring")
+    for _ in range(20):  # through start-up and the run
+        time.sleep(0.1)
+        ignoring.send_signal(signal.SIGINT)
+    stdout, stderr = ignoring.communicate(timeout=120)
+    assert ignoring.returncode == 0, stderr
+    assert "planned 100 units: 0 already stored, 100 executed" in " ".join(stdout.split())
+    terminated = start(tmp_path / "terminated", "run.instances=400")  # 2,000 units: seconds
+    time.sleep(3)
+    terminated.send_signal(signal.SIGTERM)
+    _, stderr = terminated.communicate(timeout=120)
+    assert terminated.returncode == 130 and "interrupted" in stderr, stderr

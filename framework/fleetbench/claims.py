@@ -29,6 +29,10 @@ from fleetbench.liveness import ended_here
 from fleetbench.plan import ModelPlan
 from fleetbench.types import Unit
 
+GAP_OF_LEASE = 0.75
+"""Renewals of a run's claims this share of a lease apart or more are a gap: the heartbeat renews every
+`run.heartbeat_s`, at most half a lease; the rest is margin for a slow transaction and clocks apart between hosts."""
+
 
 @dataclass
 class Lease:
@@ -48,7 +52,14 @@ class Lease:
     """Keys of every unit this run has handed to a lane (about 115 bytes each, key and set slot: 115 MB a million)."""
     waiting: dict[str, float] = field(default_factory=dict)
     """Units handed out and not yet started: when their claim was last confirmed (`time.monotonic`). Only as many as
-    the lanes' workers hold at once: `started` takes each out."""
+    the lanes' workers hold at once: `still_held` takes each out."""
+    confirmed: dict[str, int] = field(default_factory=dict)
+    """Units started and not yet committed: the renewal epoch in which their claim was last confirmed (see
+    `still_held`; `forget` takes a unit out when its result is committed)."""
+    epoch: int = 0
+    """Counts the gaps in the renewal of this run's claims: renewals further apart than `GAP_OF_LEASE` of a lease
+    (the process stood still), after which a claim confirmed before may have lapsed and gone to another worker."""
+    _renewed_at: float = field(default_factory=time.monotonic, repr=False)
     _books: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, units: Sequence[Unit]) -> list[Unit]:
@@ -78,6 +89,18 @@ class Lease:
             self.skipped.update(unit.key for unit in units if unit.key not in kept)
         return [unit for unit in units if unit.key in kept]
 
+    def recheck(self, unit: Unit) -> bool:
+        """Ask the database whether `unit` is still this run's (claiming it again for a full lease, as `keep`): for a
+        request `still_held` could not vouch for. A unit still held counts as confirmed in this renewal epoch."""
+        with self._books:
+            epoch = self.epoch  # read before the transaction: a gap found meanwhile makes the next request ask again
+        if not self.keep([unit]):
+            self.forget(unit.key)
+            return False
+        with self._books:
+            self.confirmed[unit.key] = epoch
+        return True
+
     @property
     def held_elsewhere(self) -> int:
         """Units this run left to other workers: held or completed by them when it met them, and never taken over."""
@@ -100,18 +123,42 @@ class Lease:
             self.waiting[unit.key] = claimed_at
             return True
 
-    def started(self, unit: Unit) -> bool:
-        """Whether `unit`, about to send its first request, is surely still this run's without asking the database:
-        its claim was confirmed less than half a lease ago. A unit handed out to a lane may wait there for a request
-        slot or a token; a worker stopped meanwhile past its lease (SIGSTOP, a suspended machine) must ask again with
-        `keep`, or it would run what another worker took over and ran (one such worker ran 24 units twice)."""
+    def still_held(self, unit: Unit) -> bool:
+        """Whether `unit`, about to send a request, is surely still this run's without asking the database (else ask
+        with `keep`). Its first request: its claim was confirmed less than half a lease ago. A later one (the next
+        turn, a retry, a restart elsewhere): its claim was confirmed in this renewal epoch, and the claims were renewed
+        less than `GAP_OF_LEASE` of a lease ago.
+
+        A worker stopped (SIGSTOP, a suspended machine) past its lease loses its claims to other workers, which run
+        the units. Continued, it must not send requests for them: neither for units that waited in its lanes for a
+        slot or a token (one such worker ran 24 units twice), nor for units whose requests were in flight and, timed
+        out by the stop, would be sent again (another sent 10 to 30 requests for units already stored)."""
+        now = time.monotonic()
         with self._books:
             claimed_at = self.waiting.pop(unit.key, None)
-        return claimed_at is not None and time.monotonic() - claimed_at < self.lease_s / 2
+            if claimed_at is not None:
+                held = now - claimed_at < self.lease_s / 2
+                if held:
+                    self.confirmed[unit.key] = self.epoch
+                return held
+            renewed = now - self._renewed_at < GAP_OF_LEASE * self.lease_s
+            return renewed and self.confirmed.get(unit.key) == self.epoch
+
+    def forget(self, key: str) -> None:
+        """The unit's result is committed (or it went to another worker): nothing to confirm any more."""
+        with self._books:
+            self.confirmed.pop(key, None)
 
     def renew(self) -> int:
-        """Extend every claim of this run by a full lease; how many it holds."""
-        return self.storage.renew_claims(self.run_id, time.time() + self.lease_s)
+        """Extend every claim of this run by a full lease; how many it holds. Renewals further apart than
+        `GAP_OF_LEASE` of a lease start a new epoch: a claim confirmed before may have lapsed in between."""
+        started = time.monotonic()
+        held = self.storage.renew_claims(self.run_id, time.time() + self.lease_s)
+        with self._books:
+            if started - self._renewed_at >= GAP_OF_LEASE * self.lease_s:
+                self.epoch += 1
+            self._renewed_at = started
+        return held
 
 
 class ClaimedUnits(UnitSource):

@@ -279,6 +279,7 @@ async def _execute(
 
     def committed(result: UnitResult, calls: Sequence[CallRecord]) -> None:
         summary.record(result, calls)
+        lease.forget(result.unit.key)
         outlet.progress.unit_done(lanes[result.lane_id], result.episode.outcome)
 
     writer = ResultWriter(storage, spec.scheduler.write_batch, on_commit=committed)
@@ -296,8 +297,10 @@ async def _execute(
         # What finish_run records if a worker's exception propagates, or the sharding plugin's (in `crew.workers`).
         summary.status = "failed"
         ready = _ProvidersReady(providers, summary)
-        if any(source.count for source in missing.values()):  # a run with nothing to do never waits for litellm
-            await ready()
+        # A run with nothing to do never waits for litellm; one stopped while it waits (a slow import) stops at once.
+        if any(source.count for source in missing.values()) and not await ready.before(signals.stopping):
+            summary.status = "deadline" if stop.deadline.reached else "interrupted"
+            return
         workers = crew.workers(missing)
         per_model = {model: source.count for model, source in missing.items()}
         outlet.progress.start(list(lanes.values()), sum(per_model.values()), crew.shares, per_model)
@@ -343,6 +346,21 @@ class _ProvidersReady:
         await asyncio.gather(*(provider.ready() for provider in self._providers.values()))
         self._summary.providers_ready_s = time.perf_counter() - started
         self._done = True
+
+    async def before(self, stopping: asyncio.Event) -> bool:
+        """Wait for the providers unless `stopping` is set first (Ctrl-C, the deadline); whether they are ready.
+        Their errors (litellm that cannot be imported) propagate."""
+        readying = asyncio.ensure_future(self())
+        stopped = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait({readying, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not readying.done():
+            readying.cancel()
+            return False
+        readying.result()
+        return True
 
 
 async def _orphan_round(
@@ -421,9 +439,9 @@ class _Crew:
         return workers
 
     async def _still_ours(self, unit: Unit) -> bool:
-        """Whether `unit`, about to send its first request, is still this run's (see `Lease.started`): asked of the
-        database, on the storage thread, only when its claim was confirmed half a lease ago or more."""
-        return self.lease.started(unit) or bool(await self.writer.call(self.lease.keep, [unit]))
+        """Whether `unit`, about to send a request, is still this run's (see `Lease.still_held`): asked of the
+        database, on the storage thread, only when its claim may have lapsed (a stopped worker's)."""
+        return self.lease.still_held(unit) or bool(await self.writer.call(self.lease.recheck, unit))
 
 
 class _Deadline:

@@ -68,7 +68,7 @@ class LaneChat:
     lost: LaneLost | None = None
     """Set when this chat gave up because its lane could not carry the episode on (see `run_unit`)."""
     still_ours: Callable[[], Awaitable[bool]] | None = None
-    """Asked once, when the first request has entered the lane: is the unit still this run's? (See `Executor`.)"""
+    """Asked before every request, once it has entered the lane: is the unit still this run's? (See `Executor`.)"""
     gone: bool = False
     """Set when `still_ours` said no: every request of the episode then fails at once, without reaching the API."""
     _started: float = field(default=0.0, init=False, repr=False)
@@ -106,11 +106,9 @@ class LaneChat:
         completion: Completion | None = None
         try:
             # Asked here, not when the unit was pulled: the wait to enter the lane is where a worker may stand still.
-            if self.still_ours is not None:
-                still_ours, self.still_ours = self.still_ours, None
-                if not await still_ours():
-                    self.gone = True
-                    raise ClaimGone()
+            if self.still_ours is not None and not await self.still_ours():
+                self.gone = True
+                raise ClaimGone()
             self._started, self._clock = time.time(), time.perf_counter()
             try:
                 completion = await self._send(request)
@@ -254,8 +252,9 @@ class Executor:
     lanes: ModelLanes | None = None
     """The model's lanes, for restarting an episode whose lane was lost (None: no restarts)."""
     still_ours: Callable[[Unit], Awaitable[bool]] | None = None
-    """Whether a unit about to send its first request is still this run's to run (None: always). Under claims
-    (`fleetbench.claims`) a unit may wait for its lane long enough for its claim to lapse and go to another worker."""
+    """Whether a unit about to send a request is still this run's to run (None: always). Under claims
+    (`fleetbench.claims`) a worker may stand still (stopped, suspended) long enough for a unit's claim to lapse and
+    go to another worker, while the unit waited for its lane or had a request in flight."""
 
 
 async def run_unit(
@@ -268,9 +267,7 @@ async def run_unit(
     used = [state.lane.lane_id]
     started, clock = time.time(), time.perf_counter()
     while True:
-        # A try asks whether the unit is still ours until one of its requests was sent: a lane lost while the unit
-        # waited to enter it (parked, stopped) restarts the unit with nothing sent, after a wait as long as any.
-        episode, lost = await _episode(executor, state, unit, calls, unsent=not calls)
+        episode, lost = await _episode(executor, state, unit, calls)
         if lost is None:
             break
         state.episodes_lost += 1
@@ -296,14 +293,14 @@ async def run_unit(
 
 
 async def _episode(
-    executor: Executor, state: LaneState, unit: Unit, calls: list[CallRecord], unsent: bool
+    executor: Executor, state: LaneState, unit: Unit, calls: list[CallRecord]
 ) -> tuple[Episode, LaneLost | None]:
     """One try of the episode on one lane, under the episode timeout; the loss that ended it, if any. Raises
     `ClaimGone` when the unit turned out to be another worker's before its first request (however the suite
     handled the chat's exception)."""
     conf, lane = executor.conf, state.lane
     chat = LaneChat(state, executor.provider, conf, unit.key, executor.run_id, calls, executor.model.generation)
-    if unsent and executor.still_ours is not None:
+    if executor.still_ours is not None:
         chat.still_ours = functools.partial(executor.still_ours, unit)
     judge = executor.judge.bind(conf, unit.key, executor.run_id, calls) if executor.judge else None
     context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment, judge=judge)

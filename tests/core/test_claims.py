@@ -249,10 +249,10 @@ def test_the_claims_an_interrupted_worker_never_started_are_run_by_the_worker_th
 
 def _stop_past_the_lease_while_another_runs_the_plan(
     url: str, tmp_path: Path, sleeper_overrides: Sequence[str], taker_overrides: Sequence[str]
-) -> list[str]:
+) -> tuple[list[str], int]:
     """Start worker 0, stop it (SIGSTOP) once its first unit is stored, for 3 s past its 2 s lease; meanwhile worker 1
     runs the whole 200-unit plan; continue worker 0 and let it finish. Checks that every planned unit is stored once
-    and no claim is left; returns the units both workers ran."""
+    and no claim is left; returns the units both workers ran, and how many requests worker 0 sent once continued."""
     sleeper = _start(tmp_path, [*sleeper_overrides, "run.worker=0"])
     stored = f"select count(*) n from units u join runs r on r.run_id = u.run_id where r.pid = {sleeper.pid}"
     _wait(lambda: bool(_query(url, stored)) and _query(url, stored)[0]["n"] > 0, [sleeper], timeout_s=300)
@@ -265,12 +265,15 @@ def _stop_past_the_lease_while_another_runs_the_plan(
                                capture_output=True, text=True, timeout=300)  # fmt: skip
         assert taker.returncode == 0, taker.stderr[-2000:]
     finally:
+        continued_at = time.time()
         sleeper.send_signal(signal.SIGCONT)
     _finish([sleeper])
     units = _query(url, "select unit_key from units")
     assert len(units) == len({u["unit_key"] for u in units}) == 200, "every planned unit stored once"
     assert _query(url, "select * from claims") == []
-    return [key for key, by in _runs_per_unit(url).items() if len(by) > 1]
+    after = f"select count(*) n from calls c join runs r on r.run_id = c.run_id where r.pid = {sleeper.pid} and "
+    sent_after = _query(url, after + f"c.started_at >= {continued_at}")[0]["n"]
+    return [key for key, by in _runs_per_unit(url).items() if len(by) > 1], sent_after
 
 
 def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_others_took_over_meanwhile(
@@ -281,7 +284,7 @@ def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_others_took_over
     it once ran them all again, which with a paid API is paid twice."""
     url, storage = database
     overrides = [*storage, *SLOW, *LEASE, "run.instances=40", "suite.items=cycle", "run.claim_batch=64"]
-    twice = _stop_past_the_lease_while_another_runs_the_plan(url, tmp_path, overrides, overrides)
+    twice, _ = _stop_past_the_lease_while_another_runs_the_plan(url, tmp_path, overrides, overrides)
     assert len(twice) <= 6, f"{len(twice)} units run by both workers; at most the 6 in flight at the stop may be"
 
 
@@ -299,8 +302,23 @@ def test_a_worker_stopped_past_its_lease_runs_none_of_the_units_waiting_in_its_l
         for i in range(3)
         for knob in ("params.latency_ms=250", "max_concurrency=8", "rpm=60")
     ]
-    twice = _stop_past_the_lease_while_another_runs_the_plan(url, tmp_path, [*plan, *queued], [*plan, *SLOW])
+    twice, _ = _stop_past_the_lease_while_another_runs_the_plan(url, tmp_path, [*plan, *queued], [*plan, *SLOW])
     assert len(twice) <= 3, f"{len(twice)} units run by both workers; at most the 3 in flight at the stop may be"
+
+
+def test_a_worker_stopped_past_its_lease_sends_no_request_again_for_units_others_ran(
+    database: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """Worker 0's requests take 0.8 s and time out after 1.5 s: those in flight when it is stopped have timed out when
+    it is continued, 3 s later. It must not send them again, nor any other request: worker 1 has run the whole plan
+    meanwhile (the attacker saw 10 to 30 requests sent again for units already stored)."""
+    url, storage = database
+    plan = [*storage, *LEASE, "run.instances=40", "suite.items=cycle", "run.claim_batch=64"]
+    slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=800" for i in range(3)]
+    sleeper = [*plan, *slow, "scheduler.request_timeout_s=1.5", "scheduler.backoff_base_s=0.01"]
+    twice, sent_after = _stop_past_the_lease_while_another_runs_the_plan(url, tmp_path, sleeper, [*plan, *SLOW])
+    assert sent_after == 0, f"worker 0 sent {sent_after} requests once continued"
+    assert len(twice) <= 24, "at most the units in flight at the stop (8 slots a lane) ran on both workers"
 
 
 @pytest.mark.parametrize(

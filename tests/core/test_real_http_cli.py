@@ -112,3 +112,40 @@ def test_a_run_reports_its_wait_for_litellm_apart_and_a_run_with_nothing_to_do_d
         assert again.returncode == 0, again.stderr
         assert "planned 30 units: 30 already stored, 0 executed" in again.stdout
         assert "starting providers" not in again.stdout
+
+
+def _broken_litellm(tmp_path: Path, body: str) -> dict[str, str]:
+    """An environment whose `import litellm` runs `body` (a package of that name first on the path)."""
+    package = tmp_path / "broken" / "litellm"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(body)
+    # No server: the run must stop before any request. The endpoint is never reached.
+    return {**KEYS, "AZURE_AI_ENDPOINT": "http://127.0.0.1:9/v1", "PYTHONPATH": str(tmp_path / "broken")}
+
+
+def test_litellm_that_cannot_be_imported_stops_the_run_with_one_line(run_cli: RunCli, tmp_path: Path) -> None:
+    env = _broken_litellm(tmp_path, "raise RuntimeError('a broken build of litellm')\n")
+    process = run_cli("run", "run.progress=off", *JOB, env=env, timeout=300)
+    assert process.returncode == 1, process.stderr
+    assert process.stderr.strip().splitlines()[-1] == (
+        "error: provider 'litellm': litellm could not be imported: RuntimeError: a broken build of litellm"
+    )
+    assert "Traceback" not in process.stderr + process.stdout
+    runs = run_cli("runs")
+    assert "failed" in runs.stdout, runs.stdout
+
+
+def test_a_run_stopped_while_litellm_still_imports_ends_at_once(tmp_path: Path) -> None:
+    # The attacker's slow import: a run waited for it to end, twice, after Ctrl-C (121 s for a 60 s import).
+    env = _broken_litellm(tmp_path, "import time\ntime.sleep(60)\n")
+    process = subprocess.Popen(
+        [*CLI, "run", "run.progress=off", *JOB], cwd=tmp_path, env=cli_env(env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(5)  # start-up done: the run waits for the import
+    process.send_signal(signal.SIGINT)
+    stopped = time.monotonic()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert time.monotonic() - stopped < 20, "it waited for the import"
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: 0 units finished and kept"), stderr

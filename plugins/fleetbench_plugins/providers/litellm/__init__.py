@@ -14,14 +14,11 @@ leaves this module, so a call row, a log line or a transcript never holds a key.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any
 
 from fleetbench.interfaces import NoOptions, Provider, option
 from fleetbench.types import CallStatus, Completion, ErrorClass, Lane, Request
 from fleetbench_plugins.providers.litellm import classify, loader, wire
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -77,11 +74,9 @@ class LitellmProvider(Provider):
         loader.prefetch()
 
     async def ready(self) -> None:
-        """Wait for the background import of litellm (seconds), so that the first calls' latencies hold none of it."""
-        try:
-            await loader.loaded()
-        except Exception:  # the first request imports again and raises the error where it is classified
-            log.debug("litellm did not import before the first request", exc_info=True)
+        """Wait for the background import of litellm (seconds), so that the first calls' latencies hold none of it;
+        `PluginLoadError` when it cannot be imported: the run stops with one line before any request."""
+        await loader.loaded()
 
     async def complete(self, lane: Lane, request: Request) -> Completion:
         module = await loader.loaded()

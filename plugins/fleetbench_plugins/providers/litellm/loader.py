@@ -11,16 +11,20 @@ import asyncio
 import logging
 import os
 import threading
+from concurrent.futures import Future
 from types import ModuleType
 from typing import Any
 
+from fleetbench.errors import PluginLoadError
 from fleetbench.gcpause import collector_paused
 from fleetbench.secrets import redact_text
 
 LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Proxy", "LiteLLM Router", "litellm", "httpx", "openai")
 
 _lock = threading.Lock()
-_module: ModuleType | None = None
+_import: Future[ModuleType] | None = None
+"""The one import of litellm, started by `prefetch` (or the first `litellm()` / `loaded()`): its module, or the
+`PluginLoadError` that ended it. Never started twice: a failed import that took a minute is not waited for again."""
 
 
 class SecretFilter(logging.Filter):
@@ -45,36 +49,45 @@ secret_filter = SecretFilter()
 
 
 def litellm() -> ModuleType:
-    """The litellm module, imported once (thread-safe), offline and quiet."""
-    global _module
-    with _lock:
-        if _module is None:
-            os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-            with collector_paused():  # a third of the import's time is the collector scanning what it builds
-                import litellm as module
-
-            _configure(module)
-            _module = module
-    return _module
+    """The litellm module, imported once (thread-safe), offline and quiet; `PluginLoadError` if it cannot be."""
+    return _started().result()
 
 
 async def loaded() -> ModuleType:
-    """The litellm module; while it still imports, the event loop goes on (signals, heartbeats) instead of blocking
-    on the import lock."""
-    return _module if _module is not None else await asyncio.to_thread(litellm)
+    """The litellm module, awaited without holding a thread: while it still imports, the event loop goes on
+    (signals, heartbeats), and a run stopped meanwhile ends without waiting for the import to finish."""
+    return await asyncio.wrap_future(_started())
 
 
 def prefetch() -> None:
     """Start importing litellm in a daemon thread (the first request waits for it if it has not finished)."""
-    if _module is None:
-        threading.Thread(target=_quiet_import, name="litellm-import", daemon=True).start()
+    _started()
 
 
-def _quiet_import() -> None:
+def _started() -> Future[ModuleType]:
+    global _import
+    with _lock:
+        if _import is None:
+            _import = Future()
+            threading.Thread(target=_import_into, args=(_import,), name="litellm-import", daemon=True).start()
+        return _import
+
+
+def _import_into(future: Future[ModuleType]) -> None:
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     try:
-        litellm()
-    except Exception:  # the first request imports again and raises the error where it is handled
-        logging.getLogger(__name__).debug("background import of litellm failed", exc_info=True)
+        with collector_paused():  # a third of the import's time is the collector scanning what it builds
+            import litellm as module
+
+        _configure(module)
+    except Exception as exc:  # whatever broke the import: the run stops with one line, not a traceback per request
+        future.set_exception(
+            PluginLoadError(
+                redact_text(f"provider 'litellm': litellm could not be imported: {type(exc).__name__}: {exc}")
+            )
+        )
+        return
+    future.set_result(module)
 
 
 def _configure(module: Any) -> None:

@@ -7,6 +7,7 @@ it is what starting the `fleetbench` command does.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -30,6 +31,10 @@ except KeyboardInterrupt:
 
 def main() -> None:
     """`fleetbench ...`: import the CLI, run it, exit with its code."""
+    # An output whose encoding lacks a character of the stored data (a model name, a task, a box of a table) shows it
+    # escaped instead of ending the command with a UnicodeEncodeError; stderr does so already.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     # The CLI's imports (Hydra, OmegaConf, rich) build objects that live as long as the process: the cyclic collector
     # stays off while they load and never scans them afterwards (about a tenth of a reading command's time).
     try:

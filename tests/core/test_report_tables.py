@@ -255,3 +255,15 @@ def test_the_table_explains_success_rate_only_where_the_suite_reports_it() -> No
         caption = console.file.getvalue().splitlines()[-1]
         assert caption.startswith("units = success + partial + failure")
         assert ("success_rate (a suite metric) counts full and partial successes" in caption) is explained
+
+
+def test_an_output_without_box_characters_gets_the_table_in_ascii() -> None:
+    # PYTHONIOENCODING=ascii or a latin-1 terminal: the table once ended the command with a UnicodeEncodeError.
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    render(Report((), (CORRECT,), [_row("Alpha", 3, 1, correct=0.75)], SHARES), "table", Console(file=out, width=200))
+    out.flush()
+    text = out.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
+    lines = text.splitlines()
+    assert lines[1].startswith("+---") and lines[2].startswith("| model")
+    assert any(line.startswith("|   - ") for line in lines), "the deployment lines, marked in ASCII"
+    assert len({len(line) for line in lines[1:-2]}) == 1, "every row as wide as the box"

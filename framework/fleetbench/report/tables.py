@@ -42,6 +42,18 @@ HEAVY_HEAD = TableFormat(
 )
 """The box of the other terminal tables (rich's default), drawn by tabulate: rich lays a table out at about 0.8 ms a
 row, 2 s for a 2,400-row hierarchy; tabulate takes a twentieth of that."""
+ASCII_BOX = TableFormat(
+    lineabove=Line("+", "-", "+", "+"),
+    linebelowheader=Line("+", "=", "+", "+"),
+    linebetweenrows=None,
+    linebelow=Line("+", "-", "+", "+"),
+    headerrow=DataRow("|", "|", "|"),
+    datarow=DataRow("|", "|", "|"),
+    padding=1,
+    with_header_hide=None,
+)
+"""The same box in ASCII, for an output whose encoding has no box-drawing characters (`PYTHONIOENCODING=ascii`,
+a latin-1 terminal), as rich falls back for the other tables."""
 
 # Wide characters (CJK, emoji) are measured with wcwidth, a dependency for that: tabulate uses it when installed.
 
@@ -194,7 +206,15 @@ def _grid(report: Report) -> list[list[str]]:
     return grid
 
 
-def _boxed(grid: list[list[str]], headers: list[str]) -> str:
+def _draws_boxes(console: Console) -> bool:
+    try:
+        "┏━┃└".encode(console.encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _boxed(grid: list[list[str]], headers: list[str], box: TableFormat = HEAVY_HEAD) -> str:
     """`grid` under `headers` in the HEAVY_HEAD box, each column as wide as its widest text (as in rich).
 
     tabulate pads header cells by its module-level `MIN_PADDING` (2), which has no argument: it is set for this call
@@ -203,7 +223,7 @@ def _boxed(grid: list[list[str]], headers: list[str]) -> str:
     saved = tabulate_settings.MIN_PADDING
     tabulate_settings.MIN_PADDING = 0
     try:
-        return str(tabulate(grid, headers, tablefmt=HEAVY_HEAD, disable_numparse=True, preserve_whitespace=True))
+        return str(tabulate(grid, headers, tablefmt=box, disable_numparse=True, preserve_whitespace=True))
     finally:
         tabulate_settings.MIN_PADDING = saved
 
@@ -224,7 +244,10 @@ def render(report: Report, fmt: str, console: Console) -> str | None:
         grid = [[printable(cell) for cell in line] for line in _grid(report)]
         headers = [printable(name) for name in _columns(report)]
         # Whitespace preserved: the deployment lines' indent, and names exactly as they are.
-        table = _boxed(grid, headers)
+        box = HEAVY_HEAD
+        if not _draws_boxes(console):
+            box, grid = ASCII_BOX, [[cell.replace("└", "-") for cell in line] for line in grid]  # deployment lines
+        table = _boxed(grid, headers, box)
         width = len(table.split("\n", 1)[0])
         caption = [report.scope, legend(report)] if report.scope else [legend(report)]
         text = "\n".join(

@@ -363,6 +363,9 @@ class _ProvidersReady:
         return True
 
 
+WAITING_FOR_OTHERS = "waiting for %d units other workers hold (run when they finish, or taken over if a worker died)"
+
+
 async def _orphan_round(
     spec: RunSpec, storage: Storage, missing: Mapping[str, MissingUnits], lease: Lease, stop: _Stop
 ) -> dict[str, UnitSource]:
@@ -371,7 +374,7 @@ async def _orphan_round(
     poll_s = max(0.2, min(2.0, spec.run.lease_s / 10))
     stopping = stop.signals.stopping
     ended_before: set[str] = set()
-    told = False
+    told: int | None = None  # how many units the last "waiting for" line named
     while not stopping.is_set():
         found = {model: orphans(storage, source.plan, lease.run_id, time.time()) for model, source in missing.items()}
         expired = {model: ListedUnits(o.expired) for model, o in found.items() if o.expired}
@@ -390,10 +393,12 @@ async def _orphan_round(
         if ended:
             continue  # their units of this plan are orphans now: take them over without waiting
         # The first wait reaches the terminal (a warning): a worker may wait up to a lease for a dead one's units.
-        (log.info if told else log.warning)(
-            "waiting for %d units other workers hold (run when they finish, or taken over if a worker died)", live
-        )
-        told = True
+        # Later polls log only a changed count: every poll (5 a second with a short lease) flooded the log.
+        if told is None:
+            log.warning(WAITING_FOR_OTHERS, live)
+        elif live != told:
+            log.info(WAITING_FOR_OTHERS, live)
+        told = live
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), poll_s)
     return {}

@@ -17,6 +17,11 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def markdown_cell(text: str) -> str:
+    """Text as one cell of a markdown table: `|` escaped, a line break as `<br>` (a raw one would end the row)."""
+    return text.replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+
+
 def for_terminal(text: str) -> str:
     """Text of many lines (a transcript, a markdown or csv report) made safe for a terminal: each line as `printable`
     shows it, line breaks and tabs kept. Stored text comes from datasets and from models' replies: an escape sequence

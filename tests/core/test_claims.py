@@ -155,6 +155,10 @@ def test_a_worker_waiting_for_units_another_worker_holds_says_so_on_the_terminal
     assert waiter.returncode == 0, waiter.stderr
     assert "warning: waiting for 5 units other workers hold (run when they finish" in waiter.stderr
     assert len(_query(url, "select unit_key from units")) == 5 and len(_query(url, "select unit_key from calls")) == 5
+    # It polled every 0.2 s for seconds; its log names each count once, not every poll.
+    logs = [p.read_text() for p in tmp_path.glob("outputs/*/*/fleetbench.log")]
+    waits = [line for log in logs for line in log.splitlines() if "waiting for" in line]
+    assert 1 <= len(waits) <= 5, waits
 
 
 def test_rerunning_a_run_killed_on_this_machine_ends_its_claims_without_waiting_out_the_lease(

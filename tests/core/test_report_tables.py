@@ -267,3 +267,11 @@ def test_an_output_without_box_characters_gets_the_table_in_ascii() -> None:
     assert lines[1].startswith("+---") and lines[2].startswith("| model")
     assert any(line.startswith("|   - ") for line in lines), "the deployment lines, marked in ASCII"
     assert len({len(line) for line in lines[1:-2]}) == 1, "every row as wide as the box"
+
+
+def test_a_line_break_in_a_markdown_cell_keeps_the_row_whole() -> None:
+    rows = [_row("Alpha\nBeta|Gamma\r\nDelta", 3, 1, correct=0.75)]
+    text = render(Report((), (CORRECT,), rows, []), "markdown", Console(file=io.StringIO()))
+    assert text is not None
+    [row] = [line for line in text.splitlines() if "Alpha" in line]
+    assert row.startswith("| Alpha<br>Beta\\|Gamma<br>Delta |") and row.endswith(" |")

@@ -37,7 +37,7 @@ from fleetbench.errors import ConfigError
 from fleetbench.gcpause import preload
 from fleetbench.interfaces import Storage
 from fleetbench.report.scope import ReportScope
-from fleetbench.terminal import PlainTable, printable
+from fleetbench.terminal import PlainTable, markdown_cell, printable
 from fleetbench.types import FactorValue, ReportFilter
 
 TABLE_NAMES = {
@@ -384,7 +384,7 @@ def render_tables(tables: Iterable[ResearchTable], fmt: str, console: Console, s
                 "| " + " | ".join(table.columns) + " |",
                 "|" + "---|" * len(table.columns),
             ]
-            lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.rows]
+            lines += ["| " + " | ".join(markdown_cell(_cell(v)) for v in row) + " |" for row in table.rows]
             lines += ["", *table.notes]
             parts.append("\n".join(lines).rstrip() + "\n")
         return (f"{scope}\n\n" if scope else "") + "\n".join(parts)

@@ -27,7 +27,7 @@ from tabulate import DataRow, Line, TableFormat, tabulate
 
 from fleetbench.interfaces import Storage
 from fleetbench.report.scope import RUN_ID_SHOWN
-from fleetbench.terminal import printable
+from fleetbench.terminal import markdown_cell, printable
 from fleetbench.types import MetricSpec, ReportFilter
 
 HEAVY_HEAD = TableFormat(
@@ -260,7 +260,7 @@ def render(report: Report, fmt: str, console: Console) -> str | None:
     if fmt == "markdown":
         head = _columns(report)
         lines = [f"{report.scope}\n" if report.scope else "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in _grid(report)]
+        lines += ["| " + " | ".join(markdown_cell(cell) for cell in line) + " |" for line in _grid(report)]
         return "\n".join(lines).lstrip("\n") + "\n"
     rows = [_with_calls(report, row) for row in report.rows]
     if fmt == "csv":

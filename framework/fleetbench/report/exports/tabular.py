@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fleetbench.report.tables import FULL_SHARE, Report, table_columns
+from fleetbench.terminal import markdown_cell
 
 # Table columns whose values are not a field of the aggregate row under the same name.
 _DERIVED: dict[str, Callable[[Mapping[str, Any]], Any]] = {
@@ -62,7 +63,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     text = f"{value:.4g}" if isinstance(value, float) else str(value)
-    return text.replace("|", "\\|")
+    return markdown_cell(text)
 
 
 TABULAR: dict[str, tuple[str, Callable[[Report], str]]] = {

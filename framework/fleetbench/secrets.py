@@ -2,7 +2,8 @@
 
 A secret is the value of a key named like `api_key(s)`, `password`, `secret` or `token`; the password of a URL
 (`postgresql://user:PASSWORD@host/db`); or a URL query parameter named like those or `key`, `sig`, `signature`,
-`code` (`https://host/path?api-key=KEY`). A `${...}` reference is never a secret: it names where the value lives.
+`code` (`https://host/path?api-key=KEY`), and a URL's fragment (`https://host/v1#TOKEN`). A `${...}` reference is
+never a secret: it names where the value lives.
 
 - `redact` replaces secrets in plain config data by `***` (the `runs` table stores that copy).
 - `hide_in_overrides` takes literal secrets out of command-line overrides before Hydra sees them: each becomes an
@@ -44,6 +45,9 @@ def secret_spans(text: str) -> list[tuple[int, int]]:
         for param in _QUERY_PARAM.finditer(url.group()):
             if SECRET_PARAM.match(param.group(1)) and param.group(2):
                 spans.append((url.start() + param.start(2), url.start() + param.end(2)))
+        fragment = url.group().find("#")
+        if 0 <= fragment < len(url.group()) - 1:  # never sent to a server, and where tokens travel (`#access_token=`)
+            spans.append((url.start() + fragment + 1, url.end()))
     return [(start, end) for start, end in spans if not is_reference(text[start:end])]
 
 

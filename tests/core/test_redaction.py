@@ -49,7 +49,11 @@ def test_hidden_command_line_secrets_are_redacted_wherever_they_appear() -> None
     [
         ("postgresql://user:pw@host/db", ["pw"]),
         ("see postgresql://user:pw@host/db and https://h/p?sig=s1&keep=k&code=c2", ["pw", "s1", "c2"]),
-        ("https://h/p?api-key=A&API_KEY=B;token=C&x-api-key=D&access_token=E&keep=F#key=G", ["A", "B", "C", "D", "E"]),
+        (
+            "https://h/p?api-key=A&API_KEY=B;token=C&x-api-key=D&access_token=E&keep=F#key=G",
+            ["A", "B", "C", "D", "E", "key=G"],
+        ),
+        ("https://h/v1#SECRETFRAG-888 and https://h/v1#", ["SECRETFRAG-888"]),  # the fragment, never sent: whole
         ("https://h/p?key=K&signature=S&monkey=M&keys=N", ["K", "S"]),
         ("https://h/p?key=&sig=${oc.env:SIG}", []),
         ("postgresql://user:${oc.env:PW}@host/db", []),
@@ -57,7 +61,7 @@ def test_hidden_command_line_secrets_are_redacted_wherever_they_appear() -> None
         ("no url here, key=value", []),
     ],
 )
-def test_secret_spans_are_url_passwords_and_secret_query_values(text: str, spans: list[str]) -> None:
+def test_secret_spans_are_url_passwords_secret_query_values_and_fragments(text: str, spans: list[str]) -> None:
     assert [text[start:end] for start, end in secret_spans(text)] == spans
 
 

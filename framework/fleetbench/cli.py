@@ -684,7 +684,9 @@ def cmd_status(args: Sequence[str]) -> int:
     common = spec.common or resolve_common(cfg)
     options = StatusConf(**{str(k): v for k, v in OmegaConf.to_container(cfg.status).items()})  # type: ignore[union-attr]
     if not (math.isfinite(options.window_s) and 0 < options.window_s <= 30 * 86_400):
-        raise ConfigError(f"status.window_s: must be from 0 to {30 * 86_400} seconds, got {options.window_s}")
+        raise ConfigError(
+            f"status.window_s: must be more than 0 and at most {30 * 86_400} seconds, got {options.window_s}"
+        )
     if not (math.isfinite(options.every_s) and 0.1 <= options.every_s <= 3600):
         raise ConfigError(f"status.every_s: must be from 0.1 to 3600 seconds, got {options.every_s}")
     for key, value in (("report.run_id", common.report.run_id), ("report.label", common.report.label)):

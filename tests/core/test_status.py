@@ -118,7 +118,7 @@ def test_status_refuses_a_bad_window_with_one_line(run_cli: RunCli) -> None:
     refused = run_cli("status", "status.window_s=-1")
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
-        "error: status.window_s: must be from 0 to 2592000 seconds, got -1.0"
+        "error: status.window_s: must be more than 0 and at most 2592000 seconds, got -1.0"
     ]
 
 

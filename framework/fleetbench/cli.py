@@ -125,6 +125,17 @@ def _overrides(args: Sequence[str]) -> list[str]:
     `--config-dir DIR` (or `=DIR`) turned into `hydra.searchpath=[file://DIR]` (absolute), as `run` reads it, so
     that a catalog or preset of one's own is reported the way it ran; any other flag is refused in one line (it would
     otherwise be dropped unseen)."""
+    search, rest = _config_dir_overrides(args)
+    for arg in rest:
+        if arg.startswith("-") and "=" not in arg:
+            raise UserError(f"{arg}: not an option of this command; its only option is -cd/--config-dir DIR")
+    return [*search, *rest]
+
+
+def _config_dir_overrides(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`-cd DIR` / `--config-dir DIR` (or `=DIR`) of `args` as `hydra.searchpath=[file://DIR]` overrides (absolute),
+    and the other arguments as given."""
+    search: list[str] = []
     out: list[str] = []
     rest = iter(args)
     for arg in rest:
@@ -133,12 +144,10 @@ def _overrides(args: Sequence[str]) -> list[str]:
             folder = value if equals else next(rest, None)
             if not folder:
                 raise UserError(f"{flag}: needs a directory, e.g. {flag} myconf")
-            out.insert(0, f"hydra.searchpath=[file://{_config_dir(flag, folder)}]")
-        elif arg.startswith("-") and not equals:
-            raise UserError(f"{arg}: not an option of this command; its only option is -cd/--config-dir DIR")
+            search.append(f"hydra.searchpath=[file://{_config_dir(flag, folder)}]")
         else:
             out.append(arg)
-    return out
+    return search, out
 
 
 # --- run -------------------------------------------------------------------------------------------------------------
@@ -971,8 +980,9 @@ def cmd_serve(args: Sequence[str]) -> int:
     from fleetbench.testing.server.cli import parse_serve_args, served_config, served_environment_lines
     from fleetbench.testing.server.log import RequestLog
 
-    options, overrides = parse_serve_args(args)
-    cfg = compose_config(overrides)
+    search, rest = _config_dir_overrides(args)  # a catalog of one's own (`-cd DIR`), as `run` reads it
+    options, overrides = parse_serve_args(rest)
+    cfg = compose_config([*search, *overrides])
     if options.print_env:
         sys.stdout.write(served_environment_lines(cfg, options))
         return 0

@@ -122,3 +122,15 @@ def test_a_preset_without_its_package_header_says_so(run_cli: RunCli, tmp_path: 
         assert ran.returncode == 0, ran.stderr
     typed = run_cli(command, "+experiment.x=1")
     assert typed.returncode == 2 and stderr_lines(typed)[0].startswith("error: experiment: no such key; valid keys:")
+
+
+def test_serve_takes_the_config_dir_too(run_cli: RunCli, tmp_path: Path) -> None:
+    folder = tmp_path / "served" / "models"
+    folder.mkdir(parents=True)
+    (folder / "gateway.yaml").write_text(
+        "mine_real:\n  name: Mine-Real\n  provider: litellm\n  route: openai\n  deployments:\n"
+        '    - {name: Mine-Real, endpoint: "${oc.env:MINE_ENDPOINT}", api_keys: ["${oc.env:MINE_KEY}"]}\n'
+    )
+    served = run_cli("serve", "-cd", "served", "models=gateway", "--print-env")
+    assert served.returncode == 0, served.stderr
+    assert "MINE_ENDPOINT=http://127.0.0.1:" in served.stdout and "MINE_KEY=" in served.stdout

@@ -246,9 +246,17 @@ def _hydra_arguments(args: Sequence[str]) -> argparse.Namespace:
     parser = get_args_parser()
     parser.exit_on_error = False
     try:
-        return parser.parse_intermixed_args(list(args))
+        # Known args only: argparse's own error for the rest prints eight lines of usage and exits, whatever
+        # `exit_on_error` says (Python 3.11).
+        parsed, unknown = parser.parse_known_intermixed_args(list(args))
     except argparse.ArgumentError as exc:
         raise UserError(f"run: {exc}") from None
+    if unknown:
+        raise UserError(
+            f"run: {unknown[0]}: not an option; Hydra's options: -m/--multirun, -r/--run, -c/--cfg, -p/--package, "
+            "--resolve, -cd/--config-dir, -cn/--config-name, -i/--info, --hydra-help, --version (fleetbench run --help)"
+        )
+    return parsed
 
 
 _MODES = {"run": "-r/--run", "multirun": "-m/--multirun", "cfg": "-c/--cfg", "info": "--info"}

@@ -343,6 +343,7 @@ def test_an_interpolation_reads_the_whole_configuration(run_cli: RunCli, tmp_pat
         (["--shell-completion", "install=bash"], "error: run: --shell-completion is not supported"),
         (["--experimental-rerun", "config.pickle"], "error: run: --experimental-rerun is not supported: runs save no"),
         (["--config-path", "/nowhere"], "error: run: --config-path/-cp is not supported: "),
+        (["--bogus-flag", "run.instances=2"], "error: run: --bogus-flag: not an option; Hydra's options: -m/"),
     ],
 )
 def test_hydra_flags_that_cannot_be_honoured_are_one_line(

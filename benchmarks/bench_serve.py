@@ -11,6 +11,8 @@
    client's and the server's CPU add to each request on this machine), and by the bound of the latencies the run
    itself measured (how busy the scheduler kept each lane's slots).
 4. Start-up: `fleetbench run` (a subprocess) from start to the server receiving its first request. Target: <= 2 s.
+5. Ramp: part 1's run with the lanes' start ramp (`scheduler.ramp_step_s`, default 0.02 s) and without it (0),
+   alternating, three rounds each, at the fixed and at the spread latency: achieved / ideal per round.
 
 Run: `python benchmarks/bench_serve.py` (`--only SECTION`, repeatable, for some of them; `--quick` for smaller runs:
 the sharding part then misses its target only because its tail is a larger share of a shorter run).
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.config import RunSpec, compose_config, resolve_run
+from fleetbench.config.schema import RAMP_STEP_S
 from fleetbench.runner import RunSummary, run
 from fleetbench.testing.requests import request_of
 from fleetbench.testing.server.environment import served_environment
@@ -262,7 +265,29 @@ def _import_seconds(paused: bool) -> float:
     return float(done.stdout)
 
 
-SECTIONS = ["throughput", "workers", "cpu", "sharding", "startup"]
+def ramp(scratch: Path, units: int, rounds: int = 3) -> None:
+    """Part 1's single run with the start ramp off (0) and at its default, alternating, at both latencies."""
+    fixed = {"latency": 0.5}
+    spread = {"latency": {"mean_s": 0.5, "spread_s": 0.25, "distribution": "uniform"}}
+    for label, latency in (("fixed 0.5 s", fixed), ("uniform 0.25-0.75 s", spread)):
+        ratios: dict[str, list[float]] = {"0": [], str(RAMP_STEP_S): []}
+        with served(scratch / f"s5-{len(label)}", {"defaults": latency}) as server:
+            _environment(server)
+            for round_ in range(rounds):
+                for step in ratios:
+                    db = scratch / f"ramp-{len(label)}-{round_}-{step}.db"
+                    spec = _spec(db, [f"run.instances={units // 5}", *_slots(25), f"scheduler.ramp_step_s={step}"])
+                    started = time.perf_counter()
+                    summary = run(spec)
+                    calls = sum(summary.calls_by_deployment.values())
+                    ratios[step].append(calls / (time.perf_counter() - started) / 150)
+        print(
+            f"ramp, latency {label}: achieved / ideal per round (alternating, composing excluded): "
+            + "; ".join(f"ramp_step_s={step}: {', '.join(f'{r:.3f}' for r in rs)}" for step, rs in ratios.items())
+        )
+
+
+SECTIONS = ["throughput", "workers", "cpu", "sharding", "startup", "ramp"]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -289,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             sharding(folder, units)
         if "startup" in chosen:
             startup(folder, 3)
+        if "ramp" in chosen:
+            ramp(folder, units)
     print(cpu_speed_note())
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+RAMP_DONE = 1 << 62
+"""`AdaptiveSlots.opened` once every slot is open: more than any ceiling."""
+
 
 class AdaptiveSlots:
     """At most `limit` holders at once; `limit` moves between 1 and `ceiling` (the deployment's `max_concurrency`).
@@ -19,9 +22,16 @@ class AdaptiveSlots:
     it does not lower the limit again. `succeeded()` raises the limit by one after each run of successes as long as
     the current limit (TCP's congestion avoidance), so recovery from 1 to 8 takes 1 + 2 + ... + 7 successes.
     Lowering the limit never cancels holders: newcomers wait until fewer than `limit` are held.
+
+    With a `ramp_step_s` (`scheduler.ramp_step_s`), the slots open one after another from the first acquisition:
+    one at first, one more every `ramp_step_s` until the ceiling, the open ones working meanwhile. Sent all at once,
+    a lane's requests come back all at once from an API whose latency varies little; their replies are then handled
+    one after the other on the run's one event loop (litellm takes milliseconds of CPU per call) and the next
+    requests go out together again: the calls stay in waves for the whole run, each round lasting the latency plus
+    the time to handle a whole wave. Spread once, they stay spread. It also spares a rate limiter the opening burst.
     """
 
-    def __init__(self, ceiling: int, decrease: float = 0.5) -> None:
+    def __init__(self, ceiling: int, decrease: float = 0.5, ramp_step_s: float = 0.0) -> None:
         self.ceiling = self.limit = self.lowest = ceiling
         self.decrease = decrease
         self.in_use = 0
@@ -29,10 +39,17 @@ class AdaptiveSlots:
         self.decreases = 0
         self._successes = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._ramp_step_s = ramp_step_s
+        self.opened = 1 if ramp_step_s > 0 and ceiling > 1 else RAMP_DONE
+        """Slots open so far; `RAMP_DONE` once the ramp is over (or without one)."""
+        self._ramp_started = False
 
     async def acquire(self) -> None:
         """Take a slot, waiting while `limit` are held (first come, first served)."""
-        if self.in_use < self.limit and not self._waiters:
+        if not self._ramp_started and self.opened != RAMP_DONE:
+            self._ramp_started = True  # the first acquisition starts the ramp
+            self._open_later()
+        if self.in_use < self.limit and self.in_use < self.opened and not self._waiters:
             self.in_use += 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -81,8 +98,19 @@ class AdaptiveSlots:
             self.limit += 1
             self._wake()
 
+    def _open_later(self) -> None:
+        asyncio.get_running_loop().call_later(self._ramp_step_s, self._open_one)
+
+    def _open_one(self) -> None:
+        self.opened += 1
+        if self.opened >= self.ceiling:
+            self.opened = RAMP_DONE  # a ceiling raised later (a worker's share grown) needs no ramp
+        else:
+            self._open_later()
+        self._wake()
+
     def _wake(self) -> None:
-        while self._waiters and self.in_use < self.limit:
+        while self._waiters and self.in_use < self.limit and self.in_use < self.opened:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self.in_use += 1

@@ -233,10 +233,6 @@ class LaneState:
     """Units of another lane's static share run here because that lane was down (`sharding.failover`)."""
     units_not_run: int = 0
     """Units left as not done without a request because this lane stopped and no other lane could take them."""
-    ramp_step_s: float = 0.0
-    """How far apart the lane's slots open at the start (`scheduler.ramp_step_s`; see `ramp`)."""
-    _opened: int = 0
-    _ramp_from: float | None = None
 
     @classmethod
     def of(cls, lane: Lane, conf: SchedulerConf | None = None, pulse: Pulse | None = None) -> LaneState:
@@ -248,10 +244,8 @@ class LaneState:
             pulse or Pulse(),
             name=lane.lane_id,
         )
-        slots = AdaptiveSlots(lane.max_concurrency, conf.concurrency_decrease)
-        state = cls(lane, TokenBucket(lane.rpm), slots, breaker)
-        state.ramp_step_s = conf.ramp_step_s
-        return state
+        slots = AdaptiveSlots(lane.max_concurrency, conf.concurrency_decrease, conf.ramp_step_s)
+        return cls(lane, TokenBucket(lane.rpm), slots, breaker)
 
     def share(self, workers: int, rank: int = 0) -> None:
         """Split this lane's limits with the other live workers of the plan: 1/`workers` of its rpm, and of its
@@ -271,8 +265,6 @@ class LaneState:
             breaker.check()
         await self.slots.acquire()
         try:
-            if self._opened < self.slots.limit:  # the start of the run: the ramp is still opening slots
-                await self.ramp()
             await self.ready()
             probe = False if breaker.mode is Mode.ACTIVE else await breaker.admit()  # hot path: no coroutine
         except BaseException:
@@ -296,23 +288,6 @@ class LaneState:
                 self.slots.rate_limited(ticket.epoch)
         self.breaker.record(status, ticket.probe)
 
-    async def ramp(self) -> None:
-        """Open the lane's slots one after another at the start of the run: the n-th of its first `limit` requests
-        (n from 0) waits until n × `ramp_step_s` after the first.
-
-        Sent all at once, a lane's requests come back all at once from an API whose latency varies little; their
-        replies are then handled one after the other on the run's one event loop (litellm takes milliseconds of CPU
-        per call) and the next requests go out together again: the calls stay in waves for the whole run, each
-        round lasting the latency plus the time to handle a whole wave. Spread once, they stay spread. It also
-        spares a rate limiter the opening burst."""
-        now = time.monotonic()
-        if self._ramp_from is None:
-            self._ramp_from = now
-        due = self._ramp_from + self._opened * self.ramp_step_s
-        self._opened += 1
-        if due > now:
-            await asyncio.sleep(due - now)
-
     async def ready(self) -> None:
         """Wait out a pause, then take a token."""
         while (wait := self.paused_until - time.monotonic()) > 0:
@@ -324,4 +299,4 @@ class LaneState:
 
     @property
     def free_slots(self) -> int:
-        return self.slots.limit - self.slots.in_use
+        return min(self.slots.limit, self.slots.opened) - self.slots.in_use

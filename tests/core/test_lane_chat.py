@@ -303,7 +303,7 @@ def test_a_unit_no_longer_the_runs_own_sends_no_request_and_hands_nothing_over(s
     assert asked == [0] * per_unit + [1] + [2] * per_unit
     assert handed == [0, 2]
     assert len(provider.requests) == 2 * per_unit, "unit 1 sent nothing, even asked three times"
-    assert state.free_slots == state.slots.limit, "every slot given back"
+    assert state.slots.in_use == 0, "every slot given back"
 
 
 def test_a_unit_whose_lane_was_lost_before_it_sent_anything_asks_again_on_its_next_lane() -> None:

@@ -45,3 +45,26 @@ def test_with_no_step_every_slot_opens_at_once() -> None:
     state = LaneState.of(make_lane("Sim-Agent", max_concurrency=5), SchedulerConf(ramp_step_s=0.0))
     admitted = asyncio.run(_admitted_at(state, 5))
     assert admitted[-1] < STEP_S, admitted
+
+
+def test_a_long_step_only_holds_back_slots_the_open_one_keeps_working() -> None:
+    # A step of a minute once made each waiting request hold its unit for its turn: a run of 8 slots took 7 minutes.
+    state = LaneState.of(make_lane("Sim-Agent", max_concurrency=8), SchedulerConf(ramp_step_s=60.0))
+
+    async def scenario() -> tuple[float, int]:
+        started = time.monotonic()
+        peak = 0
+
+        async def request() -> None:
+            nonlocal peak
+            ticket = await state.enter()
+            peak = max(peak, state.slots.in_use)
+            await asyncio.sleep(0.001)
+            state.leave(ticket, None)
+
+        await asyncio.gather(*(request() for _ in range(40)))
+        return time.monotonic() - started, peak
+
+    elapsed, peak = asyncio.run(scenario())
+    assert peak == 1, "only the first slot is open within the first minute"
+    assert elapsed < 30, f"40 requests of a millisecond took {elapsed:.1f}s: they waited for slots to open"

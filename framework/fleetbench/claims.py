@@ -29,6 +29,16 @@ from fleetbench.liveness import ended_here
 from fleetbench.plan import ModelPlan
 from fleetbench.types import Unit
 
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def lease_clock() -> float:
+    """Seconds on a clock that keeps counting while the machine is suspended (Linux's `CLOCK_BOOTTIME`), as the wall
+    clock that claims expire by does: `time.monotonic` stops during a suspend, so a machine that slept past its lease
+    would find no gap and trust claims other workers had taken over. Elsewhere, `time.monotonic`."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
 GAP_OF_LEASE = 0.75
 """Renewals of a run's claims this share of a lease apart or more are a gap: the heartbeat renews every
 `run.heartbeat_s`, at most half a lease; the rest is margin for a slow transaction and clocks apart between hosts."""
@@ -51,7 +61,7 @@ class Lease:
     handed_out: set[str] = field(default_factory=set)
     """Keys of every unit this run has handed to a lane (about 115 bytes each, key and set slot: 115 MB a million)."""
     waiting: dict[str, float] = field(default_factory=dict)
-    """Units handed out and not yet started: when their claim was last confirmed (`time.monotonic`). Only as many as
+    """Units handed out and not yet started: when their claim was last confirmed (`lease_clock`). Only as many as
     the lanes' workers hold at once: `still_held` takes each out."""
     confirmed: dict[str, int] = field(default_factory=dict)
     """Units started and not yet committed: the renewal epoch in which their claim was last confirmed (see
@@ -59,7 +69,7 @@ class Lease:
     epoch: int = 0
     """Counts the gaps in the renewal of this run's claims: renewals further apart than `GAP_OF_LEASE` of a lease
     (the process stood still), after which a claim confirmed before may have lapsed and gone to another worker."""
-    _renewed_at: float = field(default_factory=time.monotonic, repr=False)
+    _renewed_at: float = field(default_factory=lambda: lease_clock(), repr=False)
     _books: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, units: Sequence[Unit]) -> list[Unit]:
@@ -133,7 +143,7 @@ class Lease:
         the units. Continued, it must not send requests for them: neither for units that waited in its lanes for a
         slot or a token (one such worker ran 24 units twice), nor for units whose requests were in flight and, timed
         out by the stop, would be sent again (another sent 10 to 30 requests for units already stored)."""
-        now = time.monotonic()
+        now = lease_clock()
         with self._books:
             claimed_at = self.waiting.pop(unit.key, None)
             if claimed_at is not None:
@@ -152,7 +162,7 @@ class Lease:
     def renew(self) -> int:
         """Extend every claim of this run by a full lease; how many it holds. Renewals further apart than
         `GAP_OF_LEASE` of a lease start a new epoch: a claim confirmed before may have lapsed in between."""
-        started = time.monotonic()
+        started = lease_clock()
         held = self.storage.renew_claims(self.run_id, time.time() + self.lease_s)
         with self._books:
             if started - self._renewed_at >= GAP_OF_LEASE * self.lease_s:
@@ -200,19 +210,19 @@ class ClaimedUnits(UnitSource):
     def _taken(self, batch: list[Unit]) -> tuple[list[Unit], float]:
         # The time before the claim, as its expiry counts from then: a claim that waited for the database lock must
         # not be taken for fresher than it is.
-        asked = time.monotonic()
+        asked = lease_clock()
         return self._lease.take(batch), asked
 
     def _handed_out(self, taken: list[Unit], claimed_at: float) -> Iterator[tuple[Unit, int]]:
         """Each unit of `taken` to hand out, with how many are left after it."""
         held = deque(taken)
         while held:
-            if time.monotonic() - claimed_at > self._lease.lease_s / 2:
+            if lease_clock() - claimed_at > self._lease.lease_s / 2:
                 # The rest of the batch was claimed half a lease ago or more. A healthy heartbeat has renewed it, but a
                 # process that stood still past its lease (SIGSTOP, a suspended machine, swapping) may find others
                 # took it over and ran it meanwhile: ask again (on the storage thread too, between its commits, as
                 # every claim), so that only what is still ours runs.
-                asked = time.monotonic()  # before the claim, as in `_taken`
+                asked = lease_clock()  # before the claim, as in `_taken`
                 held = deque(self._claim_on.submit(self._lease.keep, list(held)).result())
                 claimed_at = asked
                 continue

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from fleetbench.concurrency import AdaptiveSlots
 from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import LaneLost
+from fleetbench.stalls import StallWatch
 from fleetbench.types import CallStatus, Lane
 
 log = logging.getLogger(__name__)
@@ -233,9 +234,14 @@ class LaneState:
     """Units of another lane's static share run here because that lane was down (`sharding.failover`)."""
     units_not_run: int = 0
     """Units left as not done without a request because this lane stopped and no other lane could take them."""
+    stalls: StallWatch = field(default_factory=StallWatch)
+    """The run's watch on its own event loop (one for all lanes): a request that failed while the worker stood still
+    is not counted against the lane."""
 
     @classmethod
-    def of(cls, lane: Lane, conf: SchedulerConf | None = None, pulse: Pulse | None = None) -> LaneState:
+    def of(
+        cls, lane: Lane, conf: SchedulerConf | None = None, pulse: Pulse | None = None, stalls: StallWatch | None = None
+    ) -> LaneState:
         conf = conf or SchedulerConf()
         breaker = Breaker(
             conf.breaker_failures,
@@ -245,7 +251,7 @@ class LaneState:
             name=lane.lane_id,
         )
         slots = AdaptiveSlots(lane.max_concurrency, conf.concurrency_decrease, conf.ramp_step_s)
-        return cls(lane, TokenBucket(lane.rpm), slots, breaker)
+        return cls(lane, TokenBucket(lane.rpm), slots, breaker, stalls=stalls or StallWatch())
 
     def share(self, workers: int, rank: int = 0) -> None:
         """Split this lane's limits with the other live workers of the plan: 1/`workers` of its rpm, and of its

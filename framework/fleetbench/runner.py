@@ -40,6 +40,7 @@ from fleetbench.plan import MissingUnits, ModelPlan, diff, model_plan
 from fleetbench.progress import NullProgress, ProgressView
 from fleetbench.schedule import Executor, JudgePool
 from fleetbench.signals import Signals, deferred, note_only, sync_signals_interrupt
+from fleetbench.stalls import StallWatch
 from fleetbench.types import CallRecord, CallStatus, Outcome, RunRecord, Unit, UnitResult
 from fleetbench.workers import ModelWork, lane_workers
 from fleetbench.writer import ResultWriter
@@ -285,9 +286,12 @@ async def _execute(
     writer = ResultWriter(storage, spec.scheduler.write_batch, on_commit=committed)
     writer.start()
     signals = Signals.install(outlet.signals_since)
-    pulse = Pulse()
+    pulse, stalls = Pulse(), StallWatch()
+    watching = asyncio.ensure_future(stalls.watch())
     # One state per lane for the whole run, shared by its workers and by judge requests sent to it.
-    states = {lane.lane_id: LaneState.of(lane, spec.scheduler, pulse) for ls in spec.lanes.values() for lane in ls}
+    states = {
+        lane.lane_id: LaneState.of(lane, spec.scheduler, pulse, stalls) for ls in spec.lanes.values() for lane in ls
+    }
     heartbeat = asyncio.ensure_future(
         _heartbeat(writer, storage, lease, spec.run.heartbeat_s, plan, list(states.values()))
     )
@@ -319,6 +323,7 @@ async def _execute(
     finally:
         stop.deadline.cancel()
         heartbeat.cancel()
+        watching.cancel()
         outlet.progress.stop()
         await writer.close()
         summary.newly_completed, summary.transactions = writer.newly_completed, writer.transactions

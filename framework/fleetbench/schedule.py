@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import ClaimGone, InfraFailure, LaneLost
 from fleetbench.interfaces import EpisodeContext, Provider, Suite
-from fleetbench.lanes import STOP_STATUSES, LaneState, Mode, Pulse
+from fleetbench.lanes import BREAKER_STATUSES, STOP_STATUSES, LaneState, Mode, Pulse
 from fleetbench.types import (
     CallRecord,
     CallStatus,
@@ -46,6 +46,14 @@ PROGRAMMING_ERRORS = (ImportError, NameError, AttributeError, TypeError, Asserti
 
 REQUEST_FAULTS = frozenset({CallStatus.PERMANENT, CallStatus.CONTEXT_LENGTH})
 """Failures of the request itself: no other attempt or lane would answer it differently."""
+
+
+@dataclass(frozen=True)
+class _StoodStill:
+    """A failed request that the worker's own standing still explains (see `fleetbench.stalls`): it is sent again on
+    its lane, and neither its breaker nor its tallies count it."""
+
+    verdict: ErrorClass
 
 
 def backoff_s(conf: SchedulerConf, attempt: int) -> float:
@@ -91,13 +99,19 @@ class LaneChat:
             outcome = await self._attempt(request, attempt)
             if isinstance(outcome, Completion):
                 return outcome
+            if isinstance(outcome, _StoodStill):
+                # Counted as an attempt all the same: a worker starved of CPU for good must not retry for ever.
+                failed += 1
+                if failed >= self.conf.max_attempts:
+                    raise LaneLost("retries_exhausted", outcome.verdict.detail)
+                continue
             if outcome.status is CallStatus.RATE_LIMITED:
                 limited += 1
             else:
                 failed += 1
             await self._recover(outcome, failed, limited)
 
-    async def _attempt(self, request: Request, attempt: int) -> Completion | ErrorClass:
+    async def _attempt(self, request: Request, attempt: int) -> Completion | ErrorClass | _StoodStill:
         """One request within the lane's limits: the completion, or the verdict on its failure. Its recorded latency
         and timeout cover the request only, not the wait to enter the lane; a backoff after it happens outside."""
         ticket = await self.state.enter()
@@ -109,7 +123,7 @@ class LaneChat:
             if self.still_ours is not None and not await self.still_ours():
                 self.gone = True
                 raise ClaimGone()
-            self._started, self._clock = time.time(), time.perf_counter()
+            self._started, self._clock, sent_at = time.time(), time.perf_counter(), time.monotonic()
             try:
                 completion = await self._send(request)
             except TimeoutError:
@@ -124,11 +138,28 @@ class LaneChat:
                     self._record(attempt, status, completion=completion)
                     return completion
                 verdict = ErrorClass(CallStatus.EMPTY, detail="empty reply")
+            stood_still = self._stood_still(verdict, sent_at)
+            if stood_still:
+                detail = f"{verdict.detail}; this worker stood still {stood_still:.1f}s meanwhile (stopped or starved)"
+                self._record(attempt, verdict.status, http_status=verdict.http_status, error=detail)
+                return _StoodStill(verdict)  # `status` stays None: the lane is not accounted for it
             status, http_status = verdict.status, verdict.http_status
             self._record(attempt, status, completion=completion, http_status=http_status, error=verdict.detail)
             return verdict
         finally:
             self.state.leave(ticket, status, http_status)
+
+    def _stood_still(self, verdict: ErrorClass, sent_at: float) -> float:
+        """Seconds the worker stood still while the failed request was out, when that explains the failure: a
+        timeout the request would not have reached otherwise, or a transport failure (a server closes a connection
+        left silent); else 0."""
+        if verdict.status not in BREAKER_STATUSES:
+            return 0.0
+        now = time.monotonic()
+        stood_still = self.state.stalls.stood_still(sent_at, now)
+        if verdict.status is CallStatus.TIMEOUT and now - sent_at - stood_still >= self.conf.request_timeout_s:
+            return 0.0  # it ran out of time while the worker was running, too
+        return stood_still
 
     async def _send(self, request: Request) -> Completion:
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that arrives as the

@@ -56,7 +56,12 @@ def litellm() -> ModuleType:
 async def loaded() -> ModuleType:
     """The litellm module, awaited without holding a thread: while it still imports, the event loop goes on
     (signals, heartbeats), and a run stopped meanwhile ends without waiting for the import to finish."""
-    return await asyncio.wrap_future(_started())
+    started = _started()
+    if started.done():
+        # Every request asks: wrapping a finished concurrent future still hands its result over through
+        # `call_soon_threadsafe`, a write to the loop's self-pipe and one more loop iteration per request.
+        return started.result()
+    return await asyncio.wrap_future(started)
 
 
 def prefetch() -> None:

@@ -181,8 +181,13 @@ class SqlDatabase:
         engine = self.ready()
         try:
             with self.errors(f"writing {len(results)} units"):
-                with engine.connect() as reading:  # the runs' experiments, looked up before the write lock is taken
-                    batch = prepare_batch(results, calls, self.canonical, self._experiment_of(reading))
+                if {result.run_id for result in results} <= self._experiments.keys():
+                    # Every batch of a run names the same run: a connection checked out (and rolled back on its
+                    # return to the pool) only to find the cache full cost a tenth of a write's CPU.
+                    batch = prepare_batch(results, calls, self.canonical, self._experiments.__getitem__)
+                else:
+                    with engine.connect() as reading:  # the runs' experiments, read before the write lock is taken
+                        batch = prepare_batch(results, calls, self.canonical, self._experiment_of(reading))
                 with write_transaction(engine) as connection:
                     return write_prepared(connection, batch, self._slots)
         except StorageError as error:

@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -212,6 +213,8 @@ SIDE_FILE_POLL_S = 0.001
 
 
 _SQLITE_WRITERS: dict[str, _SqliteWriters] = {}
+_WRITERS_OF_ENGINE: weakref.WeakKeyDictionary[Engine, _SqliteWriters] = weakref.WeakKeyDictionary()
+"""The writers of each engine's file, as `_in_process_writers` found them (an engine's URL never changes)."""
 _SQLITE_WRITERS_GUARD = threading.Lock()
 
 
@@ -224,6 +227,7 @@ def _forget_writers_in_child() -> None:
     for writers in _SQLITE_WRITERS.values():
         writers.close_in_child()
     _SQLITE_WRITERS.clear()
+    _WRITERS_OF_ENGINE.clear()
 
 
 os.register_at_fork(after_in_child=_forget_writers_in_child)
@@ -233,6 +237,9 @@ def _in_process_writers(engine: Engine) -> AbstractContextManager[object]:
     """The queue of writers to `engine`'s SQLite file (a no-op for PostgreSQL's row locks); see `_SqliteWriters`."""
     if engine.dialect.name != "sqlite":
         return contextlib.nullcontext()
+    known = _WRITERS_OF_ENGINE.get(engine)
+    if known is not None:  # every transaction asks: resolving the path took a system call per directory each time
+        return known
     database = engine.url.database or ""
     on_disk = bool(database) and database != ":memory:" and not database.startswith("file:")
     key = os.path.realpath(database) if on_disk else f"engine:{id(engine)}"
@@ -240,6 +247,7 @@ def _in_process_writers(engine: Engine) -> AbstractContextManager[object]:
         writers = _SQLITE_WRITERS.get(key)
         if writers is None:
             writers = _SQLITE_WRITERS[key] = _SqliteWriters(f"{key}-writers" if on_disk else None)
+        _WRITERS_OF_ENGINE[engine] = writers
         return writers
 
 

@@ -182,6 +182,8 @@ class ClaimedUnits(UnitSource):
         self._source = source
         self._lease = lease
         self._claim_on = claim_on
+        self._due: set[Future[tuple[list[Unit], float]]] = set()
+        """Claims that a stream's next unit waits for: its batch is handed out, and the next one is being claimed."""
 
     @property
     def count(self) -> int:
@@ -192,17 +194,27 @@ class ClaimedUnits(UnitSource):
         claiming = self._claim(next(batches, None))
         while claiming is not None:
             held, claimed_at = claiming.result()
+            self._due.discard(claiming)
             claiming = None
             for unit, left in self._handed_out(held, claimed_at):
                 # The next batch is claimed once a quarter of this one is left, not sooner: claimed at once, two
                 # batches per lane held the whole of a small plan, and a second worker found nothing to run.
                 if claiming is None and left <= self._lease.batch // 4:
                     claiming = self._claim(next(batches, None)) or _NOTHING
+                if not left and claiming is not None and claiming is not _NOTHING:
+                    self._due.add(claiming)
                 yield unit
             if claiming is None:
                 claiming = self._claim(next(batches, None))
             elif claiming is _NOTHING:
                 return
+
+    def due(self) -> list[Future[tuple[list[Unit], float]]]:
+        """The claims still running that a stream's next unit would wait for. `stream` is pulled on the event loop,
+        so a worker awaits these first (`workers.ModelWork.units_ready`): waited for inside `stream`, a claim queued
+        behind the storage thread's commits held every request of the run (a run of 1,500 calls at 150 calls/s
+        stood still 16 to 49 times, 135 to 639 ms in all)."""
+        return [claim for claim in self._due if not claim.done()]
 
     def _claim(self, batch: list[Unit] | None) -> Future[tuple[list[Unit], float]] | None:
         return None if batch is None else self._claim_on.submit(self._taken, batch)

@@ -440,7 +440,7 @@ class _Crew:
             for lane in spec.lanes[model.name]:
                 share, known = dispatch.planned(lane.lane_id), self.shares.get(lane.deployment, 0)
                 self.shares[lane.deployment] = None if share is None or known is None else known + share
-            work = ModelWork(dispatch, model_states, pulse, self.stopping)
+            work = ModelWork(dispatch, model_states, pulse, self.stopping, claims=source)
             provider = self.providers[model.provider]
             executor = Executor(
                 spec.suite, model, provider, spec.scheduler, self.run_id, judge, work.lanes, self._still_ours

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+from fleetbench.claims import ClaimedUnits
 from fleetbench.errors import ClaimGone
 from fleetbench.interfaces import Dispatch
 from fleetbench.lanes import LaneState, Mode, Pulse
@@ -37,8 +38,16 @@ NOT_RUN_STATUS = "lanes_stopped"
 class ModelWork:
     """One base model's units and lanes during a run: which unit a lane runs next, and when a lane is done."""
 
-    def __init__(self, dispatch: Dispatch, states: Sequence[LaneState], pulse: Pulse, stopping: asyncio.Event) -> None:
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        states: Sequence[LaneState],
+        pulse: Pulse,
+        stopping: asyncio.Event,
+        claims: ClaimedUnits | None = None,
+    ) -> None:
         self.dispatch = dispatch
+        self._claims = claims
         self.states = list(states)
         self.pulse = pulse
         self.lanes = ModelLanes(self.states, pulse, stopping, dispatch.failover)
@@ -47,6 +56,12 @@ class ModelWork:
         """Lanes whose own share ran out (under a shared queue, all of them at once)."""
         self.workers: Counter[str] = Counter()
         """Workers still running per lane."""
+
+    async def units_ready(self) -> None:
+        """Wait, without holding the event loop, for the claims the dispatch's next unit would wait for."""
+        # Asked again after every wait: while this worker waited, others may have handed out the next batch too.
+        while self._claims is not None and (due := self._claims.due()):
+            await asyncio.wrap_future(due[0])
 
     def next_unit(self, state: LaneState) -> tuple[Unit, str | None] | None:
         """The next unit for this lane and the lane whose share it belongs to (None: a shared queue)."""
@@ -127,6 +142,7 @@ async def _pull_and_run(
                 return
             await work.pulse.wait(breaker.cooldown_left() or None)
             continue
+        await work.units_ready()
         picked = work.next_unit(state)
         if picked is None:
             if work.finished(state):

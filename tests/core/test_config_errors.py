@@ -46,7 +46,11 @@ CASES = [
         ["scheduler.breaker_cooldown_max_s", "at least scheduler.breaker_cooldown_s (100), got 1"],
         id="cooldown-max-below-base",
     ),
-    pytest.param(["storage.urll=x.db"], ["storage.urll", "no such key", "busy_timeout_s, echo, url"], id="plugin-typo"),
+    pytest.param(
+        ["storage.urll=x.db"],
+        ["storage.urll", "no such key", "busy_timeout_s, echo, idle_transaction_timeout_s, url"],
+        id="plugin-typo",
+    ),
     pytest.param(
         ["suite=workflow", "suite.severty=light"], ["suite.severty", "no such key", "severity"], id="typo-after-switch"
     ),

@@ -85,7 +85,8 @@ def test_a_post_init_refusal_names_the_field_when_its_message_starts_with_one(le
         ),
         (
             ["storage.urll=x"],
-            "storage.urll: no such key; valid keys under storage ('sql'): busy_timeout_s, echo, url",
+            "storage.urll: no such key; valid keys under storage ('sql'): "
+            "busy_timeout_s, echo, idle_transaction_timeout_s, url",
         ),
         # Another override is broken too: the valid keys come from the typed schema, where a plugin section has none.
         (["storage.urll=x", "run.seedd=2"], "storage.urll: no such key; valid keys under storage: (none)"),

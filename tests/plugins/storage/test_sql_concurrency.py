@@ -13,13 +13,21 @@ import queue
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier, Event
 
+import pytest
+import sqlalchemy as sa
 from sqlalchemy import create_engine, func, select, update
 
+from fleetbench.interfaces import NoOptions
+from fleetbench.testing.contracts.storage import KIT_CATALOG, LATER_RUN, RUN, kit_units, ready
+from fleetbench.testing.contracts.storage import run_record as kit_run
+from fleetbench.testing.fakes import ExactNaming
 from fleetbench.types import Outcome, ReportFilter
 from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage
+from fleetbench_plugins.storage.sql.database import SqlDatabase
 from fleetbench_plugins.storage.sql.engine import build_engine, write_transaction
 from fleetbench_plugins.storage.sql.schema import calls, runs, units
 
@@ -227,3 +235,63 @@ def test_a_fifo_in_place_of_the_lock_file_is_left_alone(sqlite_url: str) -> None
     store.begin_run(run_record())
     assert _write_within(store, "beside-a-fifo", 60)
     store.close()
+
+
+@pytest.mark.postgres
+def test_a_worker_stopped_inside_a_transaction_holds_its_postgres_locks_no_longer_than_the_idle_timeout(
+    postgres_url: str,
+) -> None:
+    """A worker stopped (SIGSTOP, Ctrl-Z) between two statements of a transaction keeps its row locks, and another
+    worker's claim of those units waits for them: until it was continued (a test's second worker, for ever). The
+    server now ends such a session after `idle_transaction_timeout_s`, and the claim goes through."""
+    naming = ExactNaming(NoOptions(), catalog=KIT_CATALOG)
+    options = SqlOptions(url=postgres_url, idle_transaction_timeout_s=1)
+    stopped = ready(SqlStorage(options, naming=naming), kit_run(), kit_run(LATER_RUN, 2000.0))
+    units = kit_units()
+    assert stopped.claim(RUN, units, now=100.0, expires_at=160.0) == {u.key for u in units}
+    engine = build_engine(options)
+    held = engine.connect()
+    held.begin()
+    held.execute(sa.text("update claims set expires_at = 100 where run_id = :run"), {"run": RUN})  # then it stops
+    pool = ThreadPoolExecutor(1)
+    try:
+        taker = SqlStorage(SqlOptions(url=postgres_url), naming=naming)
+        started = time.monotonic()
+        claimed = pool.submit(taker.claim, LATER_RUN, units, now=200.0, expires_at=300.0)
+        assert claimed.result(timeout=30) == {u.key for u in units}
+        assert time.monotonic() - started >= 0.8, "the claim waited for the stopped worker's locks"
+        with pytest.raises(sa.exc.DBAPIError) as lost:  # continued, the stopped worker finds its session ended
+            held.execute(sa.text("select 1"))
+        assert lost.value.connection_invalidated
+    finally:
+        held.invalidate()  # no rollback: its session may be gone
+        pool.shutdown(wait=False)
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_write_whose_connection_was_ended_mid_transaction_is_run_again_on_a_new_one(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Continued after the server ended its idle session, a worker runs the transaction again rather than failing
+    the run: its first attempt was rolled back."""
+    naming = ExactNaming(NoOptions(), catalog=KIT_CATALOG)
+    database = SqlDatabase(SqlOptions(url=postgres_url, idle_transaction_timeout_s=1), naming)
+    database.migrate()
+    attempts: list[int] = []
+
+    def body(connection: sa.Connection) -> int:
+        attempts.append(connection.execute(sa.text("select pg_backend_pid()")).scalar_one())
+        if len(attempts) == 1:
+            time.sleep(1.5)  # stopped inside the transaction, past the idle timeout
+        return int(connection.execute(sa.text("select 42")).scalar_one())
+
+    assert database._written("testing", body) == 42
+    assert len(attempts) == 2 and attempts[0] != attempts[1], "the second attempt ran on a new connection"
+    assert "testing: the database connection was lost (terminating connection due to idle-in-transaction" in caplog.text
+    database.close()
+
+
+def test_an_idle_transaction_timeout_out_of_range_is_refused_naming_the_option() -> None:
+    with pytest.raises(ValueError, match=r"^idle_transaction_timeout_s: must be from 1 to 86400 seconds, got 0$"):
+        SqlOptions(url="sqlite:///x.db", idle_transaction_timeout_s=0)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, exc, insert, make_url, select, update
+from sqlalchemy import Connection, Engine, exc, insert, make_url, select, update
 
 from fleetbench.errors import StorageError
 from fleetbench.interfaces import NamingPolicy
+from fleetbench.secrets import redact_text
 from fleetbench.types import CallRecord, ClaimInfo, MetricSpec, ReportFilter, RunRecord, Unit, UnitResult, UnitScope
 
 from . import claims, queries, summaries
@@ -22,6 +24,9 @@ from .options import SqlOptions
 from .rows import decode_transcript, run_row, scope_rows
 from .schema import runs, scopes, units
 from .writes import prepare_batch, write_prepared
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
@@ -163,11 +168,36 @@ class SqlDatabase:
                 raise StorageError(f"run {run.run_id!r} is already recorded; run ids must be unique") from error
             raise
 
+    def _written(self, action: str, body: Callable[[Connection], T], engine: Engine | None = None) -> T:
+        """`body` run in one write transaction (`action` names it in errors), and once more on a new connection when
+        the connection was lost. PostgreSQL ends a session left idle inside a transaction for
+        `storage.idle_transaction_timeout_s`, so that a worker stopped in the middle of one (SIGSTOP, Ctrl-Z) does not
+        hold its row locks, and with them every other worker, until it is continued; continued, it finds its
+        connection gone. The transaction was rolled back, and every write here is idempotent (on the unit key, or
+        the run's own claims), so it is run again; a commit whose answer was lost is, at worst, written again."""
+        engine = engine or self.ready()
+        with self.errors(action):
+            try:
+                with write_transaction(engine) as connection:
+                    return body(connection)
+            except exc.DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
+                lost = redact_text(reason)
+                log.warning("%s: the database connection was lost (%s); trying again on a new one", action, lost)
+            with write_transaction(engine) as connection:
+                return body(connection)
+
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
         values = {"status": status, "finished_at": finished_at, "executed_units": executed}
-        with self.errors(f"finishing run {run_id!r}"), write_transaction(self.ready()) as connection:
+
+        def finish(connection: Connection) -> int:
             updated = connection.execute(update(runs).where(runs.c.run_id == run_id).values(values)).rowcount
             claims.expire_run(connection, run_id, finished_at)
+            return int(updated)
+
+        updated = self._written(f"finishing run {run_id!r}", finish)
         if updated != 1:
             raise StorageError(f"run {run_id!r} was never begun (begin_run) in {self._where}")
 
@@ -188,8 +218,11 @@ class SqlDatabase:
                 else:
                     with engine.connect() as reading:  # the runs' experiments, read before the write lock is taken
                         batch = prepare_batch(results, calls, self.canonical, self._experiment_of(reading))
-                with write_transaction(engine) as connection:
-                    return write_prepared(connection, batch, self._slots)
+            return self._written(
+                f"writing {len(results)} units",
+                lambda connection: write_prepared(connection, batch, self._slots),
+                engine,
+            )
         except StorageError as error:
             if isinstance(error.__cause__, exc.IntegrityError):
                 self._explain_unknown_runs(results, calls, error)
@@ -218,16 +251,19 @@ class SqlDatabase:
             raise StorageError(f"results name runs that begin_run() never recorded: {missing}") from error
 
     def heartbeat(self, run_id: str, at: float) -> None:
-        with self.errors(f"recording a heartbeat of run {run_id!r}"), write_transaction(self.ready()) as connection:
-            connection.execute(update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=at))
+        statement = update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=at)
+        self._written(f"recording a heartbeat of run {run_id!r}", lambda connection: connection.execute(statement))
 
     def claim(self, run_id: str, batch: Sequence[Unit], now: float, expires_at: float) -> set[str]:
-        with self.errors(f"claiming {len(batch)} units"), write_transaction(self.ready()) as connection:
-            return claims.claim(connection, run_id, batch, now, expires_at, self.canonical)
+        return self._written(
+            f"claiming {len(batch)} units",
+            lambda connection: claims.claim(connection, run_id, batch, now, expires_at, self.canonical),
+        )
 
     def renew_claims(self, run_id: str, expires_at: float) -> int:
-        with self.errors(f"renewing the claims of run {run_id!r}"), write_transaction(self.ready()) as connection:
-            return claims.renew(connection, run_id, expires_at)
+        return self._written(
+            f"renewing the claims of run {run_id!r}", lambda connection: claims.renew(connection, run_id, expires_at)
+        )
 
     def open_claims(self, scope: UnitScope, seed: int) -> list[ClaimInfo]:
         with self.errors("reading claims"), self.ready(writable=False).connect() as connection:

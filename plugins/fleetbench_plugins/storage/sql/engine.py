@@ -41,7 +41,9 @@ def build_engine(options: SqlOptions, *, read_only: bool = False) -> Engine:
         _require_psycopg()
         # Positional parameters: psycopg re-parses every multi-row INSERT (too long for its statement cache), and
         # splitting `%s` is much cheaper than `%(name_123)s`; measured ~1.8x more units/s at batches of 512.
-        return create_engine(options.url, echo=options.echo, pool_pre_ping=True, paramstyle="format")
+        engine = create_engine(options.url, echo=options.echo, pool_pre_ping=True, paramstyle="format")
+        _configure_postgres(engine, options.idle_transaction_timeout_s)
+        return engine
     url = _read_only_url(make_url(options.url)) if read_only else options.url
     engine = create_engine(url, echo=options.echo)
     _configure_sqlite(engine, options.busy_timeout_s, read_only)
@@ -68,6 +70,15 @@ def _require_psycopg() -> None:
         import psycopg  # noqa: F401 - imported only to prove it is installed
     except ImportError:
         raise ConfigError(PSYCOPG_HINT) from None
+
+
+def _configure_postgres(engine: Engine, idle_transaction_timeout_s: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SET, not the `options` startup parameter, which connection poolers such as PgBouncer refuse.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET idle_in_transaction_session_timeout = {int(idle_transaction_timeout_s * 1000)}")
+        dbapi_connection.commit()
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float, read_only: bool) -> None:

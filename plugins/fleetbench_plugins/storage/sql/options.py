@@ -24,16 +24,23 @@ _SCHEME = re.compile(r"^([A-Za-z0-9+_-]+)://")
 @dataclasses.dataclass
 class SqlOptions:
     """`url`: SQLAlchemy URL (`sqlite:///path.db` or `postgresql://user@host/db`, which uses psycopg 3);
-    `echo`: log every SQL statement; `busy_timeout_s`: how long a SQLite writer waits for another one's lock."""
+    `echo`: log every SQL statement; `busy_timeout_s`: how long a SQLite writer waits for another one's lock;
+    `idle_transaction_timeout_s`: PostgreSQL ends a session of ours left idle inside a transaction this long (a worker
+    stopped mid-transaction, SIGSTOP or Ctrl-Z, would otherwise hold its row locks, and every other worker of the plan,
+    until continued; continued, it runs the transaction again on a new connection)."""
 
     url: str = option("sqlite:///fleetbench.db", affects_result=False)
     echo: bool = option(False, affects_result=False)
     busy_timeout_s: float = option(30.0, affects_result=False)
+    idle_transaction_timeout_s: float = option(30.0, affects_result=False)
 
     def __post_init__(self) -> None:
         self.url = normalized_url(self.url)
         if not math.isfinite(self.busy_timeout_s) or self.busy_timeout_s < 0:
             raise ValueError(f"busy_timeout_s: must be a finite number of seconds >= 0, got {self.busy_timeout_s!r}")
+        idle = self.idle_transaction_timeout_s
+        if not math.isfinite(idle) or not 1 <= idle <= 86400:
+            raise ValueError(f"idle_transaction_timeout_s: must be from 1 to 86400 seconds, got {idle!r}")
 
     @property
     def backend(self) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobRuntime
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
@@ -31,7 +32,13 @@ from rich.text import Text
 from fleetbench import interrupts, launched, registry
 from fleetbench.cli_help import command_help, overview
 from fleetbench.config import NamingSpec, compose_config, resolve_common, resolve_run, translate
-from fleetbench.config.compose import compose_normalized, hydra_context, normalize_overrides, without_hydra
+from fleetbench.config.compose import (
+    CONFIG_NAME,
+    compose_normalized,
+    hydra_context,
+    normalize_overrides,
+    without_hydra,
+)
 from fleetbench.config.schema import ReportConf, StatusConf
 from fleetbench.config.secret_overrides import hide_secrets
 from fleetbench.config.spec import resolve_plan
@@ -197,14 +204,21 @@ def _validate_and_run(args: list[str]) -> int:
                     composed, multirun = None, True
             if composed is None:
                 overrides = normalize_overrides(given)
+            composed_job_name = JobRuntime.instance().get("name")  # see `_KnownComposition.take`
         except Exception as exc:  # Hydra wraps everything; translate() re-raises what it cannot explain
             raise translate(exc, given) from None
     with_hydra, composed = composed, without_hydra(composed) if composed is not None else None
     hydra_args = [*_without(args, parsed.overrides), *overrides[len(search) :]]
     if _inspects_only(parsed) or "--version" in args:  # --cfg, --info, --help...: Hydra answers, nothing runs
         return _hydra_run(hydra_args)
-    # A single job's `hydra.mode` is known from the composition just made: Hydra need not compose a third time.
-    mode = None if with_hydra is None else _KnownMode(with_hydra.hydra.mode)
+    # A single job's configuration is the composition just made: Hydra's app need not compose it again, neither to
+    # read `hydra.mode` nor to run the job (each about a quarter of a second of the run's start-up).
+    mode: _KnownComposition | None = None
+    if with_hydra is not None:
+        known_name = parsed.config_name or CONFIG_NAME
+        mode = _KnownComposition(
+            with_hydra, with_hydra.hydra.mode, known_name, tuple(overrides), bool(search), composed_job_name
+        )
     jobs = _sweep_jobs(overrides, multirun)
     storages: dict[str, NamingSpec] = {}
     for job_overrides in jobs:
@@ -340,31 +354,86 @@ def _sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
-@dataclasses.dataclass(frozen=True)
-class _KnownMode:
-    """The `hydra.mode` (None: not set) of a configuration already composed with these very overrides."""
+@dataclasses.dataclass
+class _KnownComposition:
+    """A single job's configuration, composed with Hydra's settings from these very overrides during validation.
 
+    Hydra's app would compose it twice more: once for `get_mode` (only to read `hydra.mode`) and once to run the job;
+    each costs about a quarter of a second of `fleetbench run`'s start-up. Both are answered from this composition,
+    which is what Hydra's own would be (the same config files, overrides, working directory and environment, in the
+    same process), so the job runs the very configuration that was validated."""
+
+    config: DictConfig
     mode: Any
+    """Its `hydra.mode` as composed (None: no config file sets it), which Hydra's app asks `get_mode` for."""
+    config_name: str
+    overrides: tuple[str, ...]
+    searched: bool
+    """Composed with a `-cd` search-path override, which Hydra's app gets as a flag instead: composed again."""
+    job_name: str
+    """Hydra's job name while validating (`hydra.job.name` where no config file sets one; the app's differs)."""
+    taken: bool = False
+
+    def take(self, config_name: str | None, overrides: Sequence[str], run_mode: Any) -> DictConfig | None:
+        """The configuration for the app's composition of the job, once; None (compose it) for any other request.
+
+        Without a `hydra.mode` from a config file the app adds `hydra.mode=RUN` to the overrides; that one is
+        applied here as Hydra would (the value, and the override listed under `hydra.overrides.hydra`)."""
+        from hydra.types import RunMode
+
+        given, extra = tuple(overrides[: len(self.overrides)]), list(overrides[len(self.overrides) :])
+        if (
+            self.taken
+            or self.searched
+            or run_mode != RunMode.RUN
+            or config_name != self.config_name
+            or given != self.overrides
+            or extra not in ([], [RUN_MODE_OVERRIDE] if self.mode is None else [])
+            or (self.config.hydra.job.name == self.job_name != JobRuntime.instance().get("name"))
+        ):
+            return None
+        self.taken = True
+        # As Hydra's composition leaves it: validation's `HydraConfig.set_config` made the node read-only since.
+        OmegaConf.set_readonly(self.config.hydra, False)
+        if extra:
+            self.config.hydra.mode = RunMode.RUN
+            self.config.hydra.overrides.hydra.append(RUN_MODE_OVERRIDE)
+        return self.config
+
+
+RUN_MODE_OVERRIDE = "hydra.mode=RUN"
+"""What Hydra's app adds to a single job's overrides when no config file sets `hydra.mode`."""
 
 
 @contextlib.contextmanager
-def _mode_known_to_hydra(known: _KnownMode | None) -> Iterator[None]:
-    """While Hydra's app starts, answer its `get_mode` (a full composition, about a third of a second, only to read
-    `hydra.mode`) from `known`. Hydra still composes the job's configuration itself."""
+def _composition_known_to_hydra(known: _KnownComposition | None) -> Iterator[None]:
+    """While Hydra's app runs a single job, answer its `get_mode` and its composition of the job from `known`."""
     if known is None:
         yield
         return
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.hydra import Hydra
 
-    original = Hydra.get_mode
+    original_mode, original_load = Hydra.get_mode, ConfigLoaderImpl.load_configuration
+
+    def load_configuration(
+        self: ConfigLoaderImpl, config_name: str | None, overrides: list[str], run_mode: Any, **kwargs: Any
+    ) -> DictConfig:
+        cfg = known.take(config_name, overrides, run_mode)
+        if cfg is not None:
+            return cfg
+        return original_load(self, config_name=config_name, overrides=overrides, run_mode=run_mode, **kwargs)
+
     Hydra.get_mode = lambda self, config_name, overrides: known.mode  # type: ignore[method-assign]
+    ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        Hydra.get_mode = original  # type: ignore[method-assign]
+        Hydra.get_mode = original_mode  # type: ignore[method-assign]
+        ConfigLoaderImpl.load_configuration = original_load  # type: ignore[method-assign]
 
 
-def _hydra_run(args: list[str], mode: _KnownMode | None = None, hold: bool = False) -> int:
+def _hydra_run(args: list[str], mode: _KnownComposition | None = None, hold: bool = False) -> int:
     """Hand the command line over to Hydra's app. With `hold`, stop signals stay held outside `_run_job` (every job
     runs in this process); without it they are released first: a launcher's worker processes would inherit the
     signal mask."""
@@ -382,7 +451,7 @@ def _hydra_run(args: list[str], mode: _KnownMode | None = None, hold: bool = Fal
     if not hold:
         interrupts.release()
     try:
-        with _mode_known_to_hydra(mode):
+        with _composition_known_to_hydra(mode):
             app()
         if hold:  # every job has ended and said so: a signal held since changes nothing
             interrupts.ignore_from_now()

@@ -181,3 +181,63 @@ def test_a_configuration_composes_no_more_often_than_its_overrides_need(
         cfg, normalized = compose_normalized(overrides)
     assert len(made) == compositions, made
     assert normalized == expected_overrides and cfg == expected
+
+
+JOB_CONFIGURATION = """
+import json, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+import fleetbench.cli as cli
+
+compositions = []
+original = ConfigLoaderImpl.load_configuration
+
+def counted(self, *args, **kwargs):
+    compositions.append(kwargs.get("overrides"))
+    return original(self, *args, **kwargs)
+
+ConfigLoaderImpl.load_configuration = counted
+if sys.argv[1] == "hydra-composes":
+    cli._KnownComposition.take = lambda *args, **kwargs: None
+
+def job(cfg):
+    hydra = OmegaConf.to_container(HydraConfig.get(), resolve=False)
+    print(json.dumps({"compositions": len(compositions), "job": OmegaConf.to_container(cfg, resolve=False),
+                      "hydra": hydra}, default=str))
+
+cli._run_and_report = job
+sys.exit(cli.main(["run", *sys.argv[2:]]))
+"""
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["run.models=[Sim-Weak]", "run.instances=2"],  # composes as typed
+        ["run.models=Sim-Weak"],  # normalized first
+        ["run.models=[Sim-Weak]", "hydra.mode=RUN", "hydra.job.name=other"],  # Hydra's app adds no override
+    ],
+)
+def test_a_single_run_is_composed_once_into_what_hydra_would_compose(overrides: list[str], tmp_path: Any) -> None:
+    """`fleetbench run` validates a single job from one composition, and Hydra's app runs that very composition
+    instead of composing it twice more (a quarter of a second each): the job sees the configuration and Hydra
+    settings Hydra's own composition gives it."""
+    import json
+    import subprocess
+    import sys
+
+    pinned = [*overrides, f"hydra.run.dir={tmp_path / 'out'}"]
+
+    def job(how: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-c", JOB_CONFIGURATION, how, *pinned], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        found: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        return found
+
+    reused, composed = job("reused"), job("hydra-composes")
+    assert reused["compositions"] < composed["compositions"]
+    assert reused["job"] == composed["job"]
+    assert reused["hydra"] == composed["hydra"]

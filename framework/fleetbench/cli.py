@@ -47,17 +47,13 @@ from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.limits import text_problem
 from fleetbench.preflight import check_output_dir, check_storages
 from fleetbench.progress import make_progress
-from fleetbench.report import Report, build_report, render
-from fleetbench.report.checks import check_report_by, check_report_output
-from fleetbench.report.research import build_tables, render_tables
-from fleetbench.report.runs import render_runs, stored_by_unfinished_run
-from fleetbench.report.scope import SCOPE_MODES, ReportScope, config_scope, resolve_run_id, widened_scope
-from fleetbench.report.status import gather, render_status, status_tables
 from fleetbench.signals import quiet_signals
 from fleetbench.terminal import PlainTable, for_terminal, printable
 from fleetbench.types import ReportFilter
 
 if TYPE_CHECKING:
+    from fleetbench.report import Report
+    from fleetbench.report.scope import ReportScope
     from fleetbench.runner import RunSummary
 
 
@@ -604,6 +600,11 @@ def _storage(common: NamingSpec) -> Iterator[Storage]:
 def cmd_report(args: Sequence[str]) -> int:
     """Aggregate stored units per base model (and `report.by` groups), with deployment shares beneath; or the research
     tables of `report.tables`. Covers the composed configuration's plan unless `report.scope=all` or a run is named."""
+    # The report modules load with the reading commands that use them, not with every `fleetbench run`.
+    from fleetbench.report import build_report, render
+    from fleetbench.report.checks import check_report_by, check_report_output
+    from fleetbench.report.research import build_tables, render_tables
+
     overrides = _overrides(args)
     cfg = compose_config(overrides)
     common = resolve_common(cfg)
@@ -647,6 +648,8 @@ def _named_run(
 ) -> str | None:
     """The run `report.run_id` names (any unique prefix), or None when it names none (then `runs`, which reads the
     database, is not called: a command that fails on its settings fails before it looks for a database)."""
+    from fleetbench.report.scope import resolve_run_id
+
     # As typed: Hydra reads a hex prefix such as `123456` or `12e345` as a number (losing zeros, or as inf).
     typed = _typed_value(overrides, "report.run_id")
     wanted = typed if typed is not None else settings.run_id
@@ -691,6 +694,8 @@ def _report_scope(
 ) -> ReportScope:
     """The composed configuration's plan (`settings` is its `report` section, resolved), unless the report is widened
     (`report.scope=all`, a run id or a label)."""
+    from fleetbench.report.scope import SCOPE_MODES, config_scope, widened_scope
+
     if settings.scope not in SCOPE_MODES:
         raise ConfigError(f"report.scope: {settings.scope!r} is not valid; choices: {', '.join(SCOPE_MODES)}")
     if run_id is not None or settings.label is not None or settings.scope == "all":
@@ -744,6 +749,8 @@ def _emit(settings: ReportConf, draw: Callable[[str, Console], str | None]) -> i
 def cmd_runs(args: Sequence[str]) -> int:
     """Every recorded run, newest first; a run whose process died is shown as `dead`. `report.run_id` (a unique
     prefix) or `report.label` narrows the list to that run or those runs."""
+    from fleetbench.report.runs import render_runs, stored_by_unfinished_run
+
     _, overrides = _split(args)
     common = resolve_common(compose_config(overrides))
     storage = common.storage.create(naming=common.naming)
@@ -764,6 +771,8 @@ def cmd_runs(args: Sequence[str]) -> int:
 def cmd_status(args: Sequence[str]) -> int:
     """Where the configured plan stands: its runs, done / claimed / planned per model and cell, deployment health.
     `status.watch=true` redraws every `status.every_s` seconds until Ctrl-C."""
+    from fleetbench.report.status import gather, render_status, status_tables
+
     _, overrides = _split(args)
     cfg = compose_config(overrides)
     spec = resolve_plan(cfg)  # no lanes: status reads the database only, and needs no API key

@@ -25,6 +25,7 @@ from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import ClaimGone, InfraFailure, LaneLost
 from fleetbench.interfaces import EpisodeContext, Provider, Suite
 from fleetbench.lanes import BREAKER_STATUSES, STOP_STATUSES, LaneState, Mode, Pulse
+from fleetbench.stalls import TIMEOUT_SHARE
 from fleetbench.types import (
     CallRecord,
     CallStatus,
@@ -94,12 +95,15 @@ class LaneChat:
 
     async def _complete(self, request: Request) -> Completion:
         failed = limited = attempt = 0
+        excused = False
         while True:
             attempt += 1
-            outcome = await self._attempt(request, attempt)
+            # One attempt of a request may be excused: stalls that keep recurring must not hide a failing endpoint.
+            outcome = await self._attempt(request, attempt, may_excuse=not excused)
             if isinstance(outcome, Completion):
                 return outcome
             if isinstance(outcome, _StoodStill):
+                excused = True
                 # Counted as an attempt all the same: a worker starved of CPU for good must not retry for ever.
                 failed += 1
                 if failed >= self.conf.max_attempts:
@@ -111,7 +115,9 @@ class LaneChat:
                 failed += 1
             await self._recover(outcome, failed, limited)
 
-    async def _attempt(self, request: Request, attempt: int) -> Completion | ErrorClass | _StoodStill:
+    async def _attempt(
+        self, request: Request, attempt: int, may_excuse: bool = True
+    ) -> Completion | ErrorClass | _StoodStill:
         """One request within the lane's limits: the completion, or the verdict on its failure. Its recorded latency
         and timeout cover the request only, not the wait to enter the lane; a backoff after it happens outside."""
         ticket = await self.state.enter()
@@ -138,7 +144,7 @@ class LaneChat:
                     self._record(attempt, status, completion=completion)
                     return completion
                 verdict = ErrorClass(CallStatus.EMPTY, detail="empty reply")
-            stood_still = self._stood_still(verdict, sent_at)
+            stood_still = self._stood_still(verdict, sent_at) if may_excuse else 0.0
             if stood_still:
                 detail = f"{verdict.detail}; this worker stood still {stood_still:.1f}s meanwhile (stopped or starved)"
                 self._record(attempt, verdict.status, http_status=verdict.http_status, error=detail)
@@ -151,14 +157,16 @@ class LaneChat:
 
     def _stood_still(self, verdict: ErrorClass, sent_at: float) -> float:
         """Seconds the worker stood still while the failed request was out, when that explains the failure: a
-        timeout the request would not have reached otherwise, or a transport failure (a server closes a connection
-        left silent); else 0."""
+        timeout the request would not have reached otherwise, the worker having stood still for at least
+        `TIMEOUT_SHARE` of the timeout, or a transport failure (a server closes a connection left silent); else 0."""
         if verdict.status not in BREAKER_STATUSES:
             return 0.0
         now = time.monotonic()
         stood_still = self.state.stalls.stood_still(sent_at, now)
-        if verdict.status is CallStatus.TIMEOUT and now - sent_at - stood_still >= self.conf.request_timeout_s:
-            return 0.0  # it ran out of time while the worker was running, too
+        if verdict.status is CallStatus.TIMEOUT:
+            timeout_s = self.conf.request_timeout_s
+            if now - sent_at - stood_still >= timeout_s or stood_still < TIMEOUT_SHARE * timeout_s:
+                return 0.0  # it ran out of time while the worker was running, or had most of its time all the same
         return stood_still
 
     async def _send(self, request: Request) -> Completion:

@@ -7,8 +7,9 @@ healthy lanes for their breakers' cool-down and restarted episodes on other lane
 
 `StallWatch` ticks on the event loop; a tick that comes later than due by more than `STALL_S` marks the time in
 between as a stall. `schedule.LaneChat` asks how long the process stood still while a failed request was out: a
-timeout that the request would not have reached without the stall, and a transport failure of a request that spans
-one (a server closes a connection left silent), are the worker's doing, not the lane's.
+timeout that the request would not have reached without the stall (which took at least `TIMEOUT_SHARE` of it), and
+a transport failure of a request that spans one (a server closes a connection left silent), are the worker's doing,
+not the lane's, once per request.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ TICK_S = 0.1
 STALL_S = 0.5
 """A tick later than due by more than this means the loop did not run meanwhile (a busy loop's callbacks take
 milliseconds; a loop held this long is a stopped or starved process)."""
+TIMEOUT_SHARE = 0.25
+"""A timed-out request is the stall's doing only when the worker stood still for at least this share of the request's
+timeout: a moment's stall within a long wait (a collection, a busy machine) does not excuse an endpoint that never
+answers, which must still cost its lane (an attacker's 0.8 s stops every 2 s kept a hung deployment from ever being
+parked). And only one attempt of a request is ever excused (`schedule.LaneChat`)."""
 KEPT = 64
 """Stalls remembered (the oldest are forgotten: a request spans only the last few)."""
 

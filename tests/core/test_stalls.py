@@ -137,6 +137,39 @@ def test_a_request_that_timed_out_while_the_worker_ran_still_costs_the_lane() ->
     assert dict(chat.state.statuses) == {CallStatus.TIMEOUT: 1}
 
 
+class _HeldAlways(ScriptedProvider):
+    """Holds the event loop during every request, which then times out: a worker that keeps standing still."""
+
+    def __init__(self, hold_s: float) -> None:
+        super().__init__(latency_s=5.0)
+        self._hold_s = hold_s
+
+    async def complete(self, lane: Lane, request: Request) -> Completion:
+        time.sleep(self._hold_s)
+        return await super().complete(lane, request)
+
+
+def test_only_one_attempt_of_a_request_is_excused() -> None:
+    """Stalls that keep recurring must not hide an endpoint that never answers: the second timeout counts."""
+    conf = SchedulerConf(request_timeout_s=0.5)
+    chat, answer = asyncio.run(_watched(lambda stalls: _ask(_HeldAlways(0.8), conf, stalls)))
+    assert isinstance(answer, LaneLost) and answer.status == "request_timeout"
+    excused, counted = (call.error or "" for call in chat.calls)
+    assert "stood still" in excused and "stood still" not in counted
+    assert dict(chat.state.statuses) == {CallStatus.TIMEOUT: 1}
+
+
+def test_a_stall_short_beside_the_timeout_excuses_nothing() -> None:
+    """Held 0.7 s of a 4 s timeout (less than a quarter): the endpoint had the rest of the time and never answered
+    (an attacker's 0.8 s stops every 2 s kept a hung deployment from ever being parked)."""
+    conf = SchedulerConf(request_timeout_s=4.0)
+    chat, answer = asyncio.run(_watched(lambda stalls: _ask(_HeldOnce(0.7, latency_s=10.0), conf, stalls)))
+    assert isinstance(answer, LaneLost) and answer.status == "request_timeout"
+    assert [call.status for call in chat.calls] == [CallStatus.TIMEOUT]
+    assert "stood still" not in (chat.calls[0].error or "")
+    assert dict(chat.state.statuses) == {CallStatus.TIMEOUT: 1}
+
+
 def test_a_run_stopped_past_its_requests_timeout_parks_no_lane_and_finishes_every_unit(tmp_path: Path) -> None:
     """Requests take 0.8 s and time out after 1.5 s; the run is stopped (SIGSTOP) for 3 s once its first unit is
     stored. Continued, it sends the requests that timed out again on their lanes: no lane parked (a resumed worker's

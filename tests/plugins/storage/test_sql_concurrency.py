@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import create_engine, func, select, update
 
+from fleetbench.errors import StorageError
 from fleetbench.interfaces import NoOptions
 from fleetbench.testing.contracts.storage import KIT_CATALOG, LATER_RUN, RUN, kit_units, ready
 from fleetbench.testing.contracts.storage import run_record as kit_run
@@ -290,6 +291,33 @@ def test_a_write_whose_connection_was_ended_mid_transaction_is_run_again_on_a_ne
     assert len(attempts) == 2 and attempts[0] != attempts[1], "the second attempt ran on a new connection"
     assert "testing: the database connection was lost (terminating connection due to idle-in-transaction" in caplog.text
     database.close()
+
+
+@pytest.mark.postgres
+def test_a_write_whose_connection_was_lost_at_its_commit_is_not_run_again(postgres_url: str) -> None:
+    """The commit may have gone through: call rows are appended, so running the write again could store them twice
+    (an attacker's proxy cutting commit replies stored 19 calls twice). The write fails with one error instead."""
+    naming = ExactNaming(NoOptions(), catalog=KIT_CATALOG)
+    database = SqlDatabase(SqlOptions(url=postgres_url), naming)
+    database.migrate()
+    bodies: list[int] = []
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+
+    def body(connection: sa.Connection) -> int:
+        pid = connection.execute(sa.text("select pg_backend_pid()")).scalar_one()
+        bodies.append(pid)
+        with admin.connect() as other:  # the session dies between the last statement and the commit
+            other.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": pid})
+        time.sleep(0.2)
+        return 1
+
+    try:
+        with pytest.raises(StorageError, match=r"^testing in .* failed: "):
+            database._written("testing", body)
+        assert len(bodies) == 1
+    finally:
+        admin.dispose()
+        database.close()
 
 
 def test_an_idle_transaction_timeout_out_of_range_is_refused_naming_the_option() -> None:

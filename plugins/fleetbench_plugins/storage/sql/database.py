@@ -170,18 +170,22 @@ class SqlDatabase:
 
     def _written(self, action: str, body: Callable[[Connection], T], engine: Engine | None = None) -> T:
         """`body` run in one write transaction (`action` names it in errors), and once more on a new connection when
-        the connection was lost. PostgreSQL ends a session left idle inside a transaction for
-        `storage.idle_transaction_timeout_s`, so that a worker stopped in the middle of one (SIGSTOP, Ctrl-Z) does not
-        hold its row locks, and with them every other worker, until it is continued; continued, it finds its
-        connection gone. The transaction was rolled back, and every write here is idempotent (on the unit key, or
-        the run's own claims), so it is run again; a commit whose answer was lost is, at worst, written again."""
+        the connection was lost before the transaction's end. PostgreSQL ends a session left idle inside a
+        transaction for `storage.idle_transaction_timeout_s`, so that a worker stopped in the middle of one (SIGSTOP,
+        Ctrl-Z) does not hold its row locks, and with them every other worker, until it is continued; continued, it
+        finds its connection gone, and the transaction, rolled back, is run again. A connection lost at the commit
+        itself is not retried: the commit may have gone through, and call rows are appended, not upserted (an
+        attacker's proxy cutting commit replies stored 19 calls twice)."""
         engine = engine or self.ready()
         with self.errors(action):
+            ran = False
             try:
                 with write_transaction(engine) as connection:
-                    return body(connection)
+                    done = body(connection)
+                    ran = True
+                return done
             except exc.DBAPIError as error:
-                if not error.connection_invalidated:
+                if ran or not error.connection_invalidated:
                     raise
                 reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
                 lost = redact_text(reason)

@@ -16,7 +16,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier, Event
+from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import create_engine, func, select, update
@@ -24,13 +26,15 @@ from sqlalchemy import create_engine, func, select, update
 from fleetbench.errors import StorageError
 from fleetbench.interfaces import NoOptions
 from fleetbench.testing.contracts.storage import KIT_CATALOG, LATER_RUN, RUN, kit_units, ready
+from fleetbench.testing.contracts.storage import result as kit_result
 from fleetbench.testing.contracts.storage import run_record as kit_run
 from fleetbench.testing.fakes import ExactNaming
 from fleetbench.types import Outcome, ReportFilter
-from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage
+from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage, fencing
 from fleetbench_plugins.storage.sql.database import SqlDatabase
 from fleetbench_plugins.storage.sql.engine import build_engine, write_transaction
 from fleetbench_plugins.storage.sql.schema import calls, runs, units
+from fleetbench_plugins.storage.sql.totals import WRITE_LOCK_KEY
 
 from .builders import DEEPSEEK, SUITE, call, naming, result, run_record, storage
 
@@ -318,6 +322,68 @@ def test_a_write_whose_connection_was_lost_at_its_commit_is_not_run_again(postgr
     finally:
         admin.dispose()
         database.close()
+
+
+HOLDER = "fleetbench kit-host 4242"
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _hold_the_writers_lock_while_sending(url: str) -> psycopg.Connection[Any]:
+    """A session of process 4242 on kit-host (the kit's runs' process) that took the writers' lock and stopped in
+    the middle of a write: `active`, waiting for the client, a state no server timeout ends."""
+    holder = psycopg.connect(_plain(url), application_name=HOLDER)
+    holder.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK_KEY])
+    holder.pipeline().__enter__()
+    holder.cursor().execute("SELECT %s::int", [1])
+    holder.pgconn.flush()  # sent without its Sync: the server waits for the rest
+    return holder
+
+
+@pytest.mark.postgres
+def test_a_writer_ends_the_session_of_a_worker_stopped_while_holding_the_writers_lock(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The holder's runs are running with heartbeats long past (`fencing.STALE_AFTER_S`): it stands still. The
+    writer, once its wait for the lock passes `fencing.WAIT_S`, ends the holder's session and writes (it waited
+    until the holder was continued)."""
+    monkeypatch.setattr(fencing, "WAIT_S", 0.5)
+    store = ready(SqlStorage(SqlOptions(url=postgres_url), naming=ExactNaming(NoOptions(), catalog=KIT_CATALOG)))
+    holder = _hold_the_writers_lock_while_sending(postgres_url)
+    pool = ThreadPoolExecutor(1)
+    try:
+        assert pool.submit(store.write, [kit_result(kit_units()[0])], []).result(timeout=30) == 1
+        assert "ended a database session of run kit-run-1 (process 4242 on kit-host)" in caplog.text
+        with psycopg.connect(_plain(postgres_url)) as look:
+            left = look.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [HOLDER])
+            assert left.fetchone() == (0,), "the holder's session is gone"
+    finally:
+        holder.close()
+        pool.shutdown()
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_writer_waits_for_a_worker_holding_the_writers_lock_whose_heartbeat_is_fresh(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live worker (fresh heartbeat) is never cut off, however long its write holds the lock."""
+    monkeypatch.setattr(fencing, "WAIT_S", 0.3)
+    store = ready(SqlStorage(SqlOptions(url=postgres_url), naming=ExactNaming(NoOptions(), catalog=KIT_CATALOG)))
+    store.heartbeat(RUN, time.time())
+    holder = _hold_the_writers_lock_while_sending(postgres_url)
+    pool = ThreadPoolExecutor(1)
+    try:
+        written = pool.submit(store.write, [kit_result(kit_units()[0])], [])
+        time.sleep(2.0)
+        assert not written.done(), "it waits for the live holder"
+    finally:
+        holder.close()  # the holder finishes: its session ends, and with it the lock
+    assert written.result(timeout=30) == 1
+    pool.shutdown()
+    store.close()
 
 
 def test_an_idle_transaction_timeout_out_of_range_is_refused_naming_the_option() -> None:

@@ -16,7 +16,7 @@ from fleetbench.interfaces import NamingPolicy
 from fleetbench.secrets import redact_text
 from fleetbench.types import CallRecord, ClaimInfo, MetricSpec, ReportFilter, RunRecord, Unit, UnitResult, UnitScope
 
-from . import claims, queries, summaries
+from . import claims, fencing, queries, summaries
 from . import migrate as migrations
 from .engine import build_engine, dialect_insert, display_url, write_transaction
 from .filters import unit_conditions
@@ -33,6 +33,9 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 URL_HINT = "(set storage.url, or FLEETBENCH_DATABASE_URL with storage=postgres)"
 """Where a server database's URL comes from, added to a failure to reach it."""
+
+LOCK_NOT_AVAILABLE = "55P03"
+"""PostgreSQL's SQLSTATE for a lock wait that `lock_timeout` ended."""
 
 STREAM_CHUNK = 10_000
 """Rows fetched per round trip when streaming keys or exports (a server-side cursor on PostgreSQL)."""
@@ -169,29 +172,43 @@ class SqlDatabase:
             raise
 
     def _written(self, action: str, body: Callable[[Connection], T], engine: Engine | None = None) -> T:
-        """`body` run in one write transaction (`action` names it in errors), and once more on a new connection when
-        the connection was lost before the transaction's end. PostgreSQL ends a session left idle inside a
-        transaction for `storage.idle_transaction_timeout_s`, so that a worker stopped in the middle of one (SIGSTOP,
-        Ctrl-Z) does not hold its row locks, and with them every other worker, until it is continued; continued, it
-        finds its connection gone, and the transaction, rolled back, is run again. A connection lost at the commit
-        itself is not retried: the commit may have gone through, and call rows are appended, not upserted (an
-        attacker's proxy cutting commit replies stored 19 calls twice)."""
+        """`body` run in one write transaction (`action` names it in errors), run again where that is safe.
+
+        - **A lost connection**, before the transaction's end: run once more on a new connection. PostgreSQL ends a
+          session left idle inside a transaction for `storage.idle_transaction_timeout_s`, so that a worker stopped
+          in the middle of one (SIGSTOP, Ctrl-Z) does not hold its row locks, and with them every other worker,
+          until it is continued; continued, it finds its connection gone, and the transaction, rolled back, is run
+          again. A connection lost at the commit itself is not retried: the commit may have gone through, and call
+          rows are appended, not upserted (an attacker's proxy cutting commit replies stored 19 calls twice).
+        - **A lock waited for longer than `fencing.WAIT_S`** (PostgreSQL): the sessions of workers standing still
+          are ended (`fencing.end_stalled_sessions`), and the transaction is run again, for as long as it takes.
+        """
         engine = engine or self.ready()
+        postgres = engine.dialect.name == "postgresql"
         with self.errors(action):
-            ran = False
-            try:
-                with write_transaction(engine) as connection:
-                    done = body(connection)
-                    ran = True
-                return done
-            except exc.DBAPIError as error:
-                if ran or not error.connection_invalidated:
-                    raise
-                reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
-                lost = redact_text(reason)
-                log.warning("%s: the database connection was lost (%s); trying again on a new one", action, lost)
-            with write_transaction(engine) as connection:
-                return body(connection)
+            reconnected = False
+            while True:
+                ran = False
+                try:
+                    with write_transaction(engine) as connection:
+                        if postgres:
+                            fencing.bound_lock_waits(connection)
+                        done = body(connection)
+                        ran = True
+                    return done
+                except exc.DBAPIError as error:
+                    if ran:
+                        raise
+                    if postgres and getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                        with engine.connect() as fencer:
+                            fencing.end_stalled_sessions(fencer.execution_options(isolation_level="AUTOCOMMIT"))
+                        continue
+                    if reconnected or not error.connection_invalidated:
+                        raise
+                    reconnected = True
+                    detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
+                    lost = redact_text(detail)
+                    log.warning("%s: the database connection was lost (%s); trying again on a new one", action, lost)
 
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
         values = {"status": status, "finished_at": finished_at, "executed_units": executed}

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from fleetbench.errors import ConfigError
 from fleetbench.secrets import redact_text
 
+from . import fencing
 from .options import SqlOptions
 
 _WRITE_LOCK = "fleetbench_write_lock"
@@ -78,6 +79,8 @@ def _configure_postgres(engine: Engine, idle_transaction_timeout_s: float) -> No
         # SET, not the `options` startup parameter, which connection poolers such as PgBouncer refuse.
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f"SET idle_in_transaction_session_timeout = {int(idle_transaction_timeout_s * 1000)}")
+            # Names this process, so that a worker whose writes it holds up can tell it stands still (`fencing`).
+            cursor.execute("SELECT set_config('application_name', %s, false)", [fencing.application_name()])
         dbapi_connection.commit()
 
 

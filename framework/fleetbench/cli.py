@@ -751,7 +751,7 @@ def cmd_runs(args: Sequence[str]) -> int:
     prefix) or `report.label` narrows the list to that run or those runs."""
     from fleetbench.report.runs import render_runs, stored_by_unfinished_run
 
-    _, overrides = _split(args)
+    overrides = _overrides(args)  # a bare word is refused by the composition in one line, as `report` refuses it
     common = resolve_common(compose_config(overrides))
     storage = common.storage.create(naming=common.naming)
     try:
@@ -773,7 +773,7 @@ def cmd_status(args: Sequence[str]) -> int:
     `status.watch=true` redraws every `status.every_s` seconds until Ctrl-C."""
     from fleetbench.report.status import gather, render_status, status_tables
 
-    _, overrides = _split(args)
+    overrides = _overrides(args)  # a bare word is refused by the composition in one line, as `report` refuses it
     cfg = compose_config(overrides)
     spec = resolve_plan(cfg)  # no lanes: status reads the database only, and needs no API key
     common = spec.common or resolve_common(cfg)

@@ -26,6 +26,9 @@ TICK_S = 0.1
 STALL_S = 0.5
 """A tick later than due by more than this means the loop did not run meanwhile (a busy loop's callbacks take
 milliseconds; a loop held this long is a stopped or starved process)."""
+WARN_AFTER_S = 2.0
+"""Stalls this long are warnings (the terminal shows them); shorter ones are noted in the run log only (a busy
+machine stalls for half a second now and then: a README follower saw four such warnings in one run)."""
 TIMEOUT_SHARE = 0.25
 """A timed-out request is the stall's doing only when the worker stood still for at least this share of the request's
 timeout: a moment's stall within a long wait (a collection, a busy machine) does not excuse an endpoint that never
@@ -55,7 +58,9 @@ class StallWatch:
                 due = self._last_tick + self._tick_s
                 if now - due > self._stall_s:
                     self._stalls.append((due, now))
-                    log.warning(
+                    # Long stalls reach the terminal; a busy machine's short ones only the run log.
+                    log.log(
+                        logging.WARNING if now - due >= WARN_AFTER_S else logging.INFO,
                         "this worker stood still for %.1fs (stopped, suspended or starved of CPU): requests it had in "
                         "flight that failed meanwhile are sent again on their lanes, not counted against them",
                         now - due,

@@ -197,6 +197,20 @@ def test_bad_config_in_one_sweep_job_stops_the_whole_sweep_before_any_job(run_cl
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["status", "runs", "report"])
+def test_a_bare_word_given_to_a_reading_command_is_refused_in_one_line(
+    run_cli: RunCli, tmp_path: Path, command: str
+) -> None:
+    """`status` and `runs` ignored it and exited 0 (a README follower), where `report` refused it."""
+    process = run_cli(command, "bogus")
+    assert process.returncode == 2, process.stderr
+    assert stderr_lines(process) == [
+        "error: bogus: the override 'bogus' does not parse (Error parsing override 'bogus'; missing EQUAL at "
+        "'<EOF>'); quote a value holding characters other than letters, digits and _-./:, e.g. bogus=''"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_command_lists_the_commands(run_cli: RunCli) -> None:
     process = run_cli("frobnicate")
     assert process.returncode == 2

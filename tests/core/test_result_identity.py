@@ -36,7 +36,12 @@ PLUGIN_OPTIONS: dict[tuple[str, str, str], dict[str, bool]] = {
         "input_cost_per_token": NEUTRAL, "output_cost_per_token": NEUTRAL, "cost_model": NEUTRAL,
     },
     ("providers", "litellm", "DeploymentParams"): {},
-    ("storage", "sql", "Options"): {"url": NEUTRAL, "echo": NEUTRAL, "busy_timeout_s": NEUTRAL},
+    ("storage", "sql", "Options"): {
+        "url": NEUTRAL,
+        "echo": NEUTRAL,
+        "busy_timeout_s": NEUTRAL,
+        "idle_transaction_timeout_s": NEUTRAL,
+    },
     ("suites", "jsonl", "Options"): {
         "dataset": NEUTRAL, "scorer": RESULT, "categories": NEUTRAL, "system_prompt": RESULT, "items": NEUTRAL,
     },
@@ -104,6 +109,7 @@ NEUTRAL_CHANGES = [
     "sharding=even",
     "scheduler.request_timeout_s=99",
     "storage.busy_timeout_s=5",
+    "storage.idle_transaction_timeout_s=60",
     "run.label=another",
     "suite.dataset=builtin",
 ]

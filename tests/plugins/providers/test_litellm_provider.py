@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -232,3 +234,20 @@ def test_retry_after_reads_seconds_milliseconds_and_http_dates() -> None:
     assert retry_after_s({"retry-after": email.utils.formatdate(now - 42, usegmt=True)}, now) == 0.0
     assert retry_after_s({"retry-after": "soon"}, now) is None
     assert retry_after_s({}, now) is None
+
+
+def test_the_unawaited_coroutine_of_a_cancelled_litellm_request_is_not_printed() -> None:
+    """A request cancelled while litellm's `acompletion` runs its synchronous part in a thread leaves the handler's
+    coroutine unawaited; Python's warning about it reached the terminal after a stopped worker was continued. Our
+    own unawaited coroutines are still reported."""
+    code = (
+        "import warnings\n"
+        "from fleetbench_plugins.providers.litellm import loader\n"
+        "loader.litellm()\n"
+        "warnings.warn(\"coroutine 'BaseLLMHTTPHandler.async_completion' was never awaited\", RuntimeWarning)\n"
+        "warnings.warn(\"coroutine 'OpenAIChatCompletion.acompletion' was never awaited\", RuntimeWarning)\n"
+        "warnings.warn(\"coroutine 'LaneChat._send' was never awaited\", RuntimeWarning)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert "completion' was never awaited" not in done.stderr
+    assert "coroutine 'LaneChat._send' was never awaited" in done.stderr

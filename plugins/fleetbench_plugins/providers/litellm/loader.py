@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import threading
+import warnings
 from concurrent.futures import Future
 from types import ModuleType
 from typing import Any
@@ -95,8 +96,16 @@ def _import_into(future: Future[ModuleType]) -> None:
     future.set_result(module)
 
 
+UNAWAITED_HANDLER = r"coroutine '\w+\.a(sync_)?completion' was never awaited"
+"""The warning Python prints when a request is cancelled (timed out, or the run stopping) while litellm's
+`acompletion` runs its synchronous part in a thread: that part still returns its handler's coroutine, which nothing
+awaits any more. Harmless, and litellm's own; it reached the terminal after a stopped worker was continued."""
+
+
 def _configure(module: Any) -> None:
-    """No retries of its own, no "give feedback" banners on stdout, redacted logs."""
+    """No retries of its own, no "give feedback" banners on stdout, redacted logs, no warning about the coroutines
+    of requests cancelled while its thread ran."""
+    warnings.filterwarnings("ignore", message=UNAWAITED_HANDLER, category=RuntimeWarning)
     module.suppress_debug_info = True
     module.num_retries = 0
     module.drop_params = False

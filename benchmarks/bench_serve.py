@@ -13,6 +13,8 @@
 4. Start-up: `fleetbench run` (a subprocess) from start to the server receiving its first request. Target: <= 2 s.
 5. Ramp: part 1's run with the lanes' start ramp (`scheduler.ramp_step_s`, default 0.02 s) and without it (0),
    alternating, three rounds each, at the fixed and at the spread latency: achieved / ideal per round.
+6. Loop: part 1's run at the fixed latency, counting the times the event loop's thread waited for a claim or a write
+   still running on the storage thread (each holds every request of the run), and how long in all.
 
 Run: `python benchmarks/bench_serve.py` (`--only SECTION`, repeatable, for some of them; `--quick` for smaller runs:
 the sharding part then misses its target only because its tail is a larger share of a shorter run).
@@ -27,8 +29,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -287,7 +291,40 @@ def ramp(scratch: Path, units: int, rounds: int = 3) -> None:
         )
 
 
-SECTIONS = ["throughput", "workers", "cpu", "sharding", "startup", "ramp"]
+def loop_held(scratch: Path, units: int, rounds: int = 2) -> None:
+    """Part 1's run at a fixed 0.5 s, counting how often and how long the event loop's thread waited for a
+    `concurrent.futures.Future` still running (a claim or a write on the storage thread): each such wait holds every
+    request of the run. Measured by wrapping `Future.result` for the run's duration."""
+    held = [0, 0.0]
+    original = Future.result
+
+    def timed(self: Future[Any], timeout: float | None = None) -> Any:
+        if threading.current_thread() is not threading.main_thread() or self.done():
+            return original(self, timeout)
+        started = time.perf_counter()
+        try:
+            return original(self, timeout)
+        finally:
+            held[0] += 1
+            held[1] += time.perf_counter() - started
+
+    with served(scratch / "s6", {"defaults": {"latency": 0.5}}) as server:
+        _environment(server)
+        for round_ in range(rounds):
+            held[:] = [0, 0.0]
+            Future.result = timed  # type: ignore[method-assign]
+            try:
+                summary = _run(scratch / f"loop{round_}.db", [f"run.instances={units // 5}", *_slots(25)])
+            finally:
+                Future.result = original  # type: ignore[method-assign]
+            calls = sum(summary.calls_by_deployment.values())
+            print(
+                f"event loop held waiting for the storage thread, {calls} calls at a fixed 0.5 s (round {round_ + 1}): "
+                f"{held[0]} times, {held[1] * 1000:.0f} ms in all, of a {summary.wall_s:.2f} s run"
+            )
+
+
+SECTIONS = ["throughput", "workers", "cpu", "sharding", "startup", "ramp", "loop"]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -316,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             startup(folder, 3)
         if "ramp" in chosen:
             ramp(folder, units)
+        if "loop" in chosen:
+            loop_held(folder, units)
     print(cpu_speed_note())
 
 

@@ -212,8 +212,8 @@ class ClaimedUnits(UnitSource):
     def due(self) -> list[Future[tuple[list[Unit], float]]]:
         """The claims still running that a stream's next unit would wait for. `stream` is pulled on the event loop,
         so a worker awaits these first (`workers.ModelWork.units_ready`): waited for inside `stream`, a claim queued
-        behind the storage thread's commits held every request of the run (a run of 1,500 calls at 150 calls/s
-        stood still 16 to 49 times, 135 to 639 ms in all)."""
+        behind the storage thread's commits held every request of the run (`bench_serve.py --only loop`: a run of
+        1,500 calls at 150 calls/s held the loop 51 to 71 times, over 200 ms in all; once, a few ms, now)."""
         return [claim for claim in self._due if not claim.done()]
 
     def _claim(self, batch: list[Unit] | None) -> Future[tuple[list[Unit], float]] | None:

@@ -324,7 +324,7 @@ def test_a_write_whose_connection_was_lost_at_its_commit_is_not_run_again(postgr
         database.close()
 
 
-HOLDER = "fleetbench kit-host 4242"
+HOLDER = "fleetbench 4242 kit-host"
 
 
 def _plain(url: str) -> str:

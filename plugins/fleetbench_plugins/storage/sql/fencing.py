@@ -3,7 +3,7 @@
 A worker stopped (SIGSTOP, Ctrl-Z) while it still sends a write's rows leaves its session `active`, waiting for the
 client, holding the writers' lock (`totals.serialize_writers`) and its rows' locks; no server timeout ends that
 state, and every other worker's writes waited until it was continued. Every session names its process in
-`application_name` (`fleetbench <host> <pid>`, set on connect). A write transaction waits `WAIT_S` at most for a lock;
+`application_name` (`fleetbench <pid> <host>`, set on connect). A write transaction waits `WAIT_S` at most for a lock;
 when that passes, the writer ends the sessions of processes whose runs are `running` but have not recorded a heartbeat
 for `STALE_AFTER_S`, and tries again. A live worker keeps beating (its heartbeat takes no lock a write holds), so only
 a worker that stands still is ever cut off; continued, it finds its connection gone and runs its transaction again.
@@ -30,7 +30,9 @@ heartbeats, three of the longest `run.heartbeat_s`)."""
 
 def application_name() -> str:
     """This process's name for its database sessions."""
-    return f"{APPLICATION} {socket.gethostname()} {os.getpid()}"[:63]  # PostgreSQL keeps 63 bytes
+    # PostgreSQL keeps 63 bytes: the pid comes first, so that a long host name is what is cut, and a cut one then
+    # matches no run (a pid cut short could have named another process's run).
+    return f"{APPLICATION} {os.getpid()} {socket.gethostname()}"[:63]
 
 
 def bound_lock_waits(connection: Connection) -> None:
@@ -51,9 +53,9 @@ def end_stalled_sessions(connection: Connection) -> int:
     ended = 0
     for backend, name in sessions:
         parts = str(name).split(" ")
-        if len(parts) != 3 or not parts[2].isdigit():
+        if len(parts) != 3 or not parts[1].isdigit():
             continue
-        host, pid = parts[1], int(parts[2])
+        pid, host = int(parts[1]), parts[2]
         # The newest of the process's running runs decides (a pid reused by a live run on the same host is live).
         newest = connection.execute(
             text(

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import queue
 import random
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -145,6 +146,29 @@ def test_writers_of_one_process_take_turns_without_sqlite_busy_waiting(sqlite_ur
     assert written == 1 and order == ["first committed", "second wrote"]
     store.close()
     other_engine.dispose()
+
+
+def test_a_write_lock_held_past_the_busy_timeout_fails_in_one_line_that_says_what_to_do(sqlite_url: str) -> None:
+    """Another connection that keeps SQLite's write lock (a fleetbench run stopped with Ctrl-Z in the middle of a
+    write) fails a writer after `storage.busy_timeout_s`, in one line that names the key and the likely cause,
+    instead of SQLite's bare "database is locked"."""
+    store = SqlStorage(SqlOptions(url=sqlite_url, busy_timeout_s=0.1), naming=naming())
+    store.migrate()
+    store.begin_run(run_record())
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StorageError) as failure:
+            store.write([result("blocked")], [])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    message = str(failure.value)
+    assert "\n" not in message
+    assert "database is locked: another process held its write lock" in message
+    assert "storage.busy_timeout_s (0.1 s)" in message and "kill -CONT" in message
+    assert store.write([result("after")], []) == 1, "the lock let go, the store writes again"
+    store.close()
 
 
 def hold_write_lock(url: str, holding: Event, seconds: float) -> None:

@@ -133,6 +133,13 @@ class SqlDatabase:
             yield
         except exc.DBAPIError as error:
             detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
+            if self.dialect == "sqlite" and detail == "database is locked":
+                # No process can take SQLite's write lock from one that stands still holding it.
+                detail += (
+                    f": another process held its write lock for longer than storage.busy_timeout_s "
+                    f"({self._options.busy_timeout_s:g} s); a fleetbench run stopped (Ctrl-Z, SIGSTOP) in the middle "
+                    "of a write holds it until it is continued (fg, kill -CONT)"
+                )
             raise StorageError(f"{action} in {self._where} failed: {detail}") from error
 
     def preflight(self) -> None:

@@ -164,13 +164,13 @@ def cpu_per_call(scratch: Path, units: int, rounds: int = 3) -> None:
     round is printed with the range: one round's figure moves by several percent with the machine's other work."""
     small = units // 5
     whole: list[float] = []
-    marginal: list[tuple[float, float, float]] = []
+    marginal: list[tuple[float, float, float, float]] = []
     with served(scratch / "s2", {"defaults": {"latency": 0.1}}) as server:
         _environment(server)
         lanes = _lanes(server)
         asyncio.run(_bare(lanes, 75, calls=200))  # warm up: imports, clients, connections
         for round_ in range(rounds):
-            bare, ours, made = {}, {}, {}
+            bare, ours, made, stored = {}, {}, {}, {}
             for size in (small, units):
                 cpu = time.process_time()
                 asyncio.run(_bare(lanes, 75, calls=size))
@@ -180,17 +180,20 @@ def cpu_per_call(scratch: Path, units: int, rounds: int = 3) -> None:
                 summary = run(spec)  # composing the config is not timed
                 ours[size] = time.process_time() - cpu
                 made[size] = sum(summary.calls_by_deployment.values())
+                stored[size] = summary.storage_cpu_s
             whole.append((ours[units] / made[units]) / (bare[units] / units) - 1)
             marginal_bare = (bare[units] - bare[small]) / (units - small)
             marginal_ours = (ours[units] - ours[small]) / (made[units] - made[small])
-            marginal.append((marginal_ours / marginal_bare - 1, marginal_bare, marginal_ours))
+            marginal_storage = (stored[units] - stored[small]) / (made[units] - made[small])
+            marginal.append((marginal_ours / marginal_bare - 1, marginal_bare, marginal_ours, marginal_storage))
     marginal.sort()
-    added, per_bare, per_ours = marginal[len(marginal) // 2]
+    added, per_bare, per_ours, per_storage = marginal[len(marginal) // 2]
     print(
         f"CPU per call at 75 in flight, median of {rounds} rounds: whole run of {units} calls (planning, scoring and "
         f"SQLite writes included): fleetbench adds {statistics.median(whole) * 100:+.1f}% to bare "
         f"litellm.acompletion; marginal CPU of a call (between {small} and {units} calls): bare {per_bare * 1000:.2f} "
-        f"ms, fleetbench {per_ours * 1000:.2f} ms: fleetbench adds {added * 100:+.1f}% (rounds: "
+        f"ms, fleetbench {per_ours * 1000:.2f} ms, of which its storage thread (SQLite writes, claims) "
+        f"{per_storage * 1000:.2f} ms: fleetbench adds {added * 100:+.1f}% (rounds: "
         f"{', '.join(f'{m[0] * 100:+.1f}%' for m in marginal)}; target <= 10%)"
     )
 

@@ -67,6 +67,8 @@ class RunSummary:
     calls_by_deployment: Counter[str] = field(default_factory=Counter)
     base_model_of: dict[str, str] = field(default_factory=dict)
     transactions: int = 0
+    storage_cpu_s: float = 0.0
+    """CPU time the run's storage thread spent on writes, claims and heartbeats (`ResultWriter.cpu_s`)."""
     restarts: int = 0
     """Episodes started again from their first turn on another (or the same) lane after losing theirs."""
     moved: int = 0
@@ -210,6 +212,9 @@ def _log_end(summary: RunSummary, lease: Lease) -> None:
         summary.run_id, summary.status, summary.wall_s, summary.executed, outcomes, summary.newly_completed,
         lease.claimed, summary.held_elsewhere,
     )  # fmt: skip
+    if summary.transactions:
+        log.info("storage: %d write transactions, %.0f ms of CPU on the storage thread (writes, claims, heartbeats)",
+                 summary.transactions, summary.storage_cpu_s * 1000)  # fmt: skip
     for report in summary.lanes:
         calls = sum(report.statuses.values())
         failed = {status.value: n for status, n in report.statuses.items() if status is not CallStatus.OK and n}
@@ -327,6 +332,7 @@ async def _execute(
         outlet.progress.stop()
         await writer.close()
         summary.newly_completed, summary.transactions = writer.newly_completed, writer.transactions
+        summary.storage_cpu_s = writer.cpu_s
         summary.lanes = [LaneReport.of(state) for state in states.values()]
         for provider in providers.values():
             await provider.aclose()

@@ -10,6 +10,7 @@ Storage calls run on one dedicated thread so the event loop never blocks on I/O;
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -41,6 +42,9 @@ class ResultWriter:
         self.committed = 0
         self.newly_completed = 0
         self.transactions = 0
+        self.cpu_s = 0.0
+        """CPU time of the storage thread, read when the writer closes: every storage call of the run that went
+        through it (writes, claims, heartbeats), which is most of what fleetbench adds to a call's CPU."""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="fleetbench-writer")
@@ -69,6 +73,8 @@ class ResultWriter:
         self._wake.set()
         if self._task is not None:
             await self._task
+        # The thread's own clock, read on it: it runs nothing but storage calls.
+        self.cpu_s = await self.call(time.thread_time)
         self._thread.shutdown(wait=True)
 
     async def _loop(self) -> None:

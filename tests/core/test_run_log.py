@@ -42,6 +42,7 @@ def test_the_run_log_records_start_plan_lane_health_retries_and_end(run_cli: Run
     assert re.search(r"lane Sim-Agent-2 resumed: its probe was answered", log), log
     assert re.search(r"lane Sim-Agent-2: \d+ requests, not answered at once: \{'transient': [1-9]\d*\}", log), log
     assert re.search(r"ended completed after [\d.]+s: 50 units executed \(.*\), 50 newly stored; 50 claimed", log)
+    assert re.search(r"storage: \d+ write transactions, \d+ ms of CPU on the storage thread", log), log
     assert SECRET not in log and SECRET not in process.stdout + process.stderr
     assert "INFO" not in process.stdout + process.stderr, "the events go to the log file, not the terminal"
     # A lane parked and resumed reaches the terminal too (as a warning): a run waiting on a lane is never silent.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -230,6 +231,32 @@ def test_newly_completed_counts_what_storage_completed_not_what_was_written() ->
 
     asyncio.run(scenario())
     assert (writer.committed, writer.newly_completed, writer.transactions) == (3, 1, 2)
+
+
+def _burn(seconds: float) -> None:
+    """Spin until this thread has used `seconds` of CPU."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+def test_the_writer_reports_the_cpu_of_its_storage_thread_and_not_the_event_loops() -> None:
+    """`cpu_s` is the storage thread's own CPU: 50 ms burned there count, 200 ms burned on the event loop do not."""
+    storage = _storage()
+    assert isinstance(storage, GatedStorage)
+    storage.gate.set()
+    writer = ResultWriter(storage, max_batch=10)
+
+    async def scenario() -> None:
+        writer.start()
+        async with asyncio.timeout(WAIT_S * 2):
+            await writer.submit(_result(0), [])
+            await writer.call(_burn, 0.05)
+            _burn(0.2)
+            await writer.close()
+
+    asyncio.run(scenario())
+    assert 0.05 <= writer.cpu_s < 0.2
 
 
 # --- call records -------------------------------------------------------------------------------------------------

@@ -123,6 +123,7 @@ CASES = [
     ),
     pytest.param(["run.instances=many"], ["run.instances", "many"], id="wrong-type"),
     pytest.param(["suite=workflow", "suite.classifier=llm"], ["run.judge", "Sim-Agent"], id="judge-missing"),
+    pytest.param(["run.judge=Nope"], ["run.judge", "'Nope'", "Sim-Agent"], id="unknown-judge-where-none-is-needed"),
     pytest.param(
         ["suite=workflow", "suite.tool_registry=/nonexistent/registry.json"],
         ["suite", "registry.json", "not found"],

@@ -320,7 +320,7 @@ def _catalog_model(common: NamingSpec, spelling: str, key: str) -> ModelSpec:
 
 def _judge(common: NamingSpec, run: RunConf, suite: interfaces.Suite) -> ModelSpec | None:
     if not suite.needs_judge:
-        if run.judge:  # unused here, but a misspelt judge is refused before a sweep's job that needs it runs
+        if run.judge:  # unused here, but a misspelt judge is refused, never silently ignored
             _catalog_model(common, run.judge, "run.judge")
         return None
     if not run.judge:

@@ -348,6 +348,108 @@ def test_a_write_whose_connection_was_lost_at_its_commit_is_not_run_again(postgr
         database.close()
 
 
+def _lose_the_next_commit(engine: sa.Engine, postgres_url: str, *, reached: bool) -> list[int]:
+    """Make the next commit on `engine` lose its connection: the server ends the session just before the commit
+    (`reached=False`: the commit never arrives), or just after it (`reached=True`: committed, but the client hears
+    only that the connection closed, as when a proxy or the network cuts the reply). Returns the ended sessions."""
+    ended: list[int] = []
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+
+    def end(pid: int) -> None:
+        with admin.connect() as other:
+            other.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": pid})
+        ended.append(pid)
+        time.sleep(0.2)
+
+    @sa.event.listens_for(engine, "commit")
+    def _before_commit(connection: sa.Connection) -> None:
+        if ended:
+            return
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        pid = dbapi.info.backend_pid
+        if not reached:
+            end(pid)
+            return
+        real_commit = dbapi.commit
+
+        def commit_then_lose_the_reply() -> None:
+            real_commit()
+            end(pid)
+            dbapi.execute("select 1")  # fails, as the lost reply would have: the client sees its connection broken
+
+        dbapi.commit = commit_then_lose_the_reply
+
+    return ended
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("reached", [False, True], ids=["commit-lost", "reply-lost"])
+def test_a_write_whose_connection_was_lost_at_its_commit_stores_its_units_and_calls_once(
+    postgres_url: str, caplog: pytest.LogCaptureFixture, reached: bool
+) -> None:
+    """A worker stopped between a write's last statement and its commit, whose session the server ended meanwhile
+    (`idle_transaction_timeout_s`, or fencing), failed its run once continued: the commit might have gone through,
+    and calls are appended, so the write was not run again. It now asks a new connection whether the batch's rows
+    are there: run again when they are not, done when they are; either way every unit and call is stored once."""
+    store = storage(postgres_url)
+    engine = store._db().engine()
+    ended = _lose_the_next_commit(engine, postgres_url, reached=reached)
+    results = [result(f"at-commit-{i}", index=i) for i in range(3)]
+    calls_made = [call(f"at-commit-{i}", DEEPSEEK, attempt=a) for i in range(3) for a in (1, 2)]
+    assert store.write(results, calls_made) == 3
+    assert len(ended) == 1, "the connection was lost at the commit"
+    went = "which went through" if reached else "which did not go through; trying again on a new one"
+    assert "writing 3 units: the database connection was lost at the commit (" in caplog.text and went in caplog.text
+    with engine.connect() as connection:
+        stored = connection.execute(select(units.c.unit_key)).scalars().all()
+        stored_calls = connection.execute(select(func.count()).select_from(calls)).scalar_one()
+    assert sorted(stored) == sorted(r.key for r in results)
+    assert stored_calls == len(calls_made), "no call stored twice, none lost"
+    (row,) = store.aggregate(["base_model"], ReportFilter(SUITE))
+    assert (row["total"], row["success"]) == (3, 3), "the totals count each unit once"
+    store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("reached", [False, True], ids=["commit-lost", "reply-lost"])
+def test_a_claim_whose_connection_was_lost_at_its_commit_is_claimed_again(
+    postgres_url: str, caplog: pytest.LogCaptureFixture, reached: bool
+) -> None:
+    """Claims (and renewals, heartbeats, a run's end) change nothing when run twice: a claim whose commit is in doubt
+    is run again on a new connection and takes the same units, where the run failed before."""
+    store = ready(
+        SqlStorage(SqlOptions(url=postgres_url), naming=ExactNaming(NoOptions(), catalog=KIT_CATALOG)), kit_run()
+    )
+    ended = _lose_the_next_commit(store._db().engine(), postgres_url, reached=reached)
+    units = kit_units()
+    assert store.claim(RUN, units, now=100.0, expires_at=160.0) == {u.key for u in units}
+    assert len(ended) == 1, "the connection was lost at the commit"
+    assert f"claiming {len(units)} units: the database connection was lost at the commit (" in caplog.text
+    assert "running it again on a new one, which changes nothing if it went through" in caplog.text
+    with store._db().engine().connect() as connection:
+        held = connection.execute(sa.text("select run_id from claims")).scalars().all()
+    assert held == [RUN] * len(units)
+    store.close()
+
+
+@pytest.mark.postgres
+def test_a_metric_slot_assigned_in_a_write_that_did_not_commit_is_assigned_again(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first write of a suite's metrics assigns them slots of the running totals and caches them; when that
+    write's commit is lost and it runs again, the slots it assigned must be assigned again, not taken from the
+    cache, or the totals would sum into slots no metric owns."""
+    store = storage(postgres_url)
+    engine = store._db().engine()
+    _lose_the_next_commit(engine, postgres_url, reached=False)
+    assert store.write([result("slotted", metrics={"fresh_metric": 0.5})], []) == 1
+    with engine.connect() as connection:
+        slots = connection.execute(sa.text("select name from metric_slots where suite = :s"), {"s": SUITE}).all()
+    assert ("fresh_metric",) in slots
+    store.close()
+
+
 HOLDER = "fleetbench 4242 kit-host"
 
 

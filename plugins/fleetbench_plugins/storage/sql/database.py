@@ -23,7 +23,7 @@ from .filters import unit_conditions
 from .options import SqlOptions
 from .rows import decode_transcript, run_row, scope_rows
 from .schema import runs, scopes, units
-from .writes import prepare_batch, write_prepared
+from .writes import batch_committed, prepare_batch, write_prepared
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -132,7 +132,7 @@ class SqlDatabase:
         try:
             yield
         except exc.DBAPIError as error:
-            detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
+            detail = _first_line(error)
             if self.dialect == "sqlite" and detail == "database is locked":
                 # No process can take SQLite's write lock from one that stands still holding it.
                 detail += (
@@ -178,7 +178,16 @@ class SqlDatabase:
                 raise StorageError(f"run {run.run_id!r} is already recorded; run ids must be unique") from error
             raise
 
-    def _written(self, action: str, body: Callable[[Connection], T], engine: Engine | None = None) -> T:
+    def _written(
+        self,
+        action: str,
+        body: Callable[[Connection], T],
+        engine: Engine | None = None,
+        *,
+        committed: Callable[[Connection], bool] | None = None,
+        rolled_back: Callable[[], None] | None = None,
+        idempotent: bool = False,
+    ) -> T:
         """`body` run in one write transaction (`action` names it in errors), run again where that is safe.
 
         - **A lost connection**, before the transaction's end: run once more on a new connection. PostgreSQL ends a
@@ -186,7 +195,13 @@ class SqlDatabase:
           in the middle of one (SIGSTOP, Ctrl-Z) does not hold its row locks, and with them every other worker,
           until it is continued; continued, it finds its connection gone, and the transaction, rolled back, is run
           again. A connection lost at the commit itself is not retried: the commit may have gone through, and call
-          rows are appended, not upserted (an attacker's proxy cutting commit replies stored 19 calls twice).
+          rows are appended, not upserted (an attacker's proxy cutting commit replies stored 19 calls twice), unless
+          `committed` is given: it asks a new connection whether the transaction's rows are there, and the
+          transaction is run again only if they are not (a worker stopped between its last statement and its
+          commit, whose session the server ended meanwhile, failed its run when continued), or the transaction is
+          `idempotent` (claims, renewals, heartbeats, a run's end): run again whatever the commit did.
+        - `rolled_back` is called whenever a run of `body` did not commit, before it is run again: caches `body`
+          filled must not outlive its transaction.
         - **A lock waited for longer than `fencing.WAIT_S`** (PostgreSQL): the sessions of workers standing still
           are ended (`fencing.end_stalled_sessions`), and the transaction is run again, for as long as it takes.
         """
@@ -204,6 +219,27 @@ class SqlDatabase:
                         ran = True
                     return done
                 except exc.DBAPIError as error:
+                    lost = error.connection_invalidated and not reconnected
+                    if ran and lost and (committed is not None or idempotent):
+                        reconnected = True
+                        detail = redact_text(_first_line(error))
+                        went_through = False
+                        if committed is not None:
+                            with engine.connect() as checking:
+                                went_through = committed(checking)
+                        if went_through:
+                            log.warning("%s: the database connection was lost at the commit (%s), which went "
+                                        "through", action, detail)  # fmt: skip
+                            return done
+                        if rolled_back is not None:
+                            rolled_back()
+                        outcome = AGAIN_IDEMPOTENT if idempotent else AGAIN_NOT_COMMITTED
+                        log.warning(
+                            "%s: the database connection was lost at the commit (%s)%s", action, detail, outcome
+                        )
+                        continue
+                    if rolled_back is not None:
+                        rolled_back()
                     if ran:
                         raise
                     if postgres and getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
@@ -213,9 +249,8 @@ class SqlDatabase:
                     if reconnected or not error.connection_invalidated:
                         raise
                     reconnected = True
-                    detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
-                    lost = redact_text(detail)
-                    log.warning("%s: the database connection was lost (%s); trying again on a new one", action, lost)
+                    log.warning("%s: the database connection was lost (%s); trying again on a new one", action,
+                                redact_text(_first_line(error)))  # fmt: skip
 
     def finish_run(self, run_id: str, status: str, finished_at: float, executed: int) -> None:
         values = {"status": status, "finished_at": finished_at, "executed_units": executed}
@@ -225,7 +260,7 @@ class SqlDatabase:
             claims.expire_run(connection, run_id, finished_at)
             return int(updated)
 
-        updated = self._written(f"finishing run {run_id!r}", finish)
+        updated = self._written(f"finishing run {run_id!r}", finish, idempotent=True)
         if updated != 1:
             raise StorageError(f"run {run_id!r} was never begun (begin_run) in {self._where}")
 
@@ -246,11 +281,17 @@ class SqlDatabase:
                 else:
                     with engine.connect() as reading:  # the runs' experiments, read before the write lock is taken
                         batch = prepare_batch(results, calls, self.canonical, self._experiment_of(reading))
-            return self._written(
-                f"writing {len(results)} units",
-                lambda connection: write_prepared(connection, batch, self._slots),
-                engine,
-            )
+            try:
+                return self._written(
+                    f"writing {len(results)} units",
+                    lambda connection: write_prepared(connection, batch, self._slots),
+                    engine,
+                    committed=lambda connection: batch_committed(connection, batch),
+                    rolled_back=self._slots.clear,
+                )
+            except BaseException:
+                self._slots.clear()  # a slot assigned in a transaction that did not commit must not stay cached
+                raise
         except StorageError as error:
             if isinstance(error.__cause__, exc.IntegrityError):
                 self._explain_unknown_runs(results, calls, error)
@@ -280,17 +321,24 @@ class SqlDatabase:
 
     def heartbeat(self, run_id: str, at: float) -> None:
         statement = update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=at)
-        self._written(f"recording a heartbeat of run {run_id!r}", lambda connection: connection.execute(statement))
+        self._written(
+            f"recording a heartbeat of run {run_id!r}",
+            lambda connection: connection.execute(statement),
+            idempotent=True,
+        )
 
     def claim(self, run_id: str, batch: Sequence[Unit], now: float, expires_at: float) -> set[str]:
         return self._written(
             f"claiming {len(batch)} units",
             lambda connection: claims.claim(connection, run_id, batch, now, expires_at, self.canonical),
+            idempotent=True,  # a run's own live claims are claimed again
         )
 
     def renew_claims(self, run_id: str, expires_at: float) -> int:
         return self._written(
-            f"renewing the claims of run {run_id!r}", lambda connection: claims.renew(connection, run_id, expires_at)
+            f"renewing the claims of run {run_id!r}",
+            lambda connection: claims.renew(connection, run_id, expires_at),
+            idempotent=True,
         )
 
     def open_claims(self, scope: UnitScope, seed: int) -> list[ClaimInfo]:
@@ -381,3 +429,12 @@ class SqlDatabase:
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
+
+
+AGAIN_IDEMPOTENT = "; running it again on a new one, which changes nothing if it went through"
+AGAIN_NOT_COMMITTED = ", which did not go through; trying again on a new one"
+
+
+def _first_line(error: exc.DBAPIError) -> str:
+    """The driver's message, first line (psycopg adds context lines), or the error's type when it has none."""
+    return str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection, delete, insert, select
 
 from fleetbench.types import CallRecord, UnitResult
 
@@ -17,7 +17,7 @@ from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_ke
 from .schema import INFRA_ERROR, calls, transcripts, units
 from .totals import add_calls, add_calls_of_new_units, add_units, infra_rows, serialize_writers
 
-__all__ = ["PreparedBatch", "prepare_batch", "write_prepared"]
+__all__ = ["PreparedBatch", "batch_committed", "prepare_batch", "write_prepared"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,29 @@ def write_prepared(connection: Connection, batch: PreparedBatch, slots: dict[str
             connection, run_id, [r["unit_key"] for r in rows if r["outcome"] == INFRA_ERROR and r["run_id"] == run_id]
         )
     return sum(1 for row in rows if row["unit_key"] in written and row["outcome"] != INFRA_ERROR)
+
+
+def batch_committed(connection: Connection, batch: PreparedBatch) -> bool:
+    """Whether the transaction that wrote `batch` committed, asked on a new connection after the old one was lost at
+    the commit (the commit may or may not have reached the server).
+
+    A call row is appended by exactly one transaction, so finding one of the batch's calls proves the commit. A
+    batch without calls committed if one of its units is stored as this result (its run, lane and start); finding
+    none is safe to act on even when every unit of the batch had been completed by others (the transaction then
+    stored nothing of them): writing such a batch again stores nothing twice."""
+    if batch.call_rows:
+        first = batch.call_rows[0]
+        query = select(calls.c.unit_key).where(
+            *(calls.c[name] == first[name] for name in ("unit_key", "run_id", "lane_id", "attempt", "started_at"))
+        )
+        return connection.execute(query.limit(1)).first() is not None
+    if not batch.rows:
+        return False
+    ours = {(row["unit_key"], row["run_id"], row["lane_id"], row["started_at"]) for row in batch.rows}
+    query = select(units.c.unit_key, units.c.run_id, units.c.lane_id, units.c.started_at).where(
+        units.c.unit_key.in_(sorted({key for key, *_ in ours}))
+    )
+    return any(tuple(row) in ours for row in connection.execute(query))
 
 
 def _upsert_units(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:

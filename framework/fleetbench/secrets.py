@@ -14,9 +14,11 @@ never a secret: it names where the value lives.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 _SECRET_WORD = r"(?:api[-_]?keys?|password|passwd|secret|token)"
 SECRET_KEY = re.compile(_SECRET_WORD + "$", re.IGNORECASE)
@@ -61,6 +63,31 @@ def replace_secrets(text: str, key: str, replacement: Callable[[str], str]) -> s
         parts += [text[position:start], replacement(text[start:end])]
         position = end
     return "".join(parts) + text[position:]
+
+
+def secret_forms(secret: str) -> list[str]:
+    """The spellings under which a known secret can appear in another program's text, longest first: as it is,
+    escaped as a JSON string or a Python repr shows it, once or twice in any order (an error message that quotes
+    a JSON body, shown in a repr), and percent-encoded for a URL. A key holding `"` or `\\` reached a call row
+    escaped while only its raw spelling was looked for."""
+    if not secret:
+        return []
+    once = _escaped(secret)
+    twice = {form for escaped in once for form in _escaped(escaped)}
+    return sorted({secret, *once, *twice, quote(secret, safe=""), quote_plus(secret)}, key=len, reverse=True)
+
+
+def _escaped(text: str) -> set[str]:
+    """`text` as a JSON string or a Python repr shows it, without the quotes; a repr escapes `'` only within `'`
+    quotes, which it chooses from the whole string, so both choices are made here (`+ '"'` forces `'` quotes)."""
+    return {json.dumps(text)[1:-1], repr(text)[1:-1], repr(text + '"')[1:-2]}
+
+
+def remove_secrets(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every spelling (`secret_forms`) of each of `secrets` replaced by `***`."""
+    for form in sorted({form for secret in secrets for form in secret_forms(secret)}, key=len, reverse=True):
+        text = text.replace(form, REDACTED)
+    return text
 
 
 def redact_text(text: str, key: str = "") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +17,9 @@ from fleetbench.secrets import (
     is_reference,
     redact,
     redact_text,
+    remove_secrets,
     replace_secrets,
+    secret_forms,
     secret_spans,
 )
 
@@ -152,3 +155,18 @@ def test_no_secret_survives_in_a_line_of_text(secret: str, param: str, prose: st
         f"https://host/p?a=1&{param}={secret}&b=2",
     ):
         assert secret not in redact_text(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(secret=st.text(min_size=4, max_size=24).filter(lambda s: s.strip() == s and "***" not in s))
+def test_a_known_secret_is_removed_however_another_program_escaped_it(secret: str) -> None:
+    """A lane's key quoted by a server or by litellm: raw, JSON-escaped once or twice, in a repr (of a JSON body too),
+    percent-encoded (a key holding `"` or `\\` reached a call row escaped while only its raw spelling was looked
+    for)."""
+    once = json.dumps(secret)
+    quoted = [secret, once, json.dumps(once), repr(secret), repr(once), quote(secret, safe=""), quote_plus(secret)]
+    text = " | ".join(f"invalid subscription key {form}." for form in quoted)
+    cleaned = remove_secrets(text, [secret])
+    for form in secret_forms(secret):
+        assert form not in cleaned
+    assert cleaned.count(REDACTED) >= len(quoted)

@@ -23,6 +23,7 @@ from fleetbench_plugins.providers.litellm import LitellmProvider
 from fleetbench_plugins.providers.litellm.classify import retry_after_s
 
 KEY = "sk-test-6f1d0c2a9b8e7f3d"
+ODD_KEY = 'sk-odd"q\\x-5e2'
 QUESTION = request_of([{"role": "user", "content": "What is 12 + 30?"}], protocol="jsonl")
 
 FAULTY = {
@@ -37,6 +38,7 @@ FAULTY = {
     "Reasoner": {"reasoning_only": True},
     "Busy": {"max_concurrency": 1, "latency": 0.4, "retry_after_s": 2},
     "Guarded": {"reject_keys": [KEY]},
+    "Guarded-Odd": {"reject_keys": [ODD_KEY]},
     "Model-Ok": {"model": "Sim-Agent"},
 }
 ROUTES = ("azure", "azure_ai", "openai")
@@ -251,3 +253,14 @@ def test_the_unawaited_coroutine_of_a_cancelled_litellm_request_is_not_printed()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert "completion' was never awaited" not in done.stderr
     assert "coroutine 'LaneChat._send' was never awaited" in done.stderr
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_key_holding_a_quote_and_a_backslash_never_reaches_the_detail(
+    server: RunningServer, provider: LitellmProvider, route: str
+) -> None:
+    """The server's 401 quotes the refused key inside a JSON body, escaped: `\\"` and `\\\\`. Only the raw key was
+    looked for, so the escaped one reached the call row."""
+    verdict = failure(provider, lane(server, route, "Guarded-Odd", key=ODD_KEY))
+    assert (verdict.status, verdict.http_status) == (CallStatus.AUTH, 401)
+    assert "sk-odd" not in verdict.detail and "***" in verdict.detail

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 
-from fleetbench.secrets import redact_text
+from fleetbench.secrets import redact_text, remove_secrets
 from fleetbench.types import CallStatus, ErrorClass
 
 DETAIL_CHARS = 500
@@ -124,7 +124,4 @@ def _seconds(value: str, scale: float, now: float) -> float | None:
 def redacted_detail(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     """One line naming the exception, with every given secret and every URL secret replaced by `***`."""
     text = f"{type(exc).__name__}: {exc}" if not str(exc).startswith("litellm.") else str(exc)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return redact_text(" ".join(text.split()))[:DETAIL_CHARS]
+    return redact_text(" ".join(remove_secrets(text, secrets).split()))[:DETAIL_CHARS]

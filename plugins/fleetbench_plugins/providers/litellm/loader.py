@@ -18,7 +18,7 @@ from typing import Any
 
 from fleetbench.errors import PluginLoadError
 from fleetbench.gcpause import collector_paused
-from fleetbench.secrets import redact_text
+from fleetbench.secrets import redact_text, remove_secrets
 
 LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Proxy", "LiteLLM Router", "litellm", "httpx", "openai")
 
@@ -39,10 +39,7 @@ class SecretFilter(logging.Filter):
         self.secrets: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        record.msg, record.args = redact_text(text), None
+        record.msg, record.args = redact_text(remove_secrets(record.getMessage(), self.secrets)), None
         return True
 
 

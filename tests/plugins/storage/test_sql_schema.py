@@ -14,6 +14,7 @@ from fleetbench import registry
 from fleetbench.errors import ConfigError, StorageError
 from fleetbench.types import ReportFilter
 from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage
+from fleetbench_plugins.storage.sql.engine import build_engine
 from fleetbench_plugins.storage.sql.migrate import head_revision
 from fleetbench_plugins.storage.sql.schema import SCHEMA_REVISION, VERSION_TABLE, metadata
 
@@ -106,9 +107,18 @@ def test_bad_urls_are_refused_naming_the_field(url: str, message: str) -> None:
         SqlOptions(url=url)
 
 
-def test_bad_busy_timeout_is_refused() -> None:
-    with pytest.raises(ValueError, match="busy_timeout_s"):
-        SqlOptions(busy_timeout_s=-1)
+@pytest.mark.parametrize("seconds", [-1, 86401, 1e7, float("inf"), float("nan")])
+def test_bad_busy_timeout_is_refused(seconds: float) -> None:
+    """Beyond a day, too: SQLite keeps the timeout in a 32-bit number of milliseconds, and 1e7 s became 0 (no wait)."""
+    with pytest.raises(ValueError, match=r"busy_timeout_s: must be from 0 to 86400 seconds"):
+        SqlOptions(busy_timeout_s=seconds)
+
+
+def test_the_longest_busy_timeout_reaches_sqlite_whole(tmp_path: Path) -> None:
+    engine = build_engine(SqlOptions(url=f"sqlite:///{tmp_path / 'day.db'}", busy_timeout_s=86400))
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 86_400_000
+    engine.dispose()
 
 
 def test_url_password_is_not_echoed() -> None:

@@ -36,8 +36,9 @@ class SqlOptions:
 
     def __post_init__(self) -> None:
         self.url = normalized_url(self.url)
-        if not math.isfinite(self.busy_timeout_s) or self.busy_timeout_s < 0:
-            raise ValueError(f"busy_timeout_s: must be a finite number of seconds >= 0, got {self.busy_timeout_s!r}")
+        # SQLite keeps its busy timeout in a 32-bit number of milliseconds: a larger one silently became 0 (no wait).
+        if not math.isfinite(self.busy_timeout_s) or not 0 <= self.busy_timeout_s <= 86400:
+            raise ValueError(f"busy_timeout_s: must be from 0 to 86400 seconds, got {self.busy_timeout_s!r}")
         idle = self.idle_transaction_timeout_s
         if not math.isfinite(idle) or not 1 <= idle <= 86400:
             raise ValueError(f"idle_transaction_timeout_s: must be from 1 to 86400 seconds, got {idle!r}")

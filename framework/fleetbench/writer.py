@@ -42,6 +42,7 @@ class ResultWriter:
         self.committed = 0
         self.newly_completed = 0
         self.transactions = 0
+        self._failure: Exception | None = None
         self.cpu_s = 0.0
         """CPU time of the storage thread, read when the writer closes: every storage call of the run that went
         through it (writes, claims, heartbeats), which is most of what fleetbench adds to a call's CPU."""
@@ -51,7 +52,12 @@ class ResultWriter:
 
     async def submit(self, result: UnitResult, calls: list[CallRecord]) -> None:
         """Queue a result and wait for its commit (a storage failure is raised here, in the worker)."""
+        if self._failure is not None:
+            raise self._failure
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Marks a failure as seen even when its worker was cancelled meanwhile (the run is stopping): asyncio would
+        # otherwise print "Future exception was never retrieved" and the traceback, once per result, at exit.
+        future.add_done_callback(_seen)
         self._pending.append((result, calls, future))
         self._wake.set()
         # Shielded: a worker cancelled by Ctrl-C while waiting must not cancel the commit of its finished result.
@@ -83,6 +89,11 @@ class ResultWriter:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                if self._failure is not None:
+                    # The run stops on the first failed write: the results queued behind it fail at once with the
+                    # same error rather than each waiting for it again (SQLite: its busy timeout, 30 s a batch).
+                    _fail(batch, self._failure)
+                    continue
                 await self._commit(batch)
             if self._closing:
                 return
@@ -93,9 +104,8 @@ class ResultWriter:
         try:
             written = await self.call(self._storage.write, results, calls)
         except Exception as exc:  # handed to every waiting worker: the run stops loudly, nothing is dropped silently
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            self._failure = exc
+            _fail(batch, exc)
             return
         self.newly_completed += written
         self.transactions += 1
@@ -105,3 +115,14 @@ class ResultWriter:
                 self._on_commit(result, result_calls)
             if not future.done():
                 future.set_result(None)
+
+
+def _fail(batch: list[Pending], error: Exception) -> None:
+    for _, _, future in batch:
+        if not future.done():
+            future.set_exception(error)
+
+
+def _seen(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

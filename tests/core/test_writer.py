@@ -8,6 +8,8 @@ write until the test releases it (so results pile up behind a running transactio
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -121,6 +123,57 @@ def test_a_failed_write_reaches_every_waiting_worker_and_nothing_counts_as_commi
     assert committed == []
     assert (writer.committed, writer.newly_completed, writer.transactions) == (0, 0, 0)
     assert _stored(storage, results) == set()
+
+
+class GatedFailingStorage(GatedStorage):
+    """Holds every write until `gate` is set, then fails it; counts the writes tried."""
+
+    def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:
+        self.started.set()
+        if not self.gate.wait(WAIT_S):
+            raise AssertionError("the test never released the write")
+        self.batches.append(len(results))
+        raise StorageError("database is locked")
+
+
+def test_after_a_failed_write_the_queued_results_fail_at_once_and_no_failure_goes_unseen(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The run stops on the first failed write. The results queued behind it, whose workers the stopping run cancels,
+    failed again one batch at a time (on SQLite each after its busy timeout), and asyncio then printed "Future
+    exception was never retrieved" with a traceback for each on the terminal. Now they fail at once with the same
+    error, none of them unseen, and a result handed over later fails before it is queued."""
+    storage = _storage(GatedFailingStorage)
+    assert isinstance(storage, GatedFailingStorage)
+    writer = ResultWriter(storage, max_batch=1)
+    results = [_result(i) for i in range(4)]
+
+    async def scenario() -> tuple[BaseException | None, BaseException | None]:
+        writer.start()
+        async with asyncio.timeout(WAIT_S):
+            first = asyncio.ensure_future(writer.submit(results[0], []))
+            await _until_started(storage)
+            queued = [asyncio.ensure_future(writer.submit(r, [])) for r in results[1:3]]
+            await asyncio.sleep(0)
+            for waiter in queued:  # the stopping run cancels its other workers
+                waiter.cancel()
+            storage.gate.set()
+            failed = await asyncio.gather(first, return_exceptions=True)
+            try:
+                await writer.submit(results[3], [])
+            except StorageError as late:
+                refused: BaseException | None = late
+            else:
+                refused = None
+            await writer.close()
+        return failed[0], refused
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        failed, refused = asyncio.run(scenario())
+        gc.collect()
+    assert isinstance(failed, StorageError) and refused is failed
+    assert storage.batches == [1], "one write tried: the queued results were not written again and again"
+    assert "never retrieved" not in caplog.text
 
 
 class _Recorder:

@@ -11,12 +11,15 @@ import multiprocessing
 import os
 import queue
 import random
+import re
 import sqlite3
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier, Event
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -36,6 +39,7 @@ from fleetbench_plugins.storage.sql.database import SqlDatabase
 from fleetbench_plugins.storage.sql.engine import build_engine, write_transaction
 from fleetbench_plugins.storage.sql.schema import calls, runs, units
 from fleetbench_plugins.storage.sql.totals import WRITE_LOCK_KEY
+from tests.conftest import CLI, cli_env
 
 from .builders import DEEPSEEK, SUITE, call, naming, result, run_record, storage
 
@@ -515,3 +519,57 @@ def test_a_writer_waits_for_a_worker_holding_the_writers_lock_whose_heartbeat_is
 def test_an_idle_transaction_timeout_out_of_range_is_refused_naming_the_option() -> None:
     with pytest.raises(ValueError, match=r"^idle_transaction_timeout_s: must be from 1 to 86400 seconds, got 0$"):
         SqlOptions(url="sqlite:///x.db", idle_transaction_timeout_s=0)
+
+
+@pytest.mark.postgres
+def test_the_storage_plugins_warnings_reach_stderr_and_the_run_log_but_never_stdout(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The plugin's warning that a lost connection is being replaced went through the root logger, whose console
+    handler (Hydra's) wrote it to stdout, which carries the run's table alone, in the log file's format. It now
+    reaches stderr as `warning: …`, and fleetbench.log. The run's write is made to wait for the writers' lock, which
+    the test holds, and its session is ended while it waits."""
+    slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=300" for i in range(3)]
+    overrides = ["storage=postgres", f"storage.url={postgres_url}", "run.instances=20", "suite.items=cycle", *slow]
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    holder_engine = create_engine(postgres_url)
+    worker = subprocess.Popen([*CLI, "run", *overrides, "run.progress=off"], cwd=tmp_path, env=cli_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        with admin.connect() as connection:
+            while not _units_stored(connection):
+                assert worker.poll() is None and time.monotonic() < deadline, "the run stored no unit"
+                time.sleep(0.05)
+            with holder_engine.connect() as holder:
+                holder.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+                ended = 0
+                while not ended:
+                    assert worker.poll() is None and time.monotonic() < deadline, "no write waited for the lock"
+                    ended = connection.execute(WAITING_SESSION_ENDED, {"mine": f"fleetbench {worker.pid} %"}).scalar()
+                    time.sleep(0.05)
+                holder.rollback()
+        out, err = worker.communicate(timeout=300)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        admin.dispose()
+        holder_engine.dispose()
+    assert worker.returncode == 0, err[-2000:]
+    lost = r"^warning: writing \d+ units: the database connection was lost \(.*\); trying again on a new one$"
+    assert re.search(lost, err, re.MULTILINE), err
+    assert "connection was lost" not in out and "WARNING" not in out
+    [log_file] = tmp_path.glob("outputs/*/*/fleetbench.log")
+    assert "the database connection was lost" in log_file.read_text()
+
+
+def _units_stored(connection: sa.Connection) -> int:
+    if connection.execute(sa.text("select to_regclass('units') is null")).scalar_one():
+        return 0  # the run has not created its schema yet
+    return int(connection.execute(sa.text("select count(*) from units")).scalar_one())
+
+
+WAITING_SESSION_ENDED = sa.text(
+    "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+    "where application_name like :mine and wait_event_type = 'Lock'"
+)

@@ -43,6 +43,8 @@ class AdaptiveSlots:
         self.opened = 1 if ramp_step_s > 0 and ceiling > 1 else RAMP_DONE
         """Slots open so far; `RAMP_DONE` once the ramp is over (or without one)."""
         self._ramp_started = False
+        self.gate = UnitGate(self)
+        """The units a lane runs at once under a shared queue, kept to this limit (see `UnitGate`)."""
 
     async def acquire(self) -> None:
         """Take a slot, waiting while `limit` are held (first come, first served)."""
@@ -114,4 +116,50 @@ class AdaptiveSlots:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self.in_use += 1
+                waiter.set_result(None)
+        self.gate.wake()  # the limit may have risen
+
+
+class UnitGate:
+    """The units a lane's workers hold at once, kept to its slots' current limit (under a shared queue).
+
+    A lane's workers pulled a unit each and then waited for a request slot: a lane whose 429s had lowered its limit
+    to 1 held a unit per worker (50 of them) waiting for that slot, pulled again as each finished, and at the end of
+    the run those units ran one at a time while the other lanes sat idle with nothing left to pull. A worker now
+    takes a place here before it pulls, so a throttled lane leaves the queue to lanes with room. Same discipline as the
+    slots: first come, first served; a lowered limit never takes a unit from its holder.
+    """
+
+    def __init__(self, slots: AdaptiveSlots) -> None:
+        self._slots = slots
+        self.held = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def enter(self) -> None:
+        """Take a place, waiting while the lane holds as many units as its limit."""
+        if self.held < self._slots.limit and not self._waiters:
+            self.held += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # the place was handed over just as we were cancelled: give it back
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    def leave(self) -> None:
+        """Give a place back (the unit finished) and hand it to the next waiter if the limit allows."""
+        self.held -= 1
+        self.wake()
+
+    def wake(self) -> None:
+        """Hand free places to waiters, first come first served (also called when the limit rises)."""
+        while self._waiters and self.held < self._slots.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.held += 1
                 waiter.set_result(None)

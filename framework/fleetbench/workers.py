@@ -51,7 +51,8 @@ class ModelWork:
         self.states = list(states)
         self.pulse = pulse
         self.lanes = ModelLanes(self.states, pulse, stopping, dispatch.failover)
-        self._shared = all(dispatch.planned(s.lane.lane_id) is None for s in self.states)
+        self.shared = all(dispatch.planned(s.lane.lane_id) is None for s in self.states)
+        """A shared queue (`dynamic` sharding): any lane may run any unit."""
         self._exhausted: set[str] = set()
         """Lanes whose own share ran out (under a shared queue, all of them at once)."""
         self.workers: Counter[str] = Counter()
@@ -69,9 +70,9 @@ class ModelWork:
         if lane_id not in self._exhausted:
             unit = self.dispatch.next_unit(lane_id)
             if unit is not None:
-                return unit, None if self._shared else lane_id
+                return unit, None if self.shared else lane_id
             self._exhaust(lane_id)
-        if self._shared or not self.dispatch.failover:
+        if self.shared or not self.dispatch.failover:
             return None
         for other in self.states:
             other_id = other.lane.lane_id
@@ -85,7 +86,7 @@ class ModelWork:
 
     def finished(self, state: LaneState) -> bool:
         """True when this lane can get no unit any more."""
-        if self._shared:
+        if self.shared:
             return bool(self._exhausted)
         if state.lane.lane_id not in self._exhausted:
             return False
@@ -94,14 +95,14 @@ class ModelWork:
     def stranded(self, state: LaneState) -> bool:
         """Whether the units this stopped lane would run have no other lane to go to: no other lane that is not
         stopped still has workers (or units may not leave their static share at all)."""
-        if not self._shared and not self.dispatch.failover:
+        if not self.shared and not self.dispatch.failover:
             return True
         return not any(
             s is not state and s.breaker.mode is not Mode.STOPPED and self.workers[s.lane.lane_id] for s in self.states
         )
 
     def _exhaust(self, lane_id: str) -> None:
-        if self._shared:
+        if self.shared:
             self._exhausted.update(s.lane.lane_id for s in self.states)
         else:
             self._exhausted.add(lane_id)
@@ -142,20 +143,32 @@ async def _pull_and_run(
                 return
             await work.pulse.wait(breaker.cooldown_left() or None)
             continue
-        await work.units_ready()
-        picked = work.next_unit(state)
+        # Under a shared queue a lane holds no more units than its current concurrency limit (`UnitGate`): what a
+        # throttled lane cannot send now stays in the queue for lanes with room.
+        gate = state.slots.gate if work.shared else None
+        if gate is not None:
+            await gate.enter()
+        try:
+            if not breaker.takes_units:  # parked or stopped while this worker waited for a place
+                continue
+            await work.units_ready()
+            picked = work.next_unit(state)
+            if picked is not None:
+                unit, home = picked
+                if home not in (None, state.lane.lane_id):
+                    state.units_taken_over += 1
+                try:
+                    result, calls = await run_unit(executor, state, unit, home)
+                except ClaimGone:
+                    continue  # another worker took the unit over while it waited: its result is that worker's
+        finally:
+            if gate is not None:
+                gate.leave()
         if picked is None:
             if work.finished(state):
                 return
             await work.pulse.wait()
             continue
-        unit, home = picked
-        if home not in (None, state.lane.lane_id):
-            state.units_taken_over += 1
-        try:
-            result, calls = await run_unit(executor, state, unit, home)
-        except ClaimGone:
-            continue  # another worker took the unit over while it waited here: its result is that worker's to store
         await sink(result, calls)
 
 

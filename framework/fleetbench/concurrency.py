@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 RAMP_DONE = 1 << 62
 """`AdaptiveSlots.opened` once every slot is open: more than any ceiling."""
@@ -54,16 +55,7 @@ class AdaptiveSlots:
         if self.in_use < self.limit and self.in_use < self.opened and not self._waiters:
             self.in_use += 1
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # the slot was handed over just as we were cancelled: give it back
-            elif waiter in self._waiters:  # `_wake` may have dropped it already, seeing it cancelled
-                self._waiters.remove(waiter)
-            raise
+        await _wait_in_line(self._waiters, self.release)
 
     def release(self) -> None:
         """Give a slot back and hand it to the next waiter if the limit allows."""
@@ -140,16 +132,7 @@ class UnitGate:
         if self.held < self._slots.limit and not self._waiters:
             self.held += 1
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.leave()  # the place was handed over just as we were cancelled: give it back
-            elif waiter in self._waiters:
-                self._waiters.remove(waiter)
-            raise
+        await _wait_in_line(self._waiters, self.leave)
 
     def leave(self) -> None:
         """Give a place back (the unit finished) and hand it to the next waiter if the limit allows."""
@@ -163,3 +146,18 @@ class UnitGate:
             if not waiter.done():
                 self.held += 1
                 waiter.set_result(None)
+
+
+async def _wait_in_line(waiters: deque[asyncio.Future[None]], give_back: Callable[[], None]) -> None:
+    """Wait at the end of `waiters` until a waker hands this waiter its place (taking it on the waiter's behalf).
+    A place handed over just as the wait is cancelled is given back with `give_back`."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    except asyncio.CancelledError:
+        if waiter.done() and not waiter.cancelled():
+            give_back()
+        elif waiter in waiters:  # a waker may have dropped it already, seeing it cancelled
+            waiters.remove(waiter)
+        raise

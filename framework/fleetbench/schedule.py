@@ -80,6 +80,10 @@ class LaneChat:
     """Asked before every request, once it has entered the lane: is the unit still this run's? (See `Executor`.)"""
     gone: bool = False
     """Set when `still_ours` said no: every request of the episode then fails at once, without reaching the API."""
+    room_elsewhere: Callable[[], bool] | None = None
+    """Whether another lane of the model could take the episode now (None: it may not move). Asked after a 429 while
+    nothing of the episode has been answered here (see `_recover`)."""
+    _answered: bool = field(default=False, init=False, repr=False)
     _started: float = field(default=0.0, init=False, repr=False)
     _clock: float = field(default=0.0, init=False, repr=False)
 
@@ -101,6 +105,7 @@ class LaneChat:
             # One attempt of a request may be excused: stalls that keep recurring must not hide a failing endpoint.
             outcome = await self._attempt(request, attempt, may_excuse=not excused)
             if isinstance(outcome, Completion):
+                self._answered = True
                 return outcome
             if isinstance(outcome, _StoodStill):
                 excused = True
@@ -192,6 +197,11 @@ class LaneChat:
                 raise LaneLost("rate_limit_exhausted", detail)
             wait = verdict.retry_after_s if verdict.retry_after_s is not None else backoff_s(self.conf, limited)
             self.state.pause(wait)
+            if not self._answered and self.room_elsewhere is not None and self.room_elsewhere():
+                # Nothing of the episode happened here: it starts on a lane with room at once, rather than wait out
+                # this lane's pause and its lowered limit (units a throttled lane took before its first 429 went
+                # through up to `max_rate_limited` 429s each, one at a time, while the other lanes sat idle).
+                raise LaneLost("rate_limited", detail)
         elif failed >= self.conf.max_attempts:
             if status is CallStatus.EMPTY:
                 raise InfraFailure("empty_response", f"{failed} empty replies")
@@ -258,6 +268,14 @@ class ModelLanes:
     movable: bool = True
     """Whether a unit may run on a lane other than the one its static share assigned (`Dispatch.failover`)."""
 
+    def room_elsewhere(self, here: LaneState, home: str | None) -> bool:
+        """Whether another active lane the unit may run on has a free request slot now."""
+        return any(
+            s is not here and s.breaker.mode is Mode.ACTIVE and s.free_slots > 0
+            for s in self.states
+            if self.movable or home is None or s.lane.lane_id == home
+        )
+
     async def replacement(self, lost: LaneState, home: str | None) -> LaneState | None:
         """The lane to start the episode again on: another active lane (the one with the most free slots), else the
         same lane if it is still active (a timeout), else the first lane due for its probe, else — when lanes are
@@ -306,7 +324,8 @@ async def run_unit(
     used = [state.lane.lane_id]
     started, clock = time.time(), time.perf_counter()
     while True:
-        episode, lost = await _episode(executor, state, unit, calls)
+        movable = executor.lanes is not None and len(used) <= executor.conf.max_restarts
+        episode, lost = await _episode(executor, state, unit, calls, home, movable)
         if lost is None:
             break
         state.episodes_lost += 1
@@ -332,15 +351,23 @@ async def run_unit(
 
 
 async def _episode(
-    executor: Executor, state: LaneState, unit: Unit, calls: list[CallRecord]
+    executor: Executor,
+    state: LaneState,
+    unit: Unit,
+    calls: list[CallRecord],
+    home: str | None = None,
+    movable: bool = False,
 ) -> tuple[Episode, LaneLost | None]:
     """One try of the episode on one lane, under the episode timeout; the loss that ended it, if any. Raises
     `ClaimGone` when the unit turned out to be another worker's before its first request (however the suite
-    handled the chat's exception)."""
+    handled the chat's exception). `home`: the unit's static lane (None: a shared queue); `movable`: whether the
+    episode may start again on another lane (a restart is left) when this one throttles it before any answer."""
     conf, lane = executor.conf, state.lane
     chat = LaneChat(state, executor.provider, conf, unit.key, executor.run_id, calls, executor.model.generation)
     if executor.still_ours is not None:
         chat.still_ours = functools.partial(executor.still_ours, unit)
+    if executor.lanes is not None and movable:
+        chat.room_elsewhere = functools.partial(executor.lanes.room_elsewhere, state, home)
     judge = executor.judge.bind(conf, unit.key, executor.run_id, calls) if executor.judge else None
     context = EpisodeContext(model=executor.model, lane_id=lane.lane_id, deployment=lane.deployment, judge=judge)
     try:

@@ -12,10 +12,10 @@ from fleetbench.config.schema import SchedulerConf
 from fleetbench.interfaces import Dispatch
 from fleetbench.lanes import LaneState, Pulse
 from fleetbench.schedule import Executor, ModelLanes
-from fleetbench.testing.fakes import ScriptedProvider, TinyOptions, TinySuite
+from fleetbench.testing.fakes import Fault, ScriptedProvider, TinyOptions, TinySuite
 from fleetbench.testing.lanes import make_lane
 from fleetbench.testing.units import make_unit
-from fleetbench.types import CallRecord, Cell, ModelSpec, Unit, UnitResult
+from fleetbench.types import CallRecord, CallStatus, Cell, ModelSpec, Outcome, Unit, UnitResult
 from fleetbench.workers import ModelWork, lane_workers
 
 CELL = Cell("tiny", "Model", (("word", "alpha"),))
@@ -109,3 +109,35 @@ def test_a_lane_held_to_one_request_holds_one_unit_and_the_other_lane_runs_the_r
     assert max(held_by_a) == 1, "lane A never held more units than it could send"
     assert dispatch.pulled[fast.lane_id] > 3 * dispatch.pulled[slow.lane_id], dispatch.pulled
     assert sum(dispatch.pulled.values()) == 24
+
+
+def test_a_unit_a_throttled_lane_answered_429_before_anything_else_starts_at_once_on_a_lane_with_room() -> None:
+    """Lane A answers every request 429. The units its workers took before that was known went through up to
+    `max_rate_limited` 429s each, one at a time under A's lowered limit, while lane B sat idle; now a unit whose
+    episode got nothing but 429s from its lane starts again on the first lane with a free slot."""
+    slow, fast = make_lane("A", base_model="Model"), make_lane("B", base_model="Model")
+    provider = ScriptedProvider(latency_s=0.01, failing={"A": Fault(CallStatus.RATE_LIMITED, retry_after_s=0.05)})
+    dispatch = _Queue([make_unit(f"{i:032x}", CELL, i) for i in range(12)])
+    results: list[UnitResult] = []
+
+    async def sink(result: UnitResult, calls: list[CallRecord]) -> None:
+        results.append(result)
+
+    async def scenario() -> None:
+        stopping, pulse = asyncio.Event(), Pulse()
+        states = [LaneState.of(slow, FAST, pulse), LaneState.of(fast, FAST, pulse)]
+        work = ModelWork(dispatch, states, pulse, stopping)
+        executor = Executor(TinySuite(TinyOptions()), ModelSpec("Model", "scripted", ()), provider, FAST, "r", None,
+                            ModelLanes(states, pulse, stopping))  # fmt: skip
+        await asyncio.gather(*lane_workers(executor, work, sink, stopping, 12))
+
+    asyncio.run(scenario())
+    asked_a = sum(1 for lane, _ in provider.requests if lane.deployment == "A")
+    moved = [r for r in results if (r.episode.transcript or {}).get("placement")]
+    assert sorted(r.unit.index for r in results) == list(range(12))
+    assert all(r.episode.outcome is Outcome.SUCCESS and r.deployment == "B" for r in results)
+    # A unit moves once B has a free slot: a 429 or two each (while B's workers held all its slots), where before it
+    # went on to `max_rate_limited` (30) each.
+    assert dispatch.pulled[slow.lane_id] == len(moved) > 0
+    assert asked_a <= 3 * len(moved), f"{asked_a} requests to A for {len(moved)} units"
+    assert all(r.episode.transcript["placement"]["lanes"] == [slow.lane_id, fast.lane_id] for r in moved)

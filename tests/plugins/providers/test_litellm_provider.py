@@ -264,3 +264,26 @@ def test_a_key_holding_a_quote_and_a_backslash_never_reaches_the_detail(
     verdict = failure(provider, lane(server, route, "Guarded-Odd", key=ODD_KEY))
     assert (verdict.status, verdict.http_status) == (CallStatus.AUTH, 401)
     assert "sk-odd" not in verdict.detail and "***" in verdict.detail
+
+
+@pytest.mark.parametrize("key", ["sk-bad\r", "sk-ünï€-key"], ids=["control-character", "non-ascii"])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_key_that_cannot_go_into_a_header_stops_the_lane_as_a_refused_key_does(
+    server: RunningServer, provider: LitellmProvider, route: str, key: str
+) -> None:
+    """Such a key fails the request before it is sent. It was classified transient: every lane was parked and
+    probed again for ever, and the summary blamed the endpoint."""
+    before = len(server.requests())
+
+    async def attempt() -> ErrorClass:
+        try:
+            await provider.complete(lane(server, route, "Model-Ok", key=key), QUESTION)
+        except Exception as exc:
+            return provider.classify(exc)
+        raise AssertionError("the request succeeded")
+
+    verdict = asyncio.run(attempt())
+    assert verdict.status is CallStatus.AUTH and verdict.http_status is None
+    assert verdict.detail.startswith("the request's headers cannot be sent (the API key holds")
+    assert "sk-bad" not in verdict.detail and "sk-ü" not in verdict.detail
+    assert len(server.requests()) == before, "nothing reached the server"

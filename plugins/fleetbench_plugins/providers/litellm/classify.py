@@ -39,6 +39,11 @@ def verdict(exc: BaseException, secrets: Iterable[str] = ()) -> ErrorClass:
     answered = bool(headers)
     detail = redacted_detail(exc, secrets)
     http_status = status if answered else None
+    if not answered and _unsendable_headers(exc):
+        # Not the endpoint's fault, and no retry can fix it: it stops the lane, as a refused key does (it was a
+        # transient failure, and the lanes were parked and probed for ever).
+        detail = f"{UNSENDABLE} {detail}"[:DETAIL_CHARS]
+        return ErrorClass(CallStatus.AUTH, detail=detail)
     call_status = _call_status(exc, status, answered)
     retry_after = retry_after_s(headers) if call_status in (CallStatus.RATE_LIMITED, CallStatus.TRANSIENT) else None
     if call_status is CallStatus.RATE_LIMITED:
@@ -48,6 +53,19 @@ def verdict(exc: BaseException, secrets: Iterable[str] = ()) -> ErrorClass:
 
 UNREACHABLE_ERRORS = ("ConnectError", "ClientConnectorError", "ConnectionRefusedError", "gaierror")
 """Causes that mean no connection was made at all (refused, no route, unknown host): the endpoint is unreachable."""
+
+
+UNSENDABLE = "the request's headers cannot be sent (the API key holds a non-ASCII or control character?):"
+HEADER_ENCODING_ERRORS = ("codec can't encode", "forbidden control character", "invalid header value")
+"""What the HTTP clients say when a header value cannot go on the wire (httpx/h11, aiohttp)."""
+
+
+def _unsendable_headers(exc: BaseException) -> bool:
+    """Whether the request failed before it was sent because a header (the key) cannot be encoded."""
+    return any(
+        isinstance(cause, UnicodeEncodeError) or any(text in str(cause).lower() for text in HEADER_ENCODING_ERRORS)
+        for cause in _chain(exc)
+    )
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -32,7 +32,7 @@ from fleetbench import __version__, interrupts
 from fleetbench.claims import ClaimedUnits, Lease, ListedUnits, end_dead_claims, orphans, plan_digest
 from fleetbench.config import RunSpec
 from fleetbench.config.spec import PlanSpec
-from fleetbench.errors import FleetbenchError, Interrupted
+from fleetbench.errors import FleetbenchError, Interrupted, StorageError
 from fleetbench.interfaces import Provider, Storage, UnitSource
 from fleetbench.lane_report import LaneReport, problem_lines
 from fleetbench.lanes import LaneState, Pulse
@@ -167,15 +167,26 @@ def _run_with(spec: RunSpec, providers: Mapping[str, Provider], storage: Storage
         raise Interrupted("interrupted before any unit ran; nothing was executed") from None
     started = time.perf_counter()
     lease = Lease(storage, run_id, spec.run.lease_s, spec.run.claim_batch)
+    failure: BaseException | None = None
     try:
         _run_loop(_execute(spec, providers, storage, plan.missing, summary, outlet, lease, digest))
     except KeyboardInterrupt:  # a signal outside the execution's own handlers (e.g. while it shuts down)
         summary.status = "interrupted"
+    except BaseException as error:
+        failure = error
+        raise
     finally:
         with deferred():  # a signal now must not cost the run its record (see fleetbench.signals)
             summary.wall_s = time.perf_counter() - started
             summary.held_elsewhere = _left_to_others(summary, lease)
-            storage.finish_run(run_id, summary.status, time.time(), summary.executed)
+            try:
+                storage.finish_run(run_id, summary.status, time.time(), summary.executed)
+            except StorageError as unrecorded:
+                if failure is None:
+                    raise
+                # The failure that stopped the run is the one to report (a locked database fails both; the error
+                # named only the end's record); the run then shows as dead, its heartbeat silent.
+                log.warning("the run's end could not be recorded either: %s", unrecorded)
             _log_end(summary, lease)
     if summary.status == "interrupted":
         raise RunInterrupted(

@@ -573,3 +573,41 @@ WAITING_SESSION_ENDED = sa.text(
     "select count(pg_terminate_backend(pid)) from pg_stat_activity "
     "where application_name like :mine and wait_event_type = 'Lock'"
 )
+
+
+def test_a_write_lock_held_mid_run_fails_the_run_fast_naming_the_write_not_the_runs_end(tmp_path: Path) -> None:
+    """The run's writes meet a lock held past the busy timeout: it stops within seconds, its error line names the
+    failed write (it named the run's end, whose record the same lock refused, so a user looked for the wrong
+    failure), the end's failure is a warning, and stdout holds no traceback."""
+    db = tmp_path / "held.db"
+    slow = [f"models.sim_agent.deployments.{i}.params.latency_ms=100" for i in range(3)]
+    overrides = [f"storage.url=sqlite:///{db}", "storage.busy_timeout_s=1", "run.instances=40", "suite.items=cycle"]
+    worker = subprocess.Popen([*CLI, "run", *overrides, *slow, "run.progress=off"], cwd=tmp_path, env=cli_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    holder: sqlite3.Connection | None = None
+    try:
+        deadline = time.monotonic() + 120
+        while not _stored_units(db):
+            assert worker.poll() is None and time.monotonic() < deadline, "the run stored no unit"
+            time.sleep(0.02)
+        holder = sqlite3.connect(db, isolation_level=None, timeout=30)
+        holder.execute("BEGIN IMMEDIATE")
+        out, err = worker.communicate(timeout=60)
+    finally:
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 1, err
+    assert re.search(r"^error: writing \d+ units in sqlite:///.* failed: database is locked: ", err, re.MULTILINE), err
+    assert "warning: the run's end could not be recorded either: finishing run" in err
+    assert "Traceback" not in out + err and "never retrieved" not in out + err
+
+
+def _stored_units(db: Path) -> int:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as connection:
+            return int(connection.execute("select count(*) from units").fetchone()[0])
+    except sqlite3.OperationalError:  # no file or no schema yet
+        return 0

@@ -268,19 +268,19 @@ class ModelLanes:
     movable: bool = True
     """Whether a unit may run on a lane other than the one its static share assigned (`Dispatch.failover`)."""
 
+    def allowed(self, home: str | None) -> list[LaneState]:
+        """The lanes a unit whose static lane is `home` (None: a shared queue) may run on."""
+        return [s for s in self.states if self.movable or home is None or s.lane.lane_id == home]
+
     def room_elsewhere(self, here: LaneState, home: str | None) -> bool:
         """Whether another active lane the unit may run on has a free request slot now."""
-        return any(
-            s is not here and s.breaker.mode is Mode.ACTIVE and s.free_slots > 0
-            for s in self.states
-            if self.movable or home is None or s.lane.lane_id == home
-        )
+        return any(s is not here and s.breaker.mode is Mode.ACTIVE and s.free_slots > 0 for s in self.allowed(home))
 
     async def replacement(self, lost: LaneState, home: str | None) -> LaneState | None:
         """The lane to start the episode again on: another active lane (the one with the most free slots), else the
         same lane if it is still active (a timeout), else the first lane due for its probe, else — when lanes are
         parked — wait for one. None when every allowed lane is stopped or the run is stopping."""
-        allowed = [s for s in self.states if self.movable or home is None or s.lane.lane_id == home]
+        allowed = self.allowed(home)
         while not self.stopping.is_set():
             active = [s for s in allowed if s.breaker.mode is Mode.ACTIVE]
             others = [s for s in active if s is not lost]

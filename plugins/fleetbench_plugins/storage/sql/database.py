@@ -200,8 +200,8 @@ class SqlDatabase:
           transaction is run again only if they are not (a worker stopped between its last statement and its
           commit, whose session the server ended meanwhile, failed its run when continued), or the transaction is
           `idempotent` (claims, renewals, heartbeats, a run's end): run again whatever the commit did.
-        - `rolled_back` is called whenever a run of `body` did not commit, before it is run again: caches `body`
-          filled must not outlive its transaction.
+        - `rolled_back` is called whenever a run of `body` fails, before it is run again or the failure is raised:
+          caches `body` filled must not outlive a transaction that may not have committed.
         - **A lock waited for longer than `fencing.WAIT_S`** (PostgreSQL): the sessions of workers standing still
           are ended (`fencing.end_stalled_sessions`), and the transaction is run again, for as long as it takes.
         """
@@ -218,7 +218,11 @@ class SqlDatabase:
                         done = body(connection)
                         ran = True
                     return done
-                except exc.DBAPIError as error:
+                except BaseException as error:
+                    if rolled_back is not None:
+                        rolled_back()  # a needless reload when the commit turns out to have gone through
+                    if not isinstance(error, exc.DBAPIError):
+                        raise
                     lost = error.connection_invalidated and not reconnected
                     if ran and lost and (committed is not None or idempotent):
                         reconnected = True
@@ -231,15 +235,11 @@ class SqlDatabase:
                             log.warning("%s: the database connection was lost at the commit (%s), which went "
                                         "through", action, detail)  # fmt: skip
                             return done
-                        if rolled_back is not None:
-                            rolled_back()
                         outcome = AGAIN_IDEMPOTENT if idempotent else AGAIN_NOT_COMMITTED
                         log.warning(
                             "%s: the database connection was lost at the commit (%s)%s", action, detail, outcome
                         )
                         continue
-                    if rolled_back is not None:
-                        rolled_back()
                     if ran:
                         raise
                     if postgres and getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
@@ -281,17 +281,13 @@ class SqlDatabase:
                 else:
                     with engine.connect() as reading:  # the runs' experiments, read before the write lock is taken
                         batch = prepare_batch(results, calls, self.canonical, self._experiment_of(reading))
-            try:
-                return self._written(
-                    f"writing {len(results)} units",
-                    lambda connection: write_prepared(connection, batch, self._slots),
-                    engine,
-                    committed=lambda connection: batch_committed(connection, batch),
-                    rolled_back=self._slots.clear,
-                )
-            except BaseException:
-                self._slots.clear()  # a slot assigned in a transaction that did not commit must not stay cached
-                raise
+            return self._written(
+                f"writing {len(results)} units",
+                lambda connection: write_prepared(connection, batch, self._slots),
+                engine,
+                committed=lambda connection: batch_committed(connection, batch),
+                rolled_back=self._slots.clear,  # a slot assigned in a transaction that did not commit is not kept
+            )
         except StorageError as error:
             if isinstance(error.__cause__, exc.IntegrityError):
                 self._explain_unknown_runs(results, calls, error)

@@ -218,9 +218,11 @@ def _validate_and_run(args: list[str]) -> int:
     jobs = _sweep_jobs(overrides, multirun)
     storages: dict[str, NamingSpec] = {}
     for job_overrides in jobs:
+        # Validation too: a signal raised inside OmegaConf's merge left a node half-built, and the error its cleanup
+        # raised then replaced the interrupt (a traceback and exit 1 for a Ctrl-C while a sweep's jobs were checked).
         with _composing():
             cfg = composed if composed is not None else compose_config(job_overrides, config_name=parsed.config_name)
-        common = resolve_run(cfg).common
+            common = resolve_run(cfg).common
         storages.setdefault(f"{common.storage.name}:{common.storage.options!r}", common)
     check_output_dir(jobs[0], multirun, with_hydra)
     check_storages(storages.values(), notify=_error)

@@ -269,6 +269,17 @@ def test_ctrl_c_during_a_sweep_in_this_process_exits_130_with_no_hydra_error(tmp
     assert stderr.strip().splitlines()[-1].startswith("interrupted"), stderr
 
 
+@pytest.mark.parametrize("delay_s", [3.0, 4.5])
+def test_ctrl_c_while_a_sweeps_jobs_are_validated_exits_130_with_no_traceback(tmp_path: Path, delay_s: float) -> None:
+    """Every job of a sweep is composed and validated before the first runs: 600 jobs keep it validating for tens of
+    seconds, so the signal lands there (once it surfaced inside OmegaConf's merge as a ConfigKeyError, exit 1)."""
+    returncode, stderr = _ctrl_c_after(delay_s, tmp_path, "-m", "run.seed=range(1,601)", "run.instances=1")
+    assert returncode == 130, stderr
+    assert "Traceback" not in stderr and "error" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted"), stderr
+    assert not (tmp_path / "fleetbench.db").exists(), "nothing ran, so nothing was written"
+
+
 def _ctrl_c_after(delay_s: float, cwd: Path, *args: str) -> tuple[int, str]:
     """`fleetbench run ARGS` (no progress view), sent SIGINT after `delay_s`: its exit code and stderr."""
     process = subprocess.Popen(

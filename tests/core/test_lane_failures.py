@@ -91,7 +91,10 @@ def test_a_parked_lane_is_probed_after_its_cool_down_and_resumes(tmp_path: Path)
     outage = [f"{SIM_AGENT_2}.outage=transient", f"{SIM_AGENT_2}.outage_after=0", f"{SIM_AGENT_2}.outage_requests=5"]
     summary = _run(db, "run.instances=60", *LATENCY, *outage, "scheduler.breaker_cooldown_s=0.05")
     _assert_all_stored_once(db, summary)
-    statuses = [s for (s,) in _rows(db, "select status from calls where deployment = 'Sim-Agent-2' order by id")]
+    # In the order the requests were sent: call rows are written when their unit ends, and the units of the outage's
+    # requests ended on other lanes, some after the probe's unit.
+    statuses = [s for (s,) in _rows(db, "select status from calls where deployment = 'Sim-Agent-2' "
+                                        "order by started_at, id")]  # fmt: skip
     assert statuses[:5] == ["transient"] * 5
     assert set(statuses[5:]) == {"ok"}, "after the cool-down one probe succeeded and the lane took units again"
     lane = _lane(summary, "Sim-Agent-2")

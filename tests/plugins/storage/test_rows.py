@@ -13,7 +13,9 @@ from fleetbench.errors import StorageError
 from fleetbench.testing.units import TEST_SCOPE, make_unit
 from fleetbench.types import CallRecord, CallStatus, Cell, Episode, Outcome, ReportFilter, RunRecord, UnitResult
 from fleetbench_plugins.storage.sql.rows import (
+    CALL_COLUMNS,
     TRANSCRIPT_ENCODING,
+    UNIT_COLUMNS,
     call_row,
     decode_transcript,
     encode_transcript,
@@ -179,3 +181,11 @@ def test_calls_alone_are_appended_without_touching_any_unit(database_url: str) -
     (share,) = store.deployment_shares(ReportFilter())
     assert (share["deployment"], share["units"], share["calls"]) == (DEEPSEEK, 1, 2)
     store.close()
+
+
+def test_rows_hold_exactly_the_columns_the_driver_statements_bind() -> None:
+    """The write path hands rows to the driver by these column lists: a field a row builder added but the list
+    lacked would be dropped silently, so the two must be the same."""
+    assert set(unit_row(_result(), "DeepSeek-V3-0324")) == set(UNIT_COLUMNS)
+    record = CallRecord("k" * 32, "run-1", "lane", "dep", "key0", 1, 1.0, 0.5, CallStatus.OK)
+    assert set(call_row(record)) == set(CALL_COLUMNS)

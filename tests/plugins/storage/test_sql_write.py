@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import zlib
 from typing import Any
 
@@ -236,3 +237,50 @@ def test_secrets_quoted_in_provider_errors_are_not_stored(database_url: str) -> 
         stored["error"]
         == "401 for url 'https://gw.example/v1/chat?api-version=2&api-key=***' via https://u:***@proxy:8080"
     )
+
+
+@pytest.mark.parametrize("size", [1, 2, 300])
+def test_a_batch_of_any_size_stores_every_column_as_written_one_by_one(database_url: str, size: int) -> None:
+    """Batches go to the driver as one statement for one row and as executemany for several (and a batch of more
+    keys than the cached expansions, 256, expands its key list anew): every column must come back the same."""
+    batch = [
+        result(f"u{i}", Outcome.FAILURE if i % 3 else Outcome.SUCCESS, metrics={"score": i / 7, "nan": math.nan},
+               factors={"prompt_type": "cot", "rate": 0.5, "nested": "x"}, transcript={"turn": [i, None]}, index=i)
+        for i in range(size)
+    ]  # fmt: skip
+    batched = storage(database_url)
+    assert batched.write(batch, [call(f"u{i}", f"{DEEPSEEK}-2") for i in range(size)]) == size
+    stored = {row["unit_key"]: row for row in rows(database_url, units)}
+    stored_calls = sorted((row["unit_key"], row["deployment"], row["error"]) for row in rows(database_url, calls))
+    batched.close()
+    engine = create_engine(database_url)  # emptied, for the same units written one per batch
+    with engine.begin() as connection:
+        for table in (calls, transcripts, units):
+            connection.execute(table.delete())
+    engine.dispose()
+    single = storage(database_url, run=None)
+    for i, unit_result in enumerate(batch):
+        assert single.write([unit_result], [call(f"u{i}", f"{DEEPSEEK}-2")]) == 1
+    assert {row["unit_key"]: row for row in rows(database_url, units)} == stored
+    assert sorted((r["unit_key"], r["deployment"], r["error"]) for r in rows(database_url, calls)) == stored_calls
+    assert stored[key("u0")]["metrics"] == {"score": 0.0, "nan": None}
+    assert stored[key("u0")]["experiment"] is None
+    assert len(stored) == size
+    single.close()
+
+
+def test_the_unit_upsert_refuses_to_overwrite_a_completed_unit_and_says_so(database_url: str) -> None:
+    """The write path reads which keys are stored under the write lock and sends only new keys and infra errors; a
+    completed row the read did not see (a writer that ignored the lock) is not overwritten: the write fails."""
+    from fleetbench_plugins.storage.sql.rows import unit_row
+    from fleetbench_plugins.storage.sql.writes import _upsert_units
+
+    store = storage(database_url)
+    assert store.write([result("done")], []) == 1
+    engine = create_engine(database_url)
+    row = unit_row(result("done", Outcome.FAILURE), DEEPSEEK)
+    with pytest.raises(StorageError, match="1 units to write, 0 written"), engine.begin() as connection:
+        _upsert_units(connection, [row])
+    engine.dispose()
+    assert [r["outcome"] for r in rows(database_url, units)] == ["success"]
+    store.close()

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetbench.types import ClaimInfo, Unit, UnitScope
 
+from .direct import keyed_statement
 from .queries import completed_among
 from .schema import calls, claims, runs
 
@@ -89,7 +90,7 @@ def expire_run(connection: Connection, run_id: str, at: float) -> None:
 def release_keys(connection: Connection, keys: Sequence[str]) -> None:
     """Drop the claims of these units (they were just completed, whoever held them)."""
     if keys:
-        connection.execute(_release(), {"keys": list(keys)})
+        keyed_statement("release_claims", _release, connection.dialect).execute(connection, keys)
 
 
 def release_own(connection: Connection, run_id: str, keys: Sequence[str]) -> None:

@@ -23,6 +23,7 @@ from fleetbench.errors import ConfigError
 from fleetbench.secrets import redact_text
 
 from . import fencing
+from .direct import driver_execute
 from .options import SqlOptions
 
 _WRITE_LOCK = "fleetbench_write_lock"
@@ -106,7 +107,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float, read_only: bool) ->
         # A writer takes the write lock up front (IMMEDIATE): a deferred transaction that reads and then writes can
         # fail with SQLITE_BUSY without waiting when another process committed in between.
         immediate = connection.get_execution_options().get(_WRITE_LOCK, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        driver_execute(connection, "BEGIN IMMEDIATE" if immediate else "BEGIN", ())
 
 
 def _enter_wal(cursor: Any, busy_timeout_s: float) -> None:

@@ -13,9 +13,14 @@ from fleetbench.limits import checked_name
 from fleetbench.secrets import redact_text
 from fleetbench.types import CallRecord, CallStatus, Outcome, RunRecord, UnitResult
 
-from .schema import INFRA_ERROR, UNIT_KEY_LENGTH
+from .schema import INFRA_ERROR, UNIT_KEY_LENGTH, calls, units
 
 TRANSCRIPT_ENCODING = "json+zlib"
+TRANSCRIPT_COLUMNS = ("unit_key", "run_id", "encoding", "data")
+UNIT_COLUMNS = tuple(column.name for column in units.columns)
+"""The columns of a `unit_row`: every column of `units`."""
+CALL_COLUMNS = tuple(column.name for column in calls.columns if column.name != "id")
+"""The columns of a `call_row`: every column of `calls` but its id."""
 
 
 def unit_row(result: UnitResult, base_model: str, experiment: str | None = None) -> dict[str, Any]:

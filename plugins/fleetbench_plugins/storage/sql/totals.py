@@ -10,7 +10,6 @@ replaces is subtracted from the totals row it was counted in.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, text
 
 from fleetbench.scope_groups import TIMEOUT_STATUSES
 
+from .direct import driver_insert, keyed_statement
 from .engine import dialect_insert, insert_for
 from .schema import (
     INFRA_ERROR,
@@ -120,13 +120,16 @@ def add_units(
 def _upsert(connection: Connection, deltas: Mapping[tuple[Any, ...], _Delta]) -> None:
     # Sorted, so concurrent PostgreSQL writers lock totals rows in the same order and queue instead of deadlocking.
     rows = [_totals_row(key, deltas[key]) for key in sorted(deltas)]
-    connection.execute(_totals_upsert(connection.dialect.name), rows)
+    driver_insert("unit_totals", _totals_upsert, connection.dialect, _TOTALS_COLUMNS).run(connection, rows)
 
 
-@functools.cache
+_TOTALS_COLUMNS = (*TOTALS_KEY, "max_instance", *_ADDED)
+_CALL_TOTALS_COLUMNS = (*TOTALS_KEY, "max_instance", "n_calls")
+
+
 def _totals_upsert(dialect: str) -> Any:
-    """The running-totals upsert, built once per dialect: building its hundred-odd `column + excluded` terms cost more
-    than executing it, once per write batch."""
+    """The running-totals upsert (compiled once per driver: building its hundred-odd `column + excluded` terms cost
+    more than executing it, once per write batch)."""
     statement = insert_for(dialect, unit_totals)
     excluded = statement.excluded
     return statement.on_conflict_do_update(
@@ -150,9 +153,8 @@ def _totals_row(key: tuple[Any, ...], delta: _Delta) -> dict[str, Any]:
     return row
 
 
-@functools.cache
 def _cells_insert(dialect: str) -> Any:
-    """Records a cell's factors once (built once per dialect)."""
+    """Records a cell's factors once."""
     return insert_for(dialect, cells).on_conflict_do_nothing(index_elements=["cell_key"])
 
 
@@ -160,13 +162,14 @@ def _record_cells(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> 
     found = {row["cell_key"]: row for row in rows if row["cell_key"] is not None}
     if not found:
         return
-    statement = _cells_insert(connection.dialect.name)
-    connection.execute(
-        statement, [{"cell_key": k, "suite": found[k]["suite"], "factors": found[k]["factors"]} for k in sorted(found)]
+    statement = driver_insert("cells", _cells_insert, connection.dialect, ("cell_key", "suite", "factors"))
+    statement.run(
+        connection, [{"cell_key": k, "suite": found[k]["suite"], "factors": found[k]["factors"]} for k in sorted(found)]
     )
 
 
 REPLACED_COLUMNS = (*TOTALS_KEY, "unit_key", "infra_status")
+STORED_COLUMNS = (*REPLACED_COLUMNS, "outcome")
 
 
 WRITE_LOCK_KEY = 0x666C6565747772
@@ -184,18 +187,19 @@ def serialize_writers(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
 
 
-def infra_rows(connection: Connection, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The stored infra-error rows among `keys` (their totals key and status): what a write replacing them must
-    subtract. Call after `serialize_writers`."""
-    rows = connection.execute(_infra_rows_query(), {"keys": list(keys)})
-    return {row.unit_key: dict(row._mapping) for row in rows}
+def stored_rows(connection: Connection, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stored `units` rows among `keys` (their totals key, status and outcome): which of them a write may still
+    replace (infra errors, which it must then subtract) and which are completed. Call after `serialize_writers`."""
+    if not keys:
+        return {}
+    statement = keyed_statement("stored_rows", _stored_rows_query, connection.dialect)
+    found = [dict(zip(STORED_COLUMNS, row, strict=True)) for row in statement.execute(connection, keys)]
+    return {str(row["unit_key"]): row for row in found}
 
 
-@functools.cache
-def _infra_rows_query() -> Any:
-    """The stored infra-error rows among the unit keys bound as `keys` (built once: every write batch asks)."""
-    return select(*(units.c[name] for name in REPLACED_COLUMNS)).where(
-        units.c.unit_key.in_(bindparam("keys", expanding=True)), units.c.outcome == INFRA_ERROR
+def _stored_rows_query() -> Any:
+    return select(*(units.c[name] for name in STORED_COLUMNS)).where(
+        units.c.unit_key.in_(bindparam("keys", expanding=True))
     )
 
 
@@ -261,14 +265,14 @@ def add_calls_of_new_units(connection: Connection, rows: Sequence[Mapping[str, A
     if not by_key:
         return
     counts: dict[tuple[Any, ...], list[int]] = {}
-    for unit_key, run_id, deployment, count in connection.execute(_stored_calls_query(), {"keys": sorted(by_key)}):
+    statement = keyed_statement("stored_calls", _stored_calls_query, connection.dialect)
+    for unit_key, run_id, deployment, count in statement.execute(connection, sorted(by_key)):
         _count_call(counts, by_key[unit_key], run_id, deployment, int(count))
     _upsert_calls(connection, counts)
 
 
-@functools.cache
 def _stored_calls_query() -> Any:
-    """The stored calls of the unit keys bound as `keys`, counted per run and deployment (built once)."""
+    """The stored calls of the unit keys bound as `keys`, counted per run and deployment."""
     return (
         select(calls.c.unit_key, calls.c.run_id, calls.c.deployment, func.count())
         .where(calls.c.unit_key.in_(bindparam("keys", expanding=True)))
@@ -292,12 +296,11 @@ def _upsert_calls(connection: Connection, counts: Mapping[tuple[Any, ...], list[
         {**dict(zip(TOTALS_KEY, key, strict=True)), "max_instance": counts[key][0], "n_calls": counts[key][1]}
         for key in sorted(counts)
     ]
-    connection.execute(_calls_upsert(connection.dialect.name), rows)
+    driver_insert("call_totals", _calls_upsert, connection.dialect, _CALL_TOTALS_COLUMNS).run(connection, rows)
 
 
-@functools.cache
 def _calls_upsert(dialect: str) -> Any:
-    """The call-totals upsert, built once per dialect."""
+    """The call-totals upsert."""
     statement = insert_for(dialect, call_totals)
     excluded = statement.excluded
     return statement.on_conflict_do_update(

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
+from fleetbench.errors import StorageError
 from fleetbench.types import CallRecord, UnitResult
 
 from .claims import release_keys, release_own
+from .direct import driver_insert
 from .engine import insert_for
-from .rows import TRANSCRIPT_ENCODING, call_row, encode_transcript, first_per_key, unit_row
+from .rows import (
+    CALL_COLUMNS,
+    TRANSCRIPT_COLUMNS,
+    TRANSCRIPT_ENCODING,
+    UNIT_COLUMNS,
+    call_row,
+    encode_transcript,
+    first_per_key,
+    unit_row,
+)
 from .schema import INFRA_ERROR, calls, transcripts, units
-from .totals import add_calls, add_calls_of_new_units, add_units, infra_rows, serialize_writers
+from .totals import add_calls, add_calls_of_new_units, add_units, serialize_writers, stored_rows
 
 __all__ = ["PreparedBatch", "batch_committed", "prepare_batch", "write_prepared"]
 
@@ -59,8 +69,10 @@ def write_prepared(connection: Connection, batch: PreparedBatch, slots: dict[str
     """
     serialize_writers(connection)
     rows = batch.rows
-    replaceable = infra_rows(connection, [row["unit_key"] for row in rows]) if rows else {}
-    written = _upsert_units(connection, rows) if rows else set()
+    stored = stored_rows(connection, [row["unit_key"] for row in rows])
+    replaceable = {key: row for key, row in stored.items() if row["outcome"] == INFRA_ERROR}
+    completed = stored.keys() - replaceable.keys()
+    written = _upsert_units(connection, [row for row in rows if row["unit_key"] not in completed])
     add_units(
         connection,
         [row for row in rows if row["unit_key"] in written],
@@ -72,7 +84,9 @@ def write_prepared(connection: Connection, batch: PreparedBatch, slots: dict[str
     add_calls_of_new_units(connection, [row for row in rows if row["unit_key"] in first_stored])
     _store_transcripts(connection, {key: batch.transcripts[key] for key in sorted(written)})
     if batch.call_rows:
-        connection.execute(insert(calls), batch.call_rows)
+        driver_insert("calls", lambda _: insert(calls), connection.dialect, CALL_COLUMNS).run(
+            connection, batch.call_rows
+        )
         add_calls(connection, batch.call_rows, {row["unit_key"]: row for row in rows})
     # A completed unit (written, or refused because another worker completed it first): nobody needs its claim any
     # more. An infra error gives back only the writer's own claim: a worker stopped past its lease writes one late,
@@ -109,23 +123,31 @@ def batch_committed(connection: Connection, batch: PreparedBatch) -> bool:
 
 
 def _upsert_units(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert-or-replace-infra-error; the keys of the rows this statement actually inserted or replaced."""
-    # A list of parameter sets runs as "insertmanyvalues": multi-row VALUES pages, RETURNING collected across them.
-    return set(connection.execute(_units_upsert(connection.dialect.name), rows).scalars())
+    """Insert the rows whose keys are new, replace those stored as infra errors; their keys.
+
+    The caller read which keys are stored after taking the write lock (`serialize_writers`; SQLite's is held from
+    the transaction's start), so no other writer can have changed them since, and the rows to write are known
+    without RETURNING (which a driver's executemany cannot collect). The upsert's WHERE still refuses to overwrite
+    a completed row, and the count of rows changed is checked: a writer that ignored the lock fails this write.
+    """
+    if not rows:
+        return set()
+    statement = driver_insert("units", _units_upsert, connection.dialect, UNIT_COLUMNS)
+    changed = statement.run(connection, rows)
+    if changed is not None and changed != len(rows):
+        raise StorageError(f"{len(rows)} units to write, {changed} written: another writer changed them meanwhile")
+    return {row["unit_key"] for row in rows}
 
 
-@functools.cache
 def _units_upsert(dialect: str) -> Any:
-    """The unit upsert, built once per dialect (it is run once per write batch)."""
+    """The unit upsert."""
     statement = insert_for(dialect, units)
     excluded = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=[units.c.unit_key],
         set_={c.name: excluded[c.name] for c in units.columns if c.name != "unit_key"},
-        # The WHERE is evaluated against the committed row after waiting for concurrent writers of the same key,
-        # so a unit completed by another process in the meantime is left alone and not RETURNed here.
         where=units.c.outcome == INFRA_ERROR,
-    ).returning(units.c.unit_key)
+    )
 
 
 def _store_transcripts(connection: Connection, written: Mapping[str, dict[str, Any] | None]) -> None:
@@ -137,12 +159,12 @@ def _store_transcripts(connection: Connection, written: Mapping[str, dict[str, A
         connection.execute(delete(transcripts).where(transcripts.c.unit_key.in_(without)))
     if not with_transcript:
         return
-    connection.execute(_transcripts_upsert(connection.dialect.name), with_transcript)
+    statement = driver_insert("transcripts", _transcripts_upsert, connection.dialect, TRANSCRIPT_COLUMNS)
+    statement.run(connection, with_transcript)
 
 
-@functools.cache
 def _transcripts_upsert(dialect: str) -> Any:
-    """The transcript upsert, built once per dialect."""
+    """The transcript upsert."""
     statement = insert_for(dialect, transcripts)
     excluded = statement.excluded
     return statement.on_conflict_do_update(

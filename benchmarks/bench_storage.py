@@ -1,11 +1,16 @@
 """Throughput of the `sql` storage on a SQLite file: write rate, and checking a million stored keys.
 
     .venv/bin/python benchmarks/bench_storage.py [--units 20000] [--keys 1000000] [--batch 512] [--postgres]
+    .venv/bin/python benchmarks/bench_storage.py --other /path/to/other/checkout [--rounds 2] [--batch 1,4,15,60]
 
 Prints figures only; never part of the test run's pass/fail. Writes go through `SqlStorage.write` exactly as the
 pipeline calls it (one call record and a small transcript per unit). The million keys are then topped up with one
 bulk INSERT ... SELECT (not the storage's write path), and every one is looked up with `stored_among` in chunks of
 1,024, as the planner does while it streams missing units, in a fresh process so that its peak RSS is its own.
+
+With `--other`, only the write rate is timed, on SQLite, for each batch size, this checkout and the other one in
+alternating rounds (each in a process of its own, the other checkout's `framework` and `plugins` ahead on
+`PYTHONPATH`): a change to the write path shows against the machine's minute-to-minute speed.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import multiprocessing
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -136,22 +143,55 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
     parser.add_argument("--units", type=int, default=20_000)
     parser.add_argument("--keys", type=int, default=1_000_000)
-    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--batch", default="512", help="units per write; several, comma-separated, timed in turn")
     parser.add_argument("--postgres", action="store_true", help="also time writes to a fresh PostgreSQL database")
+    parser.add_argument("--other", help="another checkout to time in alternating rounds (writes only, SQLite)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of --other")
+    parser.add_argument("--writes-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    batches = [int(size) for size in str(args.batch).split(",")]
+    if args.other:
+        compare(Path(args.other).resolve(), args.units, args.batch, args.rounds)
+        return
+    if args.writes_only:
+        for batch in batches:
+            with tempfile.TemporaryDirectory() as directory:
+                write_only(f"sqlite:///{Path(directory) / 'bench.db'}", args.units, batch)
+        return
     if args.postgres:
-        with fresh_postgres_database(prefix="fleetbench_bench") as url:
-            print("PostgreSQL", end=" ")
-            write_only(url, args.units, args.batch)
-        print("SQLite", end=" ")
+        for batch in batches:
+            with fresh_postgres_database(prefix="fleetbench_bench") as url:
+                print("PostgreSQL", end=" ")
+                write_only(url, args.units, batch)
+    for batch in batches[1:]:
+        with tempfile.TemporaryDirectory() as directory:
+            print("SQLite", end=" ")
+            write_only(f"sqlite:///{Path(directory) / 'bench.db'}", args.units, batch)
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{Path(directory) / 'bench.db'}"
-        write_only(url, args.units, args.batch)
+        print("SQLite", end=" ")
+        write_only(url, args.units, batches[0])
         # Two thirds of the written units succeeded and a third failed: all of them count as completed keys.
         top_up(url, args.units, args.keys)
         child = multiprocessing.get_context("spawn").Process(target=check_keys, args=(url, args.keys))
         child.start()
         child.join()
+
+
+def compare(other: Path, units: int, batches: str, rounds: int) -> None:
+    """The write rate of this checkout and of `other`, in alternating rounds."""
+    if not (other / "framework" / "fleetbench").is_dir():
+        raise SystemExit(f"--other: {other} holds no framework/fleetbench")
+    variants = [("this", {}), ("other", {"PYTHONPATH": f"{other / 'framework'}:{other / 'plugins'}"})]
+    command = [sys.executable, __file__, "--writes-only", "--units", str(units), "--batch", batches]
+    for round_ in range(rounds):
+        for name, extra in variants if round_ % 2 == 0 else list(reversed(variants)):
+            done = subprocess.run(command, env={**os.environ, **extra}, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"{name}: {done.stderr.strip()[-500:]}")
+            for line in done.stdout.splitlines():
+                if line.startswith("write:"):
+                    print(f"round {round_ + 1}, {name}: {line}", flush=True)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,8 @@ def write_prepared(connection: Connection, batch: PreparedBatch, slots: dict[str
     """Store a prepared batch inside the caller's transaction; return how many units it newly completed.
 
     A unit row is inserted when its key is new and replaced only while the stored row is an infra error, so a
-    completed unit is never overwritten and never counted twice, however many writers race on the same keys.
+    completed unit is never overwritten and never counted twice, however many writers race on the same keys: they
+    take turns (`serialize_writers`, SQLite's write lock), and each reads what is stored once its turn has come.
     `slots` caches the metric slots of `unit_totals`, which this transaction keeps equal to the units it stores.
     """
     serialize_writers(connection)

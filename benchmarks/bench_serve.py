@@ -337,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--only", action="append", choices=SECTIONS, help="run only this section (repeatable; default: all of them)"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the cpu section (its median is printed)")
     args: Any = parser.parse_args(argv)
     units = int(1500 * (0.2 if args.quick else 1.0))
     chosen = args.only or SECTIONS
@@ -349,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for workers in (2, 3):
                 throughput_workers(folder, units, workers)
         if "cpu" in chosen:
-            cpu_per_call(folder, units)
+            cpu_per_call(folder, units, args.rounds)
         if "sharding" in chosen:
             sharding(folder, units)
         if "startup" in chosen:

@@ -284,3 +284,20 @@ def test_the_unit_upsert_refuses_to_overwrite_a_completed_unit_and_says_so(datab
     engine.dispose()
     assert [r["outcome"] for r in rows(database_url, units)] == ["success"]
     store.close()
+
+
+def test_a_look_up_of_more_keys_than_a_statement_can_bind_is_sent_in_parts(database_url: str) -> None:
+    """`scheduler.write_batch` allows 100,000 units, PostgreSQL 65,535 parameters a statement (an attacker's write of
+    70,000 units failed): the stored-units look-up and the claims' release go in parts, and find every key."""
+    from fleetbench_plugins.storage.sql.claims import release_keys
+    from fleetbench_plugins.storage.sql.totals import stored_rows
+
+    store = storage(database_url)
+    assert store.write([result("first"), result("last")], []) == 2
+    keys = [key("first"), *(f"{i:064x}" for i in range(70_000)), key("last")]
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        assert sorted(stored_rows(connection, keys)) == sorted([key("first"), key("last")])
+        release_keys(connection, keys)
+    engine.dispose()
+    store.close()

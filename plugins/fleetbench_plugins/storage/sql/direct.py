@@ -31,6 +31,9 @@ _COMPILED: dict[tuple[str, str, str, tuple[str, ...]], DriverInsert] = {}
 _KEYED: dict[tuple[str, str, str], KeyedStatement] = {}
 _CACHED_COUNTS = 256
 """Key counts up to which a keyed statement's expanded SQL is kept (a write batch's keys; larger lists expand anew)."""
+KEYS_PER_STATEMENT = 30_000
+"""Keys bound in one statement at most; more are sent in parts. PostgreSQL takes at most 65,535 parameters in a
+statement and SQLite 32,766 unless built otherwise, and `scheduler.write_batch` allows batches of 100,000 units."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,15 @@ class KeyedStatement:
         self._by_count: dict[int, tuple[str, tuple[str, ...]]] = {}
 
     def execute(self, connection: Connection, keys: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Run with `keys` bound (at least one) in the caller's transaction; the rows it returns (none for DML)."""
+        """Run with `keys` bound (at least one) in the caller's transaction; the rows it returns (none for DML).
+
+        More than `KEYS_PER_STATEMENT` keys run as several statements, whose rows are joined (the statement must
+        treat each key on its own, as a look-up or a delete by key does)."""
         if not keys:
             raise ValueError("a keyed statement needs at least one key")
+        if len(keys) > KEYS_PER_STATEMENT:
+            parts = range(0, len(keys), KEYS_PER_STATEMENT)
+            return [row for i in parts for row in self.execute(connection, keys[i : i + KEYS_PER_STATEMENT])]
         sql, names = self._expanded(len(keys))
         values = {**self._fixed, **{f"keys_{i}": key for i, key in enumerate(keys, 1)}}
         parameters = tuple(values[name] for name in names) if self._positional else {n: values[n] for n in names}

@@ -6,6 +6,7 @@ This is the failure the system we replace kept having (lost updates, double coun
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import multiprocessing
 import os
@@ -34,14 +35,14 @@ from fleetbench.testing.contracts.storage import result as kit_result
 from fleetbench.testing.contracts.storage import run_record as kit_run
 from fleetbench.testing.fakes import ExactNaming
 from fleetbench.types import Outcome, ReportFilter
-from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage, fencing
+from fleetbench_plugins.storage.sql import SqlOptions, SqlStorage, fencing, queries
 from fleetbench_plugins.storage.sql.database import SqlDatabase
 from fleetbench_plugins.storage.sql.engine import build_engine, write_transaction
 from fleetbench_plugins.storage.sql.schema import calls, runs, units
 from fleetbench_plugins.storage.sql.totals import WRITE_LOCK_KEY
 from tests.conftest import CLI, cli_env
 
-from .builders import DEEPSEEK, SUITE, call, naming, result, run_record, storage
+from .builders import DEEPSEEK, SUITE, call, key, naming, result, run_record, storage
 
 WORKERS = 4
 SPAN = 250  # keys per worker; worker i writes keys [i*50, i*50+250): every key is written by one to four workers
@@ -326,6 +327,31 @@ def test_a_write_whose_connection_was_ended_mid_transaction_is_run_again_on_a_ne
 
 
 @pytest.mark.postgres
+def test_a_read_whose_session_the_server_ended_is_read_again_on_a_new_connection(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attacker terminated PostgreSQL sessions every 0.3-1.5 s: a worker's look-up of its stored units, cut in
+    the middle, ended the run. A read changes nothing, so it runs once more on a new connection."""
+    store = storage(postgres_url)
+    assert store.write([result("kept")], []) == 1
+    database = store._db()
+    ended: list[int] = []
+
+    def read_once_cut(connection: sa.Connection) -> set[str]:
+        if not ended:
+            ended.append(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+            connection.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+        looked_up = connection.execute(queries.completed_among(), {"keys": [key("kept"), key("missing")]})
+        return set(looked_up.scalars())
+
+    assert database._read("looking up stored units", read_once_cut, writable=True) == {key("kept")}
+    assert len(ended) == 1 and "looking up stored units: the database connection was lost" in caplog.text
+    with pytest.raises(StorageError, match=r"^reading scopes in .+ failed: .*terminat"):
+        database._read("reading scopes", lambda c: c.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())"))
+    store.close()
+
+
+@pytest.mark.postgres
 def test_a_write_whose_connection_was_lost_at_its_commit_is_not_run_again(postgres_url: str) -> None:
     """The commit may have gone through: call rows are appended, so running the write again could store them twice
     (an attacker's proxy cutting commit replies stored 19 calls twice). The write fails with one error instead."""
@@ -491,6 +517,42 @@ def test_a_writer_ends_the_session_of_a_worker_stopped_while_holding_the_writers
             assert left.fetchone() == (0,), "the holder's session is gone"
     finally:
         holder.close()
+        pool.shutdown()
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_worker_queued_for_the_writers_lock_is_not_cut_off_however_old_its_heartbeat(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A live worker queued behind a stopped holder cannot beat meanwhile (its heartbeat waits on the same storage
+    thread), so its heartbeat grows as old as the holder's. It waits for a lock, not for its client: the fencing
+    writer ends the holder's session only, and the queued worker then takes the lock and commits."""
+    monkeypatch.setattr(fencing, "WAIT_S", 0.5)
+    queued_run = dataclasses.replace(kit_run("kit-run-queued", 1000.0), pid=4343)
+    store = ready(
+        SqlStorage(SqlOptions(url=postgres_url), naming=ExactNaming(NoOptions(), catalog=KIT_CATALOG)),
+        kit_run(),
+        queued_run,
+    )
+    holder = _hold_the_writers_lock_while_sending(postgres_url)
+    queued = psycopg.connect(_plain(postgres_url), application_name="fleetbench 4343 kit-host")
+
+    def wait_for_the_lock_then_commit() -> None:
+        queued.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK_KEY])
+        queued.commit()
+
+    pool = ThreadPoolExecutor(2)
+    try:
+        taken = pool.submit(wait_for_the_lock_then_commit)
+        time.sleep(0.3)  # queued before the writer
+        assert pool.submit(store.write, [kit_result(kit_units()[0])], []).result(timeout=30) == 1
+        taken.result(timeout=30)  # raises if its session was ended
+        assert "ended a database session of run kit-run-1 (process 4242 on kit-host)" in caplog.text
+        assert "process 4343" not in caplog.text
+    finally:
+        holder.close()
+        queued.close()
         pool.shutdown()
         store.close()
 

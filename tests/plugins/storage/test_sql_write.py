@@ -271,7 +271,8 @@ def test_a_batch_of_any_size_stores_every_column_as_written_one_by_one(database_
 
 def test_the_unit_upsert_refuses_to_overwrite_a_completed_unit_and_says_so(database_url: str) -> None:
     """The write path reads which keys are stored under the write lock and sends only new keys and infra errors; a
-    completed row the read did not see (a writer that ignored the lock) is not overwritten: the write fails."""
+    completed row the read did not see (a writer that ignored the lock) is not overwritten: the write fails, in one
+    line that names the write and the database as a driver's error would."""
     from fleetbench_plugins.storage.sql.rows import unit_row
     from fleetbench_plugins.storage.sql.writes import _upsert_units
 
@@ -282,6 +283,8 @@ def test_the_unit_upsert_refuses_to_overwrite_a_completed_unit_and_says_so(datab
     with pytest.raises(StorageError, match="1 units to write, 0 written"), engine.begin() as connection:
         _upsert_units(connection, [row])
     engine.dispose()
+    with pytest.raises(StorageError, match=r"^writing 1 units in .+ failed: 1 units to write, 0 written: another"):
+        store._db()._written("writing 1 units", lambda connection: _upsert_units(connection, [row]))
     assert [r["outcome"] for r in rows(database_url, units)] == ["success"]
     store.close()
 

@@ -23,7 +23,7 @@ from .filters import unit_conditions
 from .options import SqlOptions
 from .rows import decode_transcript, run_row, scope_rows
 from .schema import runs, scopes, units
-from .writes import batch_committed, prepare_batch, write_prepared
+from .writes import ConflictingWrite, batch_committed, prepare_batch, write_prepared
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -141,6 +141,8 @@ class SqlDatabase:
                     "of a write holds it until it is continued (fg, kill -CONT)"
                 )
             raise StorageError(f"{action} in {self._where} failed: {detail}") from error
+        except ConflictingWrite as error:
+            raise StorageError(f"{action} in {self._where} failed: {error}") from error
 
     def preflight(self) -> None:
         if self.dialect == "sqlite":
@@ -338,62 +340,77 @@ class SqlDatabase:
         )
 
     def open_claims(self, scope: UnitScope, seed: int) -> list[ClaimInfo]:
-        with self.errors("reading claims"), self.ready(writable=False).connect() as connection:
-            return claims.open_claims(connection, scope, seed)
+        return self._read("reading claims", lambda connection: claims.open_claims(connection, scope, seed))
 
     def live_runs(self, plan: str, fresh_after: float) -> list[str]:
-        with self.errors("counting live runs"), self.ready(writable=False).connect() as connection:
-            return claims.live_runs(connection, plan, fresh_after)
+        return self._read("counting live runs", lambda connection: claims.live_runs(connection, plan, fresh_after))
 
     def recent_calls(self, since: float) -> list[dict[str, Any]]:
-        with self.errors("reading recent calls"), self.ready(writable=False).connect() as connection:
-            return claims.recent_calls(connection, since)
+        return self._read("reading recent calls", lambda connection: claims.recent_calls(connection, since))
 
     def stored_among(self, keys: Sequence[str]) -> set[str]:
         if not keys:
             return set()
-        with self.errors("looking up stored units"), self.ready().connect() as connection:
-            return set(connection.execute(queries.completed_among(), {"keys": list(keys)}).scalars())
+        statement, parameters = queries.completed_among(), {"keys": list(keys)}
+        return self._read(
+            "looking up stored units",
+            lambda connection: set(connection.execute(statement, parameters).scalars()),
+            writable=True,
+        )
 
     def completed_per_cell(self, scope: UnitScope, seed: int, instances: int) -> dict[str, int]:
-        with self.errors("counting stored units"), self.ready().connect() as connection:
-            rows = connection.execute(queries.completed_per_cell(scope, seed, instances))
-            return {str(cell): int(count) for cell, count in rows}
+        statement = queries.completed_per_cell(scope, seed, instances)
+        return self._read(
+            "counting stored units",
+            lambda connection: {str(cell): int(count) for cell, count in connection.execute(statement)},
+            writable=True,
+        )
 
     def completed_per_cell_and_deployment(
         self, scope: UnitScope, seed: int, instances: int
     ) -> dict[tuple[str, str], int]:
-        with self.errors("counting stored units"), self.ready(writable=False).connect() as connection:
-            rows = connection.execute(queries.completed_per_cell(scope, seed, instances, by=units.c.deployment))
-            return {(str(cell), str(deployment)): int(count) for cell, deployment, count in rows}
+        statement = queries.completed_per_cell(scope, seed, instances, by=units.c.deployment)
+        return self._read(
+            "counting stored units",
+            lambda connection: {(str(c), str(d)): int(n) for c, d, n in connection.execute(statement)},
+        )
 
     def aggregate(
         self, group_by: Sequence[str], flt: ReportFilter, metrics: Sequence[MetricSpec]
     ) -> list[dict[str, Any]]:
-        with self.errors("aggregating units"), self.ready(writable=False).connect() as connection:
-            return summaries.aggregate(connection, group_by, flt, metrics, self.canonical)
+        return self._read(
+            "aggregating units",
+            lambda connection: summaries.aggregate(connection, group_by, flt, metrics, self.canonical),
+        )
 
     def deployment_shares(self, flt: ReportFilter) -> list[dict[str, Any]]:
-        with self.errors("counting deployment shares"), self.ready(writable=False).connect() as connection:
+        def shares(connection: Connection) -> list[dict[str, Any]]:
             finished = summaries.aggregate(connection, ["base_model", "deployment"], flt, (), self.canonical)
             return queries.deployment_shares(finished, summaries.call_counts(connection, flt, self.canonical))
 
+        return self._read("counting deployment shares", shares)
+
     def group_calls(self, group_by: Sequence[str], flt: ReportFilter) -> dict[tuple[tuple[Any, ...], str], int] | None:
-        with self.errors("counting calls per group"), self.ready(writable=False).connect() as connection:
-            return summaries.group_call_counts(connection, flt, self.canonical, group_by)
+        return self._read(
+            "counting calls per group",
+            lambda connection: summaries.group_call_counts(connection, flt, self.canonical, group_by),
+        )
 
     def scope_descriptions(self, digests: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-        with self.errors("reading scopes"), self.ready(writable=False).connect() as connection:
-            query = select(scopes.c.scope, scopes.c.description).where(scopes.c.scope.in_(sorted(set(digests))))
-            return {str(scope): description for scope, description in connection.execute(query)}
+        query = select(scopes.c.scope, scopes.c.description).where(scopes.c.scope.in_(sorted(set(digests))))
+        return self._read(
+            "reading scopes", lambda connection: {str(scope): text for scope, text in connection.execute(query)}
+        )
 
     def suites(self) -> dict[str, int]:
-        with self.errors("counting units per suite"), self.ready(writable=False).connect() as connection:
-            return {str(suite): int(n) for suite, n in connection.execute(queries.units_per_suite())}
+        return self._read(
+            "counting units per suite",
+            lambda connection: {str(suite): int(n) for suite, n in connection.execute(queries.units_per_suite())},
+        )
 
     def transcripts(self, key_prefix: str, limit: int) -> list[tuple[str, str, Mapping[str, Any]]]:
-        with self.errors("reading transcripts"), self.ready(writable=False).connect() as connection:
-            rows = connection.execute(queries.transcript_rows(key_prefix, limit)).all()
+        statement = queries.transcript_rows(key_prefix, limit)
+        rows = self._read("reading transcripts", lambda connection: connection.execute(statement).all())
         return [(key, suite, decode_transcript(encoding, data)) for key, suite, encoding, data in rows]
 
     def export_rows(self, flt: ReportFilter) -> Iterable[dict[str, Any]]:
@@ -413,6 +430,23 @@ class SqlDatabase:
                 mapping = dict(row._mapping)
                 encoding, data = mapping.pop("transcript_encoding"), mapping.pop("transcript_data")
                 yield queries.flat_row(mapping), decode_transcript(encoding, data)
+
+    def _read(self, action: str, body: Callable[[Connection], T], *, writable: bool = False) -> T:
+        """`body` run on a pooled connection, and once more on a new one when the connection was lost meanwhile (a
+        server restarted, a session terminated): a read changes nothing, so running it again is always safe.
+        `writable` reads through the engine the writes use (a worker's look-ups, which must see its own writes)."""
+        engine = self.ready(writable=writable)
+        with self.errors(action):
+            try:
+                with engine.connect() as connection:
+                    return body(connection)
+            except exc.DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                log.warning("%s: the database connection was lost (%s); trying again on a new one", action,
+                            redact_text(_first_line(error)))  # fmt: skip
+            with engine.connect() as connection:
+                return body(connection)
 
     def _stream(self, statement: Any, action: str) -> Iterator[Sequence[Any]]:
         """Rows of `statement` in chunks, fetched lazily; the connection stays open until the caller is done."""

@@ -4,9 +4,14 @@ A worker stopped (SIGSTOP, Ctrl-Z) while it still sends a write's rows leaves it
 client, holding the writers' lock (`totals.serialize_writers`) and its rows' locks; no server timeout ends that
 state, and every other worker's writes waited until it was continued. Every session names its process in
 `application_name` (`fleetbench <pid> <host>`, set on connect). A write transaction waits `WAIT_S` at most for a lock;
-when that passes, the writer ends the sessions of processes whose runs are `running` but have not recorded a heartbeat
-for `STALE_AFTER_S`, and tries again. A live worker keeps beating (its heartbeat takes no lock a write holds), so only
-a worker that stands still is ever cut off; continued, it finds its connection gone and runs its transaction again.
+when that passes, the writer ends the sessions that wait for their client inside a transaction (`wait_event_type`
+'Client': a process standing still between two statements, or in the middle of sending one) of processes whose runs
+are `running` but have not recorded a heartbeat for `STALE_AFTER_S`, and tries again. Continued, such a worker finds
+its connection gone and runs its transaction again.
+
+A live worker queued for the lock behind a stopped holder cannot beat meanwhile (its heartbeat waits on the same
+storage thread), so its heartbeat grows as old as the holder's; its session waits for a lock, not for its client, so
+it is left alone. So is a session running a long statement (the server works, the client waits).
 """
 
 from __future__ import annotations
@@ -41,12 +46,14 @@ def bound_lock_waits(connection: Connection) -> None:
 
 
 def end_stalled_sessions(connection: Connection) -> int:
-    """End the other sessions of this database whose processes' runs are running without a recent heartbeat; how
-    many were ended. `connection` is outside any transaction of the caller's (autocommit)."""
+    """End the other sessions of this database that wait for their client inside a transaction and whose processes'
+    runs are running without a recent heartbeat; how many were ended. `connection` is outside any transaction of the
+    caller's (autocommit)."""
     sessions = connection.execute(
         text(
             "SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND state <> 'idle' AND application_name LIKE :prefix"
+            "AND pid <> pg_backend_pid() AND state <> 'idle' AND wait_event_type = 'Client' "
+            "AND application_name LIKE :prefix"
         ),
         {"prefix": f"{APPLICATION} %"},
     ).all()

@@ -123,6 +123,11 @@ def batch_committed(connection: Connection, batch: PreparedBatch) -> bool:
     return any(tuple(row) in ours for row in connection.execute(query))
 
 
+class ConflictingWrite(StorageError):
+    """The database changed under a write that held the writers' lock (a writer that ignored it): the write fails
+    whole, and `SqlDatabase.errors` names the action and the database, as it does for a driver's error."""
+
+
 def _upsert_units(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
     """Insert the rows whose keys are new, replace those stored as infra errors; their keys.
 
@@ -136,7 +141,7 @@ def _upsert_units(connection: Connection, rows: list[dict[str, Any]]) -> set[str
     statement = driver_insert("units", _units_upsert, connection.dialect, UNIT_COLUMNS)
     changed = statement.run(connection, rows)
     if changed is not None and changed != len(rows):
-        raise StorageError(f"{len(rows)} units to write, {changed} written: another writer changed them meanwhile")
+        raise ConflictingWrite(f"{len(rows)} units to write, {changed} written: another writer changed them meanwhile")
     return {row["unit_key"] for row in rows}
 
 

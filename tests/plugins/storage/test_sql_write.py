@@ -13,7 +13,7 @@ from sqlalchemy import Table, create_engine, select
 
 from fleetbench.errors import StorageError
 from fleetbench.testing.units import TEST_SCOPE
-from fleetbench.types import CallStatus, Outcome, ReportFilter, UnitScope
+from fleetbench.types import CallStatus, MetricSpec, Outcome, ReportFilter, UnitScope
 from fleetbench_plugins.storage.sql.schema import calls, runs, transcripts, units
 
 from .builders import DEEPSEEK, LLAMA, RUN, SUITE, call, key, result, run_record, storage
@@ -303,4 +303,17 @@ def test_a_look_up_of_more_keys_than_a_statement_can_bind_is_sent_in_parts(datab
         assert sorted(stored_rows(connection, keys)) == sorted([key("first"), key("last")])
         release_keys(connection, keys)
     engine.dispose()
+    store.close()
+
+
+def test_metric_sums_beyond_the_largest_float_add_up_to_infinity_on_every_database(database_url: str) -> None:
+    """Two units of one totals row, each with a finite metric of 1e308, written in two batches: the stored sum is
+    2e308, beyond the largest float. SQLite's addition gives infinity; PostgreSQL's raised "value out of range:
+    overflow" and failed every write of that row (an attacker's finding), so the run could never store them."""
+    store = storage(database_url)
+    assert store.write([result("big", metrics={"score": 1e308}, index=0)], []) == 1
+    assert store.write([result("bigger", metrics={"score": 1e308}, index=1)], []) == 1
+    assert store.write([result("negative", metrics={"score": -1e308}, index=2)], []) == 1
+    (row,) = store.aggregate([], ReportFilter(SUITE), (MetricSpec("score", "s", "sum"),))
+    assert row["total"] == 3 and row["score"] == math.inf
     store.close()

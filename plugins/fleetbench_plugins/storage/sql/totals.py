@@ -10,11 +10,12 @@ replaces is subtracted from the totals row it was counted in.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, literal_column, select, text
 
 from fleetbench.scope_groups import TIMEOUT_STATUSES
 
@@ -136,9 +137,24 @@ def _totals_upsert(dialect: str) -> Any:
         index_elements=[unit_totals.c[name] for name in TOTALS_KEY],
         set_={
             "max_instance": _greatest(dialect)(unit_totals.c.max_instance, excluded.max_instance),
-            **{name: unit_totals.c[name] + excluded[name] for name in _ADDED},
+            **{name: _added(dialect, unit_totals.c[name], excluded[name], name) for name in _ADDED},
         },
     )
+
+
+_FLOAT_MAX = literal_column(f"'{sys.float_info.max!r}'::float8")
+_INFINITY = literal_column("'Infinity'::float8")
+_SUMMED_FLOATS = frozenset(("sum_duration_s", *(f"s{i}" for i in range(METRIC_SLOTS))))
+
+
+def _added(dialect: str, stored: Any, added: Any, name: str) -> Any:
+    """`stored + added`; on PostgreSQL, a float sum beyond the largest float is infinity, as SQLite's and Python's
+    are, instead of the error "value out of range: overflow" that failed every later write of the row. The bound is
+    compared as `abs(stored) > MAX - abs(added)`, which itself cannot overflow; NaN and infinities add as before."""
+    if dialect != "postgresql" or name not in _SUMMED_FLOATS:
+        return stored + added
+    beyond = and_(func.sign(stored) == func.sign(added), func.abs(stored) > _FLOAT_MAX - func.abs(added))
+    return case((beyond, func.sign(stored) * _INFINITY), else_=stored + added)
 
 
 def _greatest(dialect: str) -> Any:

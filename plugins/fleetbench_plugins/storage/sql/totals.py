@@ -142,8 +142,8 @@ def _totals_upsert(dialect: str) -> Any:
     )
 
 
-_FLOAT_MAX = literal_column(f"'{sys.float_info.max!r}'::float8")
-_INFINITY = literal_column("'Infinity'::float8")
+_FLOAT_MAX: Any = literal_column(f"'{sys.float_info.max!r}'::float8")
+_INFINITY: Any = literal_column("'Infinity'::float8")
 _SUMMED_FLOATS = frozenset(("sum_duration_s", *(f"s{i}" for i in range(METRIC_SLOTS))))
 
 

@@ -31,6 +31,11 @@ class ProgressView(Protocol):
         per_model: Mapping[str, int] | None = None,
     ) -> None: ...
     def unit_done(self, lane: Lane, outcome: Outcome) -> None: ...
+    def tick(self) -> None:
+        """Called about once a second while the run goes: the view refreshes what time changes (rate, ETA), so a
+        run whose lanes all wait (parked, throttled, retrying) still shows that it is alive."""
+        ...
+
     def stop(self) -> None: ...
 
 
@@ -47,6 +52,9 @@ class NullProgress:
         return None
 
     def unit_done(self, lane: Lane, outcome: Outcome) -> None:
+        return None
+
+    def tick(self) -> None:
         return None
 
     def stop(self) -> None:
@@ -162,7 +170,14 @@ class RichProgress:
         if tally is None or self._overall is None:
             return
         tally.add(lane, outcome)
-        self._progress.update(self._overall, advance=1, detail=tally.overall())
+        self._refresh(tally, self._overall)
+
+    def tick(self) -> None:
+        if self._tally is not None and self._overall is not None:
+            self._refresh(self._tally, self._overall)
+
+    def _refresh(self, tally: Tally, overall: TaskID) -> None:
+        self._progress.update(overall, completed=sum(tally.done.values()), detail=tally.overall())
         # Estimates of the other deployments of a shared queue move with every unit of their model.
         for deployment, task in self._tasks.items():
             self._progress.update(
@@ -177,7 +192,7 @@ class RichProgress:
 
 
 class PlainProgress:
-    """A line every `interval_s` seconds (when a unit finishes): for logs and non-terminal output."""
+    """A line every `interval_s` seconds (at a unit's end or at a tick): for logs and non-terminal output."""
 
     def __init__(self, interval_s: float = 5.0) -> None:
         self._interval = interval_s
@@ -200,8 +215,12 @@ class PlainProgress:
         if self._tally is None:
             return
         self._tally.add(lane, outcome)
+        self.tick()
+
+    def tick(self) -> None:
+        """A line once `interval_s` has passed since the last, whether units finished meanwhile or not."""
         now = time.monotonic()
-        if now - self._last >= self._interval:
+        if self._tally is not None and now - self._last >= self._interval:
             self._last = now
             self._print()
 
@@ -213,7 +232,8 @@ class PlainProgress:
         tally = self._tally
         assert tally is not None
         self._shown = sum(tally.done.values())
-        lanes = "".join(f" | {d} {tally.deployment(d)}" for d in tally.deployments if tally.done[d])
+        # Every deployment, those with nothing done too: a parked or refused lane is what a reader looks for.
+        lanes = "".join(f" | {d} {tally.deployment(d)}" for d in tally.deployments)
         print(f"[{tally.elapsed():7.1f}s] {tally.overall()}{lanes}", file=sys.stderr, flush=True)
 
 

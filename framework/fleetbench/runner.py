@@ -312,6 +312,7 @@ async def _execute(
         _heartbeat(writer, storage, lease, spec.run.heartbeat_s, plan, list(states.values()))
     )
     crew = _Crew(spec, providers, summary.run_id, writer, signals.stopping, states, lease)
+    ticking: asyncio.Future[None] | None = None
     stop = _Stop(signals, _Deadline(outlet.deadline, signals.stopping), pulse)
     try:
         # What finish_run records if a worker's exception propagates, or the sharding plugin's (in `crew.workers`).
@@ -324,6 +325,7 @@ async def _execute(
         workers = crew.workers(missing)
         per_model = {model: source.count for model, source in missing.items()}
         outlet.progress.start(list(lanes.values()), sum(per_model.values()), crew.shares, per_model)
+        ticking = asyncio.ensure_future(_ticking(outlet.progress))
         while True:
             summary.status = await _supervise(workers, stop, spec.scheduler.drain_timeout_s, outlet.notify)
             if summary.status != "completed":
@@ -340,6 +342,8 @@ async def _execute(
         stop.deadline.cancel()
         heartbeat.cancel()
         watching.cancel()
+        if ticking is not None:
+            ticking.cancel()
         outlet.progress.stop()
         await writer.close()
         summary.newly_completed, summary.transactions = writer.newly_completed, writer.transactions
@@ -504,6 +508,16 @@ SPLIT_EVERY_S = 1.0
 """How often a worker counts the plan's live workers to split its lanes' limits, when `run.heartbeat_s` is longer:
 a worker that starts while another runs must not let both use a lane's whole limits for a full heartbeat interval
 (5 s by default)."""
+
+
+TICK_S = 1.0
+"""How often the progress view refreshes what time changes (rate, ETA) when no unit finishes."""
+
+
+async def _ticking(progress: ProgressView) -> None:
+    while True:
+        await asyncio.sleep(TICK_S)
+        progress.tick()
 
 
 async def _heartbeat(

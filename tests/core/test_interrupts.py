@@ -50,6 +50,9 @@ class SignalAt:
     def start(self, lanes: Sequence[Lane], total: int, *_: object) -> None:
         return None
 
+    def tick(self) -> None:
+        return None
+
     def unit_done(self, lane: Lane, outcome: Outcome) -> None:
         self.done += 1
         if self.done != self.after:

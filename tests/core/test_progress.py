@@ -66,7 +66,7 @@ def test_plain_lines_count_units_per_deployment(
         progress.unit_done(lane, Outcome.SUCCESS)
     progress.stop()
     assert _lines(capsys) == [
-        "1/4 units 0.5/s ETA 0:00:06 success=1 | Dep-A 1/~4 0.5/s ETA 0:00:06 success=1",
+        "1/4 units 0.5/s ETA 0:00:06 success=1 | Dep-A 1/~4 0.5/s ETA 0:00:06 success=1 | Dep-B 0/~0 0.0/s ETA ?",
         "2/4 units 0.5/s ETA 0:00:04 success=2 | Dep-A 1/~2 0.2/s ETA 0:00:04 success=1"
         " | Dep-B 1/~2 0.2/s ETA 0:00:04 success=1",
         "3/4 units 0.5/s ETA 0:00:02 success=3 | Dep-A 2/~3 0.3/s ETA 0:00:03 success=2"
@@ -89,7 +89,7 @@ def test_static_shares_are_shown_as_planned_and_models_estimate_apart(
     progress.stop()
     assert _lines(capsys) == [
         "2/12 units 0.2/s ETA 0:00:50 failure=1 success=1 | Dep-A 1/3 0.1/s ETA 0:00:20 failure=1"
-        " | Other 1/~4 0.1/s ETA 0:00:30 success=1"
+        " | Dep-B 0/5 0.0/s ETA ? | Other 1/~4 0.1/s ETA 0:00:30 success=1"
     ]
 
 
@@ -108,6 +108,27 @@ def test_plain_lines_wait_for_their_interval_and_stop_prints_the_last_count(
         r" \| Dep-B 1/~1 [\d.]+/s ETA [\d:?]+ infra_error=1",
         line,
     ), line
+
+
+def test_plain_lines_go_on_at_their_interval_while_no_unit_finishes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every lane parked or throttled: no unit ends for minutes, and the ticks still print the run's state, every
+    deployment with it, its rate falling."""
+    clock = Clock()
+    monkeypatch.setattr(progress_module, "time", clock)
+    progress = PlainProgress(interval_s=5.0)
+    progress.start([A1, B], total=4, planned={"Dep-A": 2, "Dep-B": 2})
+    clock.now += 2.0
+    progress.unit_done(A1, Outcome.SUCCESS)
+    for _ in range(12):
+        clock.now += 1.0
+        progress.tick()
+    progress.stop()
+    assert _lines(capsys) == [
+        "1/4 units 0.2/s ETA 0:00:15 success=1 | Dep-A 1/2 0.2/s ETA 0:00:05 success=1 | Dep-B 0/2 0.0/s ETA ?",
+        "1/4 units 0.1/s ETA 0:00:30 success=1 | Dep-A 1/2 0.1/s ETA 0:00:10 success=1 | Dep-B 0/2 0.0/s ETA ?",
+    ], "a line at 5 s and at 10 s; stop prints no third one for a count already shown"
 
 
 def test_plain_progress_prints_nothing_when_nothing_finished(capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,3 +203,20 @@ def test_plain_lines_come_every_five_seconds_by_default(
         "[    5.0s] 3/9 units 0.6/s ETA 0:00:10 success=3 | Dep-A 3/~9 0.6/s ETA 0:00:10 success=3",
         "[   10.0s] 5/9 units 0.5/s ETA 0:00:08 success=5 | Dep-A 5/~9 0.5/s ETA 0:00:08 success=5",
     ]
+
+
+def test_a_rich_tick_refreshes_rates_while_no_unit_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(progress_module, "time", clock)
+    console = _console(True)
+    progress = RichProgress(console)
+    progress.start([A1, B], total=4, planned={"Dep-A": 2, "Dep-B": 2})
+    clock.now += 2.0
+    progress.unit_done(A1, Outcome.SUCCESS)
+    clock.now += 18.0
+    progress.tick()
+    progress.stop()
+    assert isinstance(console.file, io.StringIO)
+    final = console.file.getvalue().rsplit("\x1b[2K", 1)[1].splitlines()
+    assert "1/4 units 0.1/s ETA 0:01:00 success=1" in final[0], final[0]
+    assert "0/2 0.0/s ETA ?" in final[2], final[2]

@@ -189,6 +189,9 @@ class _Recorder:
     def unit_done(self, lane: Lane, outcome: Outcome) -> None:
         self.done.append((lane.deployment, outcome))
 
+    def tick(self) -> None:
+        return None
+
     def stop(self) -> None:
         self.stopped = True
 

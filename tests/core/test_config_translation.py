@@ -94,7 +94,13 @@ def test_a_post_init_refusal_names_the_field_when_its_message_starts_with_one(le
             ["sharding=dynamic", "sharding.failovr=true"],
             "sharding.failovr: no such key; sharding 'dynamic' takes no options (`sharding=NAME` picks another plugin)",
         ),
-        (["run.instances=many"], "run.instances: Value 'many' of type 'str' could not be converted to Integer"),
+        (
+            ["run.instances=many"],
+            "run.instances: expected an integer, got 'many'; must be from 1 to 10,000,000 units per cell",
+        ),
+        (["scheduler.ramp_step_s=soon"], "scheduler.ramp_step_s: expected a number, got 'soon'; must be from 0 to 60"),
+        (["storage.busy_timeout_s=long"], "storage.busy_timeout_s: expected a number, got 'long'"),
+        (["storage.echo=loud"], "storage.echo: expected true or false, got 'loud'"),
     ],
 )
 def test_composition_failures_become_one_line_naming_the_key(overrides: list[str], message: str) -> None:

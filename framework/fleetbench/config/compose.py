@@ -22,6 +22,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from fleetbench.config.groups import broken_plugin
 from fleetbench.config.overrides import composed_as_given, normalize
 from fleetbench.config.schema import register
+from fleetbench.config.spec import accepted_range
 from fleetbench.errors import ConfigError, choices_text
 from fleetbench.limits import text_problem
 from fleetbench.secrets import SECRET_KEY, secret_spans
@@ -153,7 +154,22 @@ def _keyed_message(exc: OmegaConfBaseException, overrides: Sequence[str]) -> str
     if given and re.match(r"Cannot convert '(list|dict)' to string", _one_line(exc)):
         value = given[-1]
         return f"{key}: expected text, got {value!r}, which reads as a list or mapping; quote it: {key}={quoted(value)}"
-    return f"{key}: {_one_line(exc)}"
+    message = _one_line(exc)
+    wrong_type = _wrong_type(message)
+    if wrong_type is not None:
+        value, wanted = wrong_type
+        accepted = accepted_range(key)
+        return f"{key}: expected {wanted}, got {value!r}" + (f"; must be {accepted}" if accepted else "")
+    return f"{key}: {message}"
+
+
+def _wrong_type(message: str) -> tuple[str, str] | None:
+    """(the value given, what the key wants) of OmegaConf's failure to convert a value to a typed key's type."""
+    number = re.fullmatch(r"Value '(.*)' of type '\w+' could not be converted to (Integer|Float)", message)
+    if number is not None:
+        return number.group(1), "an integer" if number.group(2) == "Integer" else "a number"
+    boolean = re.fullmatch(r"Value '(.*)' is not a valid bool \(type \w+\)", message)
+    return (boolean.group(1), "true or false") if boolean is not None else None
 
 
 def _unreadable_file(exc: BaseException, overrides: Sequence[str]) -> str | None:

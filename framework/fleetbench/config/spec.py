@@ -122,7 +122,7 @@ def resolve_common(cfg: DictConfig) -> NamingSpec:
     if report.format not in REPORT_FORMATS:
         raise ConfigError(f"report.format: {report.format!r} is not valid; choices: {choices_text(REPORT_FORMATS)}")
     if not 0.5 <= report.confidence < 1.0:  # checked for every command, whether or not it draws an interval
-        raise ConfigError(f"report.confidence: must be from 0.5 to below 1, got {report.confidence}")
+        raise ConfigError(f"report.confidence: must be {accepted_range('report.confidence')}, got {report.confidence}")
     return NamingSpec(catalog, naming, storage, report)
 
 
@@ -228,9 +228,9 @@ DEADLINE_MAX_S = 366 * 86_400.0
 
 def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
     if not 1 <= run.instances <= MAX_INSTANCES:
-        raise ConfigError(f"run.instances: must be from 1 to {MAX_INSTANCES:,} units per cell, got {run.instances}")
+        raise ConfigError(f"run.instances: must be {accepted_range('run.instances')}, got {run.instances}")
     if not SEED_MIN <= run.seed <= SEED_MAX:
-        raise ConfigError(f"run.seed: must be a signed 64-bit integer ({SEED_MIN} to {SEED_MAX}), got {run.seed}")
+        raise ConfigError(f"run.seed: must be {accepted_range('run.seed')}, got {run.seed}")
     if run.progress not in PROGRESS_MODES:
         raise ConfigError(f"run.progress: {run.progress!r} is not valid; choices: {choices_text(PROGRESS_MODES)}")
     if not run.models:
@@ -239,7 +239,7 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
     for name, (low, high) in SCHEDULER_LIMITS.items():
         value = getattr(scheduler, name)
         if not (math.isfinite(value) and low <= value <= high):
-            raise ConfigError(f"scheduler.{name}: must be from {low:g} to {high:g}, got {value}")
+            raise ConfigError(f"scheduler.{name}: must be {accepted_range(f'scheduler.{name}')}, got {value}")
     for low_key, high_key in (("backoff_base_s", "backoff_max_s"), ("breaker_cooldown_s", "breaker_cooldown_max_s")):
         low_value, high_value = getattr(scheduler, low_key), getattr(scheduler, high_key)
         if high_value < low_value:
@@ -248,9 +248,7 @@ def _check_run(run: RunConf, scheduler: SchedulerConf) -> None:
             )
     deadline = scheduler.deadline_s
     if deadline is not None and not (math.isfinite(deadline) and 0 < deadline <= DEADLINE_MAX_S):
-        raise ConfigError(
-            f"scheduler.deadline_s: must be null or more than 0 and at most {DEADLINE_MAX_S:g} seconds, got {deadline}"
-        )
+        raise ConfigError(f"scheduler.deadline_s: must be {accepted_range('scheduler.deadline_s')}, got {deadline}")
 
 
 HEARTBEAT_RANGE_S = (0.05, 10.0)
@@ -263,10 +261,10 @@ units then run twice; results stay idempotent, but the calls are paid twice."""
 
 def _check_claims(run: RunConf) -> None:
     if not 0 <= run.worker <= 1_000_000:
-        raise ConfigError(f"run.worker: must be an integer from 0 to 1000000, got {run.worker}")
+        raise ConfigError(f"run.worker: must be {accepted_range('run.worker')}, got {run.worker}")
     low, high = HEARTBEAT_RANGE_S
     if not (math.isfinite(run.heartbeat_s) and low <= run.heartbeat_s <= high):
-        raise ConfigError(f"run.heartbeat_s: must be from {low:g} to {high:g} seconds, got {run.heartbeat_s}")
+        raise ConfigError(f"run.heartbeat_s: must be {accepted_range('run.heartbeat_s')}, got {run.heartbeat_s}")
     shortest = max(LEASE_MIN_S, 2 * run.heartbeat_s)
     if not (math.isfinite(run.lease_s) and shortest <= run.lease_s <= LEASE_MAX_S):
         raise ConfigError(
@@ -274,7 +272,26 @@ def _check_claims(run: RunConf) -> None:
             f"{LEASE_MAX_S:g} seconds, got {run.lease_s}"
         )
     if not 1 <= run.claim_batch <= 1024:
-        raise ConfigError(f"run.claim_batch: must be from 1 to 1024 units, got {run.claim_batch}")
+        raise ConfigError(f"run.claim_batch: must be {accepted_range('run.claim_batch')}, got {run.claim_batch}")
+
+
+def accepted_range(key: str) -> str | None:
+    """What a numeric setting accepts, as its range error says it (`from 1 to 1,024 units`); None for other keys.
+    Also told when a value is not a number at all (`run.instances=abc`), so that one line names the key, what it
+    got and what it accepts."""
+    low_beat, high_beat = HEARTBEAT_RANGE_S
+    ranges = {
+        "run.instances": f"from 1 to {MAX_INSTANCES:,} units per cell",
+        "run.seed": f"a signed 64-bit integer ({SEED_MIN} to {SEED_MAX})",
+        "run.worker": "an integer from 0 to 1000000",
+        "run.heartbeat_s": f"from {low_beat:g} to {high_beat:g} seconds",
+        "run.lease_s": f"from {LEASE_MIN_S:g} (and at least twice run.heartbeat_s) to {LEASE_MAX_S:g} seconds",
+        "run.claim_batch": "from 1 to 1024 units",
+        "scheduler.deadline_s": f"null or more than 0 and at most {DEADLINE_MAX_S:g} seconds",
+        "report.confidence": "from 0.5 to below 1",
+        **{f"scheduler.{name}": f"from {low:g} to {high:g}" for name, (low, high) in SCHEDULER_LIMITS.items()},
+    }
+    return ranges.get(key)
 
 
 def _check_instances(suite: interfaces.Suite, models: tuple[ModelSpec, ...], instances: int) -> None:

@@ -11,6 +11,9 @@ import re
 
 SEED_MIN = -(2**63)
 SEED_MAX = 2**63 - 1
+TOKENS_MAX = 2**31 - 1
+"""The most tokens a call's prompt or completion may count: what the calls table's integer columns hold, and
+beyond any context window; a reply claiming more is malformed, not stored."""
 """Seeds are signed 64-bit integers (a BIGINT column)."""
 
 NAME_MAX_CHARS = 255

@@ -25,6 +25,7 @@ from fleetbench.config.schema import SchedulerConf
 from fleetbench.errors import ClaimGone, InfraFailure, LaneLost
 from fleetbench.interfaces import EpisodeContext, Provider, Suite
 from fleetbench.lanes import BREAKER_STATUSES, STOP_STATUSES, LaneState, Mode, Pulse
+from fleetbench.limits import TOKENS_MAX
 from fleetbench.stalls import TIMEOUT_SHARE
 from fleetbench.types import (
     CallRecord,
@@ -144,11 +145,15 @@ class LaneChat:
             except Exception as exc:  # the provider classifies every API failure
                 verdict = self.provider.classify(exc)
             else:
-                if completion.text.strip() or completion.tool_calls:
+                absurd = _absurd_usage(completion)
+                if absurd is not None:
+                    completion, verdict = None, ErrorClass(CallStatus.TRANSIENT, detail=absurd)
+                elif completion.text.strip() or completion.tool_calls:
                     status = CallStatus.OK
                     self._record(attempt, status, completion=completion)
                     return completion
-                verdict = ErrorClass(CallStatus.EMPTY, detail="empty reply")
+                else:
+                    verdict = ErrorClass(CallStatus.EMPTY, detail="empty reply")
             stood_still = self._stood_still(verdict, sent_at) if may_excuse else 0.0
             if stood_still:
                 detail = f"{verdict.detail}; this worker stood still {stood_still:.1f}s meanwhile (stopped or starved)"
@@ -237,6 +242,17 @@ class LaneChat:
                 cost_usd=completion.cost_usd if completion else None,
             )
         )
+
+
+def _absurd_usage(completion: Completion) -> str | None:
+    """What is wrong with a reply's token counts, if anything: a count below 0 or above `TOKENS_MAX` is no real
+    request's, and cannot be stored (an attacker's gateway claiming 5e9 tokens failed every write of the run on
+    PostgreSQL, and 1e20 on SQLite with a traceback). Such a reply is malformed: the request is tried again."""
+    for name in ("prompt_tokens", "completion_tokens"):
+        count = getattr(completion, name)
+        if not 0 <= count <= TOKENS_MAX:
+            return f"malformed reply: its usage claims {count} {name.replace('_', ' ')} (0 to {TOKENS_MAX:,} possible)"
+    return None
 
 
 class JudgePool:

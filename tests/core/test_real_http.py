@@ -134,6 +134,25 @@ def test_five_percent_malformed_replies_change_no_result(
     assert malformed and transient == [{"n": len(malformed)}]
 
 
+def test_replies_claiming_impossible_token_counts_are_malformed_and_change_no_result(
+    baseline: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A gateway whose usage claims 5,000,000,000 prompt tokens: stored, the count failed every write of the run on
+    PostgreSQL (a 32-bit column), and 1e20 failed SQLite with a traceback. Such a reply is malformed: asked again,
+    recorded as a transient failure without its counts."""
+    config = {"seed": 15, "defaults": {"faults": {"absurd_usage": 0.1}}}
+    with served(tmp_path_factory.mktemp("absurd"), config) as server:
+        db = tmp_path_factory.mktemp("absurd-run") / "fb.db"
+        run_through(server, db, [*JOB, *FAST_RETRIES])
+        absurd = [e for e in server.requests() if e.get("fault") == "absurd_usage"]
+    assert len(completed(db)) == planned(db) == 20
+    assert_same_model_results(db, baseline)
+    malformed = rows(db, "select count(*) n from calls where status = 'transient' and error like 'malformed reply: "
+                         "its usage claims 5000000000 prompt tokens%'")  # fmt: skip
+    assert absurd and malformed == [{"n": len(absurd)}]
+    assert rows(db, "select max(prompt_tokens) most from calls")[0]["most"] < 2**31
+
+
 def test_half_the_requests_answered_429_are_retried_only_after_their_retry_after(
     baseline: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:

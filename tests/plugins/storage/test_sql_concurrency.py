@@ -352,6 +352,36 @@ def test_a_read_whose_session_the_server_ended_is_read_again_on_a_new_connection
 
 
 @pytest.mark.postgres
+def test_a_transaction_the_server_ends_to_break_a_deadlock_is_run_again(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two transactions take two locks in opposite orders: PostgreSQL ends one of them ("deadlock detected"), which
+    failed an attacker's worker in the middle of a claim. It is run again, and both transactions complete."""
+    store = storage(postgres_url)
+    database = store._db()
+    both_hold_one = threading.Barrier(2, timeout=10)
+    runs_of: dict[str, int] = {"first": 0, "second": 0}
+
+    def locking(name: str, order: tuple[int, int]) -> Any:
+        def body(connection: sa.Connection) -> str:
+            runs_of[name] += 1
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({order[0]})")
+            if runs_of[name] == 1:
+                both_hold_one.wait()
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({order[1]})")
+            return name
+
+        return lambda: database._written(f"locking for {name}", body)
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.submit(locking("first", (71, 72))), pool.submit(locking("second", (72, 71)))
+        assert (first.result(timeout=60), second.result(timeout=60)) == ("first", "second")
+    assert sorted(runs_of.values()) == [1, 2], "one of them was run again"
+    assert "deadlock detected; running the transaction again" in caplog.text
+    store.close()
+
+
+@pytest.mark.postgres
 def test_a_write_whose_connection_was_lost_at_its_commit_is_not_run_again(postgres_url: str) -> None:
     """The commit may have gone through: call rows are appended, so running the write again could store them twice
     (an attacker's proxy cutting commit replies stored 19 calls twice). The write fails with one error instead."""
@@ -554,6 +584,29 @@ def test_a_worker_queued_for_the_writers_lock_is_not_cut_off_however_old_its_hea
         holder.close()
         queued.close()
         pool.shutdown()
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_worker_just_out_of_the_lock_queue_is_not_cut_off_by_the_next_fencing_scan(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queued behind a stopped holder, a live worker's heartbeat grew as old as the holder's. Once the holder was
+    ended, it took the lock and waited for its client between two statements, and the other queued workers' fencing
+    scans, due at about that moment, ended it too (an attacker's loaded machine). A session is ended only when its
+    state has not changed for `fencing.WAIT_S`: just out of the queue, it is left alone; stopped there, it is not."""
+    monkeypatch.setattr(fencing, "WAIT_S", 1.0)
+    store = ready(SqlStorage(SqlOptions(url=postgres_url), naming=ExactNaming(NoOptions(), catalog=KIT_CATALOG)))
+    taken = psycopg.connect(_plain(postgres_url), application_name=HOLDER)  # the kit's run: heartbeat long past
+    taken.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK_KEY])  # now between two statements
+    fencer = store._db().ready().connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        assert fencing.end_stalled_sessions(fencer) == 0, "its state changed a moment ago"
+        time.sleep(1.2)
+        assert fencing.end_stalled_sessions(fencer) == 1, "no change for WAIT_S: it stands still"
+    finally:
+        fencer.close()
+        taken.close()
         store.close()
 
 

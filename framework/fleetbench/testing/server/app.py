@@ -14,6 +14,7 @@ it, with `X-Fleetbench-Purpose`), else from the deployment's `protocol` setting.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -32,7 +33,9 @@ from .wire import BadRequest, error_body, request_of, response_body
 
 PROTOCOL_HEADER = "X-Fleetbench-Protocol"
 PURPOSE_HEADER = "X-Fleetbench-Purpose"
-FAULT_ORDER = ("error_500", "rate_limited", "reset", "hang", "empty", "malformed_json", "truncated")
+ABSURD_TOKENS = 5_000_000_000
+"""The prompt tokens an `absurd_usage` reply claims."""
+FAULT_ORDER = ("error_500", "rate_limited", "reset", "hang", "empty", "malformed_json", "truncated", "absurd_usage")
 
 
 class Served:
@@ -164,6 +167,8 @@ async def _served(
         return _error(400, str(exc), "invalid_request_error")
     if fault == "empty":
         completion = Completion(text="", prompt_tokens=completion.prompt_tokens)
+    if fault == "absurd_usage":  # a gateway's usage no real request has: more tokens than a 32-bit count holds
+        completion = dataclasses.replace(completion, prompt_tokens=ABSURD_TOKENS)
     payload = json.dumps(response_body(completion, name, reasoning_only=behaviour.reasoning_only)).encode()
     if fault == "malformed_json":
         return web.Response(body=payload[: len(payload) // 2] + b"}", content_type="application/json")

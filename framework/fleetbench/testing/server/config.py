@@ -48,6 +48,8 @@ class Faults:
     empty: float = 0.0
     malformed_json: float = 0.0
     truncated: float = 0.0
+    absurd_usage: float = 0.0
+    """A reply whose usage claims 5,000,000,000 prompt tokens (more than any real request, or a 32-bit count)."""
 
     def total(self) -> float:
         return float(sum(dataclasses.astuple(self)))

@@ -34,9 +34,11 @@ def claim(
     """Claim what can be claimed of `batch` inside the caller's transaction; the keys claimed."""
     if not batch:
         return set()
+    # In key order, as releases and deletes take their rows, so that two transactions lock shared rows in the same
+    # order and one waits for the other instead of deadlocking.
     rows = [
         _claim_row(unit, run_id, expires_at, canonical) | {"claim_now": now}
-        for unit in {u.key: u for u in batch}.values()
+        for _, unit in sorted({u.key: u for u in batch}.items())
     ]
     upsert = _upsert(connection.dialect.name)
     taken = set(connection.execute(upsert, rows).scalars())

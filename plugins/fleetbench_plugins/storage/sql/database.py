@@ -36,6 +36,10 @@ URL_HINT = "(set storage.url, or FLEETBENCH_DATABASE_URL with storage=postgres)"
 
 LOCK_NOT_AVAILABLE = "55P03"
 """PostgreSQL's SQLSTATE for a lock wait that `lock_timeout` ended."""
+DEADLOCK_DETECTED = "40P01"
+"""PostgreSQL's SQLSTATE for a transaction it ended to break a deadlock."""
+DEADLOCK_RETRIES = 5
+"""Times a transaction the server chose to end to break a deadlock is run again before the failure is raised."""
 
 STREAM_CHUNK = 10_000
 """Rows fetched per round trip when streaming keys or exports (a server-side cursor on PostgreSQL)."""
@@ -204,6 +208,8 @@ class SqlDatabase:
           `idempotent` (claims, renewals, heartbeats, a run's end): run again whatever the commit did.
         - `rolled_back` is called whenever a run of `body` fails, before it is run again or the failure is raised:
           caches `body` filled must not outlive a transaction that may not have committed.
+        - **A deadlock** (PostgreSQL ended this transaction to break a cycle of lock waits): run again, up to
+          `DEADLOCK_RETRIES` times.
         - **A lock waited for longer than `fencing.WAIT_S`** (PostgreSQL): the sessions of workers standing still
           are ended (`fencing.end_stalled_sessions`), and the transaction is run again, for as long as it takes.
         """
@@ -211,6 +217,7 @@ class SqlDatabase:
         postgres = engine.dialect.name == "postgresql"
         with self.errors(action):
             reconnected = False
+            deadlocks = 0
             while True:
                 ran = False
                 try:
@@ -244,9 +251,16 @@ class SqlDatabase:
                         continue
                     if ran:
                         raise
-                    if postgres and getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                    sqlstate = getattr(error.orig, "sqlstate", None) if postgres else None
+                    if sqlstate == LOCK_NOT_AVAILABLE:
                         with engine.connect() as fencer:
                             fencing.end_stalled_sessions(fencer.execution_options(isolation_level="AUTOCOMMIT"))
+                        continue
+                    if sqlstate == DEADLOCK_DETECTED and deadlocks < DEADLOCK_RETRIES:
+                        # The server rolled the whole transaction back to break a cycle of lock waits (a claim
+                        # meeting another worker's renewal or release): running it again is what it asks for.
+                        deadlocks += 1
+                        log.warning("%s: %s; running the transaction again", action, redact_text(_first_line(error)))
                         continue
                     if reconnected or not error.connection_invalidated:
                         raise

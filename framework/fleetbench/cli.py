@@ -83,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args[0] != "run":
             return 0
         sys.stdout.write("\n")  # then Hydra's own help: the config groups and the composed configuration
+    if args[0] != "run":  # a run's logging is Hydra's (`conf/config.yaml`: hydra.job_logging)
+        warnings_to_stderr()
     try:
         return COMMANDS[args[0]](args[1:])
     except UserError as exc:
@@ -107,6 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _error(interrupts.LATE_INTERRUPTED)
         return Interrupted.exit_code
+
+
+WARNING_LOGGERS = ("fleetbench", "fleetbench_plugins")
+
+
+def warnings_to_stderr() -> None:
+    """The warnings of fleetbench and its built-in plugins on stderr as `warning: …` lines, as a run shows them (a
+    reading command retrying a lost connection); without it they came as bare lines through logging's last resort."""
+    for name in WARNING_LOGGERS:
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("warning: %(message)s"))
+            handler.setLevel(logging.WARNING)
+            logger.addHandler(handler)
 
 
 def _error(message: str) -> None:

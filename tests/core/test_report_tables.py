@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -163,6 +164,20 @@ def test_json_is_indented_and_writes_database_numbers_as_text() -> None:
         '{\n  "scope": "",\n  "rows": [\n    {\n      "base_model": "Alpha",\n      "correct": "0.5"\n    }\n  ],\n'
         '  "deployment_shares": []\n}\n'
     )
+
+
+def test_json_is_strict_writing_sums_beyond_the_largest_float_as_null() -> None:
+    """A metric summed past the largest float reports inf, which Python's json wrote as the bare token `Infinity`
+    that strict parsers (browsers, jq) reject."""
+    rows = [_row("Alpha", 3, 1, correct=math.inf), _row("Beta", 3, 1, correct=math.nan)]
+    text = render(Report((), (CORRECT,), rows, SHARES), "json", Console(file=io.StringIO()))
+    assert text is not None
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    parsed = json.loads(text, parse_constant=refuse)
+    assert [row["correct"] for row in parsed["rows"]] == [None, None]
 
 
 def test_the_table_is_printed_not_returned() -> None:

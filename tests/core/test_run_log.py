@@ -3,9 +3,13 @@ parked and resumed, the retries per lane, the end; never a secret."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
+import pytest
+
+from fleetbench.cli import WARNING_LOGGERS, warnings_to_stderr
 from tests.conftest import RunCli
 
 SECRET = "sk-live-log-never-9e1d"
@@ -51,3 +55,18 @@ def test_the_run_log_records_start_plan_lane_health_retries_and_end(run_cli: Run
                      process.stderr, re.MULTILINE)  # fmt: skip
     assert "warning: lane Sim-Agent-2 resumed: its probe was answered" in process.stderr.splitlines()
     assert "lane Sim-Agent-2" not in process.stdout
+
+
+def test_a_reading_commands_warnings_reach_stderr_as_warning_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """`fleetbench status` retrying a lost connection printed its warning as a bare line (logging's last resort):
+    reading commands show warnings as a run does, `warning: …` on stderr, once however often they are set up."""
+    before = {name: list(logging.getLogger(name).handlers) for name in WARNING_LOGGERS}
+    try:
+        warnings_to_stderr()
+        warnings_to_stderr()
+        logging.getLogger("fleetbench_plugins.storage.sql.database").warning("reading recent calls: lost (%s)", "x")
+        logging.getLogger("fleetbench.report").info("not shown")
+        assert capsys.readouterr() == ("", "warning: reading recent calls: lost (x)\n")
+    finally:
+        for name, handlers in before.items():
+            logging.getLogger(name).handlers[:] = handlers

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from typing import Any
 
 from rich.console import Console
 
 from fleetbench.report.drift import DriftAudit
+from fleetbench.report.json_text import strict_json
 from fleetbench.terminal import PlainTable, printable
 
 DRIFT_FORMATS = ("table", "json")
@@ -37,7 +36,7 @@ def render_drift(audit: DriftAudit, fmt: str, console: Console) -> str | None:
             "pairs": [dataclasses.asdict(p) for p in audit.pairs],
         }
         # inf is not JSON: an odds ratio with no failures on one side is written as null with the rates beside it.
-        return json.dumps(_json_safe(payload), indent=2, allow_nan=False) + "\n"
+        return strict_json(payload)
     title = f"fleetbench drift (CMH over cells, Holm-adjusted, alpha {audit.alpha:g})"
     columns = ("model", "deployment", "units", "full success", "siblings", "diff (pts)", "odds ratio", "p (Holm)",
                "differs from", "flag")  # fmt: skip
@@ -61,14 +60,3 @@ def render_drift(audit: DriftAudit, fmt: str, console: Console) -> str | None:
     line = summary + (": " + ", ".join(d.deployment for d in flagged) if flagged else "")
     console.print(printable(line), soft_wrap=True, markup=False, highlight=False)
     return None
-
-
-def _json_safe(value: Any) -> Any:
-    """The value with non-finite floats as None (JSON has no inf: an odds ratio with no failures on one side)."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +35,7 @@ from fleetbench.config.schema import ReportConf
 from fleetbench.errors import ConfigError
 from fleetbench.gcpause import preload
 from fleetbench.interfaces import Storage
+from fleetbench.report.json_text import strict_json
 from fleetbench.report.scope import ReportScope
 from fleetbench.terminal import PlainTable, markdown_cell, printable
 from fleetbench.types import FactorValue, ReportFilter
@@ -412,4 +412,4 @@ def render_tables(tables: Iterable[ResearchTable], fmt: str, console: Console, s
          "rows": [dict(zip(t.columns, (_plain(v) for v in row), strict=True)) for row in t.rows]}
         for t in tables
     ]  # fmt: skip
-    return json.dumps(document, indent=2, default=str) + "\n"
+    return strict_json(document)

@@ -26,6 +26,7 @@ from rich.console import Console
 from tabulate import DataRow, Line, TableFormat, tabulate
 
 from fleetbench.interfaces import Storage
+from fleetbench.report.json_text import strict_json
 from fleetbench.report.scope import RUN_ID_SHOWN
 from fleetbench.terminal import markdown_cell, printable
 from fleetbench.types import MetricSpec, ReportFilter
@@ -270,4 +271,4 @@ def render(report: Report, fmt: str, console: Console) -> str | None:
         writer.writerows(rows)
         return buffer.getvalue()
     document = {"scope": report.scope, "rows": rows, "deployment_shares": report.shares}
-    return json.dumps(document, indent=2, default=str) + "\n"
+    return strict_json(document)

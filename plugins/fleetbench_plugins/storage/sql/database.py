@@ -95,10 +95,13 @@ class SqlDatabase:
         engine = self.engine(writable)
         if not self._schema_checked:
             try:
-                with self.errors("reading the schema version"):
-                    migrations.check_revision(engine, self._where)
+                found = self._retried("reading the schema version", engine, migrations.stored_revision)
             except StorageError as error:
+                # A server cut off mid-read is not a wrong URL: only a database never reached is hinted at.
+                if isinstance(error.__cause__, exc.DBAPIError) and error.__cause__.connection_invalidated:
+                    raise
                 raise self._with_url_hint(error) from error.__cause__
+            migrations.check_revision(found, self._where)
             self._schema_checked = True
         return engine
 
@@ -281,8 +284,10 @@ class SqlDatabase:
             raise StorageError(f"run {run_id!r} was never begun (begin_run) in {self._where}")
 
     def runs(self) -> list[dict[str, Any]]:
-        with self.errors("listing runs"), self.ready(writable=False).connect() as connection:
-            return [queries.run_listing_row(row._mapping) for row in connection.execute(queries.run_listing())]
+        return self._read(
+            "listing runs",
+            lambda connection: [queries.run_listing_row(r._mapping) for r in connection.execute(queries.run_listing())],
+        )
 
     def write(self, results: Sequence[UnitResult], calls: Sequence[CallRecord]) -> int:
         if not results and not calls:
@@ -449,7 +454,10 @@ class SqlDatabase:
         """`body` run on a pooled connection, and once more on a new one when the connection was lost meanwhile (a
         server restarted, a session terminated): a read changes nothing, so running it again is always safe.
         `writable` reads through the engine the writes use (a worker's look-ups, which must see its own writes)."""
-        engine = self.ready(writable=writable)
+        return self._retried(action, self.ready(writable=writable), body)
+
+    def _retried(self, action: str, engine: Engine, body: Callable[[Connection], T]) -> T:
+        """`body` on a connection of `engine`, once more on a new one when the connection was lost meanwhile."""
         with self.errors(action):
             try:
                 with engine.connect() as connection:

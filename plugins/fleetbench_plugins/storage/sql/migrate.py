@@ -91,10 +91,9 @@ def stored_revision(connection: Connection) -> str | None:
     return found
 
 
-def check_revision(engine: Engine, where: str) -> None:
-    """Fail with a clear message unless the database (`where`, for messages) is at this code's revision."""
-    with engine.connect() as connection:
-        found = stored_revision(connection)
+def check_revision(found: str | None, where: str) -> None:
+    """Fail with a clear message unless `found`, the revision `stored_revision` read from the database (`where`, for
+    messages), is this code's."""
     if found == SCHEMA_REVISION:
         return
     if found is None:

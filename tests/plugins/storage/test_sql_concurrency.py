@@ -308,7 +308,8 @@ def test_a_write_whose_connection_was_ended_mid_transaction_is_run_again_on_a_ne
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Continued after the server ended its idle session, a worker runs the transaction again rather than failing
-    the run: its first attempt was rolled back."""
+    the run: its first attempt was rolled back. Stopped a second time inside the same write (an attacker's
+    SIGSTOP twice), it runs it a third time: one loss per write was allowed, and the run failed."""
     naming = ExactNaming(NoOptions(), catalog=KIT_CATALOG)
     database = SqlDatabase(SqlOptions(url=postgres_url, idle_transaction_timeout_s=1), naming)
     database.migrate()
@@ -316,12 +317,12 @@ def test_a_write_whose_connection_was_ended_mid_transaction_is_run_again_on_a_ne
 
     def body(connection: sa.Connection) -> int:
         attempts.append(connection.execute(sa.text("select pg_backend_pid()")).scalar_one())
-        if len(attempts) == 1:
-            time.sleep(1.5)  # stopped inside the transaction, past the idle timeout
+        if len(attempts) <= 2:
+            time.sleep(1.5)  # stopped inside the transaction, past the idle timeout; and again when continued
         return int(connection.execute(sa.text("select 42")).scalar_one())
 
     assert database._written("testing", body) == 42
-    assert len(attempts) == 2 and attempts[0] != attempts[1], "the second attempt ran on a new connection"
+    assert len(attempts) == 3 and len(set(attempts)) == 3, "each attempt after a loss ran on a new connection"
     assert "testing: the database connection was lost (terminating connection due to idle-in-transaction" in caplog.text
     database.close()
 

@@ -40,6 +40,10 @@ DEADLOCK_DETECTED = "40P01"
 """PostgreSQL's SQLSTATE for a transaction it ended to break a deadlock."""
 DEADLOCK_RETRIES = 5
 """Times a transaction the server chose to end to break a deadlock is run again before the failure is raised."""
+RECONNECTS = 3
+"""Times a transaction whose connection was lost is run again on a new one before the failure is raised: a worker
+stopped twice inside one write (its session ended each time, by the idle timeout or fencing) failed its run when
+only one was allowed; a server that stays away fails the write after these few."""
 
 STREAM_CHUNK = 10_000
 """Rows fetched per round trip when streaming keys or exports (a server-side cursor on PostgreSQL)."""
@@ -199,7 +203,8 @@ class SqlDatabase:
     ) -> T:
         """`body` run in one write transaction (`action` names it in errors), run again where that is safe.
 
-        - **A lost connection**, before the transaction's end: run once more on a new connection. PostgreSQL ends a
+        - **A lost connection**, before the transaction's end: run again on a new connection (`RECONNECTS` times at
+          most in one call). PostgreSQL ends a
           session left idle inside a transaction for `storage.idle_transaction_timeout_s`, so that a worker stopped
           in the middle of one (SIGSTOP, Ctrl-Z) does not hold its row locks, and with them every other worker,
           until it is continued; continued, it finds its connection gone, and the transaction, rolled back, is run
@@ -219,7 +224,7 @@ class SqlDatabase:
         engine = engine or self.ready()
         postgres = engine.dialect.name == "postgresql"
         with self.errors(action):
-            reconnected = False
+            reconnects = 0
             deadlocks = 0
             while True:
                 ran = False
@@ -235,9 +240,9 @@ class SqlDatabase:
                         rolled_back()  # a needless reload when the commit turns out to have gone through
                     if not isinstance(error, exc.DBAPIError):
                         raise
-                    lost = error.connection_invalidated and not reconnected
+                    lost = error.connection_invalidated and reconnects < RECONNECTS
                     if ran and lost and (committed is not None or idempotent):
-                        reconnected = True
+                        reconnects += 1
                         detail = redact_text(_first_line(error))
                         went_through = False
                         if committed is not None:
@@ -265,9 +270,9 @@ class SqlDatabase:
                         deadlocks += 1
                         log.warning("%s: %s; running the transaction again", action, redact_text(_first_line(error)))
                         continue
-                    if reconnected or not error.connection_invalidated:
+                    if reconnects >= RECONNECTS or not error.connection_invalidated:
                         raise
-                    reconnected = True
+                    reconnects += 1
                     log.warning("%s: the database connection was lost (%s); trying again on a new one", action,
                                 redact_text(_first_line(error)))  # fmt: skip
 

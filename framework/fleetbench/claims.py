@@ -190,19 +190,8 @@ class ClaimedUnits(UnitSource):
         return self._source.count
 
     def stream(self, start: int = 0) -> Iterator[Unit]:
-        """The units from `start`, each claimed before it is handed out. The first batch's claim is submitted here,
-        where the stream is made (a dispatch makes its streams before any worker pulls), and is due at once, so
-        that the first pull awaits it off the event loop as it awaits every later one: waited for inside the
-        stream, it held every request of the run while another model's lanes were already sending."""
         batches = _batches(self._source.stream(start), self._lease.batch)
-        first = self._claim(next(batches, None))
-        if first is not None:
-            self._due.add(first)
-        return self._claimed(batches, first)
-
-    def _claimed(
-        self, batches: Iterator[list[Unit]], claiming: Future[tuple[list[Unit], float]] | None
-    ) -> Iterator[Unit]:
+        claiming = self._claim(next(batches, None))
         while claiming is not None:
             held, claimed_at = claiming.result()
             self._due.discard(claiming)

@@ -64,5 +64,5 @@ def test_pulling_units_never_holds_the_event_loop_while_the_next_batch_is_claime
         claim_on.shutdown()
     assert sorted(pulled) == sorted(unit.key for unit in units), "every unit handed out once"
     assert len(storage.loop_ran) == len(units) // 4
-    # Every claim runs while the loop goes on, the stream's first one too (submitted where the stream is made).
-    assert all(storage.loop_ran), storage.loop_ran
+    # The stream's first claim is waited for where it is made (nothing runs yet); every later one off the loop.
+    assert all(storage.loop_ran[1:]), storage.loop_ran

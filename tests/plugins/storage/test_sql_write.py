@@ -317,3 +317,24 @@ def test_metric_sums_beyond_the_largest_float_add_up_to_infinity_on_every_databa
     (row,) = store.aggregate([], ReportFilter(SUITE), (MetricSpec("score", "s", "sum"),))
     assert row["total"] == 3 and row["score"] == math.inf
     store.close()
+
+
+@pytest.mark.parametrize("group_by", [[], ["base_model"], ["prompt_type"], ["experiment"]])
+def test_a_report_summing_past_the_largest_float_gives_infinity_on_every_database(
+    database_url: str, group_by: list[str]
+) -> None:
+    """A metric of 1e308 in two totals rows (two deployments) and in two units: the report's sum across them passes
+    the largest float. SQLite's SUM gives infinity; PostgreSQL's raised "value out of range: overflow", so the report
+    failed (an attacker's finding). Grouped by nothing, a column and a factor (the totals answer) and by `experiment`
+    (the units answer); the counts and a second, finite metric stay exact."""
+    store = storage(database_url)
+    for index, deployment in enumerate(("DeepSeek-V3-0324", "DeepSeek-V3-0324-2")):
+        name = f"big-{index}"
+        metrics = {"score": 1e308, "small": 0.25}
+        stored = store.write([result(name, metrics=metrics, index=index, deployment=deployment)], [])
+        assert stored == 1
+    specs = (MetricSpec("score", "s", "sum"), MetricSpec("small", "s", "mean"))
+    (row,) = store.aggregate(group_by, ReportFilter(SUITE), specs)
+    assert row["total"] == 2 and row["success"] == 2
+    assert row["score"] == math.inf and row["small"] == 0.25
+    store.close()

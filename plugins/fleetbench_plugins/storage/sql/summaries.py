@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Double, Table, and_, case, cast, false, func, or_, select
+from sqlalchemy.exc import DBAPIError
 
 from fleetbench.limits import checked_name
 from fleetbench.scope_groups import TIMEOUT_STATUSES, UNIT_COLUMNS, is_scope_group, scope_property
@@ -58,22 +59,49 @@ def aggregate(
     """Per group: its keys, `total` (completed units) and the count of each outcome, `mean_duration_s`,
     `mean_turns`, and each metric (its mean or sum over completed units; None where the group has no value)."""
     _check_names(group_by, metrics)
+    if connection.dialect.name != "postgresql":
+        return _aggregated(connection, group_by, flt, metrics, canonical, per_row=False)
+    try:
+        with connection.begin_nested():  # the failed statement must not end the read's transaction
+            return _aggregated(connection, group_by, flt, metrics, canonical, per_row=False)
+    except DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) != NUMERIC_VALUE_OUT_OF_RANGE:
+            raise
+    # PostgreSQL's SUM over float8 raises where a sum passes the largest float (SQLite's gives infinity, and so does
+    # Python's addition): read a row per totals row and unit instead, and add them up in `_merge`.
+    return _aggregated(connection, group_by, flt, metrics, canonical, per_row=True)
+
+
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"
+"""PostgreSQL's SQLSTATE for a float sum beyond the largest float ("value out of range: overflow")."""
+
+
+def _aggregated(
+    connection: Connection,
+    group_by: Sequence[str],
+    flt: ReportFilter,
+    metrics: Sequence[MetricSpec],
+    canonical: Callable[[str], str],
+    per_row: bool,
+) -> list[dict[str, Any]]:
+    """`aggregate`'s rows; `per_row`: SQL adds nothing up (each SQL group is one totals row or one unit)."""
     dialect = connection.dialect.name
     slots = _slots(connection, flt.suite, metrics)
     parts: list[tuple[tuple[Any, ...], dict[str, float]]] = []
     if slots is None or not all(_totals_can_group(name) for name in group_by):
-        parts += _from_units(connection, group_by, unit_conditions(flt, canonical, dialect), metrics)
+        parts += _from_units(connection, group_by, unit_conditions(flt, canonical, dialect), metrics, per_row)
     else:
         clean, overfull = _split_plans(connection, flt)
         conditions = _totals_conditions(flt, canonical, dialect, clean)
         join = bool(flt.factors) or any(not is_scope_group(n) and n not in COLUMN_GROUPS for n in group_by)
-        if not overfull and not any(is_scope_group(name) for name in group_by):
+        if not per_row and not overfull and not any(is_scope_group(name) for name in group_by):
             # Every group is one SQL group: SQL computes the final numbers, nothing is merged here.
             return _final_from_totals(connection, group_by, conditions, metrics, slots, join)
-        parts += _from_totals(connection, group_by, conditions, metrics, slots, join)
+        parts += _from_totals(connection, group_by, conditions, metrics, slots, join, per_row)
         if overfull:
             unit_filter = ReportFilter(flt.suite, flt.base_models, flt.run_id, flt.factors, flt.run_label, overfull)
-            parts += _from_units(connection, group_by, unit_conditions(unit_filter, canonical, dialect), metrics)
+            conditions = unit_conditions(unit_filter, canonical, dialect)
+            parts += _from_units(connection, group_by, conditions, metrics, per_row)
     return _merge(connection, group_by, metrics, parts)
 
 
@@ -123,11 +151,13 @@ def _from_units(
     group_by: Sequence[str],
     conditions: Sequence[ColumnElement[bool]],
     metrics: Sequence[MetricSpec],
+    per_row: bool = False,
 ) -> list[tuple[tuple[Any, ...], dict[str, float]]]:
     # Group in an outer query over labelled columns: PostgreSQL would not match `factors -> $1` in SELECT with
     # `factors -> $2` in GROUP BY, even though both parameters hold the same name.
     inner = select(
         *(_group_key(name, units, units.c.factors).label(f"g{i}") for i, name in enumerate(group_by)),
+        *([units.c.unit_key.label("row")] if per_row else []),
         units.c.outcome,
         units.c.infra_status,
         units.c.duration_s,
@@ -136,7 +166,7 @@ def _from_units(
     )
     sub = inner.where(all_of(conditions)).subquery()
     done = sub.c.outcome != INFRA_ERROR
-    keys = [sub.c[f"g{i}"] for i in range(len(group_by))]
+    keys = [sub.c[f"g{i}"] for i in range(len(group_by))] + ([sub.c.row] if per_row else [])
     values: list[ColumnElement[Any]] = [
         *(func.count(case((sub.c.outcome == o, 1))).label(o) for o in ("success", "partial", "failure", INFRA_ERROR)),
         func.count(case((sub.c.infra_status.in_(TIMEOUT_STATUSES), 1))).label("timeout"),
@@ -157,9 +187,12 @@ def _from_totals(
     metrics: Sequence[MetricSpec],
     slots: Mapping[str, int],
     join_cells: bool,
+    per_row: bool = False,
 ) -> list[tuple[tuple[Any, ...], dict[str, float]]]:
     t = unit_totals.c
     keys = [_group_key(name, unit_totals, cells.c.factors).label(f"g{i}") for i, name in enumerate(group_by)]
+    if per_row:  # the totals row's own key: `_part` reads only the groups' labels
+        keys += [t[name].label(f"row_{name}") for name in TOTALS_KEY]
     values: list[ColumnElement[Any]] = [
         func.sum(t.n_success).label("success"),
         func.sum(t.n_partial).label("partial"),
@@ -174,7 +207,7 @@ def _from_totals(
         values.append(func.sum(t[f"s{slot}"]).label(f"s{i}") if slot is not None else cast(None, Double).label(f"s{i}"))
         values.append(func.sum(t[f"c{slot}"]).label(f"c{i}") if slot is not None else cast(0, Double).label(f"c{i}"))
     source = unit_totals.join(cells, cells.c.cell_key == t.cell_key) if join_cells else unit_totals
-    labels = [f"g{i}" for i in range(len(group_by))]
+    labels = [key.name for key in keys]
     statement = select(*keys, *values).select_from(source).where(all_of(conditions)).group_by(*labels)
     return [_part(row._mapping, len(group_by), len(metrics)) for row in connection.execute(statement)]
 

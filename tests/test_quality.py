@@ -46,7 +46,7 @@ def _contract(contract_id: str) -> dict[str, Any]:
     return contract
 
 
-PUBLIC_CORE = {"interfaces", "types", "errors", "testing", "limits", "secrets", "scope_groups", "gcpause"}
+PUBLIC_CORE = {"interfaces", "types", "errors", "testing", "limits", "secrets", "scope_groups", "gcpause", "data_files"}
 
 
 def test_plugins_are_forbidden_every_core_module_but_the_public_ones() -> None:

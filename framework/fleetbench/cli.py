@@ -45,6 +45,7 @@ from fleetbench.config.spec import resolve_plan
 from fleetbench.errors import DEADLINE_EXIT, ConfigError, FleetbenchError, Interrupted, UnknownNameError, UserError
 from fleetbench.interfaces import NamingPolicy, Storage, Suite
 from fleetbench.limits import text_problem
+from fleetbench.pipes import reader_gone
 from fleetbench.preflight import check_output_dir, check_storages
 from fleetbench.progress import make_progress
 from fleetbench.signals import quiet_signals
@@ -57,10 +58,18 @@ if TYPE_CHECKING:
     from fleetbench.runner import RunSummary
 
 
+class _PipedConsole(Console):
+    """A rich console whose broken pipe is the same `BrokenPipeError` as a print's: rich exits 1 on its own, where
+    every other command's output piped into a reader that left (`| head`) exits 141 (`fleetbench.pipes`)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def _console(stderr: bool = False) -> Console:
     """Rich output; when piped, wide enough that tables are not squeezed to 80 columns."""
     probe = Console(stderr=stderr)
-    return Console(stderr=stderr, soft_wrap=True, width=None if probe.is_terminal else 200)
+    return _PipedConsole(stderr=stderr, soft_wrap=True, width=None if probe.is_terminal else 200)
 
 
 console = _console()
@@ -496,6 +505,10 @@ def _run_job(cfg: DictConfig) -> None:
     try:
         with launched.stop_with_the_sweep():
             _run_and_report(cfg)
+    except BrokenPipeError:  # the summary's reader left (`fleetbench run | head`): what the run stored stays stored
+        if not launched.in_launching_process():
+            raise
+        sys.exit(reader_gone())  # not Hydra's "Error executing job" traceback
     finally:
         if launched.in_launching_process():  # Hydra composes the next job, or tears down, with signals held again
             interrupts.hold()
@@ -643,9 +656,26 @@ def cmd_report(args: Sequence[str]) -> int:
             report = build_report(storage, rows_filter, suite.metrics(), scope.rows_by(settings.by), scope.description)
         if all(not table.rows for table in tables) if report is None else not report.rows:
             _explain_empty(storage, suite.name, scope, rows_filter)
+        else:
+            _note_missing(storage, rows_filter)
     if report is None:
         return _emit(settings, lambda fmt, out: render_tables(tables, fmt, out, scope.description))
     return _emit(settings, lambda fmt, out: render(report, fmt, out))
+
+
+def _note_missing(storage: Storage, rows: ReportFilter) -> None:
+    """Say on stderr when the configuration's plan is not complete: a report of 200 units of an 800-unit plan looked
+    complete (a new user's finding), and only `fleetbench status` told. Not for a report narrowed to a run, a label or
+    models, whose rows are a part of the plan by choice."""
+    if rows.plans is None or rows.run_id is not None or rows.run_label is not None or rows.base_models:
+        return
+    planned = sum(sum(plan.cells.values()) for plan in rows.plans)
+    done = sum(int(row["total"]) for row in storage.aggregate([], rows, ()))
+    if done < planned:
+        _error(
+            f"note: {done:,} of the {planned:,} units this configuration plans have a result; `fleetbench run` "
+            f"with the same settings runs the other {planned - done:,} (`fleetbench status` shows them per cell)"
+        )
 
 
 def _scoped_filter(

@@ -38,8 +38,17 @@ def main() -> None:
     # The CLI's imports (Hydra, OmegaConf, rich) build objects that live as long as the process: the cyclic collector
     # stays off while they load and never scans them afterwards (about a tenth of a reading command's time).
     try:
-        with collector_paused():
-            from fleetbench.cli import entry
+        # Stop signals are held while the CLI imports (taken the moment it has): an interrupt raised inside an import
+        # can leave a module half-built, and what surfaced was not the interrupt but a RuntimeError (a dataclass
+        # field's `__set_name__` wraps it) or an AttributeError in a later import, with a traceback and exit 1 (2 of
+        # a new user's 250 Ctrl-Cs at about 0.12 s).
+        interrupts.hold()
+        try:
+            with collector_paused():
+                from fleetbench import pipes
+                from fleetbench.cli import entry
+        finally:
+            interrupts.release()
     except KeyboardInterrupt:
         _interrupted_at_start()
     try:
@@ -47,6 +56,8 @@ def main() -> None:
             code = entry()
         except SystemExit as exc:  # a Hydra job ends this way
             code = _code(exc)
+        except BrokenPipeError:  # standard output's reader left (`| head`)
+            code = pipes.reader_gone()
         interrupts.ignore_from_now()  # the command is over and has said how: a late signal changes nothing
     except KeyboardInterrupt:  # another signal while the CLI was already on its way out: exit as interrupted
         if not interrupts.was_reported():
@@ -54,6 +65,8 @@ def main() -> None:
         interrupts.exit_now(interrupts.INTERRUPTED_EXIT)
     if interrupts.received():
         interrupts.exit_now(code)
+    if code == 0 and pipes.was_gone():  # a sweep's launch lines met a reader that left
+        code = pipes.READER_GONE_EXIT
     sys.exit(code)
 
 

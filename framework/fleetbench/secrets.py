@@ -14,6 +14,7 @@ never a secret: it names where the value lives.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Iterable, MutableMapping
@@ -69,12 +70,23 @@ def secret_forms(secret: str) -> list[str]:
     """The spellings under which a known secret can appear in another program's text, longest first: as it is,
     escaped as a JSON string or a Python repr shows it, once or twice in any order (an error message that quotes
     a JSON body, shown in a repr), and percent-encoded for a URL. A key holding `"` or `\\` reached a call row
-    escaped while only its raw spelling was looked for."""
+    escaped while only its raw spelling was looked for. A secret of `LONG_SECRET` characters or more is also
+    looked for base64-encoded (standard and URL-safe alphabets, with and without padding): a gateway echoed a key
+    that way into an error body, which reached a call row and a transcript (an attacker's finding)."""
     if not secret:
         return []
     once = _escaped(secret)
     twice = {form for escaped in once for form in _escaped(escaped)}
-    return sorted({secret, *once, *twice, quote(secret, safe=""), quote_plus(secret)}, key=len, reverse=True)
+    forms = {secret, *once, *twice, quote(secret, safe=""), quote_plus(secret)}
+    if len(secret) >= LONG_SECRET:
+        encoded = {base64.b64encode(secret.encode()).decode(), base64.urlsafe_b64encode(secret.encode()).decode()}
+        forms |= encoded | {form.rstrip("=") for form in encoded}
+    return sorted(forms, key=len, reverse=True)
+
+
+LONG_SECRET = 8
+"""Secrets at least this long are also looked for base64-encoded and in any letter case. Shorter ones (test keys
+such as `k`) only as spelt: their other forms would match ordinary words."""
 
 
 def _escaped(text: str) -> set[str]:
@@ -84,9 +96,15 @@ def _escaped(text: str) -> set[str]:
 
 
 def remove_secrets(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every spelling (`secret_forms`) of each of `secrets` replaced by `***`."""
-    for form in sorted({form for secret in secrets for form in secret_forms(secret)}, key=len, reverse=True):
+    """`text` with every spelling (`secret_forms`) of each of `secrets` replaced by `***`; the spellings of a long
+    secret in any letter case too (a gateway echoed a key upper-cased)."""
+    known = set(secrets)
+    for form in sorted({form for secret in known for form in secret_forms(secret)}, key=len, reverse=True):
         text = text.replace(form, REDACTED)
+    long_forms = sorted({form for secret in known if len(secret) >= LONG_SECRET for form in secret_forms(secret)},
+                        key=len, reverse=True)  # fmt: skip
+    if long_forms:
+        text = re.sub("|".join(map(re.escape, long_forms)), REDACTED, text, flags=re.IGNORECASE)
     return text
 
 

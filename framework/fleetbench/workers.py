@@ -57,6 +57,8 @@ class ModelWork:
         """Lanes whose own share ran out (under a shared queue, all of them at once)."""
         self.workers: Counter[str] = Counter()
         """Workers still running per lane."""
+        self._ahead: Unit | None = None
+        """A shared queue's next unit, pulled by a parked lane to learn whether the queue is empty (`drained`)."""
 
     async def units_ready(self) -> None:
         """Wait, without holding the event loop, for the claims the dispatch's next unit would wait for."""
@@ -67,6 +69,9 @@ class ModelWork:
     def next_unit(self, state: LaneState) -> tuple[Unit, str | None] | None:
         """The next unit for this lane and the lane whose share it belongs to (None: a shared queue)."""
         lane_id = state.lane.lane_id
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            return ahead, None
         if lane_id not in self._exhausted:
             unit = self.dispatch.next_unit(lane_id)
             if unit is not None:
@@ -83,6 +88,19 @@ class ModelWork:
                 return unit, other_id
             self._exhaust(other_id)
         return None
+
+    def drained(self, state: LaneState) -> bool:
+        """Under a shared queue, whether it is empty (the lanes are then finished): asked by a parked lane, which
+        otherwise learnt it only when its cool-down was over. With every lane parked, a run whose last unit was done
+        waited out the longest cool-down (up to `scheduler.breaker_cooldown_max_s`) doing nothing. Pulls the next
+        unit ahead when there is one; the next lane to ask runs it. Await `units_ready` first."""
+        if not self.shared:
+            return False
+        if self._ahead is None and not self._exhausted:
+            self._ahead = self.dispatch.next_unit(state.lane.lane_id)
+            if self._ahead is None:
+                self._exhaust(state.lane.lane_id)
+        return bool(self._exhausted) and self._ahead is None
 
     def finished(self, state: LaneState) -> bool:
         """True when this lane can get no unit any more."""
@@ -141,6 +159,10 @@ async def _pull_and_run(
                 return
             if work.finished(state):
                 return
+            if work.shared:
+                await work.units_ready()
+                if work.drained(state):
+                    return
             await work.pulse.wait(breaker.cooldown_left() or None)
             continue
         # Under a shared queue a lane holds no more units than its current concurrency limit (`UnitGate`): what a

@@ -290,3 +290,19 @@ def test_the_summary_counts_each_http_status_and_the_failures_that_got_none() ->
 
     asyncio.run(one_status())
     assert "(HTTP 503) ×2" in problem_lines([LaneReport.of(only)])[0]
+
+
+def test_a_run_whose_lanes_are_all_parked_ends_once_its_last_unit_is_done(tmp_path: Path) -> None:
+    """Every deployment answers 503: each unit fails its one attempt and parks its lane for an hour. Once the last
+    unit is recorded not done, no unit is left, yet no lane was active to find the shared queue empty: the run
+    waited for a probe, up to the longest cool-down, doing nothing (an attacker's run ended 55 s after its last
+    unit). The deadline only bounds the wait: without the fix the run ends by it."""
+    db = tmp_path / "all-parked.db"
+    failing = [f"models.sim_agent.deployments.{i}.params.transient_error_rate=1" for i in range(3)]
+    hour = ["scheduler.breaker_cooldown_s=3600", "scheduler.breaker_cooldown_max_s=3600"]
+    once = ["scheduler.max_attempts=1", "scheduler.max_restarts=0", "scheduler.breaker_failures=1"]
+    summary = _run(db, "run.instances=3", "suite.categories=[arithmetic]", *LATENCY, *failing, *hour, *once,
+                   "scheduler.deadline_s=60")  # fmt: skip
+    assert summary.status == "completed", "the run ended when its units did, not at its deadline"
+    assert _rows(db, "select count(*) from units where outcome = 'infra_error'") == [(3,)]
+    assert {report.mode for report in summary.lanes} == {Mode.PARKED}, "every lane was parked at the end"

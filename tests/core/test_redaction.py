@@ -3,6 +3,7 @@ that no secret value survives in anything `redact` / `redact_text` return (prope
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -170,3 +171,16 @@ def test_a_known_secret_is_removed_however_another_program_escaped_it(secret: st
     for form in secret_forms(secret):
         assert form not in cleaned
     assert cleaned.count(REDACTED) >= len(quoted)
+
+
+def test_a_long_secret_is_removed_base64_encoded_and_in_any_letter_case() -> None:
+    """A hostile gateway echoed the key base64-encoded and upper-cased into an error body, which reached a call row
+    and a transcript (an attacker's finding). A short key (a test's `k`) keeps to its spellings: its base64 form
+    (`aw`) and its other case would match ordinary words."""
+    secret = "SEKRITxy9Q7w2+/"
+    raw = secret.encode()
+    echoes = [base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode(), secret.upper(), secret.lower()]
+    echoes += [echo.rstrip("=") for echo in echoes[:2]]
+    cleaned = remove_secrets(" | ".join(f"401 for {echo}." for echo in echoes), [secret])
+    assert cleaned == " | ".join("401 for ***." for _ in echoes)
+    assert remove_secrets("await the Kettle", ["k"]) == "await the Kettle"

@@ -214,3 +214,23 @@ def test_a_run_id_or_label_of_another_suite_names_the_suite_to_add(run_cli: RunC
     assert unknown.returncode == 2 and stderr_lines(unknown) == [
         "error: report.label: no run has label 'nope'; labels: wf"
     ]
+
+
+def test_a_report_of_a_plan_not_yet_complete_says_how_much_is_missing(run_cli: RunCli, tmp_path: Path) -> None:
+    """A report of part of a plan looked complete (a new user's finding: 200 units of an 800-unit plan, nothing said
+    about the other 600). It says so on stderr now, the report itself unchanged; not once the plan is complete, nor
+    for a report narrowed to a run on purpose."""
+    _run(run_cli, "run.instances=1")
+    partial = run_cli("report", "run.instances=3")
+    assert partial.returncode == 0, partial.stderr
+    assert stderr_lines(partial) == [
+        f"note: {CATEGORIES} of the {3 * CATEGORIES} units this configuration plans have a result; `fleetbench run` "
+        f"with the same settings runs the other {2 * CATEGORIES} (`fleetbench status` shows them per cell)"
+    ]
+    assert _totals(_report(run_cli, "run.instances=3")) == [CATEGORIES]
+    complete = run_cli("report", "run.instances=1")
+    assert complete.returncode == 0 and stderr_lines(complete) == [], complete.stderr
+    with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
+        (run_id,) = connection.execute("select run_id from runs").fetchone()
+    narrowed = run_cli("report", "run.instances=3", f"report.run_id={run_id[:8]}")
+    assert narrowed.returncode == 0 and stderr_lines(narrowed) == [], narrowed.stderr

@@ -25,10 +25,13 @@ NOBODY = 65534
 
 def _snapshot(root: Path) -> dict[str, str]:
     """Every path under `root` with a digest of its content (directories marked as such)."""
-    return {
-        str(path.relative_to(root)): "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*"))
-    }
+    return {str(path.relative_to(root)): _digest(path) for path in sorted(root.rglob("*"))}
+
+
+def _digest(path: Path) -> str:
+    if path.is_dir():
+        return "dir"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "not a regular file"
 
 
 def _one_error_line(process: subprocess.CompletedProcess[str]) -> str:
@@ -90,6 +93,12 @@ def _stored_database(run_cli: RunCli, directory: Path) -> Path:
             id="corrupt-db",
         ),
         pytest.param(lambda d: None, "missing/fleetbench.db", "directory missing does not exist", id="no-such-dir"),
+        pytest.param(
+            lambda d: os.mkfifo(d / "fleetbench.db"),
+            "fleetbench.db",
+            "fleetbench.db is not a regular file (a FIFO or a device), not a database file",
+            id="db-is-a-fifo",
+        ),
     ],
 )
 def test_a_bad_sqlite_database_is_one_line_and_nothing_is_written(
@@ -353,3 +362,54 @@ def test_hydra_flags_that_cannot_be_honoured_are_one_line(
     process = run_cli("run", *flags, cwd=tmp_path)
     assert _one_error_line(process).startswith(expected)
     assert process.returncode == 2 and list(tmp_path.iterdir()) == [], "nothing written"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("suite.dataset={fifo}", "suite.dataset: cannot read '{fifo}': not a regular file"),
+        ("suite.task_file={fifo}", "task file cannot be read: {fifo} (not a regular file)"),
+        ("suite.tool_registry={fifo}", "tool registry file cannot be read: {fifo} (not a regular file)"),
+    ],
+)
+def test_a_data_file_that_is_a_fifo_is_one_line_not_a_hang(
+    run_cli: RunCli, tmp_path: Path, override: str, expected: str
+) -> None:
+    """A FIFO named as a data file: opened as a file, it waited for a writer for ever, deaf to Ctrl-C and SIGTERM
+    while the run composed its configuration (an attacker's finding). Now a one-line error, at once (the timeout
+    only ends a hang)."""
+    fifo = tmp_path / "data"
+    os.mkfifo(fifo)
+    suite = [] if override.startswith("suite.dataset") else ["suite=workflow"]
+    process = run_cli("run", *suite, override.format(fifo=fifo), timeout=60)
+    assert expected.format(fifo=fifo) in _one_error_line(process)
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--help"],
+        ["run", "run.instances=2", "run.progress=off"],
+        ["run", "-m", "run.seed=1,2", "run.instances=2", "run.progress=off"],
+        ["plugins"],
+    ],
+    ids=" ".join,
+)
+def test_output_piped_into_a_reader_that_leaves_is_no_traceback(tmp_path: Path, command: list[str]) -> None:
+    """`fleetbench run --help | head -2`: the reader leaves before the output is written, and the write's
+    BrokenPipeError ended the command with a traceback (a new user's finding; Hydra's "Error executing job" after a
+    run, whose units stay stored). Now no traceback and exit 141, as a pipe's writer that SIGPIPE ends gets, also
+    where rich writes (it exited 1 on its own), and in a sweep, whose launch lines logging wrote with a traceback
+    each. The pipe's read end is closed before the command has imported its CLI."""
+    process = subprocess.Popen([*CLI, *command], cwd=tmp_path, env=cli_env(None), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert process.stdout is not None
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 141, stderr
+    assert "Traceback" not in stderr and "Error executing job" not in stderr, stderr
+    if "run.instances=2" in command:  # every run went on to the end: a sweep's launch lines met the gone reader first
+        with sqlite3.connect(tmp_path / "fleetbench.db") as connection:
+            statuses = connection.execute("select status from runs").fetchall()
+        assert statuses == [("completed",)] * (2 if "-m" in command else 1)

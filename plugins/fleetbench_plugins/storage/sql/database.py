@@ -128,6 +128,8 @@ class SqlDatabase:
         folder = path.parent
         if path.is_dir():
             raise StorageError(f"{self._where}: {path} is a directory, not a database file")
+        if path.exists() and not path.is_file():  # SQLite said only "disk I/O error", after creating files beside it
+            raise StorageError(f"{self._where}: {path} is not a regular file (a FIFO or a device), not a database file")
         if not path.exists() and not writable:
             raise StorageError(f"no database at {path} (storage.url); `fleetbench run` creates it")
         if writable and not folder.is_dir():

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetbench.data_files import read_data_file
 from fleetbench.errors import UserError, choices_text
 from fleetbench.limits import name_problem, text_problem
 from fleetbench_plugins.suites.jsonl.scorers import SCORERS
@@ -46,7 +47,7 @@ def load_dataset(name: str, default_scorer: str) -> Dataset:
     """`builtin` or a path to a JSONL file. Every problem names the file and line."""
     path = BUILTIN if name == "builtin" else Path(name).expanduser()
     try:
-        raw = path.read_bytes()
+        raw = read_data_file(path)
     except OSError as exc:
         raise UserError(f"suite.dataset: cannot read {str(path)!r}: {exc.strerror}") from None
     items = [_item(path, number, line, default_scorer) for number, line in _lines(path, raw)]

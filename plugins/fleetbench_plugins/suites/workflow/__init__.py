@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from fleetbench.data_files import read_data_file
 from fleetbench.errors import choices_text
 from fleetbench.interfaces import Chat, EpisodeContext, Suite, option
 from fleetbench.types import Cell, Episode, MetricSpec, Outcome, Unit
@@ -135,7 +136,7 @@ def unit_seed(key: str, purpose: str) -> int:
 
 
 def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(read_data_file(path)).hexdigest()
 
 
 def _flaw_of(prompt_type: str) -> str | None:

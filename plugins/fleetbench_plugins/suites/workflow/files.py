@@ -6,13 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fleetbench.data_files import read_data_text
+
 
 def read_json(path: Path, what: str) -> Any:
     """The parsed document at `path`; `ValueError` naming the file when it is missing or not JSON."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_data_text(path)
     except FileNotFoundError:
         raise ValueError(f"{path.name}: {what} not found: {path}") from None
+    except OSError as exc:
+        raise ValueError(f"{path.name}: {what} cannot be read: {path} ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path.name}: not UTF-8 text (byte {exc.start}), so not JSON: {path}") from None
     if not text.strip():

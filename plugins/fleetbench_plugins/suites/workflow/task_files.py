@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from fleetbench.data_files import read_data_file
 from fleetbench_plugins.suites.workflow.model import DIFFICULTIES
 from fleetbench_plugins.suites.workflow.registry import ToolRegistry
 from fleetbench_plugins.suites.workflow.tasks import DEFAULT_TASKS_PATH, TaskLibrary, load_tasks
@@ -35,7 +36,7 @@ class TaskSource:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(read_data_file(path)).hexdigest()
 
 
 def open_task_source(task_file: str | None, registry: ToolRegistry, difficulties: Sequence[str]) -> TaskSource:

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from fleetbench.data_files import read_data_file
 from fleetbench.limits import name_problem
 from fleetbench_plugins.suites.workflow.files import read_json
 from fleetbench_plugins.suites.workflow.model import DIFFICULTIES, TASK_TYPES, Task
@@ -246,7 +247,7 @@ def load_tasks(path: str | Path | None = None, *, registry: ToolRegistry | None 
     """
     resolved = (Path(path) if path is not None else DEFAULT_TASKS_PATH).resolve()
     try:
-        digest = hashlib.sha256(resolved.read_bytes()).hexdigest()
+        digest = hashlib.sha256(read_data_file(resolved)).hexdigest()
     except FileNotFoundError:
         raise ValueError(f"{resolved.name}: task file not found: {resolved}") from None
     except OSError as exc:

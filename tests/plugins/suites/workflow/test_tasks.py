@@ -195,8 +195,13 @@ def test_duplicate_ids_and_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"^bad\.json: not valid JSON"):
         load_tasks(bad)
     # Each names the whole path: /dev/null was named only `null`; bytes that are not UTF-8 raised UnicodeDecodeError.
-    with pytest.raises(ValueError, match=r"^null: empty, not JSON: /dev/null$"):
+    # A device is not read at all (a FIFO would wait for a writer for ever).
+    with pytest.raises(ValueError, match=r"^null: task file cannot be read: /dev/null \(not a regular file\)$"):
         load_tasks("/dev/null")
+    empty = tmp_path / "empty.json"
+    empty.write_text(" \n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"^empty\.json: empty, not JSON: {empty}$"):
+        load_tasks(empty)
     latin = tmp_path / "latin.json"
     latin.write_bytes(b'["\xe9"]')
     with pytest.raises(ValueError, match=rf"^latin\.json: not UTF-8 text \(byte 2\), so not JSON: {latin}$"):

@@ -80,8 +80,22 @@ def secret_forms(secret: str) -> list[str]:
     forms = {secret, *once, *twice, quote(secret, safe=""), quote_plus(secret)}
     if len(secret) >= LONG_SECRET:
         encoded = {base64.b64encode(secret.encode()).decode(), base64.urlsafe_b64encode(secret.encode()).decode()}
-        forms |= encoded | {form.rstrip("=") for form in encoded}
+        forms |= encoded | {form.rstrip("=") for form in encoded} | _inside_base64(secret.encode())
     return sorted(forms, key=len, reverse=True)
+
+
+def _inside_base64(secret: bytes) -> set[str]:
+    """The characters every base64 text holding `secret` somewhere inside has, whatever comes before and after it
+    (`Bearer <key>` encoded, a blob of headers): the key starts 0, 1 or 2 bytes into a 3-byte group, and the
+    characters that also carry bits of the bytes around it (the first 2 or 3, the last one) are left out. The key's
+    own encoding alone missed it there (a second attacker's finding)."""
+    found = set()
+    for offset, mixed_at_start in ((0, 0), (1, 2), (2, 3)):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            text = encode(bytes(offset) + secret).decode().rstrip("=")
+            mixed_at_end = 1 if (offset + len(secret)) % 3 else 0
+            found.add(text[mixed_at_start : len(text) - mixed_at_end])
+    return found
 
 
 LONG_SECRET = 8

@@ -184,3 +184,18 @@ def test_a_long_secret_is_removed_base64_encoded_and_in_any_letter_case() -> Non
     cleaned = remove_secrets(" | ".join(f"401 for {echo}." for echo in echoes), [secret])
     assert cleaned == " | ".join("401 for ***." for _ in echoes)
     assert remove_secrets("await the Kettle", ["k"]) == "await the Kettle"
+
+
+@pytest.mark.parametrize("before", ["", "B", "Be", "Bearer "])
+@pytest.mark.parametrize("after", ["", "x", "xy", "\r\n"])
+def test_a_long_secret_is_removed_from_inside_a_longer_base64_text(before: str, after: str) -> None:
+    """`Bearer <key>` (or a blob of headers) echoed base64-encoded: the key's own encoding is not in that text, since
+    its characters depend on where the key starts in a 3-byte group (a second attacker's finding). What is left around
+    `***` carries at most a few bits of the key, at its edges."""
+    secret = "sk-Secr3tKeyValue42abcdef"
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        echoed = encode(f"{before}{secret}{after}".encode()).decode()
+        cleaned = remove_secrets(f"header={echoed}.", [secret])
+        assert cleaned.count(REDACTED) == 1, cleaned
+        kept = len(cleaned) - len("header=***.")  # the characters left of the echo
+        assert len(echoed) - kept >= len(secret) * 4 // 3 - 4, "at most 4 characters of the key's encoding are left"

@@ -15,6 +15,7 @@ never a secret: it names where the value lives.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, MutableMapping
@@ -73,15 +74,21 @@ def secret_forms(secret: str) -> list[str]:
     escaped while only its raw spelling was looked for. A secret of `LONG_SECRET` characters or more is also
     looked for base64-encoded (standard and URL-safe alphabets, with and without padding): a gateway echoed a key
     that way into an error body, which reached a call row and a transcript (an attacker's finding)."""
+    return list(_forms(secret))
+
+
+@functools.lru_cache(maxsize=256)
+def _forms(secret: str) -> tuple[str, ...]:
+    """`secret_forms`, computed once per secret: every error text and litellm log record asks for them."""
     if not secret:
-        return []
+        return ()
     once = _escaped(secret)
     twice = {form for escaped in once for form in _escaped(escaped)}
     forms = {secret, *once, *twice, quote(secret, safe=""), quote_plus(secret)}
     if len(secret) >= LONG_SECRET:
         encoded = {base64.b64encode(secret.encode()).decode(), base64.urlsafe_b64encode(secret.encode()).decode()}
         forms |= encoded | {form.rstrip("=") for form in encoded} | _inside_base64(secret.encode())
-    return sorted(forms, key=len, reverse=True)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def _inside_base64(secret: bytes) -> set[str]:
@@ -113,12 +120,14 @@ def remove_secrets(text: str, secrets: Iterable[str]) -> str:
     """`text` with every spelling (`secret_forms`) of each of `secrets` replaced by `***`; the spellings of a long
     secret in any letter case too (a gateway echoed a key upper-cased)."""
     known = set(secrets)
-    for form in sorted({form for secret in known for form in secret_forms(secret)}, key=len, reverse=True):
-        text = text.replace(form, REDACTED)
-    long_forms = sorted({form for secret in known if len(secret) >= LONG_SECRET for form in secret_forms(secret)},
+    # Long secrets first: a short one replaced inside a long one (a test key `k` in `sk-…`) would leave the rest of it.
+    long_forms = sorted({form for secret in known if len(secret) >= LONG_SECRET for form in _forms(secret)},
                         key=len, reverse=True)  # fmt: skip
     if long_forms:
         text = re.sub("|".join(map(re.escape, long_forms)), REDACTED, text, flags=re.IGNORECASE)
+    short_forms = {form for secret in known if len(secret) < LONG_SECRET for form in _forms(secret)}
+    for form in sorted(short_forms, key=len, reverse=True):
+        text = text.replace(form, REDACTED)
     return text
 
 

@@ -184,6 +184,9 @@ def test_a_long_secret_is_removed_base64_encoded_and_in_any_letter_case() -> Non
     cleaned = remove_secrets(" | ".join(f"401 for {echo}." for echo in echoes), [secret])
     assert cleaned == " | ".join("401 for ***." for _ in echoes)
     assert remove_secrets("await the Kettle", ["k"]) == "await the Kettle"
+    # A short key inside a long one is replaced after it: the other way round, `s***-…` left the rest of the long key.
+    holding_k = "sk-Secr3tKeyValue42"
+    assert remove_secrets(f"{holding_k.upper()} and {holding_k} and k", ["k", holding_k]) == "*** and *** and ***"
 
 
 @pytest.mark.parametrize("before", ["", "B", "Be", "Bearer "])
